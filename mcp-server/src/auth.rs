@@ -1,0 +1,209 @@
+//! Subscription keys: who is calling.
+//!
+//! A key may come as `Ocp-Apim-Subscription-Key`, `api-key` or `Authorization: Bearer`. Keys are
+//! compared in constant time and never logged; the subscription *name* is what logs, metrics and
+//! limits see. With no keys configured the server is open and callers are told apart by IP.
+
+use std::{net::IpAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use http::{HeaderMap, header};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::{config::SubscriptionKeys, error::ApiError};
+
+/// The headers a subscription key may arrive in, in the order they are read.
+const KEY_HEADERS: [&str; 2] = ["ocp-apim-subscription-key", "api-key"];
+
+/// Label used for callers when the server runs without keys. Client IPs never become labels.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The authenticated caller of one request, stored in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The subscription's name, or `None` when the server is open.
+    pub subscription: Option<Arc<str>>,
+    /// The key the caller presented, kept so the agent can call back into /mcp as the caller.
+    pub key: Option<SecretString>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// A bounded label for metrics and logs: the subscription name, or `anonymous`.
+    pub fn label(&self) -> &str {
+        self.subscription.as_deref().unwrap_or(ANONYMOUS)
+    }
+
+    /// The key rate limits and budgets count against: the subscription, else the client IP.
+    pub fn limit_key(&self) -> Arc<str> {
+        match (&self.subscription, self.client_ip) {
+            (Some(name), _) => name.clone(),
+            (None, Some(ip)) => Arc::from(format!("ip:{ip}")),
+            (None, None) => Arc::from(ANONYMOUS),
+        }
+    }
+}
+
+/// Checks presented keys against the configured subscriptions.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    subscriptions: Vec<(Arc<str>, SecretString)>,
+}
+
+impl Authenticator {
+    pub fn new(keys: Option<&SubscriptionKeys>) -> Self {
+        let subscriptions = keys
+            .map(|keys| {
+                keys.0
+                    .iter()
+                    .map(|s| (Arc::from(s.name.as_str()), s.key.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { subscriptions }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.subscriptions.is_empty()
+    }
+
+    /// The subscription whose key is `presented`, compared in constant time.
+    ///
+    /// Every configured key is compared, so the time taken does not reveal which one matched.
+    pub fn subscription_for(&self, presented: &str) -> Option<Arc<str>> {
+        let mut found = None;
+        for (name, key) in &self.subscriptions {
+            if bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(name.clone());
+            }
+        }
+        found
+    }
+
+    /// Identifies the caller of a request, or refuses it.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let presented = presented_key(headers);
+        if self.is_open() {
+            return Ok(Caller {
+                subscription: None,
+                key: presented.map(|k| SecretString::from(k.to_owned())),
+                client_ip,
+            });
+        }
+        let presented = presented.ok_or(ApiError::MissingKey)?;
+        let subscription = self.subscription_for(presented).ok_or_else(|| {
+            tracing::info!(client_ip = ?client_ip, "refused an unknown subscription key");
+            ApiError::InvalidKey
+        })?;
+        Ok(Caller {
+            subscription: Some(subscription),
+            key: Some(SecretString::from(presented.to_owned())),
+            client_ip,
+        })
+    }
+}
+
+/// The key a request presents, from the first header that carries one.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    KEY_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| {
+                    value
+                        .strip_prefix("Bearer ")
+                        .or_else(|| value.strip_prefix("bearer "))
+                })
+        })
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
+/// Middleware: authenticates the request and stores its [`Caller`] in the extensions.
+pub async fn require_caller(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let caller = authenticator.authenticate(request.headers(), client_ip)?;
+    tracing::Span::current().record("subscription", caller.label());
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use http::HeaderValue;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(Some(&"alice=key-a,bob=key-b".parse().unwrap()))
+    }
+
+    fn headers(name: &str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn each_key_header_identifies_the_subscription() {
+        let auth = authenticator();
+        for (name, value) in [
+            ("ocp-apim-subscription-key", "key-b"),
+            ("api-key", "key-b"),
+            ("authorization", "Bearer key-b"),
+        ] {
+            let caller = auth.authenticate(&headers(name, value), None).unwrap();
+            assert_eq!(caller.label(), "bob", "{name}");
+        }
+    }
+
+    #[test]
+    fn missing_and_wrong_keys_are_refused() {
+        let auth = authenticator();
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new(), None),
+            Err(ApiError::MissingKey)
+        ));
+        assert!(matches!(
+            auth.authenticate(&headers("api-key", "key-"), None),
+            Err(ApiError::InvalidKey)
+        ));
+        assert!(matches!(
+            auth.authenticate(&headers("authorization", "Basic key-a"), None),
+            Err(ApiError::MissingKey)
+        ));
+    }
+
+    #[test]
+    fn open_servers_key_limits_by_ip_but_label_anonymously() {
+        let auth = Authenticator::new(None);
+        let caller = auth
+            .authenticate(&HeaderMap::new(), Some("10.1.2.3".parse().unwrap()))
+            .unwrap();
+        assert_eq!(caller.label(), ANONYMOUS);
+        assert_eq!(&*caller.limit_key(), "ip:10.1.2.3");
+    }
+}

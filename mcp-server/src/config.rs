@@ -1,0 +1,328 @@
+//! Every setting tollgate reads, in one place.
+//!
+//! Settings come from env vars (each also has a flag); `tollgate --help` lists them with their
+//! defaults. Parsing turns raw strings into typed values here, so the rest of the code never sees
+//! an env var or a malformed value. Tests build `Settings` from an argument list instead of
+//! mutating the process environment.
+
+use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use secrecy::SecretString;
+
+/// tollgate: an MCP server, an agent runtime and an AI gateway in one binary.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tollgate", version, about, long_about = None)]
+pub struct Settings {
+    /// Listen address.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Listen port (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Identity reported by whoami, /health, / and /agent/chat.
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// App Service's instance id; used when INSTANCE_ID is unset (else a UUID made at start).
+    #[arg(long, env = "WEBSITE_INSTANCE_ID", hide_short_help = true)]
+    pub website_instance_id: Option<String>,
+
+    /// App Service site name, reported by whoami.
+    #[arg(long, env = "WEBSITE_SITE_NAME", hide_short_help = true)]
+    pub website_site_name: Option<String>,
+
+    /// App Service deployment slot name, reported by whoami.
+    #[arg(long, env = "WEBSITE_SLOT_NAME", hide_short_help = true)]
+    pub website_slot_name: Option<String>,
+
+    /// How the agent reaches its tools: `in-process` or `mcp`.
+    #[arg(long, env = "TOOL_ROUTING", value_enum, default_value_t = ToolRouting::InProcess)]
+    pub tool_routing: ToolRouting,
+
+    /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
+    /// /metrics needs a key (Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer).
+    #[arg(long, env = "SUBSCRIPTION_KEYS", hide_env_values = true)]
+    pub subscription_keys: Option<SubscriptionKeys>,
+
+    /// MCP calls per key: `calls/seconds`.
+    #[arg(long, env = "MCP_RATE_LIMIT", default_value = "120/60")]
+    pub mcp_rate_limit: RateSpec,
+
+    /// Per-tool MCP limits per key, e.g. `summarize=10/60,echo=100/60`.
+    #[arg(long, env = "MCP_TOOL_RATE_LIMITS", default_value = "")]
+    pub mcp_tool_rate_limits: ToolRateLimits,
+
+    /// Host header allowlist for /mcp (DNS-rebinding protection), comma-separated. Entries are
+    /// hostnames or `host:port`. Default: loopback hosts only.
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Origin header allowlist for /mcp, comma-separated, with scheme (e.g.
+    /// `https://app.example.com`, `http://localhost:*`). Default: none, so any request that
+    /// carries an Origin header is refused; requests without one pass.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Format of every Retry-After header this server sends: `seconds`, `http-date` or `iso8601`.
+    #[arg(long, env = "RETRY_AFTER_FORMAT", value_enum, default_value_t = RetryAfterFormat::Seconds)]
+    pub retry_after_format: RetryAfterFormat,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+
+    /// Deadline for one request to /mcp and the other short routes, in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+
+    /// How long shutdown waits for in-flight requests, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log format: `text` or `json`. Verbosity comes from RUST_LOG (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Parses settings from flags and the process environment; used by the binary.
+    pub fn from_env() -> Self {
+        Self::parse()
+    }
+
+    /// Parses settings from an argument list (`--port 0 …`); env vars still fill the gaps.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_parse_from(std::iter::once("tollgate".into()).chain(args.into_iter().map(Into::into)))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn instance(&self) -> tools::Instance {
+        tools::Instance::new(
+            self.instance_id.clone(),
+            self.website_instance_id.clone(),
+            self.website_site_name.clone(),
+            self.website_slot_name.clone(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ToolRouting {
+    InProcess,
+    Mcp,
+}
+
+impl ToolRouting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProcess => "in-process",
+            Self::Mcp => "mcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetryAfterFormat {
+    /// Delay in whole seconds (`Retry-After: 7`).
+    Seconds,
+    /// RFC 9110 HTTP date (`Retry-After: Tue, 24 Nov 2026 23:00:07 GMT`).
+    HttpDate,
+    /// ISO 8601 UTC timestamp (`Retry-After: 2026-11-24T23:00:07Z`).
+    Iso8601,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A subscription: a name (safe to log and to use as a metrics label) and its secret key.
+#[derive(Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub key: SecretString,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SUBSCRIPTION_KEYS`: `name=key,name=key…`.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionKeys(pub Vec<Subscription>);
+
+impl FromStr for SubscriptionKeys {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut subscriptions: Vec<Subscription> = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            // Never echo the entry itself: it holds a secret.
+            let Some((name, key)) = entry.split_once('=') else {
+                return Err(format!(
+                    "entry {} has no `=`; expected name=key",
+                    subscriptions.len() + 1
+                ));
+            };
+            let (name, key) = (name.trim(), key.trim());
+            if name.is_empty() || key.is_empty() {
+                return Err(format!(
+                    "entry {} has an empty name or key",
+                    subscriptions.len() + 1
+                ));
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(format!(
+                    "subscription name `{name}` may use only letters, digits, `-`, `_` and `.`"
+                ));
+            }
+            if subscriptions.iter().any(|s| s.name == name) {
+                return Err(format!("subscription name `{name}` appears twice"));
+            }
+            subscriptions.push(Subscription {
+                name: name.to_owned(),
+                key: SecretString::from(key.to_owned()),
+            });
+        }
+        Ok(Self(subscriptions))
+    }
+}
+
+/// A rate: `calls` per `period` (`120/60` is 120 calls per 60 seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub calls: NonZeroU32,
+    pub period: Duration,
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let (calls, seconds) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{raw}` is not of the form calls/seconds"))?;
+        let calls: u32 = calls
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{calls}` is not a whole number of calls"))?;
+        let calls =
+            NonZeroU32::new(calls).ok_or_else(|| "the number of calls must be at least 1".to_owned())?;
+        let seconds: u64 = seconds
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{seconds}` is not a whole number of seconds"))?;
+        if seconds == 0 {
+            return Err("the period must be at least 1 second".to_owned());
+        }
+        Ok(Self {
+            calls,
+            period: Duration::from_secs(seconds),
+        })
+    }
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.calls, self.period.as_secs())
+    }
+}
+
+/// `MCP_TOOL_RATE_LIMITS`: `tool=calls/seconds,…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolRateLimits(pub Vec<(String, RateSpec)>);
+
+impl FromStr for ToolRateLimits {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut limits = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (tool, rate) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not of the form tool=calls/seconds"))?;
+            let tool = tool.trim();
+            if tools::spec(tool).is_none() {
+                let known: Vec<&str> = tools::catalog().iter().map(|t| t.name).collect();
+                return Err(format!(
+                    "unknown tool `{tool}`; the tools are {}",
+                    known.join(", ")
+                ));
+            }
+            limits.push((tool.to_owned(), rate.parse()?));
+        }
+        Ok(Self(limits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let settings = Settings::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(settings.port, 8000);
+        assert_eq!(settings.host.to_string(), "127.0.0.1");
+        assert_eq!(settings.mcp_rate_limit.to_string(), "120/60");
+        assert_eq!(settings.retry_after_format, RetryAfterFormat::Seconds);
+        assert_eq!(settings.tool_routing, ToolRouting::InProcess);
+        assert_eq!(settings.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn subscription_keys_parse_and_never_print_the_key() {
+        let keys: SubscriptionKeys = "alice=s3cret, bob=hunter2".parse().unwrap();
+        assert_eq!(keys.0.len(), 2);
+        assert_eq!(keys.0[1].name, "bob");
+        assert_eq!(keys.0[1].key.expose_secret(), "hunter2");
+        assert!(!format!("{keys:?}").contains("s3cret"));
+
+        let err = "alice:s3cret".parse::<SubscriptionKeys>().unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!("a=1,a=2".parse::<SubscriptionKeys>().is_err());
+        assert!("a=".parse::<SubscriptionKeys>().is_err());
+    }
+
+    #[test]
+    fn rate_specs_parse_or_explain() {
+        let rate: RateSpec = " 10/60 ".parse().unwrap();
+        assert_eq!((rate.calls.get(), rate.period.as_secs()), (10, 60));
+        for bad in ["10", "0/60", "10/0", "x/60", "10/y"] {
+            assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
+        }
+        let tools: ToolRateLimits = "summarize=10/60,echo=100/60".parse().unwrap();
+        assert_eq!(tools.0[0].0, "summarize");
+        assert!("nope=1/1".parse::<ToolRateLimits>().is_err());
+    }
+}

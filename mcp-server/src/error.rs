@@ -1,0 +1,168 @@
+//! The one HTTP error type, and the JSON envelope every error answer uses.
+//!
+//! Every refusal this server makes is an [`ApiError`]. Its status comes from one exhaustive match,
+//! and its body is always `{"error": {"code": "…", "message": "…"}}`. Messages are written for
+//! the client and never contain a secret; detail that only operators need goes to the log.
+
+use axum::{
+    Json,
+    extract::rejection::JsonRejection,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// A refusal, ready to become an HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request body or parameters are malformed.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The request is well-formed but its values are not acceptable.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// No subscription key was given where one is required.
+    #[error("a subscription key is required")]
+    MissingKey,
+    /// A subscription key was given but matches no subscription.
+    #[error("the subscription key is not valid")]
+    InvalidKey,
+    /// A key that may not see this resource.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No route at this path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// A rate limit refused the call; the client may retry after the given delay.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: HeaderValue,
+        /// Extra headers describing the limit (`x-ratelimit-*`).
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Something broke inside the server. The detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON error envelope.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::MissingKey => "missing_subscription_key",
+            Self::InvalidKey => "invalid_subscription_key",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "the server could not complete the request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = envelope(status, self.code(), &message);
+        if let Self::RateLimited {
+            retry_after,
+            headers,
+            ..
+        } = self
+        {
+            let response_headers = response.headers_mut();
+            response_headers.insert(header::RETRY_AFTER, retry_after);
+            for (name, value) in headers {
+                response_headers.insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let code = match rejection {
+            JsonRejection::JsonDataError(_) => "invalid_request",
+            JsonRejection::JsonSyntaxError(_) => "invalid_json",
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            _ => "invalid_request",
+        };
+        Self::bad_request(code, rejection.body_text())
+    }
+}
+
+/// Builds the envelope answer for any status; also used to rewrite bare error answers from
+/// layers we don't own (see [`crate::http::envelope_bare_errors`]).
+pub fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail { code, message },
+    };
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW)
+    {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}
+
+/// The snake_case code for a status when a layer we don't own refused the request.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        StatusCode::GATEWAY_TIMEOUT => "gateway_timeout",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal_error",
+    }
+}

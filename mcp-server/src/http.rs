@@ -1,0 +1,188 @@
+//! The router: every route, every layer, in one place, in the order they run.
+//!
+//! Public routes (`/`, `/health`, `/metrics`) need no key; everything else passes
+//! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Json, Router,
+    body::to_bytes,
+    extract::{MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderMap, StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
+use tools::Instance;
+
+use crate::{
+    auth::{self, Authenticator},
+    config::Settings,
+    error::{self, ApiError},
+    mcp::{
+        self,
+        limits::McpLimits,
+        traffic::{self, McpTraffic},
+    },
+};
+
+/// What handlers share.
+pub struct AppState {
+    pub settings: Settings,
+    pub instance: Arc<Instance>,
+    pub prometheus: PrometheusHandle,
+    pub mcp_traffic: Arc<McpTraffic>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, prometheus: PrometheusHandle) -> Self {
+        let instance = Arc::new(settings.instance());
+        let mcp_traffic = Arc::new(McpTraffic {
+            limits: McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
+            retry_after_format: settings.retry_after_format,
+            max_body_bytes: settings.max_request_body_bytes,
+        });
+        Self {
+            settings,
+            instance,
+            prometheus,
+            mcp_traffic,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Builds the whole application. `shutdown` stops rmcp's in-flight work on shutdown.
+pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    let settings = &state.settings;
+    let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
+
+    let mcp_service = mcp::service(settings, state.instance.clone(), shutdown);
+    let protected = Router::new()
+        .route_service("/mcp", mcp_service)
+        .layer(middleware::from_fn_with_state(
+            state.mcp_traffic.clone(),
+            traffic::govern_mcp_traffic,
+        ))
+        .layer(middleware::from_fn_with_state(
+            authenticator,
+            auth::require_caller,
+        ));
+
+    let public = Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics));
+
+    public
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state.clone())
+        // Each `layer` wraps everything above it, so read these bottom-up for the order a
+        // request meets them: trace, give every bare error the JSON envelope, bound the time,
+        // bound the body.
+        .layer(RequestBodyLimitLayer::new(state.settings.max_request_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout(),
+        ))
+        .layer(middleware::from_fn(envelope_bare_errors))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Spans are named by the matched route, never the raw URI (bounded, and no query strings).
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        subscription = tracing::field::Empty,
+    )
+}
+
+/// Rewrites error answers that carry no JSON (from rmcp, axum or tower-http layers) into the
+/// JSON envelope, so every error a client sees has the same shape.
+async fn envelope_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // These bodies are short reason texts; anything long is not worth echoing.
+    let text = to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let mut rewritten = error::envelope(status, error::code_for_status(status), &text);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("{} {}", request.method(), request.uri().path()))
+}
+
+#[derive(Serialize)]
+pub struct Health<'a> {
+    pub status: &'static str,
+    pub instance_id: &'a str,
+    pub version: &'static str,
+    pub tool_routing: &'static str,
+    pub model_configured: bool,
+    pub state_store: &'static str,
+    pub uptime_seconds: u64,
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    Json(Health {
+        status: "healthy",
+        instance_id: &state.instance.id,
+        version: env!("CARGO_PKG_VERSION"),
+        tool_routing: state.settings.tool_routing.as_str(),
+        model_configured: false,
+        state_store: "memory",
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+    .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+async fn index(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Html<String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    Html(crate::status_page::render(&state, host))
+}

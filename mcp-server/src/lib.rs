@@ -1,0 +1,107 @@
+//! tollgate's HTTP surface and composition root.
+//!
+//! Layout:
+//! - [`config`]: every setting, parsed once.
+//! - [`http`]: the router, its layers and the small status handlers.
+//! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
+//! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
+//! - [`error`]: the one HTTP error type and its JSON envelope.
+//! - [`retry_after`]: `Retry-After` in the configured format.
+//! - [`telemetry`]: logging and the Prometheus registry.
+//!
+//! [`serve`] takes a bound listener and a shutdown future, so tests bind port 0 and drive a
+//! real socket.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod mcp;
+pub mod retry_after;
+mod status_page;
+pub mod telemetry;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Settings;
+
+/// Serves the app on `listener` until `shutdown` completes, then drains in-flight requests for
+/// at most the configured grace period.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let prometheus = telemetry::prometheus();
+    let upkeep = tokio::spawn(telemetry::run_metrics_upkeep(prometheus.clone()));
+    let grace = settings.shutdown_grace();
+    let state = Arc::new(http::AppState::new(settings, prometheus));
+
+    // Idle per-key limiter state is dropped periodically so memory tracks active keys.
+    let limits = state.mcp_traffic.clone();
+    let forget_idle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.limits.forget_idle_keys();
+        }
+    });
+
+    let cancel = CancellationToken::new();
+    let app = http::app(state, cancel.clone());
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, mcp = %format!("http://{addr}/mcp"), "tollgate is serving");
+
+    let draining = cancel.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        draining.cancel();
+    });
+
+    let result = tokio::select! {
+        result = server => result,
+        () = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests outlived the shutdown grace period");
+            Ok(())
+        }
+    };
+    upkeep.abort();
+    forget_idle.abort();
+    result
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C still works");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

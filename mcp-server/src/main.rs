@@ -1,0 +1,26 @@
+//! The `tollgate` binary: parse settings, bind, serve until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use mcp_server::{Settings, serve, shutdown_signal, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = Settings::from_env();
+    telemetry::init_logging(settings.log_format);
+    let addr = SocketAddr::new(settings.host, settings.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%addr, %error, "cannot listen");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match serve(listener, settings, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

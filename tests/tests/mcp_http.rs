@@ -1,0 +1,123 @@
+//! The HTTP face of /mcp: methods, junk bodies, and a raw stateless 2026-07-28 call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use tests::{TestServer, meta_2026, post_mcp, rpc};
+
+#[tokio::test]
+async fn get_and_delete_are_405_with_the_json_envelope() {
+    let server = TestServer::start(&[]).await;
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = client
+            .request(method.clone(), server.mcp_url())
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method}");
+    }
+}
+
+#[tokio::test]
+async fn a_stateless_2026_request_needs_no_session() {
+    let server = TestServer::start(&["--instance-id", "raw-2026"]).await;
+    let client = reqwest::Client::new();
+    let mut params = json!({"name": "echo", "arguments": {"message": "hi"}});
+    params["_meta"] = meta_2026();
+    let response = post_mcp(
+        &client,
+        &server,
+        &rpc(7, "tools/call", params),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["result"]["structuredContent"]["message"], "hi");
+    assert_eq!(body["result"]["structuredContent"]["instance_id"], "raw-2026");
+}
+
+#[tokio::test]
+async fn junk_bodies_never_yield_a_5xx() {
+    let server = TestServer::start(&["--mcp-rate-limit", "100000/1"]).await;
+    let client = reqwest::Client::new();
+    // A small deterministic generator: structured junk, truncated JSON, wrong types, binary.
+    let mut seeds: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"{".to_vec(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"[1,2,3]".to_vec(),
+        b"\"tools/call\"".to_vec(),
+        br#"{"jsonrpc":"2.0"}"#.to_vec(),
+        br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":[1]}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":42}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","method":"notifications/unknown"}"#.to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x7b],
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\u{0}\"}".as_bytes().to_vec(),
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let template = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#;
+    for _ in 0..200 {
+        let mut body = template.to_vec();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state as usize) % body.len();
+            body[at] = (state >> 32) as u8;
+        }
+        seeds.push(body);
+    }
+    for body in seeds {
+        let response = client
+            .post(server.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            !status.is_server_error(),
+            "{status} for body {:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // And the server still answers.
+    let response = post_mcp(&client, &server, &rpc(1, "ping", json!({})), &[]).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_the_envelope() {
+    let server = TestServer::start(&["--max-request-body-bytes", "1024"]).await;
+    let client = reqwest::Client::new();
+    let message = "x".repeat(4096);
+    let body = rpc(1, "tools/call", json!({"name": "echo", "arguments": {"message": message}}));
+    let response = post_mcp(&client, &server, &body, &[]).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+}

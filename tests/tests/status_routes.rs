@@ -1,0 +1,55 @@
+//! `/health`, `/` and `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use tests::{TestServer, post_mcp, rpc};
+
+#[tokio::test]
+async fn health_reports_identity_and_configuration() {
+    let server = TestServer::start(&["--instance-id", "inst-health", "--tool-routing", "mcp"]).await;
+    let body: Value = reqwest::get(server.url("/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["instance_id"], "inst-health");
+    assert_eq!(body["tool_routing"], "mcp");
+    assert_eq!(body["state_store"], "memory");
+    assert_eq!(body["model_configured"], false);
+    assert!(body["version"].is_string());
+}
+
+#[tokio::test]
+async fn index_page_lists_instance_endpoint_and_tools() {
+    let server = TestServer::start(&["--instance-id", "inst-<page>"]).await;
+    let response = reqwest::get(server.url("/")).await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("inst-&lt;page&gt;"), "instance id is escaped");
+    assert!(page.contains(&format!("http://{}/mcp", server.addr)));
+    for tool in tools::catalog() {
+        assert!(page.contains(tool.name));
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_mcp_requests_by_method_and_tool() {
+    let server = TestServer::start(&["--subscription-keys", "metrics-sub=k"]).await;
+    let client = reqwest::Client::new();
+    let call = rpc(1, "tools/call", json!({"name": "echo", "arguments": {"message": "m"}}));
+    for _ in 0..3 {
+        let response = post_mcp(&client, &server, &call, &[("api-key", "k")]).await;
+        assert_eq!(response.status(), 200);
+    }
+    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("mcp_requests_total{")
+                && l.contains(r#"method="tools/call""#)
+                && l.contains(r#"tool="echo""#)
+                && l.contains(r#"subscription="metrics-sub""#)
+                && l.contains(r#"status="200""#)
+        })
+        .unwrap_or_else(|| panic!("no mcp_requests_total series for echo in:\n{text}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(text.contains("mcp_request_duration_seconds_bucket{"));
+    assert!(!text.contains("127.0.0.1"), "client IPs never become labels");
+}
