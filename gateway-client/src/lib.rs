@@ -1,1 +1,36 @@
-//! The gateway client.
+//! Every model call tollgate makes, and the policies around it.
+//!
+//! Only this crate talks to the model API. The agent's calls and the OpenAI-compatible gateway
+//! endpoint both come through [`Gateway`], so the same policies apply to both.
+//!
+//! Layout:
+//! - [`pipeline`]: the policies in the order they run (read it first).
+//! - [`policy`]: one module per policy: `governance` (max_tokens) and `budget` (tokens).
+//! - [`upstream`]: backend pool, retries, failover, circuit breakers, SSE parsing.
+//! - [`store`]: the [`StateStore`] trait behind budgets and the usage ledger, and its in-process
+//!   implementation.
+//! - [`cache`]: the cache seam ([`ResponseCache`]).
+//! - [`tokens`]: token counting with the model's tokenizer.
+//! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
+
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod metrics;
+pub mod period;
+pub mod pipeline;
+pub mod policy;
+pub mod store;
+pub mod tokens;
+pub mod upstream;
+pub mod usage;
+
+pub use cache::{CacheStatus, ResponseCache};
+pub use config::GatewayConfig;
+pub use context::{Api, CacheDirective, CallContext, Operation};
+pub use error::GatewayError;
+pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
+pub use store::{MemoryStore, StateStore};
+pub use usage::{Usage, UsageReport};

@@ -8,7 +8,13 @@
 use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
 
 use clap::{Parser, ValueEnum};
+use gateway_client::config::{
+    BackendConfig, BreakerConfig, BudgetConfig, GatewayConfig, Price, Prices, QuotaPeriod,
+    RetryConfig, TokenQuota,
+};
 use secrecy::SecretString;
+
+const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// tollgate: an MCP server, an agent runtime and an AI gateway in one binary.
 #[derive(Debug, Clone, Parser)]
@@ -66,14 +72,106 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
 
     /// Origin header allowlist for /mcp, comma-separated, with scheme (e.g.
-    /// `https://app.example.com`, `http://localhost:*`). Default: none, so any request that
-    /// carries an Origin header is refused; requests without one pass.
+    /// `https://app.example.com`, `http://localhost:*`). Default: none configured, which admits
+    /// only loopback origins (localhost, 127.0.0.1, [::1], any port). Requests without an Origin
+    /// header (non-browser clients) always pass.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
     /// Format of every Retry-After header this server sends: `seconds`, `http-date` or `iso8601`.
     #[arg(long, env = "RETRY_AFTER_FORMAT", value_enum, default_value_t = RetryAfterFormat::Seconds)]
     pub retry_after_format: RetryAfterFormat,
+
+    /// OpenAI-compatible upstream base URL; a comma-separated list is a priority-ordered backend
+    /// pool (failover, circuit breaker). [default: https://api.openai.com/v1, used when only
+    /// OPENAI_API_KEY is set]
+    #[arg(long, env = "OPENAI_BASE_URL", value_delimiter = ',')]
+    pub openai_base_url: Vec<String>,
+
+    /// Upstream API key (sent as a bearer token; never the caller's key).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<SecretString>,
+
+    /// Azure OpenAI endpoint (https://NAME.openai.azure.com); used instead of OPENAI_BASE_URL.
+    #[arg(long, env = "AZURE_OPENAI_ENDPOINT")]
+    pub azure_openai_endpoint: Option<String>,
+
+    /// Azure OpenAI key (sent as `api-key`).
+    #[arg(long, env = "AZURE_OPENAI_API_KEY", hide_env_values = true)]
+    pub azure_openai_api_key: Option<SecretString>,
+
+    /// Azure OpenAI API version.
+    #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = "2024-10-21")]
+    pub azure_openai_api_version: String,
+
+    /// Chat model (or Azure deployment) name.
+    #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini")]
+    pub chat_model: String,
+
+    /// Embedding model (or Azure deployment) name.
+    #[arg(
+        long,
+        env = "EMBEDDING_MODEL",
+        default_value = "text-embedding-3-small"
+    )]
+    pub embedding_model: String,
+
+    /// Token budget per subscription per minute.
+    #[arg(long, env = "TOKENS_PER_MINUTE", default_value_t = 50_000)]
+    pub tokens_per_minute: u64,
+
+    /// Optional longer token quota per subscription, per TOKEN_QUOTA_PERIOD (403 when spent).
+    #[arg(long, env = "TOKEN_QUOTA")]
+    pub token_quota: Option<u64>,
+
+    /// Period of TOKEN_QUOTA and of the /admin/usage report (UTC calendar periods).
+    #[arg(long, env = "TOKEN_QUOTA_PERIOD", value_enum, default_value_t = QuotaPeriodSetting::Monthly)]
+    pub token_quota_period: QuotaPeriodSetting,
+
+    /// max_tokens ceiling applied to non-streamed model calls (and set when a call has none).
+    #[arg(long, env = "MAX_TOKENS_CAP", default_value_t = 2000)]
+    pub max_tokens_cap: u32,
+
+    /// Key for the admin routes (/admin/usage for every subscription).
+    #[arg(long, env = "ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<SecretString>,
+
+    /// Prices per model in USD per million tokens, `model=input/output,…`. A model also matches
+    /// a longer dated name (`gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`).
+    #[arg(long, env = "MODEL_PRICES", default_value = "gpt-4o-mini=0.15/0.60")]
+    pub model_prices: PriceTable,
+
+    /// Deadline of one model call, retries and failover included, in seconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub upstream_timeout_seconds: u64,
+
+    /// Deadline of one attempt against one backend, in seconds.
+    #[arg(long, env = "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub upstream_attempt_timeout_seconds: u64,
+
+    /// Attempts per backend before failing over to the next one.
+    #[arg(long, env = "UPSTREAM_ATTEMPTS", default_value_t = 3)]
+    pub upstream_attempts: u32,
+
+    /// First retry backoff in milliseconds (doubles per retry, with jitter).
+    #[arg(long, env = "UPSTREAM_BACKOFF_MS", default_value_t = 200)]
+    pub upstream_backoff_ms: u64,
+
+    /// Longest upstream Retry-After honored by waiting; longer ones fail over at once (seconds).
+    #[arg(long, env = "UPSTREAM_MAX_RETRY_AFTER_SECONDS", default_value_t = 10)]
+    pub upstream_max_retry_after_seconds: u64,
+
+    /// Failures within BREAKER_WINDOW_SECONDS that open a backend's circuit breaker.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// Window in which breaker failures are counted, in seconds.
+    #[arg(long, env = "BREAKER_WINDOW_SECONDS", default_value_t = 30)]
+    pub breaker_window_seconds: u64,
+
+    /// How long an open breaker keeps traffic off a backend before probing it, in seconds.
+    #[arg(long, env = "BREAKER_OPEN_SECONDS", default_value_t = 30)]
+    pub breaker_open_seconds: u64,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -104,7 +202,9 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Self::try_parse_from(std::iter::once("tollgate".into()).chain(args.into_iter().map(Into::into)))
+        Self::try_parse_from(
+            std::iter::once("tollgate".into()).chain(args.into_iter().map(Into::into)),
+        )
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -113,6 +213,75 @@ impl Settings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// Whether an upstream model is configured at all.
+    pub fn model_configured(&self) -> bool {
+        !self.backend_configs().is_empty()
+    }
+
+    /// The upstream pool: Azure if its endpoint is set, else the OpenAI-compatible list (the
+    /// public OpenAI API when only a key is given).
+    pub fn backend_configs(&self) -> Vec<BackendConfig> {
+        if let Some(endpoint) = self
+            .azure_openai_endpoint
+            .as_ref()
+            .filter(|e| !e.trim().is_empty())
+        {
+            return vec![BackendConfig::Azure {
+                endpoint: endpoint.trim().to_owned(),
+                api_key: self.azure_openai_api_key.clone(),
+                api_version: self.azure_openai_api_version.clone(),
+            }];
+        }
+        let mut urls: Vec<String> = self
+            .openai_base_url
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() && self.openai_api_key.is_some() {
+            urls.push(DEFAULT_OPENAI_BASE_URL.to_owned());
+        }
+        urls.into_iter()
+            .map(|base_url| BackendConfig::OpenAi {
+                base_url,
+                api_key: self.openai_api_key.clone(),
+            })
+            .collect()
+    }
+
+    pub fn gateway_config(&self) -> GatewayConfig {
+        let period = self.token_quota_period.into();
+        GatewayConfig {
+            backends: self.backend_configs(),
+            chat_model: self.chat_model.clone(),
+            embedding_model: self.embedding_model.clone(),
+            budget: BudgetConfig {
+                tokens_per_minute: self.tokens_per_minute,
+                quota: self.token_quota.map(|tokens| TokenQuota { tokens, period }),
+                usage_period: period,
+            },
+            max_tokens_cap: self.max_tokens_cap,
+            retry: RetryConfig {
+                attempts_per_backend: self.upstream_attempts.max(1),
+                base_backoff: Duration::from_millis(self.upstream_backoff_ms),
+                max_backoff: Duration::from_secs(5)
+                    .max(Duration::from_millis(self.upstream_backoff_ms)),
+                max_retry_after: Duration::from_secs(self.upstream_max_retry_after_seconds),
+                attempt_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds.max(1)),
+                call_deadline: Duration::from_secs(self.upstream_timeout_seconds.max(1)),
+                stream_idle_timeout: Duration::from_secs(
+                    self.upstream_attempt_timeout_seconds.max(1),
+                ),
+            },
+            breaker: BreakerConfig {
+                failure_threshold: self.breaker_failures.max(1),
+                window: Duration::from_secs(self.breaker_window_seconds.max(1)),
+                open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
+            },
+            prices: self.model_prices.0.clone(),
+        }
     }
 
     pub fn instance(&self) -> tools::Instance {
@@ -148,6 +317,62 @@ pub enum RetryAfterFormat {
     HttpDate,
     /// ISO 8601 UTC timestamp (`Retry-After: 2026-11-24T23:00:07Z`).
     Iso8601,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuotaPeriodSetting {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl From<QuotaPeriodSetting> for QuotaPeriod {
+    fn from(setting: QuotaPeriodSetting) -> Self {
+        match setting {
+            QuotaPeriodSetting::Hourly => Self::Hourly,
+            QuotaPeriodSetting::Daily => Self::Daily,
+            QuotaPeriodSetting::Weekly => Self::Weekly,
+            QuotaPeriodSetting::Monthly => Self::Monthly,
+            QuotaPeriodSetting::Yearly => Self::Yearly,
+        }
+    }
+}
+
+/// `MODEL_PRICES`: `model=input/output,…` in USD per million tokens.
+#[derive(Debug, Clone, Default)]
+pub struct PriceTable(pub Prices);
+
+impl FromStr for PriceTable {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut prices = Prices::default();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (model, rates) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not of the form model=input/output"))?;
+            let (input, output) = rates
+                .split_once('/')
+                .ok_or_else(|| format!("`{rates}` is not of the form input/output"))?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| format!("`{v}` is not a price"))
+            };
+            prices.0.insert(
+                model.trim().to_owned(),
+                Price {
+                    input_per_million: parse(input)?,
+                    output_per_million: parse(output)?,
+                },
+            );
+        }
+        Ok(Self(prices))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -234,8 +459,8 @@ impl FromStr for RateSpec {
             .trim()
             .parse()
             .map_err(|_| format!("`{calls}` is not a whole number of calls"))?;
-        let calls =
-            NonZeroU32::new(calls).ok_or_else(|| "the number of calls must be at least 1".to_owned())?;
+        let calls = NonZeroU32::new(calls)
+            .ok_or_else(|| "the number of calls must be at least 1".to_owned())?;
         let seconds: u64 = seconds
             .trim()
             .parse()
@@ -298,6 +523,34 @@ mod tests {
         assert_eq!(settings.retry_after_format, RetryAfterFormat::Seconds);
         assert_eq!(settings.tool_routing, ToolRouting::InProcess);
         assert_eq!(settings.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+        assert_eq!(settings.tokens_per_minute, 50_000);
+        assert_eq!(settings.max_tokens_cap, 2000);
+        assert!(!settings.model_configured());
+    }
+
+    #[test]
+    fn backends_come_from_the_openai_list_or_azure() {
+        let pool = Settings::from_args(["--openai-base-url", "http://a/v1,http://b/v1"]).unwrap();
+        assert_eq!(pool.backend_configs().len(), 2);
+        let key_only = Settings::from_args(["--openai-api-key", "sk-x"]).unwrap();
+        assert!(matches!(
+            &key_only.backend_configs()[..],
+            [BackendConfig::OpenAi { base_url, .. }] if base_url == DEFAULT_OPENAI_BASE_URL
+        ));
+        let azure =
+            Settings::from_args(["--azure-openai-endpoint", "https://x.openai.azure.com"]).unwrap();
+        assert!(matches!(
+            &azure.backend_configs()[..],
+            [BackendConfig::Azure { .. }]
+        ));
+    }
+
+    #[test]
+    fn prices_parse() {
+        let table: PriceTable = "gpt-4o-mini=0.15/0.60, gpt-4o=2.5/10".parse().unwrap();
+        assert_eq!(table.0.of("gpt-4o").output_per_million, 10.0);
+        assert!("gpt=1".parse::<PriceTable>().is_err());
+        assert!("gpt=x/1".parse::<PriceTable>().is_err());
     }
 
     #[test]

@@ -9,8 +9,12 @@ use axum::{
     extract::rejection::JsonRejection,
     response::{IntoResponse, Response},
 };
+use gateway_client::GatewayError;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Serialize;
+use std::time::{Duration, SystemTime};
+
+use crate::config::RetryAfterFormat;
 
 /// A refusal, ready to become an HTTP answer.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +45,49 @@ pub enum ApiError {
         /// Extra headers describing the limit (`x-ratelimit-*`).
         headers: Vec<(HeaderName, HeaderValue)>,
     },
+    /// A model call the gateway refused or could not complete.
+    #[error("{0}")]
+    Gateway(GatewayError, RetryAfterFormat),
     /// Something broke inside the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Tokens left in the caller's per-minute budget.
+pub const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
+/// The HTTP status of each gateway failure: the one place they are decided.
+fn gateway_status(error: &GatewayError) -> StatusCode {
+    match error {
+        GatewayError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        GatewayError::ExceedsBudget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        GatewayError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        GatewayError::QuotaExhausted { .. } => StatusCode::FORBIDDEN,
+        GatewayError::ContentBlocked { .. } => StatusCode::FORBIDDEN,
+        // The caller's request is what the upstream refused: relay its 4xx.
+        GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
+            .ok()
+            .filter(StatusCode::is_client_error)
+            .unwrap_or(StatusCode::BAD_REQUEST),
+        GatewayError::UpstreamAuth { .. } => StatusCode::BAD_GATEWAY,
+        GatewayError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        GatewayError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+        GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// How long a refused caller should wait, for the failures where waiting helps.
+fn gateway_retry_after(error: &GatewayError) -> Option<Duration> {
+    match error {
+        GatewayError::BudgetExceeded { retry_after, .. } => Some(*retry_after),
+        GatewayError::QuotaExhausted { resets_in } => Some(*resets_in),
+        GatewayError::UpstreamRateLimited { retry_after, .. } => {
+            Some(retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        _ => None,
+    }
 }
 
 /// The JSON error envelope.
@@ -74,6 +118,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gateway(error, _) => gateway_status(error),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +131,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Gateway(error, _) => error.code(),
             Self::Internal(_) => "internal_error",
         }
     }
@@ -102,17 +148,32 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = envelope(status, self.code(), &message);
-        if let Self::RateLimited {
-            retry_after,
-            headers,
-            ..
-        } = self
-        {
-            let response_headers = response.headers_mut();
-            response_headers.insert(header::RETRY_AFTER, retry_after);
-            for (name, value) in headers {
-                response_headers.insert(name, value);
+        match self {
+            Self::RateLimited {
+                retry_after,
+                headers,
+                ..
+            } => {
+                let response_headers = response.headers_mut();
+                response_headers.insert(header::RETRY_AFTER, retry_after);
+                for (name, value) in headers {
+                    response_headers.insert(name, value);
+                }
             }
+            Self::Gateway(error, format) => {
+                if let Some(wait) = gateway_retry_after(&error) {
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        format.header_value(wait, SystemTime::now()),
+                    );
+                }
+                if matches!(error, GatewayError::BudgetExceeded { .. }) {
+                    response
+                        .headers_mut()
+                        .insert(REMAINING_TOKENS, HeaderValue::from_static("0"));
+                }
+            }
+            _ => {}
         }
         response
     }
@@ -137,8 +198,7 @@ pub fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
         error: ErrorDetail { code, message },
     };
     let mut response = (status, Json(body)).into_response();
-    if status == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW)
-    {
+    if status == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));

@@ -11,19 +11,27 @@ use axum::{
     extract::{MatchedPath, Request, State},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
+use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore};
 use http::{HeaderMap, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 use tools::Instance;
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
 
 use crate::{
+    admin,
     auth::{self, Authenticator},
     config::Settings,
     error::{self, ApiError},
+    gateway_routes,
     mcp::{
         self,
         limits::McpLimits,
@@ -35,65 +43,91 @@ use crate::{
 pub struct AppState {
     pub settings: Settings,
     pub instance: Arc<Instance>,
+    pub authenticator: Arc<Authenticator>,
+    pub gateway: Arc<Gateway>,
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
     pub started: Instant,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, prometheus: PrometheusHandle) -> Self {
+    pub fn new(settings: Settings, prometheus: PrometheusHandle) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let gateway = Arc::new(Gateway::new(settings.gateway_config(), store, None)?);
+        let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
         let mcp_traffic = Arc::new(McpTraffic {
             limits: McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
             retry_after_format: settings.retry_after_format,
             max_body_bytes: settings.max_request_body_bytes,
         });
-        Self {
+        Ok(Self {
             settings,
             instance,
+            authenticator,
+            gateway,
             prometheus,
             mcp_traffic,
             started: Instant::now(),
-        }
+        })
     }
 }
 
 /// Builds the whole application. `shutdown` stops rmcp's in-flight work on shutdown.
 pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let settings = &state.settings;
-    let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
+    let short_deadline =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout());
 
     let mcp_service = mcp::service(settings, state.instance.clone(), shutdown);
-    let protected = Router::new()
+    let mcp = Router::new()
         .route_service("/mcp", mcp_service)
         .layer(middleware::from_fn_with_state(
             state.mcp_traffic.clone(),
             traffic::govern_mcp_traffic,
         ))
-        .layer(middleware::from_fn_with_state(
-            authenticator,
-            auth::require_caller,
-        ));
+        .layer(short_deadline.clone());
+    // Model calls carry their own deadline (UPSTREAM_TIMEOUT_SECONDS), longer than a short route's.
+    let gateway = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(gateway_routes::chat_completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(gateway_routes::azure_chat_completions),
+        )
+        .route("/v1/embeddings", post(gateway_routes::embeddings))
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(gateway_routes::azure_embeddings),
+        );
+    let protected = mcp.merge(gateway).layer(middleware::from_fn_with_state(
+        state.authenticator.clone(),
+        auth::require_caller,
+    ));
 
-    let public = Router::new()
+    // Public, or checking keys themselves (admin).
+    let open = Router::new()
         .route("/", get(index))
         .route("/health", get(health))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/admin/usage", get(admin::usage))
+        .layer(short_deadline);
 
-    public
-        .merge(protected)
+    open.merge(protected)
         .fallback(not_found)
         .with_state(state.clone())
         // Each `layer` wraps everything above it, so read these bottom-up for the order a
-        // request meets them: trace, give every bare error the JSON envelope, bound the time,
+        // request meets them: request id, trace, give every bare error the JSON envelope,
         // bound the body.
-        .layer(RequestBodyLimitLayer::new(state.settings.max_request_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.settings.request_timeout(),
+        .layer(RequestBodyLimitLayer::new(
+            state.settings.max_request_body_bytes,
         ))
         .layer(middleware::from_fn(envelope_bare_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Spans are named by the matched route, never the raw URI (bounded, and no query strings).
@@ -164,8 +198,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         instance_id: &state.instance.id,
         version: env!("CARGO_PKG_VERSION"),
         tool_routing: state.settings.tool_routing.as_str(),
-        model_configured: false,
-        state_store: "memory",
+        model_configured: state.gateway.is_configured(),
+        state_store: state.gateway.state_store(),
         uptime_seconds: state.started.elapsed().as_secs(),
     })
     .into_response()
@@ -173,7 +207,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.prometheus.render(),
     )
         .into_response()

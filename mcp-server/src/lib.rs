@@ -5,6 +5,8 @@
 //! - [`http`]: the router, its layers and the small status handlers.
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
+//! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
+//! - [`admin`]: the chargeback report.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
 //! - [`retry_after`]: `Retry-After` in the configured format.
 //! - [`telemetry`]: logging and the Prometheus registry.
@@ -12,9 +14,11 @@
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind port 0 and drive a
 //! real socket.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod gateway_routes;
 pub mod http;
 pub mod mcp;
 pub mod retry_after;
@@ -38,7 +42,10 @@ pub async fn serve(
     let prometheus = telemetry::prometheus();
     let upkeep = tokio::spawn(telemetry::run_metrics_upkeep(prometheus.clone()));
     let grace = settings.shutdown_grace();
-    let state = Arc::new(http::AppState::new(settings, prometheus));
+    let state = Arc::new(
+        http::AppState::new(settings, prometheus)
+            .map_err(|e| std::io::Error::other(format!("cannot start the gateway: {e}")))?,
+    );
 
     // Idle per-key limiter state is dropped periodically so memory tracks active keys.
     let limits = state.mcp_traffic.clone();

@@ -19,7 +19,9 @@ impl RetryAfterFormat {
         let seconds = whole_seconds_ceil(wait);
         let formatted = match self {
             Self::Seconds => return HeaderValue::from(seconds),
-            Self::HttpDate => httpdate::fmt_http_date(whole_second(now) + Duration::from_secs(seconds)),
+            Self::HttpDate => {
+                httpdate::fmt_http_date(whole_second(now) + Duration::from_secs(seconds))
+            }
             Self::Iso8601 => {
                 let at = OffsetDateTime::from(whole_second(now) + Duration::from_secs(seconds));
                 at.format(&Rfc3339).unwrap_or_else(|_| seconds.to_string())
@@ -38,7 +40,9 @@ pub fn whole_seconds_ceil(wait: Duration) -> u64 {
 /// `now` truncated to the second, so timestamps never carry fractions (RFC 3339 allows them, but
 /// clients that parse `Retry-After` rarely do).
 fn whole_second(now: SystemTime) -> SystemTime {
-    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
 }
 

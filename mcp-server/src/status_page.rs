@@ -30,7 +30,7 @@ code{{background:#f3f3f3;padding:0 .25rem}}dt{{font-weight:600}}</style></head>
 <dt>MCP endpoint</dt><dd><code>http://{host}/mcp</code> (streamable HTTP, stateless)</dd>
 <dt>Access</dt><dd>{auth}</dd>
 <dt>Tool routing</dt><dd><code>{routing}</code></dd>
-<dt>State store</dt><dd><code>memory</code></dd>
+<dt>State store</dt><dd><code>{store}</code></dd>
 </dl>
 <h2>Tools</h2><ul>{tools}</ul>
 <p><a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>
@@ -39,6 +39,7 @@ code{{background:#f3f3f3;padding:0 .25rem}}dt{{font-weight:600}}</style></head>
         instance = escape(&state.instance.id),
         host = escape(host),
         routing = state.settings.tool_routing.as_str(),
+        store = state.gateway.state_store(),
     )
 }
 

@@ -21,7 +21,10 @@ async fn mcp_needs_a_known_key() {
     assert_eq!(response.status(), 401);
     let body = response.text().await.unwrap();
     assert!(body.contains("invalid_subscription_key"));
-    assert!(!body.contains("key-mallory"), "the error never echoes a key");
+    assert!(
+        !body.contains("key-mallory"),
+        "the error never echoes a key"
+    );
 }
 
 #[tokio::test]

@@ -26,9 +26,21 @@ async fn origins_must_be_allowed() {
     let server = TestServer::start(&["--allowed-origins", "http://localhost:6274"]).await;
     let client = reqwest::Client::new();
     let ping = rpc(1, "ping", json!({}));
-    let response = post_mcp(&client, &server, &ping, &[("origin", "http://evil.example")]).await;
+    let response = post_mcp(
+        &client,
+        &server,
+        &ping,
+        &[("origin", "http://evil.example")],
+    )
+    .await;
     assert_eq!(response.status(), 403);
-    let response = post_mcp(&client, &server, &ping, &[("origin", "http://localhost:6274")]).await;
+    let response = post_mcp(
+        &client,
+        &server,
+        &ping,
+        &[("origin", "http://localhost:6274")],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     // No Origin (a non-browser client) passes.
     let response = post_mcp(&client, &server, &ping, &[]).await;
@@ -36,12 +48,29 @@ async fn origins_must_be_allowed() {
 }
 
 #[tokio::test]
-async fn without_allowed_origins_every_browser_origin_is_refused() {
+async fn without_allowed_origins_only_loopback_origins_pass() {
     let server = TestServer::start(&[]).await;
     let client = reqwest::Client::new();
     let ping = rpc(1, "ping", json!({}));
-    let response = post_mcp(&client, &server, &ping, &[("origin", "http://localhost:3000")]).await;
-    assert_eq!(response.status(), 403);
+    let response = post_mcp(
+        &client,
+        &server,
+        &ping,
+        &[("origin", "http://localhost:3000")],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let own = format!("http://127.0.0.1:{}", server.addr.port());
+    let response = post_mcp(&client, &server, &ping, &[("origin", &own)]).await;
+    assert_eq!(response.status(), 200);
+    for foreign in [
+        "http://evil.example",
+        "http://localhost.evil.example:80",
+        "null",
+    ] {
+        let response = post_mcp(&client, &server, &ping, &[("origin", foreign)]).await;
+        assert_eq!(response.status(), 403, "{foreign}");
+    }
 }
 
 #[tokio::test]

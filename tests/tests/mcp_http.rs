@@ -49,7 +49,10 @@ async fn a_stateless_2026_request_needs_no_session() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["id"], 7);
     assert_eq!(body["result"]["structuredContent"]["message"], "hi");
-    assert_eq!(body["result"]["structuredContent"]["instance_id"], "raw-2026");
+    assert_eq!(
+        body["result"]["structuredContent"]["instance_id"],
+        "raw-2026"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +118,11 @@ async fn oversized_bodies_are_refused_with_the_envelope() {
     let server = TestServer::start(&["--max-request-body-bytes", "1024"]).await;
     let client = reqwest::Client::new();
     let message = "x".repeat(4096);
-    let body = rpc(1, "tools/call", json!({"name": "echo", "arguments": {"message": message}}));
+    let body = rpc(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": message}}),
+    );
     let response = post_mcp(&client, &server, &body, &[]).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();

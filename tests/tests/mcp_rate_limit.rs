@@ -7,11 +7,19 @@ use serde_json::{Value, json};
 use tests::{TestServer, post_mcp, rpc};
 
 fn echo(id: u64) -> Value {
-    rpc(id, "tools/call", json!({"name": "echo", "arguments": {"message": "hi"}}))
+    rpc(
+        id,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
+    )
 }
 
 fn summarize(id: u64) -> Value {
-    rpc(id, "tools/call", json!({"name": "summarize", "arguments": {"text": "One. Two."}}))
+    rpc(
+        id,
+        "tools/call",
+        json!({"name": "summarize", "arguments": {"text": "One. Two."}}),
+    )
 }
 
 /// Spends a 2-call budget, then returns the refusal.
@@ -45,7 +53,10 @@ async fn third_call_refused(format: &str) -> reqwest::Response {
 async fn assert_envelope(response: reqwest::Response) -> String {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
-    let retry_after = response.headers()["retry-after"].to_str().unwrap().to_owned();
+    let retry_after = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     retry_after
@@ -64,7 +75,10 @@ async fn retry_after_as_an_http_date() {
     let retry_after = assert_envelope(third_call_refused("http-date").await).await;
     let at = httpdate::parse_http_date(&retry_after).unwrap();
     let now = SystemTime::now();
-    assert!(at > now - Duration::from_secs(2) && at <= now + Duration::from_secs(31), "{retry_after}");
+    assert!(
+        at > now - Duration::from_secs(2) && at <= now + Duration::from_secs(31),
+        "{retry_after}"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +86,10 @@ async fn retry_after_as_an_iso8601_timestamp() {
     let retry_after = assert_envelope(third_call_refused("iso8601").await).await;
     // 2026-11-24T23:00:07Z
     assert_eq!(retry_after.len(), 20, "{retry_after}");
-    assert!(retry_after.ends_with('Z') && retry_after.as_bytes()[10] == b'T', "{retry_after}");
+    assert!(
+        retry_after.ends_with('Z') && retry_after.as_bytes()[10] == b'T',
+        "{retry_after}"
+    );
 }
 
 #[tokio::test]

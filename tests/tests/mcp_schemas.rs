@@ -38,5 +38,8 @@ async fn tools_list_matches_the_golden_file() {
     }
     let golden = std::fs::read_to_string(GOLDEN)
         .expect("golden file missing: run with UPDATE_GOLDEN=1 and review it");
-    assert_eq!(rendered, golden, "tools/list changed; if intended, regenerate the golden file");
+    assert_eq!(
+        rendered, golden,
+        "tools/list changed; if intended, regenerate the golden file"
+    );
 }

@@ -19,7 +19,10 @@ async fn handshake_client(server: &TestServer) -> Client {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(server.mcp_url()),
     );
-    ClientConfig::default().serve(transport).await.expect("initialize")
+    ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("initialize")
 }
 
 async fn discover_client(server: &TestServer) -> Client {
@@ -56,7 +59,11 @@ async fn exercise_every_tool(client: &Client, instance_id: &str) {
     let names: Vec<&str> = listed.tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(names, ["whoami", "echo", "lookup_fact", "summarize"]);
     for tool in &listed.tools {
-        assert!(tool.output_schema.is_some(), "{} has an output schema", tool.name);
+        assert!(
+            tool.output_schema.is_some(),
+            "{} has an output schema",
+            tool.name
+        );
         let annotations = tool.annotations.as_ref().expect("annotations");
         assert_eq!(annotations.read_only_hint, Some(true));
         assert_eq!(annotations.idempotent_hint, Some(true));
@@ -76,7 +83,10 @@ async fn exercise_every_tool(client: &Client, instance_id: &str) {
         assert_eq!(structured["instance_id"], instance_id, "{name}");
     }
     let echoed = call(client, "echo", json!({"message": "hello tollgate"})).await;
-    assert_eq!(echoed.structured_content.unwrap()["message"], "hello tollgate");
+    assert_eq!(
+        echoed.structured_content.unwrap()["message"],
+        "hello tollgate"
+    );
     let fact = call(client, "lookup_fact", json!({"topic": "deployment slots"})).await;
     assert_eq!(fact.structured_content.unwrap()["found"], true);
 }
@@ -107,11 +117,17 @@ async fn bad_calls_get_clean_errors_and_the_server_stays_up() {
         ("echo", json!({"message": 42}), "message"),
         ("echo", json!({}), "message"),
         ("lookup_fact", json!({"topic": ["a"]}), "topic"),
-        ("summarize", json!({"max_sentences": "three", "text": "x"}), "max_sentences"),
+        (
+            "summarize",
+            json!({"max_sentences": "three", "text": "x"}),
+            "max_sentences",
+        ),
         ("no_such_tool", json!({}), "no_such_tool"),
     ] {
         let error = client
-            .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args(arguments.clone())))
+            .call_tool(
+                CallToolRequestParams::new(name.to_owned()).with_arguments(args(arguments.clone())),
+            )
             .await
             .expect_err(&format!("{name} {arguments} must fail"));
         let text = error.to_string();
@@ -129,7 +145,11 @@ async fn bad_calls_get_clean_errors_and_the_server_stays_up() {
     assert_ne!(miss.is_error, Some(true));
     let miss = miss.structured_content.unwrap();
     assert_eq!(miss["found"], false);
-    assert!(miss["available_topics"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(
+        miss["available_topics"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
 
     // Still serving.
     let result = call(&client, "whoami", json!({})).await;

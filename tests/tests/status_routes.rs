@@ -6,8 +6,14 @@ use tests::{TestServer, post_mcp, rpc};
 
 #[tokio::test]
 async fn health_reports_identity_and_configuration() {
-    let server = TestServer::start(&["--instance-id", "inst-health", "--tool-routing", "mcp"]).await;
-    let body: Value = reqwest::get(server.url("/health")).await.unwrap().json().await.unwrap();
+    let server =
+        TestServer::start(&["--instance-id", "inst-health", "--tool-routing", "mcp"]).await;
+    let body: Value = reqwest::get(server.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["instance_id"], "inst-health");
     assert_eq!(body["tool_routing"], "mcp");
@@ -20,7 +26,12 @@ async fn health_reports_identity_and_configuration() {
 async fn index_page_lists_instance_endpoint_and_tools() {
     let server = TestServer::start(&["--instance-id", "inst-<page>"]).await;
     let response = reqwest::get(server.url("/")).await.unwrap();
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let page = response.text().await.unwrap();
     assert!(page.contains("inst-&lt;page&gt;"), "instance id is escaped");
     assert!(page.contains(&format!("http://{}/mcp", server.addr)));
@@ -33,12 +44,21 @@ async fn index_page_lists_instance_endpoint_and_tools() {
 async fn metrics_count_mcp_requests_by_method_and_tool() {
     let server = TestServer::start(&["--subscription-keys", "metrics-sub=k"]).await;
     let client = reqwest::Client::new();
-    let call = rpc(1, "tools/call", json!({"name": "echo", "arguments": {"message": "m"}}));
+    let call = rpc(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "m"}}),
+    );
     for _ in 0..3 {
         let response = post_mcp(&client, &server, &call, &[("api-key", "k")]).await;
         assert_eq!(response.status(), 200);
     }
-    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let line = text
         .lines()
         .find(|l| {
@@ -51,5 +71,8 @@ async fn metrics_count_mcp_requests_by_method_and_tool() {
         .unwrap_or_else(|| panic!("no mcp_requests_total series for echo in:\n{text}"));
     assert!(line.ends_with(" 3"), "{line}");
     assert!(text.contains("mcp_request_duration_seconds_bucket{"));
-    assert!(!text.contains("127.0.0.1"), "client IPs never become labels");
+    assert!(
+        !text.contains("127.0.0.1"),
+        "client IPs never become labels"
+    );
 }

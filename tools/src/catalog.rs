@@ -120,11 +120,12 @@ fn object_schema<T: JsonSchema>(
         s.inline_subschemas = true;
         s.meta_schema = None;
     });
-    let mut schema = match settings
+    let mut schema = settings
         .into_generator()
         .into_root_schema_for::<T>()
-        .to_value()
-    {
+        .to_value();
+    tidy(&mut schema);
+    let mut schema = match schema {
         Value::Object(map) => map,
         _ => Map::new(),
     };
@@ -136,6 +137,40 @@ fn object_schema<T: JsonSchema>(
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
     schema
+}
+
+/// Join the hard-wrapped lines of doc-comment descriptions and drop `"default": null`, which
+/// only repeats that a field is optional; the schemas go into every model prompt, so compact pays.
+fn tidy(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("default").is_some_and(Value::is_null) {
+                map.remove("default");
+            }
+            for (key, inner) in map.iter_mut() {
+                match inner {
+                    Value::String(text) if key == "description" => *text = unwrap_lines(text),
+                    _ => tidy(inner),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy),
+        _ => {}
+    }
+}
+
+/// Single line breaks become spaces; blank lines (paragraph breaks) stay.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .split('\n')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// Check `arguments` against the tool's input schema: required fields present, and each known
@@ -293,6 +328,8 @@ mod tests {
                 let text = serde_json::to_string(schema.as_ref()).unwrap();
                 assert!(!text.contains("$ref"), "{}: {text}", tool.name);
                 assert!(!text.contains("$defs"), "{}: {text}", tool.name);
+                assert!(!text.contains("\\n"), "{}: {text}", tool.name);
+                assert!(!text.contains("\"default\":null"), "{}: {text}", tool.name);
             }
             let output = tool.output_schema["properties"].as_object().unwrap();
             assert!(output.contains_key("instance_id"), "{}", tool.name);

@@ -108,6 +108,7 @@ const FACTS: &[Fact] = &[
         topic: "app service scaling",
         aliases: &[
             "scaling",
+            "scale",
             "scale out",
             "scale in",
             "scale up",
@@ -166,6 +167,7 @@ lookup_fact and summarize over MCP at POST /mcp.",
             "http transport",
             "mcp transport",
             "transport",
+            "stateless",
         ],
         text: "Streamable HTTP is MCP's HTTP transport: each client message is a POST to a single \
 endpoint, and the server answers with a JSON body or a stream of server-sent events. Tollgate runs \
@@ -208,6 +210,7 @@ not help.",
             "response cache",
             "cache hit",
             "cache similarity threshold",
+            "embedding",
         ],
         text: "The semantic cache keeps model answers keyed by an embedding of the prompt, so a new \
 prompt that means nearly the same as an earlier one is answered from the cache without a model \
@@ -454,6 +457,11 @@ mod tests {
         assert_eq!(look("DNS-rebinding").topic, "dns rebinding");
         assert_eq!(look("token limits").topic, "token budget");
         assert_eq!(look("stateless HTTP transport").topic, "streamable http");
+        assert_eq!(look("how do I scale my app").topic, "app service scaling");
+        assert!(
+            !look("host").found,
+            "a short word needs its first letter right"
+        );
     }
 
     #[test]

@@ -61,8 +61,7 @@ fn rank(query: &Normalized, name: &Normalized) -> Option<Rank> {
             unspecificity,
         });
     }
-    let budget = typo_budget(query.compact.len().min(name.compact.len()));
-    if let Some(distance) = bounded_distance(&query.compact, &name.compact, budget) {
+    if let Some(distance) = typo_distance(&query.compact, &name.compact) {
         return Some(Rank {
             tier: 1,
             distance,
@@ -71,11 +70,10 @@ fn rank(query: &Normalized, name: &Normalized) -> Option<Rank> {
     }
     let mut total = 0;
     for word in &name.words {
-        let word_budget = typo_budget(word.len());
         let nearest = query
             .words
             .iter()
-            .filter_map(|q| bounded_distance(q, word, word_budget))
+            .filter_map(|q| typo_distance(q, word))
             .min()?;
         total += nearest;
     }
@@ -86,14 +84,20 @@ fn rank(query: &Normalized, name: &Normalized) -> Option<Rank> {
     })
 }
 
-/// How many edits a string of `len` characters may have and still count as the same word.
-/// Very short strings get none, or "dns" would match "mcp"-like noise.
-fn typo_budget(len: usize) -> usize {
-    match len {
+/// The edit distance between `a` and `b` if it is small enough to be a typo: none for one or two
+/// characters, one up to six, two beyond. Words of four characters or fewer must also share their
+/// first letter, or "host" would be a typo of "cost".
+fn typo_distance(a: &[char], b: &[char]) -> Option<usize> {
+    let shorter = a.len().min(b.len());
+    let budget = match shorter {
         0..=2 => 0,
         3..=6 => 1,
         _ => 2,
+    };
+    if shorter <= 4 && a.first() != b.first() {
+        return None;
     }
+    bounded_distance(a, b, budget)
 }
 
 struct Normalized {
@@ -274,5 +278,7 @@ mod tests {
         assert_eq!(find(""), None);
         assert_eq!(find("   --- "), None);
         assert_eq!(find("xy"), None);
+        // One edit, but a different first letter on a short word.
+        assert_eq!(find("ncp"), None);
     }
 }

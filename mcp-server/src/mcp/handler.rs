@@ -21,16 +21,20 @@ static MCP_TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
     tools::catalog()
         .iter()
         .map(|spec| {
-            Tool::new_with_raw(spec.name, Some(spec.description.into()), spec.input_schema.clone())
-                .with_title(spec.title)
-                .with_raw_output_schema(spec.output_schema.clone())
-                .with_annotations(
-                    ToolAnnotations::with_title(spec.title)
-                        .read_only(true)
-                        .destructive(false)
-                        .idempotent(true)
-                        .open_world(false),
-                )
+            Tool::new_with_raw(
+                spec.name,
+                Some(spec.description.into()),
+                spec.input_schema.clone(),
+            )
+            .with_title(spec.title)
+            .with_raw_output_schema(spec.output_schema.clone())
+            .with_annotations(
+                ToolAnnotations::with_title(spec.title)
+                    .read_only(true)
+                    .destructive(false)
+                    .idempotent(true)
+                    .open_world(false),
+            )
         })
         .collect()
 });

@@ -15,8 +15,12 @@ use governor::{
 
 use crate::config::RateSpec;
 
-type KeyedLimiter =
-    RateLimiter<Arc<str>, DefaultKeyedStateStore<Arc<str>>, DefaultClock, StateInformationMiddleware>;
+type KeyedLimiter = RateLimiter<
+    Arc<str>,
+    DefaultKeyedStateStore<Arc<str>>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
 
 /// One limit: its spec (for headers) and its limiter.
 struct Limit {

@@ -16,22 +16,42 @@ pub use handler::TollgateMcp;
 
 use crate::config::Settings;
 
+/// Browser origins allowed when `ALLOWED_ORIGINS` is unset: this machine, any port.
+const LOOPBACK_ORIGINS: &[&str] = &[
+    "http://localhost:*",
+    "https://localhost:*",
+    "http://127.0.0.1:*",
+    "https://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://[::1]:*",
+];
+
 /// The MCP endpoint: no sessions, JSON answers, Host/Origin checked against the allowlists.
 pub fn service(
     settings: &Settings,
     instance: Arc<Instance>,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<TollgateMcp, NeverSessionManager> {
-    let mut config = StreamableHttpServerConfig::default()
+    // Without ALLOWED_ORIGINS, only pages served from this machine may call /mcp from a
+    // browser; any other Origin is refused, as DNS-rebinding protection requires.
+    let origins: Vec<String> = if settings.allowed_origins.is_empty() {
+        LOOPBACK_ORIGINS.iter().map(|o| (*o).to_owned()).collect()
+    } else {
+        settings
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim().to_owned())
+            .collect()
+    };
+    let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_cancellation_token(shutdown)
         .with_max_request_body_bytes(settings.max_request_body_bytes)
         .with_allowed_hosts(settings.allowed_hosts.iter().map(|h| h.trim().to_owned()))
-        .with_allowed_origins(settings.allowed_origins.iter().map(|o| o.trim().to_owned()));
-    // An Origin header means a browser; with no origins allowed, refuse every browser origin.
-    config = config.enforce_origin_validation();
+        .with_allowed_origins(origins)
+        .enforce_origin_validation();
     let handler = TollgateMcp::new(instance);
     StreamableHttpService::new(
         move || Ok(handler.clone()),

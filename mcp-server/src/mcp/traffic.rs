@@ -78,7 +78,11 @@ impl Labels {
         match serde_json::from_slice::<MessagePeek<'_>>(body) {
             Ok(peek) => {
                 let method = peek.method.as_deref().map_or("none", |m| {
-                    KNOWN_METHODS.iter().find(|known| **known == m).copied().unwrap_or("other")
+                    KNOWN_METHODS
+                        .iter()
+                        .find(|known| **known == m)
+                        .copied()
+                        .unwrap_or("other")
                 });
                 let tool = (method == "tools/call").then(|| {
                     peek.params
@@ -131,7 +135,10 @@ pub async fn govern_mcp_traffic(
         }
     };
     let labels = Labels::of(&body);
-    let subscription = caller.as_ref().map_or(crate::auth::ANONYMOUS, Caller::label).to_owned();
+    let subscription = caller
+        .as_ref()
+        .map_or(crate::auth::ANONYMOUS, Caller::label)
+        .to_owned();
 
     let allowance = match (labels.is_request, &caller) {
         (true, Some(caller)) => match traffic.limits.check(&caller.limit_key(), labels.tool) {
@@ -139,7 +146,11 @@ pub async fn govern_mcp_traffic(
             Err(refusal) => {
                 metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.clone())
                     .increment(1);
-                tracing::info!(subscription, scope = refusal.scope.label(), "MCP rate limit refused a call");
+                tracing::info!(
+                    subscription,
+                    scope = refusal.scope.label(),
+                    "MCP rate limit refused a call"
+                );
                 let response = refusal_response(&traffic, refusal);
                 record(labels, &response, started, &subscription);
                 return response;
@@ -174,7 +185,10 @@ fn refusal_response(traffic: &McpTraffic, refusal: Refusal) -> Response {
         ),
     };
     let mut headers = vec![
-        (X_RATELIMIT_LIMIT, HeaderValue::from(refusal.limit.calls.get())),
+        (
+            X_RATELIMIT_LIMIT,
+            HeaderValue::from(refusal.limit.calls.get()),
+        ),
         (X_RATELIMIT_REMAINING, HeaderValue::from(0u32)),
     ];
     if let Ok(scope) = HeaderValue::from_str(&scope) {
@@ -192,8 +206,14 @@ fn refusal_response(traffic: &McpTraffic, refusal: Refusal) -> Response {
 
 fn insert_allowance_headers(response: &mut Response, allowance: Allowance) {
     let headers = response.headers_mut();
-    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(allowance.limit.calls.get()));
-    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(allowance.remaining));
+    headers.insert(
+        X_RATELIMIT_LIMIT,
+        HeaderValue::from(allowance.limit.calls.get()),
+    );
+    headers.insert(
+        X_RATELIMIT_REMAINING,
+        HeaderValue::from(allowance.remaining),
+    );
 }
 
 fn record(labels: Labels, response: &Response, started: Instant, subscription: &str) {
@@ -214,9 +234,14 @@ mod tests {
         let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
         assert_eq!(
             Labels::of(call),
-            Labels { method: "tools/call", tool: Some("echo"), is_request: true }
+            Labels {
+                method: "tools/call",
+                tool: Some("echo"),
+                is_request: true
+            }
         );
-        let unknown = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm -rf"}}"#;
+        let unknown =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm -rf"}}"#;
         assert_eq!(Labels::of(unknown).tool, Some("unknown"));
         let odd = br#"{"jsonrpc":"2.0","id":1,"method":"made/up"}"#;
         assert_eq!(Labels::of(odd).method, "other");

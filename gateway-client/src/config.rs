@@ -1,0 +1,141 @@
+//! The gateway's settings, as plain typed values.
+//!
+//! The composition root (`mcp-server`'s config module) reads env vars and builds a
+//! [`GatewayConfig`]; this crate never reads the environment itself.
+
+use std::{collections::HashMap, time::Duration};
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Upstreams in priority order. Empty means no model is configured.
+    pub backends: Vec<BackendConfig>,
+    pub chat_model: String,
+    pub embedding_model: String,
+    pub budget: BudgetConfig,
+    /// Ceiling on `max_tokens` for non-streamed chat calls (also the default when unset).
+    pub max_tokens_cap: u32,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    pub prices: Prices,
+}
+
+/// One upstream model API.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// OpenAI or any OpenAI-compatible server: `{base_url}/chat/completions`, bearer key.
+    OpenAi {
+        base_url: String,
+        api_key: Option<SecretString>,
+    },
+    /// Azure OpenAI: `{endpoint}/openai/deployments/{model}/…?api-version=…`, `api-key` header.
+    Azure {
+        endpoint: String,
+        api_key: Option<SecretString>,
+        api_version: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetConfig {
+    pub tokens_per_minute: u64,
+    pub quota: Option<TokenQuota>,
+    /// The chargeback period of `/admin/usage` (the quota's period, `monthly` by default).
+    pub usage_period: QuotaPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenQuota {
+    pub tokens: u64,
+    pub period: QuotaPeriod,
+}
+
+/// Calendar periods in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaPeriod {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryConfig {
+    /// Attempts on one backend before failing over to the next.
+    pub attempts_per_backend: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest upstream `Retry-After` honored by waiting; longer ones fail over at once.
+    pub max_retry_after: Duration,
+    /// Deadline of one attempt (until the full body, or a stream's first byte).
+    pub attempt_timeout: Duration,
+    /// Deadline of the whole call, retries and failover included.
+    pub call_deadline: Duration,
+    /// The longest silence tolerated between two chunks of a stream.
+    pub stream_idle_timeout: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            attempts_per_backend: 3,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(60),
+            call_deadline: Duration::from_secs(120),
+            stream_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerConfig {
+    /// Failures within `window` that open the breaker.
+    pub failure_threshold: u32,
+    pub window: Duration,
+    /// How long an open breaker refuses traffic before one probe is let through.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            window: Duration::from_secs(30),
+            open_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// USD per million tokens, by model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Prices(pub HashMap<String, Price>);
+
+impl Prices {
+    /// The price of `model`: an exact entry, else the longest configured prefix
+    /// (`gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`), else free.
+    pub fn of(&self, model: &str) -> Price {
+        self.0.get(model).copied().unwrap_or_else(|| {
+            self.0
+                .iter()
+                .filter(|(name, _)| model.starts_with(name.as_str()))
+                .max_by_key(|(name, _)| name.len())
+                .map_or(
+                    Price {
+                        input_per_million: 0.0,
+                        output_per_million: 0.0,
+                    },
+                    |(_, price)| *price,
+                )
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! What travels with every model call: who asked, through which API, for what.
+
+use std::{net::IpAddr, sync::Arc};
+
+/// The API surface a call came in through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The agent's own model calls (`/agent/chat`).
+    Agent,
+    /// `/v1/...`, OpenAI style.
+    OpenAi,
+    /// `/openai/deployments/...`, Azure style.
+    AzureOpenAi,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::OpenAi => "openai",
+            Self::AzureOpenAi => "azure-openai",
+        }
+    }
+}
+
+/// The operation, named as OpenTelemetry's GenAI conventions do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Chat,
+    Embeddings,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// How the caller wants the cache used for this call (`Cache-Control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheDirective {
+    #[default]
+    Use,
+    /// `no-cache`: don't serve from the cache (the answer may still be stored).
+    NoCache,
+    /// `no-store`: neither serve from nor store into the cache.
+    NoStore,
+}
+
+/// Who is calling and how; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// A bounded label: the subscription name, or `anonymous` on an open server.
+    pub subscription: Arc<str>,
+    /// What budgets count against: the subscription, else the client address.
+    pub budget_key: Arc<str>,
+    pub api: Api,
+    /// For logs only, never for metric labels.
+    pub client_ip: Option<IpAddr>,
+    pub request_id: Arc<str>,
+    pub cache: CacheDirective,
+}
+
+impl CallContext {
+    /// A context for internal or test use, keyed and labelled by `subscription`.
+    pub fn for_subscription(subscription: &str, api: Api) -> Self {
+        let name: Arc<str> = Arc::from(subscription);
+        Self {
+            subscription: name.clone(),
+            budget_key: name,
+            api,
+            client_ip: None,
+            request_id: Arc::from(""),
+            cache: CacheDirective::Use,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Token counting with the model's real tokenizer (tiktoken: o200k or cl100k by model).
+//!
+//! Used before a call to size its reservation, and after a stream that reported no usage.
+
+use serde_json::{Map, Value};
+use tiktoken_rs::CoreBPE;
+
+/// OpenAI's chat format adds a few tokens per message and per reply (role markers, separators).
+const TOKENS_PER_MESSAGE: u64 = 3;
+const TOKENS_PER_REPLY: u64 = 3;
+
+/// The tokenizer for `model`: o200k for the GPT-4o/4.1/5 and o-series families, else cl100k.
+pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
+    let model = model.to_ascii_lowercase();
+    let o200k = [
+        "gpt-4o",
+        "gpt-4.1",
+        "gpt-4.5",
+        "gpt-5",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-4o",
+    ];
+    if o200k.iter().any(|family| model.starts_with(family)) {
+        tiktoken_rs::o200k_base_singleton()
+    } else {
+        tiktoken_rs::cl100k_base_singleton()
+    }
+}
+
+pub fn count(model: &str, text: &str) -> u64 {
+    if text.is_empty() {
+        return 0;
+    }
+    tokenizer_for(model).encode_ordinary(text).len() as u64
+}
+
+/// Estimated prompt tokens of a chat request: message text, tool-call arguments, names, and the
+/// tool definitions offered.
+pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
+    let bpe = tokenizer_for(model);
+    let mut total = TOKENS_PER_REPLY;
+    let mut text = String::new();
+    if let Some(messages) = request.get("messages").and_then(Value::as_array) {
+        for message in messages {
+            total += TOKENS_PER_MESSAGE;
+            collect_message_text(message, &mut text);
+            text.push('\n');
+        }
+    }
+    if let Some(tools) = request.get("tools").filter(|t| !t.is_null()) {
+        text.push_str(&tools.to_string());
+    }
+    total + bpe.encode_ordinary(&text).len() as u64
+}
+
+/// Estimated tokens of an embeddings request's `input` (a string or an array of strings).
+pub fn estimate_embedding_input(model: &str, request: &Map<String, Value>) -> u64 {
+    match request.get("input") {
+        Some(Value::String(text)) => count(model, text),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => count(model, text),
+                // Pre-tokenized input: one token per id.
+                Value::Array(ids) => ids.len() as u64,
+                _ => 1,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Appends the text of one chat message: string content, text parts, tool-call arguments.
+pub fn collect_message_text(message: &Value, out: &mut String) {
+    if let Some(role) = message.get("role").and_then(Value::as_str) {
+        out.push_str(role);
+        out.push(' ');
+    }
+    match message.get("content") {
+        Some(Value::String(content)) => out.push_str(content),
+        Some(Value::Array(parts)) => {
+            for part in parts {
+                if let Some(text) = part.get("text").and_then(Value::as_str) {
+                    out.push_str(text);
+                    out.push(' ');
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+        for call in calls {
+            if let Some(function) = call.get("function") {
+                for field in ["name", "arguments"] {
+                    if let Some(value) = function.get(field).and_then(Value::as_str) {
+                        out.push(' ');
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn models_pick_their_tokenizer() {
+        // "tokenization" splits differently in the two vocabularies; both are real counts.
+        assert!(count("gpt-4o-mini", "Hello, world!") >= 3);
+        assert_eq!(
+            count("gpt-4o-mini", "Hello, world!"),
+            count("gpt-4o", "Hello, world!")
+        );
+        assert!(std::ptr::eq(
+            tokenizer_for("gpt-4o-mini"),
+            tokenizer_for("o3-mini")
+        ));
+        assert!(!std::ptr::eq(
+            tokenizer_for("gpt-4o-mini"),
+            tokenizer_for("gpt-3.5-turbo")
+        ));
+    }
+
+    #[test]
+    fn chat_estimate_counts_messages_and_tools() {
+        let bare = json!({"messages": [{"role": "user", "content": "What is a token budget?"}]});
+        let bare = estimate_chat_prompt("gpt-4o-mini", bare.as_object().unwrap());
+        assert!((8..40).contains(&bare), "{bare}");
+        let with_tools = json!({
+            "messages": [{"role": "user", "content": "What is a token budget?"}],
+            "tools": [{"type": "function", "function": {"name": "lookup_fact", "parameters": {"type": "object"}}}]
+        });
+        assert!(estimate_chat_prompt("gpt-4o-mini", with_tools.as_object().unwrap()) > bare + 5);
+    }
+
+    #[test]
+    fn embedding_input_is_counted_for_strings_and_lists() {
+        let one = json!({"input": "semantic caching"});
+        let many = json!({"input": ["semantic caching", "semantic caching"]});
+        let one = estimate_embedding_input("text-embedding-3-small", one.as_object().unwrap());
+        let many = estimate_embedding_input("text-embedding-3-small", many.as_object().unwrap());
+        assert_eq!(many, 2 * one);
+    }
+}

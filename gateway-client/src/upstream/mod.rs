@@ -1,0 +1,503 @@
+//! Calls to the model API: the backend pool, retries with backoff, failover, circuit breakers.
+//!
+//! This module is the only code in tollgate that sends a request to a model API.
+//!
+//! A call tries backends in priority order, skipping those whose breaker is open. On one backend
+//! it retries what may pass next time (429, 408, 5xx, connection errors and timeouts) with
+//! exponential backoff and jitter, honoring the upstream's `Retry-After` up to a bound; errors
+//! that will recur (400, 404, 422…) end the call at once. The whole call has one deadline.
+//! A stream is retried only until its answer starts: nothing is retried once bytes have gone on.
+
+mod breaker;
+pub mod sse;
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use rand::Rng;
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+pub use breaker::{Breaker, Permit};
+
+use crate::{
+    config::{BackendConfig, BreakerConfig, RetryConfig},
+    context::Operation,
+    error::GatewayError,
+    metrics,
+};
+
+/// One upstream with its breaker. Its label (host and port) names it in logs and metrics.
+pub struct Backend {
+    pub label: Arc<str>,
+    config: BackendConfig,
+    pub breaker: Breaker,
+}
+
+impl Backend {
+    pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Self {
+        let label: Arc<str> = Arc::from(label_of(&config));
+        Self {
+            breaker: Breaker::new(label.clone(), breaker),
+            label,
+            config,
+        }
+    }
+
+    fn url(&self, operation: Operation, model: &str) -> String {
+        let path = match operation {
+            Operation::Chat => "chat/completions",
+            Operation::Embeddings => "embeddings",
+        };
+        match &self.config {
+            BackendConfig::OpenAi { base_url, .. } => {
+                format!("{}/{path}", base_url.trim_end_matches('/'))
+            }
+            BackendConfig::Azure {
+                endpoint,
+                api_version,
+                ..
+            } => format!(
+                "{}/openai/deployments/{}/{path}?api-version={api_version}",
+                endpoint.trim_end_matches('/'),
+                urlencode_path_segment(model),
+            ),
+        }
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config {
+            BackendConfig::OpenAi {
+                api_key: Some(key), ..
+            } => request.bearer_auth(key.expose_secret()),
+            BackendConfig::Azure {
+                api_key: Some(key), ..
+            } => request.header("api-key", key.expose_secret()),
+            _ => request,
+        }
+    }
+
+    fn secret(&self) -> Option<&str> {
+        match &self.config {
+            BackendConfig::OpenAi { api_key, .. } | BackendConfig::Azure { api_key, .. } => {
+                api_key.as_ref().map(|k| k.expose_secret())
+            }
+        }
+    }
+}
+
+fn label_of(config: &BackendConfig) -> String {
+    let url = match config {
+        BackendConfig::OpenAi { base_url, .. } => base_url,
+        BackendConfig::Azure { endpoint, .. } => endpoint,
+    };
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|host| match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            })
+        })
+        .unwrap_or_else(|| "invalid-url".to_owned())
+}
+
+fn urlencode_path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A successful answer: the whole body, or an open stream.
+pub enum Answer {
+    Full {
+        backend: Arc<str>,
+        body: Bytes,
+    },
+    Stream {
+        backend: Arc<str>,
+        response: reqwest::Response,
+    },
+}
+
+/// Why one attempt failed, and whether another attempt could succeed.
+enum Failure {
+    Retryable {
+        error: GatewayError,
+        retry_after: Option<Duration>,
+    },
+    Final(GatewayError),
+}
+
+pub struct Upstream {
+    http: reqwest::Client,
+    backends: Vec<Backend>,
+    retry: RetryConfig,
+}
+
+impl Upstream {
+    pub fn new(
+        backends: Vec<BackendConfig>,
+        retry: RetryConfig,
+        breaker: BreakerConfig,
+    ) -> Result<Self, GatewayError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| GatewayError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            backends: backends
+                .into_iter()
+                .map(|config| Backend::new(config, breaker))
+                .collect(),
+            retry,
+        })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.backends.is_empty()
+    }
+
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    pub fn call_deadline(&self) -> Duration {
+        self.retry.call_deadline
+    }
+
+    pub fn stream_idle_timeout(&self) -> Duration {
+        self.retry.stream_idle_timeout
+    }
+
+    /// Sends one call with retries and failover, within `deadline`.
+    pub async fn send(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        stream: bool,
+        deadline: Instant,
+    ) -> Result<Answer, GatewayError> {
+        if self.backends.is_empty() {
+            return Err(GatewayError::NotConfigured);
+        }
+        let call = self.send_with_failover(operation, model, body, stream, deadline);
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(GatewayError::Timeout {
+                deadline: self.retry.call_deadline,
+            }),
+        }
+    }
+
+    async fn send_with_failover(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        stream: bool,
+        deadline: Instant,
+    ) -> Result<Answer, GatewayError> {
+        let mut last_error: Option<GatewayError> = None;
+        for (index, backend) in self.backends.iter().enumerate() {
+            for attempt in 0..self.retry.attempts_per_backend.max(1) {
+                let Some(permit) = backend.breaker.admit() else {
+                    tracing::debug!(backend = %backend.label, "circuit open: skipping backend");
+                    break;
+                };
+                if attempt > 0 {
+                    metrics::retry(&backend.label);
+                }
+                let outcome = self
+                    .attempt(backend, operation, model, body.clone(), stream, deadline)
+                    .await;
+                let (error, retry_after) = match outcome {
+                    Ok(answer) => {
+                        backend.breaker.record_success();
+                        return Ok(answer);
+                    }
+                    Err(Failure::Final(error)) => {
+                        // The backend answered, so it is alive; the request itself is at fault.
+                        if permit == Permit::Probe {
+                            backend.breaker.record_success();
+                        }
+                        return Err(error);
+                    }
+                    Err(Failure::Retryable { error, retry_after }) => {
+                        backend.breaker.record_failure();
+                        (error, retry_after)
+                    }
+                };
+                tracing::info!(backend = %backend.label, attempt, error = %error, "upstream attempt failed");
+                last_error = Some(error);
+                if attempt + 1 >= self.retry.attempts_per_backend {
+                    break;
+                }
+                let wait = match retry_after {
+                    Some(wait) if wait > self.retry.max_retry_after => break,
+                    Some(wait) => wait,
+                    None => self.backoff(attempt),
+                };
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            if index + 1 < self.backends.len() {
+                metrics::failover(&backend.label);
+                tracing::info!(backend = %backend.label, "failing over to the next backend");
+            }
+        }
+        Err(last_error.unwrap_or_else(|| GatewayError::UpstreamFailed {
+            summary: "every backend's circuit is open".to_owned(),
+        }))
+    }
+
+    /// Exponential backoff with jitter: half fixed, half random, so retries spread out.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .retry
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.retry.max_backoff);
+        let half = exponential / 2;
+        let jitter = rand::rng().random_range(0.0..=1.0);
+        half + half.mul_f64(jitter)
+    }
+
+    async fn attempt(
+        &self,
+        backend: &Backend,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        stream: bool,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let attempt_deadline = deadline.min(Instant::now() + self.retry.attempt_timeout);
+        let request = backend
+            .authorize(self.http.post(backend.url(operation, model)))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = match tokio::time::timeout_at(attempt_deadline, request.send()).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                let kind = if error.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                };
+                metrics::upstream_error(&backend.label, kind);
+                return Err(Failure::Retryable {
+                    error: GatewayError::UpstreamFailed {
+                        summary: format!("{kind} error talking to {}", backend.label),
+                    },
+                    retry_after: None,
+                });
+            }
+            Err(_) => {
+                metrics::upstream_error(&backend.label, "timeout");
+                return Err(Failure::Retryable {
+                    error: GatewayError::UpstreamFailed {
+                        summary: format!("{} did not answer in time", backend.label),
+                    },
+                    retry_after: None,
+                });
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            if stream {
+                return Ok(Answer::Stream {
+                    backend: backend.label.clone(),
+                    response,
+                });
+            }
+            return match tokio::time::timeout_at(attempt_deadline, response.bytes()).await {
+                Ok(Ok(body)) => Ok(Answer::Full {
+                    backend: backend.label.clone(),
+                    body,
+                }),
+                _ => {
+                    metrics::upstream_error(&backend.label, "body");
+                    Err(Failure::Retryable {
+                        error: GatewayError::UpstreamFailed {
+                            summary: format!("{} broke off its answer", backend.label),
+                        },
+                        retry_after: None,
+                    })
+                }
+            };
+        }
+
+        metrics::upstream_error(&backend.label, status_label(status));
+        let retry_after = retry_after(response.headers());
+        let body = tokio::time::timeout_at(attempt_deadline, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let summary = summarize_error_body(&body, backend.secret());
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                tracing::error!(backend = %backend.label, %status, %summary, "the model API refused the gateway's key");
+                Err(Failure::Final(GatewayError::UpstreamAuth {
+                    status: status.as_u16(),
+                }))
+            }
+            StatusCode::TOO_MANY_REQUESTS => Err(Failure::Retryable {
+                error: GatewayError::UpstreamRateLimited {
+                    retry_after,
+                    summary,
+                },
+                retry_after,
+            }),
+            s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
+                Err(Failure::Retryable {
+                    error: GatewayError::UpstreamFailed {
+                        summary: format!("{} answered {}: {summary}", backend.label, s.as_u16()),
+                    },
+                    retry_after,
+                })
+            }
+            s => Err(Failure::Final(GatewayError::UpstreamRejected {
+                status: s.as_u16(),
+                summary,
+            })),
+        }
+    }
+}
+
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// `retry-after-ms` (Azure) or `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// A short, safe summary of an upstream error body: its `error.message` if it has one, cut to a
+/// sane length, with the gateway's own key scrubbed should the upstream have echoed it.
+fn summarize_error_body(body: &[u8], secret: Option<&str>) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("error"))
+        })
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            if body.is_empty() {
+                "no details given".to_owned()
+            } else {
+                "the error body was not JSON".to_owned()
+            }
+        });
+    let mut message: String = message.chars().take(300).collect();
+    if let Some(secret) = secret.filter(|s| s.len() >= 4) {
+        message = message.replace(secret, "[redacted]");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_every_form() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            "3".parse().unwrap_or(http::HeaderValue::from_static("0")),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert("retry-after-ms", http::HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        let mut dated = HeaderMap::new();
+        dated.insert(
+            "retry-after",
+            http::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&dated), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn error_summaries_are_short_and_scrubbed() {
+        let body = br#"{"error":{"message":"Incorrect API key provided: sk-secret-123","type":"invalid_request_error"}}"#;
+        let summary = summarize_error_body(body, Some("sk-secret-123"));
+        assert_eq!(summary, "Incorrect API key provided: [redacted]");
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(1000));
+        assert_eq!(summarize_error_body(long.as_bytes(), None).len(), 300);
+        assert_eq!(
+            summarize_error_body(b"<html>", None),
+            "the error body was not JSON"
+        );
+    }
+
+    #[test]
+    fn azure_urls_name_the_deployment() {
+        let backend = Backend::new(
+            BackendConfig::Azure {
+                endpoint: "https://example.openai.azure.com/".to_owned(),
+                api_key: None,
+                api_version: "2024-10-21".to_owned(),
+            },
+            BreakerConfig::default(),
+        );
+        assert_eq!(
+            backend.url(Operation::Chat, "gpt 4o"),
+            "https://example.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(&*backend.label, "example.openai.azure.com");
+    }
+}

@@ -1,0 +1,254 @@
+//! The OpenAI-compatible gateway: `/v1/...` and Azure-style `/openai/deployments/...` routes.
+//!
+//! Handlers only translate HTTP to a [`gateway_client::Gateway`] call and back: the same
+//! policies as the agent's own model calls apply. Bodies pass through unchanged, unknown fields
+//! included; the caller's key stays here and the gateway uses its own upstream key.
+
+use std::{convert::Infallible, sync::Arc};
+
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::{Path, State},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, Sse},
+    },
+};
+use futures::StreamExt;
+use gateway_client::{
+    Api, CacheDirective, CacheStatus, CallContext, ChatStream, GatewayError, StreamEvent,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde_json::{Map, Value};
+
+use crate::{
+    auth::Caller,
+    error::{ApiError, REMAINING_TOKENS},
+    http::AppState,
+};
+
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-llm-cache-status");
+pub const TOKENS_CONSUMED: HeaderName = HeaderName::from_static("x-tokens-consumed");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = json_object(&body)?;
+    chat(
+        &state,
+        call_context(&caller, &headers, Api::OpenAi),
+        request,
+    )
+    .await
+}
+
+pub async fn azure_chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(deployment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut request = json_object(&body)?;
+    request.insert("model".to_owned(), Value::String(deployment));
+    chat(
+        &state,
+        call_context(&caller, &headers, Api::AzureOpenAi),
+        request,
+    )
+    .await
+}
+
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = json_object(&body)?;
+    embed(
+        &state,
+        call_context(&caller, &headers, Api::OpenAi),
+        request,
+    )
+    .await
+}
+
+pub async fn azure_embeddings(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(deployment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut request = json_object(&body)?;
+    request.insert("model".to_owned(), Value::String(deployment));
+    embed(
+        &state,
+        call_context(&caller, &headers, Api::AzureOpenAi),
+        request,
+    )
+    .await
+}
+
+async fn chat(
+    state: &AppState,
+    context: CallContext,
+    request: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let format = state.settings.retry_after_format;
+    let streaming = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if streaming {
+        let stream = state
+            .gateway
+            .chat_stream(&context, request)
+            .await
+            .map_err(|e| ApiError::Gateway(e, format))?;
+        return Ok(sse_response(stream, &context));
+    }
+    let outcome = state
+        .gateway
+        .chat(&context, request)
+        .await
+        .map_err(|e| ApiError::Gateway(e, format))?;
+    let mut response = Json(outcome.body).into_response();
+    insert_gateway_headers(
+        response.headers_mut(),
+        outcome.cache,
+        outcome.remaining_tokens,
+        Some(outcome.usage.total_tokens),
+        &context,
+    );
+    Ok(response)
+}
+
+async fn embed(
+    state: &AppState,
+    context: CallContext,
+    request: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let outcome = state
+        .gateway
+        .embeddings(&context, request)
+        .await
+        .map_err(|e| ApiError::Gateway(e, state.settings.retry_after_format))?;
+    let mut response = Json(outcome.body).into_response();
+    insert_gateway_headers(
+        response.headers_mut(),
+        CacheStatus::Bypass,
+        outcome.remaining_tokens,
+        Some(outcome.usage.total_tokens),
+        &context,
+    );
+    Ok(response)
+}
+
+/// Relays a gateway stream as OpenAI-style server-sent events, ending with `[DONE]`.
+fn sse_response(stream: ChatStream, context: &CallContext) -> Response {
+    let cache = stream.cache;
+    let remaining = stream.remaining_tokens;
+    let events = stream.map(|item| {
+        Ok::<Event, Infallible>(match item {
+            Ok(StreamEvent::Chunk(chunk)) => Event::default().data(chunk.to_string()),
+            Ok(StreamEvent::Done { .. }) => Event::default().data("[DONE]"),
+            Err(error) => Event::default().data(stream_error(&error).to_string()),
+        })
+    });
+    let mut response = Sse::new(events).into_response();
+    insert_gateway_headers(response.headers_mut(), cache, remaining, None, context);
+    response
+}
+
+/// A failure after the stream started can only be told in the stream itself.
+fn stream_error(error: &GatewayError) -> Value {
+    serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}})
+}
+
+fn insert_gateway_headers(
+    headers: &mut HeaderMap,
+    cache: CacheStatus,
+    remaining_tokens: u64,
+    consumed: Option<u64>,
+    context: &CallContext,
+) {
+    headers.insert(CACHE_STATUS, HeaderValue::from_static(cache.as_str()));
+    headers.insert(REMAINING_TOKENS, HeaderValue::from(remaining_tokens));
+    if let Some(consumed) = consumed {
+        headers.insert(TOKENS_CONSUMED, HeaderValue::from(consumed));
+    }
+    if let Ok(id) = HeaderValue::from_str(&context.request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+}
+
+/// The request body as a JSON object, or a 400 that says what is wrong.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid_request",
+            "the request body must be a JSON object",
+        )),
+        Err(error) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the request body is not valid JSON: {error}"),
+        )),
+    }
+}
+
+/// The gateway's view of one HTTP call: who, through which API, with which cache wishes.
+pub fn call_context(caller: &Caller, headers: &HeaderMap, api: Api) -> CallContext {
+    CallContext {
+        subscription: Arc::from(caller.label()),
+        budget_key: caller.limit_key(),
+        api,
+        client_ip: caller.client_ip,
+        request_id: headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(Arc::from)
+            .unwrap_or_else(|| Arc::from("")),
+        cache: cache_directive(headers),
+    }
+}
+
+/// `Cache-Control: no-store` beats `no-cache`; anything else uses the cache.
+fn cache_directive(headers: &HeaderMap) -> CacheDirective {
+    let mut directive = CacheDirective::Use;
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        for token in value.to_str().unwrap_or("").split(',') {
+            match token.trim().to_ascii_lowercase().as_str() {
+                "no-store" => return CacheDirective::NoStore,
+                "no-cache" => directive = CacheDirective::NoCache,
+                _ => {}
+            }
+        }
+    }
+    directive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_directives() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(cache_directive(&headers), CacheDirective::Use);
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=0, No-Cache"),
+        );
+        assert_eq!(cache_directive(&headers), CacheDirective::NoCache);
+        headers.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        assert_eq!(cache_directive(&headers), CacheDirective::NoStore);
+    }
+}
