@@ -1,1 +1,148 @@
-//! The agent.
+//! tollgate's agent: a tool-calling loop whose every model call goes through the gateway.
+//!
+//! Layout:
+//! - [`Agent`]: the loop (`turn.rs`): model call, tool calls run concurrently, results fed
+//!   back, until the model answers in text; bounded by iterations, a turn deadline and a
+//!   per-tool timeout.
+//! - [`routing`]: in-process tools or MCP tools behind one [`routing::ToolRouter`].
+//! - [`answer`]: reading a model's answer leniently (tool calls, legacy `function_call`,
+//!   missing content), as real models produce them.
+//! - [`instructions`]: the system prompt and the tool definitions offered to the model.
+//! - [`AgentError`]: the one error type.
+
+pub mod answer;
+mod error;
+pub mod instructions;
+pub mod routing;
+mod turn;
+
+use std::{sync::Arc, time::Duration};
+
+use gateway_client::{Gateway, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use error::AgentError;
+pub use routing::{McpTools, ToolRouter};
+pub use turn::AgentEvent;
+
+/// Longest user message accepted, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 8000;
+/// Most history messages accepted with one request.
+pub const MAX_HISTORY_MESSAGES: usize = 50;
+
+#[derive(Debug, Clone, Copy)]
+pub struct AgentConfig {
+    /// Model calls that may ask for tools in one turn.
+    pub max_iterations: u32,
+    pub turn_deadline: Duration,
+    pub tool_timeout: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            max_iterations: 6,
+            turn_deadline: Duration::from_secs(120),
+            tool_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A chat request: the user's message and, optionally, the conversation so far.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatRequest {
+    pub message: String,
+    #[serde(default)]
+    pub history: Vec<HistoryMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct HistoryMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatRequest {
+    /// Checks the limits the contract sets; the message says what to fix.
+    pub fn validate(&self) -> Result<(), AgentError> {
+        let chars = self.message.chars().count();
+        if self.message.trim().is_empty() {
+            return Err(AgentError::InvalidRequest(
+                "`message` must not be empty".to_owned(),
+            ));
+        }
+        if chars > MAX_MESSAGE_CHARS {
+            return Err(AgentError::InvalidRequest(format!(
+                "`message` has {chars} characters; the limit is {MAX_MESSAGE_CHARS}"
+            )));
+        }
+        if self.history.len() > MAX_HISTORY_MESSAGES {
+            return Err(AgentError::InvalidRequest(format!(
+                "`history` has {} messages; the limit is {MAX_HISTORY_MESSAGES}",
+                self.history.len()
+            )));
+        }
+        for (index, entry) in self.history.iter().enumerate() {
+            if !matches!(entry.role.as_str(), "user" | "assistant") {
+                return Err(AgentError::InvalidRequest(format!(
+                    "history[{index}].role must be \"user\" or \"assistant\""
+                )));
+            }
+            if entry.content.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(AgentError::InvalidRequest(format!(
+                    "history[{index}].content is over {MAX_MESSAGE_CHARS} characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One tool call made during a turn, as reported to the caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallRecord {
+    pub name: String,
+    pub arguments: Value,
+    pub result: Value,
+    pub routed_via: &'static str,
+    pub duration_ms: f64,
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u32,
+    pub misses: u32,
+}
+
+/// The outcome of a whole turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnResult {
+    pub reply: String,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub model: String,
+    pub usage: Usage,
+    pub cache: CacheCounts,
+}
+
+/// The agent: a gateway to think with and a router to act with.
+pub struct Agent {
+    gateway: Arc<Gateway>,
+    tools: ToolRouter,
+    config: AgentConfig,
+}
+
+impl Agent {
+    pub fn new(gateway: Arc<Gateway>, tools: ToolRouter, config: AgentConfig) -> Self {
+        Self {
+            gateway,
+            tools,
+            config,
+        }
+    }
+
+    pub fn routing(&self) -> &'static str {
+        self.tools.label()
+    }
+}

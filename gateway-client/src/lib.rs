@@ -9,10 +9,12 @@
 //! - [`upstream`]: backend pool, retries, failover, circuit breakers, SSE parsing.
 //! - [`store`]: the [`StateStore`] trait behind budgets and the usage ledger, and its in-process
 //!   implementation.
+//! - [`assemble`]: a streamed answer put back together.
 //! - [`cache`]: the cache seam ([`ResponseCache`]).
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
+pub mod assemble;
 pub mod cache;
 pub mod clock;
 pub mod config;

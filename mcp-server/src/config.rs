@@ -48,6 +48,26 @@ pub struct Settings {
     #[arg(long, env = "TOOL_ROUTING", value_enum, default_value_t = ToolRouting::InProcess)]
     pub tool_routing: ToolRouting,
 
+    /// Where TOOL_ROUTING=mcp sends tool calls. [default: this server's own /mcp]
+    #[arg(long, env = "MCP_URL")]
+    pub mcp_url: Option<String>,
+
+    /// Key the agent uses for its own MCP calls when no caller key applies.
+    #[arg(long, env = "AGENT_SUBSCRIPTION_KEY", hide_env_values = true)]
+    pub agent_subscription_key: Option<SecretString>,
+
+    /// Model calls that may ask for tools in one agent turn (then one last answer without tools).
+    #[arg(long, env = "AGENT_MAX_ITERATIONS", default_value_t = 6)]
+    pub agent_max_iterations: u32,
+
+    /// Deadline of one agent turn, in seconds.
+    #[arg(long, env = "AGENT_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub agent_timeout_seconds: u64,
+
+    /// Deadline of one tool call made by the agent, in seconds.
+    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub agent_tool_timeout_seconds: u64,
+
     /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
     /// /metrics needs a key (Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer).
     #[arg(long, env = "SUBSCRIPTION_KEYS", hide_env_values = true)]
@@ -281,6 +301,30 @@ impl Settings {
                 open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
             },
             prices: self.model_prices.0.clone(),
+        }
+    }
+
+    pub fn agent_config(&self) -> agent::AgentConfig {
+        agent::AgentConfig {
+            max_iterations: self.agent_max_iterations.max(1),
+            turn_deadline: Duration::from_secs(self.agent_timeout_seconds.max(1)),
+            tool_timeout: Duration::from_secs(self.agent_tool_timeout_seconds.max(1)),
+        }
+    }
+
+    /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
+    pub fn mcp_url(&self, local: std::net::SocketAddr) -> String {
+        match &self.mcp_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => {
+                let host = match local.ip() {
+                    ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+                    ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                };
+                format!("http://{host}:{}/mcp", local.port())
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use axum::{
     extract::rejection::JsonRejection,
     response::{IntoResponse, Response},
 };
+use agent::AgentError;
 use gateway_client::GatewayError;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub enum ApiError {
     /// A model call the gateway refused or could not complete.
     #[error("{0}")]
     Gateway(GatewayError, RetryAfterFormat),
+    /// An agent turn that could not finish.
+    #[error("{0}")]
+    Agent(AgentError, RetryAfterFormat),
     /// Something broke inside the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -75,6 +79,18 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
         GatewayError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
         GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The HTTP status of each way an agent turn can fail.
+fn agent_status(error: &AgentError) -> StatusCode {
+    match error {
+        AgentError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        AgentError::Gateway(error) => gateway_status(error),
+        AgentError::EmptyAnswer => StatusCode::BAD_GATEWAY,
+        // Nobody reads this answer; nginx's 499 is not a registered status, so say 400.
+        AgentError::Cancelled => StatusCode::BAD_REQUEST,
+        AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 
@@ -119,6 +135,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error, _) => gateway_status(error),
+            Self::Agent(error, _) => agent_status(error),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +149,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error, _) => error.code(),
+            Self::Agent(error, _) => error.code(),
             Self::Internal(_) => "internal_error",
         }
     }
@@ -160,7 +178,7 @@ impl IntoResponse for ApiError {
                     response_headers.insert(name, value);
                 }
             }
-            Self::Gateway(error, format) => {
+            Self::Gateway(error, format) | Self::Agent(AgentError::Gateway(error), format) => {
                 if let Some(wait) = gateway_retry_after(&error) {
                     response.headers_mut().insert(
                         header::RETRY_AFTER,

@@ -3,7 +3,9 @@
 //! Public routes (`/`, `/health`, `/metrics`) need no key; everything else passes
 //! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
 
-use std::{sync::Arc, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use agent::{Agent, McpTools, ToolRouter};
 
 use axum::{
     Json, Router,
@@ -27,9 +29,9 @@ use tower_http::{
 };
 
 use crate::{
-    admin,
+    admin, agent_routes,
     auth::{self, Authenticator},
-    config::Settings,
+    config::{Settings, ToolRouting},
     error::{self, ApiError},
     gateway_routes,
     mcp::{
@@ -45,17 +47,31 @@ pub struct AppState {
     pub instance: Arc<Instance>,
     pub authenticator: Arc<Authenticator>,
     pub gateway: Arc<Gateway>,
+    pub agent: Arc<Agent>,
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
     pub started: Instant,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, prometheus: PrometheusHandle) -> Result<Self, GatewayError> {
+    /// `local` is the address the server listens on: the agent's default MCP endpoint.
+    pub fn new(
+        settings: Settings,
+        prometheus: PrometheusHandle,
+        local: SocketAddr,
+    ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
         let gateway = Arc::new(Gateway::new(settings.gateway_config(), store, None)?);
         let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
+        let router = match settings.tool_routing {
+            ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
+            ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
+                settings.mcp_url(local),
+                settings.agent_subscription_key.clone(),
+            )),
+        };
+        let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
         let mcp_traffic = Arc::new(McpTraffic {
             limits: McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
             retry_after_format: settings.retry_after_format,
@@ -66,6 +82,7 @@ impl AppState {
             instance,
             authenticator,
             gateway,
+            agent,
             prometheus,
             mcp_traffic,
             started: Instant::now(),
@@ -86,8 +103,9 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
             state.mcp_traffic.clone(),
             traffic::govern_mcp_traffic,
         ))
-        .layer(short_deadline.clone());
-    // Model calls carry their own deadline (UPSTREAM_TIMEOUT_SECONDS), longer than a short route's.
+        .layer(short_deadline);
+    // Model calls and agent turns carry their own deadlines (UPSTREAM_TIMEOUT_SECONDS,
+    // AGENT_TIMEOUT_SECONDS), longer than a short route's.
     let gateway = Router::new()
         .route(
             "/v1/chat/completions",
@@ -98,6 +116,8 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
             post(gateway_routes::azure_chat_completions),
         )
         .route("/v1/embeddings", post(gateway_routes::embeddings))
+        .route("/agent/chat", post(agent_routes::chat))
+        .route("/agent/chat/stream", post(agent_routes::chat_stream))
         .route(
             "/openai/deployments/{deployment}/embeddings",
             post(gateway_routes::azure_embeddings),

@@ -7,6 +7,7 @@
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
 //! - [`admin`]: the chargeback report.
+//! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
 //! - [`retry_after`]: `Retry-After` in the configured format.
 //! - [`telemetry`]: logging and the Prometheus registry.
@@ -15,6 +16,7 @@
 //! real socket.
 
 pub mod admin;
+pub mod agent_routes;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -42,8 +44,9 @@ pub async fn serve(
     let prometheus = telemetry::prometheus();
     let upkeep = tokio::spawn(telemetry::run_metrics_upkeep(prometheus.clone()));
     let grace = settings.shutdown_grace();
+    let local = listener.local_addr()?;
     let state = Arc::new(
-        http::AppState::new(settings, prometheus)
+        http::AppState::new(settings, prometheus, local)
             .map_err(|e| std::io::Error::other(format!("cannot start the gateway: {e}")))?,
     );
 

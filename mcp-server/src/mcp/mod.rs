@@ -26,6 +26,18 @@ const LOOPBACK_ORIGINS: &[&str] = &[
     "https://[::1]:*",
 ];
 
+/// ALLOWED_HOSTS plus loopback names. A rebinding attack can't make a browser send a loopback
+/// Host, and the agent's MCP routing calls this server on loopback whatever the public hostname.
+fn allowed_hosts(settings: &Settings) -> Vec<String> {
+    let mut hosts: Vec<String> = settings.allowed_hosts.iter().map(|h| h.trim().to_owned()).collect();
+    for loopback in ["localhost", "127.0.0.1", "::1"] {
+        if !hosts.iter().any(|h| h == loopback) {
+            hosts.push(loopback.to_owned());
+        }
+    }
+    hosts
+}
+
 /// The MCP endpoint: no sessions, JSON answers, Host/Origin checked against the allowlists.
 pub fn service(
     settings: &Settings,
@@ -49,7 +61,7 @@ pub fn service(
         .with_sse_keep_alive(None)
         .with_cancellation_token(shutdown)
         .with_max_request_body_bytes(settings.max_request_body_bytes)
-        .with_allowed_hosts(settings.allowed_hosts.iter().map(|h| h.trim().to_owned()))
+        .with_allowed_hosts(allowed_hosts(settings))
         .with_allowed_origins(origins)
         .enforce_origin_validation();
     let handler = TollgateMcp::new(instance);

@@ -1,0 +1,304 @@
+//! One agent turn: model call, tool calls, repeat until the model answers in text.
+//!
+//! The same loop serves the JSON route and the streaming route; when a sender is given, model
+//! calls stream and every tool call and text delta is reported as it happens.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use gateway_client::{CacheStatus, CallContext, StreamEvent, Usage, assemble::AssembledAnswer};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::{
+    Agent, AgentError, CacheCounts, ChatRequest, ToolCallRecord, TurnResult,
+    answer::{AssistantTurn, RequestedCall, parse_arguments},
+    instructions::{SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS},
+    routing::ToolOutcome,
+};
+
+/// What the streaming route reports while a turn runs.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    ToolCall(ToolCallRecord),
+    Delta(String),
+    Done(TurnResult),
+    Error(AgentError),
+}
+
+/// Said to a model that answered with nothing, once, before giving up on it.
+const NUDGE: &str = "Your last answer was empty. Answer the user's question now in plain text, \
+using the tool results above.";
+/// Said when the tool budget is spent, for one last answer without tools.
+const WRAP_UP: &str = "You have used all your tool calls for this turn. Answer the user's \
+question now in plain text, from the tool results above.";
+
+type Events<'a> = Option<&'a mpsc::Sender<AgentEvent>>;
+
+impl Agent {
+    /// Runs one turn to its text answer, within the turn deadline.
+    pub async fn run(
+        &self,
+        context: &CallContext,
+        caller_key: Option<&SecretString>,
+        request: &ChatRequest,
+    ) -> Result<TurnResult, AgentError> {
+        request.validate()?;
+        let deadline = self.config.turn_deadline;
+        tokio::time::timeout(deadline, self.run_loop(context, caller_key, request, None))
+            .await
+            .unwrap_or(Err(AgentError::Timeout(deadline)))
+    }
+
+    /// Runs one turn, streaming its events to `events`; the last one is `Done` or `Error`.
+    /// Dropping the receiver cancels the turn at its next step.
+    pub async fn run_streaming(
+        &self,
+        context: &CallContext,
+        caller_key: Option<&SecretString>,
+        request: &ChatRequest,
+        events: mpsc::Sender<AgentEvent>,
+    ) {
+        let deadline = self.config.turn_deadline;
+        let outcome = match request.validate() {
+            Err(error) => Err(error),
+            Ok(()) => tokio::time::timeout(
+                deadline,
+                self.run_loop(context, caller_key, request, Some(&events)),
+            )
+            .await
+            .unwrap_or(Err(AgentError::Timeout(deadline))),
+        };
+        let last = match outcome {
+            Ok(result) => AgentEvent::Done(result),
+            Err(error) => AgentEvent::Error(error),
+        };
+        let _ = events.send(last).await;
+    }
+
+    async fn run_loop(
+        &self,
+        context: &CallContext,
+        caller_key: Option<&SecretString>,
+        request: &ChatRequest,
+        events: Events<'_>,
+    ) -> Result<TurnResult, AgentError> {
+        let mut messages = vec![json!({"role": "system", "content": SYSTEM_INSTRUCTIONS})];
+        for entry in &request.history {
+            messages.push(json!({"role": entry.role, "content": entry.content}));
+        }
+        messages.push(json!({"role": "user", "content": request.message}));
+
+        let mut trace = Trace::default();
+        let mut kept_text: Vec<String> = Vec::new();
+        let mut nudged = false;
+        for _ in 0..self.config.max_iterations.max(1) {
+            let turn = self
+                .model_turn(context, &messages, true, events, &mut trace)
+                .await?;
+            if !turn.tool_calls.is_empty() {
+                if !turn.content.trim().is_empty() {
+                    kept_text.push(turn.content.trim().to_owned());
+                }
+                let records = self
+                    .run_tools(&turn.tool_calls, caller_key, events)
+                    .await;
+                push_tool_round(&mut messages, &turn, &records);
+                trace.tool_calls.extend(records);
+                continue;
+            }
+            if turn.content.trim().is_empty() {
+                if nudged {
+                    return Err(AgentError::EmptyAnswer);
+                }
+                nudged = true;
+                messages.push(json!({"role": "system", "content": NUDGE}));
+                continue;
+            }
+            kept_text.push(turn.content.trim().to_owned());
+            return Ok(trace.finish(kept_text.join("\n\n")));
+        }
+
+        // The tool budget is spent (a model stuck calling tools): one last call without tools.
+        tracing::info!(
+            iterations = self.config.max_iterations,
+            "agent hit its iteration limit; asking for a final answer"
+        );
+        messages.push(json!({"role": "system", "content": WRAP_UP}));
+        let turn = self
+            .model_turn(context, &messages, false, events, &mut trace)
+            .await?;
+        let reply = if turn.content.trim().is_empty() {
+            format!(
+                "I stopped after {} rounds of tool calls without reaching an answer. \
+                 The tool results are listed in tool_calls.",
+                self.config.max_iterations
+            )
+        } else {
+            turn.content.trim().to_owned()
+        };
+        kept_text.push(reply);
+        Ok(trace.finish(kept_text.join("\n\n")))
+    }
+
+    /// One model call, whole or streamed, read into an [`AssistantTurn`].
+    async fn model_turn(
+        &self,
+        context: &CallContext,
+        messages: &[Value],
+        offer_tools: bool,
+        events: Events<'_>,
+        trace: &mut Trace,
+    ) -> Result<AssistantTurn, AgentError> {
+        let mut request = Map::new();
+        request.insert("messages".to_owned(), Value::Array(messages.to_vec()));
+        if offer_tools {
+            request.insert("tools".to_owned(), TOOL_DEFINITIONS.clone());
+        }
+        let Some(events) = events else {
+            let outcome = self.gateway.chat(context, request).await?;
+            // The upstream's own model name is the more precise one (a dated version).
+            let model = outcome.body.get("model").and_then(Value::as_str).unwrap_or(&outcome.model);
+            trace.record_call(model, outcome.usage, outcome.cache);
+            return Ok(AssistantTurn::from_completion(&outcome.body));
+        };
+
+        let mut stream = self.gateway.chat_stream(context, request).await?;
+        let mut assembled = AssembledAnswer::default();
+        let mut usage = Usage::default();
+        while let Some(event) = stream.next().await {
+            match event? {
+                StreamEvent::Chunk(chunk) => {
+                    if let Some(text) = chunk
+                        .pointer("/choices/0/delta/content")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                        && events.send(crate::AgentEvent::Delta(text.to_owned())).await.is_err()
+                    {
+                        // The client left: stop here; dropping the stream cancels the call.
+                        return Err(AgentError::Cancelled);
+                    }
+                    assembled.absorb(&chunk);
+                }
+                StreamEvent::Done { usage: reported } => usage = reported,
+            }
+        }
+        trace.record_call(&stream.model, usage, stream.cache);
+        let body = assembled.into_completion(&stream.model, usage);
+        Ok(AssistantTurn::from_completion(&body))
+    }
+
+    /// Runs one assistant turn's tool calls concurrently, each within the tool timeout.
+    async fn run_tools(
+        &self,
+        calls: &[RequestedCall],
+        caller_key: Option<&SecretString>,
+        events: Events<'_>,
+    ) -> Vec<ToolCallRecord> {
+        let runs = calls.iter().map(|call| async move {
+            let started = Instant::now();
+            let (arguments, outcome) = match parse_arguments(&call.arguments) {
+                Ok(arguments) => {
+                    let shown = Value::Object(arguments.clone());
+                    let outcome = match tokio::time::timeout(
+                        self.config.tool_timeout,
+                        self.tools.call(&call.name, arguments, caller_key),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => ToolOutcome::error(format!(
+                            "tool `{}` did not answer within {} s",
+                            call.name,
+                            self.config.tool_timeout.as_secs()
+                        )),
+                    };
+                    (shown, outcome)
+                }
+                Err(reason) => (
+                    Value::String(call.arguments.clone()),
+                    ToolOutcome::error(reason),
+                ),
+            };
+            metrics::counter!(
+                "agent_tool_calls_total",
+                "tool" => tools::spec(&call.name).map_or("unknown", |s| s.name),
+                "routed_via" => self.tools.label(),
+                "is_error" => if outcome.is_error { "true" } else { "false" },
+            )
+            .increment(1);
+            ToolCallRecord {
+                name: call.name.clone(),
+                arguments,
+                result: outcome.result,
+                routed_via: self.tools.label(),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                is_error: outcome.is_error,
+            }
+        });
+        let records = futures::future::join_all(runs).await;
+        if let Some(events) = events {
+            for record in &records {
+                let _ = events.send(AgentEvent::ToolCall(record.clone())).await;
+            }
+        }
+        records
+    }
+}
+
+/// Appends the assistant's tool-call message and one tool message per result.
+fn push_tool_round(messages: &mut Vec<Value>, turn: &AssistantTurn, records: &[ToolCallRecord]) {
+    let calls: Vec<Value> = turn
+        .tool_calls
+        .iter()
+        .map(|call| {
+            json!({"id": call.id, "type": "function",
+                   "function": {"name": call.name, "arguments": call.arguments}})
+        })
+        .collect();
+    let content = if turn.content.is_empty() {
+        Value::Null
+    } else {
+        Value::String(turn.content.clone())
+    };
+    messages.push(json!({"role": "assistant", "content": content, "tool_calls": calls}));
+    for (call, record) in turn.tool_calls.iter().zip(records) {
+        messages.push(json!({
+            "role": "tool",
+            "tool_call_id": call.id,
+            "content": record.result.to_string(),
+        }));
+    }
+}
+
+/// What a turn has done so far.
+#[derive(Default)]
+struct Trace {
+    tool_calls: Vec<ToolCallRecord>,
+    usage: Usage,
+    cache: CacheCounts,
+    model: String,
+}
+
+impl Trace {
+    fn record_call(&mut self, model: &str, usage: Usage, cache: CacheStatus) {
+        self.usage.add(usage);
+        match cache {
+            CacheStatus::Hit => self.cache.hits += 1,
+            CacheStatus::Miss => self.cache.misses += 1,
+            CacheStatus::Bypass => {}
+        }
+        model.clone_into(&mut self.model);
+    }
+
+    fn finish(self, reply: String) -> TurnResult {
+        TurnResult {
+            reply,
+            tool_calls: self.tool_calls,
+            model: self.model,
+            usage: self.usage,
+            cache: self.cache,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! `/agent/chat` (JSON) and `/agent/chat/stream` (server-sent events).
+//!
+//! Both validate the request up front, so bad input is a 4xx JSON answer even on the streaming
+//! route; the streaming turn runs in a task that is aborted when the client goes away.
+
+use std::{convert::Infallible, sync::Arc};
+
+use agent::{AgentEvent, ChatRequest, ToolCallRecord, TurnResult};
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::State,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures::{Stream, StreamExt};
+use gateway_client::{Api, GatewayError};
+use http::HeaderMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::{auth::Caller, error::ApiError, gateway_routes::call_context, http::AppState};
+
+/// Characters of a tool result shown in a streamed `tool_call` event.
+const RESULT_SUMMARY_CHARS: usize = 500;
+
+/// The JSON answer of `/agent/chat`, and the `done` event of the stream.
+#[derive(Serialize)]
+struct ChatReply<'a> {
+    #[serde(flatten)]
+    turn: &'a TurnResult,
+    instance_id: &'a str,
+}
+
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = parse_request(&state, &body)?;
+    let context = call_context(&caller, &headers, Api::Agent);
+    let turn = state
+        .agent
+        .run(&context, caller.key.as_ref(), &request)
+        .await
+        .map_err(|e| ApiError::Agent(e, state.settings.retry_after_format))?;
+    Ok(Json(ChatReply {
+        turn: &turn,
+        instance_id: &state.instance.id,
+    })
+    .into_response())
+}
+
+pub async fn chat_stream(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = parse_request(&state, &body)?;
+    let context = call_context(&caller, &headers, Api::Agent);
+    let (sender, receiver) = mpsc::channel(64);
+    let agent = state.agent.clone();
+    let key = caller.key.clone();
+    let task = tokio::spawn(async move {
+        agent
+            .run_streaming(&context, key.as_ref(), &request, sender)
+            .await;
+    });
+    let instance_id: Arc<str> = Arc::from(state.instance.id.as_str());
+    let events = EventStream {
+        receiver,
+        _abort: AbortOnDrop(task),
+    }
+    .map(move |event| Ok::<Event, Infallible>(to_sse(event, &instance_id)));
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Body → request, with the checks that need no model: shape, limits, a configured model.
+fn parse_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let request: ChatRequest = serde_json::from_slice(body).map_err(|error| {
+        let code = if error.is_syntax() || error.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_request"
+        };
+        ApiError::bad_request(code, format!("the request body is not a valid chat request: {error}"))
+    })?;
+    let format = state.settings.retry_after_format;
+    request
+        .validate()
+        .map_err(|error| ApiError::Agent(error, format))?;
+    if !state.gateway.is_configured() {
+        return Err(ApiError::Gateway(GatewayError::NotConfigured, format));
+    }
+    Ok(request)
+}
+
+fn to_sse(event: AgentEvent, instance_id: &str) -> Event {
+    let (name, data) = match event {
+        AgentEvent::ToolCall(record) => ("tool_call", tool_call_summary(&record)),
+        AgentEvent::Delta(text) => ("delta", json!({"text": text})),
+        AgentEvent::Done(turn) => (
+            "done",
+            serde_json::to_value(ChatReply {
+                turn: &turn,
+                instance_id,
+            })
+            .unwrap_or_default(),
+        ),
+        AgentEvent::Error(error) => (
+            "error",
+            json!({"error": {"code": error.code(), "message": error.to_string()}}),
+        ),
+    };
+    Event::default().event(name).data(data.to_string())
+}
+
+fn tool_call_summary(record: &ToolCallRecord) -> Value {
+    let mut result = record.result.to_string();
+    if result.chars().count() > RESULT_SUMMARY_CHARS {
+        result = result.chars().take(RESULT_SUMMARY_CHARS).collect::<String>() + "…";
+    }
+    json!({
+        "name": record.name,
+        "arguments": record.arguments,
+        "result_summary": result,
+        "routed_via": record.routed_via,
+        "duration_ms": record.duration_ms,
+        "is_error": record.is_error,
+    })
+}
+
+/// The turn's events; dropping it (the client disconnected) aborts the turn.
+struct EventStream {
+    receiver: mpsc::Receiver<AgentEvent>,
+    _abort: AbortOnDrop,
+}
+
+impl Stream for EventStream {
+    type Item = AgentEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
