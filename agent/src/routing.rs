@@ -9,9 +9,12 @@ use std::{collections::HashMap, sync::Arc};
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient,
     model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
-    service::RunningService,
+    service::{ClientInitializeError, RunningService},
     transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport,
+        streamable_http_client::{
+            HttpStatusError, StreamableHttpClientTransportConfig, StreamableHttpError,
+        },
     },
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -123,6 +126,15 @@ impl McpTools {
             }
             Err(rmcp::ServiceError::McpError(error)) => ToolOutcome::error(error.message.to_string()),
             Err(error) => {
+                // The server refused this one request with an HTTP status (a 429 from its rate
+                // limit, a 5xx): say so plainly, and keep the client. Dropping it would make the
+                // next call reconnect, and that handshake is one more request against the same
+                // limit (refused too while the limit lasts).
+                if let rmcp::ServiceError::TransportSend(transport) = &error
+                    && let Some(message) = http_refusal(transport)
+                {
+                    return ToolOutcome::error(message);
+                }
                 // The connection may be broken: forget it, the next call reconnects.
                 self.clients.lock().await.remove(&key);
                 ToolOutcome::error(format!("MCP call failed: {error}"))
@@ -155,12 +167,81 @@ impl McpTools {
                 },
             )
             .await
-            .map_err(|error| format!("cannot reach the MCP server at {}: {error}", self.url))?;
+            .map_err(|error| {
+                let reason = match &error {
+                    ClientInitializeError::TransportError { error, .. } => http_refusal(error),
+                    _ => None,
+                };
+                let reason = reason.unwrap_or_else(|| error.to_string());
+                format!("cannot reach the MCP server at {}: {reason}", self.url)
+            })?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
         let client = Arc::new(client);
         clients.insert(key.to_owned(), client.clone());
         Ok(client)
+    }
+}
+
+/// rmcp's HTTP transport error over its reqwest client.
+type HttpError = StreamableHttpError<reqwest_rmcp::Error>;
+
+/// What to tell the model when the MCP server refused a request with an HTTP status (429 or
+/// 5xx), or `None` for any other failure.
+///
+/// rmcp keeps the status and the server's `Retry-After` in its transport error, but its
+/// `Display` reads as Rust type names followed by "HTTP 429": nothing a model can act on.
+fn http_refusal(error: &rmcp::transport::DynamicTransportError) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
+    while let Some(cause) = current {
+        if let Some(HttpError::HttpStatus(status)) = cause.downcast_ref::<HttpError>() {
+            return Some(describe_status(status));
+        }
+        current = cause.source();
+    }
+    None
+}
+
+fn describe_status(refusal: &HttpStatusError) -> String {
+    let retry = match refusal.retry_after.as_deref() {
+        Some(seconds) if seconds.parse::<u64>().is_ok() => format!("; retry after {seconds} s"),
+        Some(when) => format!("; retry after {when}"),
+        None => String::new(),
+    };
+    match refusal.status {
+        429 => format!("the MCP server's rate limit refused this call (HTTP 429){retry}"),
+        status => format!("the MCP server failed to handle this call (HTTP {status}){retry}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_refusals_read_as_plain_words() {
+        let limited = HttpStatusError::new(429, Some("30".to_owned()));
+        assert_eq!(
+            describe_status(&limited),
+            "the MCP server's rate limit refused this call (HTTP 429); retry after 30 s"
+        );
+        let failed = HttpStatusError::new(503, None);
+        assert_eq!(
+            describe_status(&failed),
+            "the MCP server failed to handle this call (HTTP 503)"
+        );
+        let transport = rmcp::transport::DynamicTransportError::from_parts(
+            "test",
+            std::any::TypeId::of::<()>(),
+            Box::new(HttpError::HttpStatus(limited)),
+        );
+        assert!(http_refusal(&transport).is_some_and(|m| m.contains("rate limit")));
+        let other = rmcp::transport::DynamicTransportError::from_parts(
+            "test",
+            std::any::TypeId::of::<()>(),
+            Box::new(HttpError::UnexpectedEndOfStream),
+        );
+        assert_eq!(http_refusal(&other), None);
     }
 }

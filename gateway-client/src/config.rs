@@ -19,6 +19,27 @@ pub struct GatewayConfig {
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub prices: Prices,
+    /// Content safety on prompts and answers; off by default.
+    pub content_safety: ContentSafetyConfig,
+    /// The semantic cache; `None` turns it off.
+    pub cache: Option<CacheSettings>,
+}
+
+/// The semantic cache's settings and which embedder it uses.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub config: crate::semantic::CacheConfig,
+    pub embedder: EmbedderChoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbedderChoice {
+    /// The built-in hashed-feature embedder: no download, microseconds.
+    Builtin,
+    /// The model API's embeddings endpoint with `embedding_model`.
+    Upstream,
+    /// all-MiniLM-L6-v2 from a local directory (cargo feature `minilm`).
+    MiniLm { model_dir: std::path::PathBuf },
 }
 
 /// One upstream model API.
@@ -108,6 +129,55 @@ impl Default for BreakerConfig {
             open_for: Duration::from_secs(30),
         }
     }
+}
+
+/// Content safety: which prompts and answers are refused (see `policy::content_safety`).
+#[derive(Debug, Clone, Default)]
+pub struct ContentSafetyConfig {
+    /// Off by default: nothing below applies unless this is set.
+    pub enabled: bool,
+    /// Terms refused anywhere in the text, case-insensitively, as whole words.
+    pub blocked_terms: Vec<String>,
+    /// Regular expressions (`regex` crate syntax) refused anywhere in the text.
+    pub blocked_patterns: Vec<String>,
+    /// Built-in rule sets.
+    pub presets: Vec<SafetyPreset>,
+    /// An OpenAI-compatible moderation endpoint consulted after the local rules pass.
+    pub moderation: Option<ModerationConfig>,
+}
+
+/// A built-in rule set of content safety.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SafetyPreset {
+    /// API keys and private keys: OpenAI-style `sk-…`, AWS access key ids, PEM private keys,
+    /// GitHub and Slack tokens.
+    Secrets,
+    /// Payment card numbers: 13–19 digits, optionally grouped by spaces or dashes, that pass
+    /// the Luhn check.
+    CardNumbers,
+}
+
+impl SafetyPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secrets => "secrets",
+            Self::CardNumbers => "card-numbers",
+        }
+    }
+}
+
+/// `POST {url}/moderations` with `{"input": text}`; `results[0].flagged` decides.
+#[derive(Debug, Clone)]
+pub struct ModerationConfig {
+    /// Base URL, e.g. `https://api.openai.com/v1`.
+    pub url: String,
+    /// Sent as a bearer token when set.
+    pub api_key: Option<SecretString>,
+    /// Deadline of one moderation call.
+    pub timeout: Duration,
+    /// When the endpoint fails or times out: refuse the text (`true`) or let it through with a
+    /// warning (`false`, the default).
+    pub fail_closed: bool,
 }
 
 /// USD per million tokens, by model.

@@ -5,12 +5,13 @@
 //!
 //! Layout:
 //! - [`pipeline`]: the policies in the order they run (read it first).
-//! - [`policy`]: one module per policy: `governance` (max_tokens) and `budget` (tokens).
+//! - [`policy`]: one module per policy: `governance` (max_tokens), `budget` (tokens) and
+//!   `content_safety` (blocked terms, patterns, presets, moderation; off by default).
 //! - [`upstream`]: backend pool, retries, failover, circuit breakers, SSE parsing.
 //! - [`store`]: the [`StateStore`] trait behind budgets and the usage ledger, and its in-process
 //!   implementation.
 //! - [`assemble`]: a streamed answer put back together.
-//! - [`cache`]: the cache seam ([`ResponseCache`]).
+//! - [`cache`]: the cache seam ([`ResponseCache`]); [`semantic`]: the semantic cache behind it.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod metrics;
 pub mod period;
 pub mod pipeline;
+pub mod semantic;
 pub mod policy;
 pub mod store;
 pub mod tokens;

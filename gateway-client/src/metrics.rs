@@ -82,3 +82,14 @@ pub fn cache_status(context: &CallContext, operation: Operation, status: &'stati
     )
     .increment(1);
 }
+
+/// A prompt or answer refused by content safety; `category` is one of a bounded set.
+pub fn content_blocked(context: &CallContext, direction: &'static str, category: &str) {
+    metrics::counter!(
+        "gateway_content_blocked_total",
+        "direction" => direction,
+        "category" => category.to_owned(),
+        "subscription" => context.subscription.to_string(),
+    )
+    .increment(1);
+}

@@ -2,16 +2,20 @@
 //!
 //! 1. validate the request and resolve the model;
 //! 2. governance: cap `max_tokens` (non-streamed calls);
-//! 3. budget: count the prompt with the model's tokenizer and reserve prompt + completion budget,
+//! 3. content safety on the prompt (when on): a refused prompt is never sent and costs nothing;
+//! 4. budget: count the prompt with the model's tokenizer and reserve prompt + completion budget,
 //!    or refuse before anything is sent;
-//! 4. cache lookup: a hit answers at once and the reservation is released;
-//! 5. upstream, with retries, failover and circuit breakers, within the call's deadline;
-//! 6. reconcile the reservation to the real usage;
-//! 7. metrics and the usage ledger;
-//! 8. cache store.
+//! 5. cache lookup: a hit answers at once and the reservation is released;
+//! 6. upstream, with retries, failover and circuit breakers, within the call's deadline;
+//! 7. reconcile the reservation to the real usage;
+//! 8. metrics and the usage ledger;
+//! 9. content safety on the answer (when on): the tokens are spent, but a refused answer is
+//!    neither returned nor cached;
+//! 10. cache store.
 //!
-//! Streams run steps 6–8 when the stream ends, in a task of their own, so a slow or vanished
-//! client never holds the upstream open.
+//! Streams run steps 7–10 when the stream ends, in a task of their own, so a slow or vanished
+//! client never holds the upstream open. Their chunks have gone out by then, so a refused
+//! streamed answer ends with an error event instead of the normal end of the stream.
 
 use std::{
     pin::Pin,
@@ -26,19 +30,21 @@ use serde_json::{Map, Value};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
+    assemble::AssembledAnswer,
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
-    config::{GatewayConfig, Prices},
+    config::{EmbedderChoice, GatewayConfig, Prices},
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
+    semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
     policy::{
         budget::{Budget, Reservation},
+        content_safety::{self, ContentSafety, Direction},
         governance,
     },
     store::{StateStore, UsageRecord},
     tokens,
-    assemble::AssembledAnswer,
     upstream::{Answer, Upstream, sse::SseParser},
     usage::{Usage, UsageReport},
 };
@@ -93,7 +99,7 @@ impl Stream for ChatStream {
 
 /// The gateway: every model call goes through here.
 pub struct Gateway {
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
     budget: Budget,
     store: Arc<dyn StateStore>,
     cache: Option<Arc<dyn ResponseCache>>,
@@ -103,17 +109,35 @@ pub struct Gateway {
     max_tokens_cap: u32,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
+    /// `None` when content safety is off.
+    content_safety: Option<Arc<ContentSafety>>,
 }
 
 impl Gateway {
+    /// Builds the gateway. The response cache is `cache` when given (shared state supplies
+    /// one), else the semantic cache that `config.cache` describes, else none.
     pub fn new(
         config: GatewayConfig,
         store: Arc<dyn StateStore>,
         cache: Option<Arc<dyn ResponseCache>>,
     ) -> Result<Self, GatewayError> {
         let clock = Clock::new();
+        let content_safety = ContentSafety::new(&config.content_safety)
+            .map_err(|e| GatewayError::InvalidRequest(format!("content safety settings: {e}")))?
+            .map(Arc::new);
+        let upstream = Arc::new(Upstream::new(config.backends, config.retry, config.breaker)?);
+        let cache = match (cache, config.cache) {
+            (Some(cache), _) => Some(cache),
+            (None, Some(settings)) => {
+                let embedder = build_embedder(&settings.embedder, &upstream, &config.embedding_model)?;
+                let semantic: Arc<dyn ResponseCache> =
+                    Arc::new(SemanticCache::new(embedder, settings.config, clock));
+                Some(semantic)
+            }
+            (None, None) => None,
+        };
         Ok(Self {
-            upstream: Upstream::new(config.backends, config.retry, config.breaker)?,
+            upstream,
             budget: Budget::new(store.clone(), config.budget, clock),
             store,
             cache,
@@ -123,6 +147,7 @@ impl Gateway {
             max_tokens_cap: config.max_tokens_cap,
             usage_period: config.budget.usage_period,
             prices: config.prices,
+            content_safety,
         })
     }
 
@@ -168,13 +193,15 @@ impl Gateway {
         // 2. governance
         let completion_budget =
             governance::govern_max_tokens(&mut request, self.max_tokens_cap, false);
-        // 3. budget
+        // 3. content safety on the prompt
+        self.screen_prompt(context, &request).await?;
+        // 4. budget
         let prompt_estimate = tokens::estimate_chat_prompt(model, &request);
         let reservation = self
             .budget
             .reserve(context, prompt_estimate + completion_budget)
             .await?;
-        // 4. cache lookup
+        // 5. cache lookup
         let cache_status = match self.lookup(context, model, &request).await {
             Lookup::Hit(body) => {
                 let remaining = reservation.settle(0).await;
@@ -189,7 +216,7 @@ impl Gateway {
             Lookup::Miss => CacheStatus::Miss,
             Lookup::Bypass => CacheStatus::Bypass,
         };
-        // 5. upstream
+        // 6. upstream
         let body = serialize(&request)?;
         let answer = self
             .upstream
@@ -217,14 +244,24 @@ impl Gateway {
                 });
             }
         };
-        // 6. reconcile
+        // 7. reconcile
         let usage = Usage::from_body(&body).unwrap_or_else(|| {
             Usage::new(prompt_estimate, tokens::count(model, &answer_text(&body)))
         });
         let remaining = reservation.settle(usage.total_tokens).await;
-        // 7. metrics and ledger
+        // 8. metrics and ledger
         self.account(context, Operation::Chat, model, usage).await;
-        // 8. cache store
+        // 9. content safety on the answer
+        if let Some(safety) = &self.content_safety {
+            safety
+                .check(
+                    context,
+                    Direction::Response,
+                    &content_safety::answer_text(&body),
+                )
+                .await?;
+        }
+        // 10. cache store
         if (cache_status == CacheStatus::Miss || context.cache == CacheDirective::NoCache)
             && let Some(cache) = self.storable_cache(context)
         {
@@ -251,6 +288,7 @@ impl Gateway {
         let model = self.admit_chat(&mut request, true)?;
         let completion_budget =
             governance::govern_max_tokens(&mut request, self.max_tokens_cap, true);
+        self.screen_prompt(context, &request).await?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
@@ -328,6 +366,7 @@ impl Gateway {
                 .then(|| self.storable_cache(context))
                 .flatten()
                 .map(|cache| (cache, request)),
+            content_safety: self.content_safety.clone(),
             started,
         };
         let accounting = Accounting {
@@ -364,6 +403,15 @@ impl Gateway {
             }
         }
         let model = resolve_model(&mut request, &self.embedding_model)?;
+        if let Some(safety) = &self.content_safety {
+            safety
+                .check(
+                    context,
+                    Direction::Prompt,
+                    &content_safety::embedding_input_text(&request),
+                )
+                .await?;
+        }
         let estimate = tokens::estimate_embedding_input(&model, &request);
         let reservation = self.budget.reserve(context, estimate).await?;
         let result = self
@@ -478,6 +526,26 @@ impl Gateway {
         status
     }
 
+    /// Step 3: content safety on a chat prompt, before anything is reserved or sent.
+    async fn screen_prompt(
+        &self,
+        context: &CallContext,
+        request: &Map<String, Value>,
+    ) -> Result<(), GatewayError> {
+        match &self.content_safety {
+            Some(safety) => {
+                safety
+                    .check(
+                        context,
+                        Direction::Prompt,
+                        &content_safety::prompt_text(request),
+                    )
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
     fn storable_cache(&self, context: &CallContext) -> Option<Arc<dyn ResponseCache>> {
         match context.cache {
             CacheDirective::NoStore => None,
@@ -510,6 +578,29 @@ enum Lookup {
     Hit(Value),
     Miss,
     Bypass,
+}
+
+/// The embedder the cache settings ask for.
+pub fn build_embedder(
+    choice: &EmbedderChoice,
+    upstream: &Arc<Upstream>,
+    embedding_model: &str,
+) -> Result<Arc<dyn Embedder>, GatewayError> {
+    match choice {
+        EmbedderChoice::Builtin => Ok(Arc::new(BuiltinEmbedder)),
+        EmbedderChoice::Upstream => Ok(Arc::new(UpstreamEmbedder::new(
+            upstream.clone(),
+            embedding_model.to_owned(),
+        ))),
+        #[cfg(feature = "minilm")]
+        EmbedderChoice::MiniLm { model_dir } => crate::semantic::minilm::MiniLmEmbedder::load(model_dir)
+            .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+            .map_err(|e| GatewayError::InvalidRequest(format!("cannot load the MiniLM model: {e}"))),
+        #[cfg(not(feature = "minilm"))]
+        EmbedderChoice::MiniLm { .. } => Err(GatewayError::InvalidRequest(
+            "CACHE_EMBEDDER=minilm needs tollgate built with `--features minilm`".to_owned(),
+        )),
+    }
 }
 
 /// Step 7, shared by whole and streamed calls: metrics and the usage ledger.
@@ -549,6 +640,7 @@ struct StreamRelay {
     client_wants_usage: bool,
     idle_timeout: Duration,
     store_in_cache: Option<(Arc<dyn ResponseCache>, Map<String, Value>)>,
+    content_safety: Option<Arc<ContentSafety>>,
     started: Instant,
 }
 
@@ -629,6 +721,17 @@ impl StreamRelay {
         accounting
             .record(&self.context, Operation::Chat, &self.model, usage)
             .await;
+        // The chunks have gone out already; a refused answer still must not end as a success
+        // (nor be cached), so the client is told in place of the normal end.
+        if failure.is_none()
+            && !consumer_gone
+            && let Some(safety) = &self.content_safety
+            && let Err(blocked) = safety
+                .check(&self.context, Direction::Response, &assembled.text())
+                .await
+        {
+            failure = Some(blocked);
+        }
         let outcome = failure.as_ref().map_or("ok", GatewayError::code);
         metrics::call_duration(
             &self.context,

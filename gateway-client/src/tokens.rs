@@ -72,12 +72,17 @@ pub fn estimate_embedding_input(model: &str, request: &Map<String, Value>) -> u6
     }
 }
 
-/// Appends the text of one chat message: string content, text parts, tool-call arguments.
+/// Appends the text of one chat message, led by its role: what the tokenizer counts.
 pub fn collect_message_text(message: &Value, out: &mut String) {
     if let Some(role) = message.get("role").and_then(Value::as_str) {
         out.push_str(role);
         out.push(' ');
     }
+    collect_message_text_without_role(message, out);
+}
+
+/// Appends a message's string content, text parts and tool-call names and arguments.
+pub fn collect_message_text_without_role(message: &Value, out: &mut String) {
     match message.get("content") {
         Some(Value::String(content)) => out.push_str(content),
         Some(Value::Array(parts)) => {

@@ -8,9 +8,10 @@
 use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
 
 use clap::{Parser, ValueEnum};
+use gateway_client::semantic::CacheConfig;
 use gateway_client::config::{
-    BackendConfig, BreakerConfig, BudgetConfig, GatewayConfig, Price, Prices, QuotaPeriod,
-    RetryConfig, TokenQuota,
+    CacheSettings, EmbedderChoice, BackendConfig, BreakerConfig, BudgetConfig, ContentSafetyConfig, GatewayConfig,
+    ModerationConfig, Price, Prices, QuotaPeriod, RetryConfig, SafetyPreset, TokenQuota,
 };
 use secrecy::SecretString;
 
@@ -193,6 +194,105 @@ pub struct Settings {
     #[arg(long, env = "BREAKER_OPEN_SECONDS", default_value_t = 30)]
     pub breaker_open_seconds: u64,
 
+    /// Content safety on gateway prompts and answers: `off` or `on`. When on, a refused prompt
+    /// never reaches the model and a refused answer is not returned (403 `content_blocked`).
+    #[arg(long, env = "CONTENT_SAFETY", value_enum, default_value_t = ContentSafetyMode::Off)]
+    pub content_safety: ContentSafetyMode,
+
+    /// Terms refused in prompts and answers when CONTENT_SAFETY=on, comma-separated; matched
+    /// case-insensitively as whole words.
+    #[arg(
+        long,
+        env = "CONTENT_BLOCKED_TERMS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub content_blocked_terms: Vec<String>,
+
+    /// Regular expressions refused in prompts and answers when CONTENT_SAFETY=on, separated by
+    /// `;;` (so a pattern may hold commas and single semicolons), e.g. `(?i)project-\d+;;ACME-\w+`.
+    #[arg(
+        long,
+        env = "CONTENT_BLOCKED_PATTERNS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub content_blocked_patterns: BlockedPatterns,
+
+    /// Built-in rules when CONTENT_SAFETY=on, comma-separated: `secrets` (API and private keys),
+    /// `card-numbers` (Luhn-valid card numbers); `none` for neither.
+    #[arg(
+        long,
+        env = "CONTENT_SAFETY_PRESETS",
+        default_value = "secrets,card-numbers"
+    )]
+    pub content_safety_presets: SafetyPresets,
+
+    /// OpenAI-compatible moderation API base URL, consulted when CONTENT_SAFETY=on after the
+    /// local rules pass (`POST {url}/moderations`), e.g. https://api.openai.com/v1.
+    #[arg(long, env = "MODERATION_URL")]
+    pub moderation_url: Option<String>,
+
+    /// Key for MODERATION_URL (sent as a bearer token).
+    #[arg(long, env = "MODERATION_API_KEY", hide_env_values = true)]
+    pub moderation_api_key: Option<SecretString>,
+
+    /// When the moderation API fails or times out, refuse the text (`true`) instead of letting
+    /// it through with a warning (`false`).
+    #[arg(
+        long,
+        env = "MODERATION_FAIL_CLOSED",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub moderation_fail_closed: bool,
+
+    /// Deadline of one moderation call, in milliseconds.
+    #[arg(long, env = "MODERATION_TIMEOUT_MS", default_value_t = 3000)]
+    pub moderation_timeout_ms: u64,
+
+    /// The semantic cache: `on` or `off`.
+    #[arg(long, env = "SEMANTIC_CACHE", value_enum, default_value_t = Switch::On)]
+    pub semantic_cache: Switch,
+
+    /// Minimum similarity (0–1, higher is stricter) for a cached answer to be considered; a
+    /// verification step then refuses near-misses. [default: tuned per embedder: builtin 0.6,
+    /// upstream 0.82, minilm 0.8]
+    #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD")]
+    pub cache_similarity_threshold: Option<f32>,
+
+    /// Lifetime of a cached answer, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
+    pub cache_ttl_seconds: u64,
+
+    /// Cached answers kept in all; the oldest go first.
+    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: usize,
+
+    /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's
+    /// backends) or `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature).
+    #[arg(long, env = "CACHE_EMBEDDER", value_enum, default_value_t = EmbedderSetting::Builtin)]
+    pub cache_embedder: EmbedderSetting,
+
+    /// Directory with all-MiniLM-L6-v2's model.safetensors, tokenizer.json and config.json.
+    #[arg(long, env = "CACHE_MINILM_DIR")]
+    pub cache_minilm_dir: Option<std::path::PathBuf>,
+
+    /// How many recent messages make up a cached prompt.
+    #[arg(long, env = "CACHE_WINDOW_MESSAGES", default_value_t = 8)]
+    pub cache_window_messages: usize,
+
+    /// Include system messages in the cached prompt (ignored by default).
+    #[arg(long, env = "CACHE_INCLUDE_SYSTEM", default_value_t = false)]
+    pub cache_include_system: bool,
+
+    /// Share cached answers across subscriptions (each subscription has its own by default).
+    #[arg(long, env = "CACHE_SHARED", default_value_t = false)]
+    pub cache_shared: bool,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
@@ -301,7 +401,62 @@ impl Settings {
                 open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
             },
             prices: self.model_prices.0.clone(),
+            cache: self.cache_settings(),
+            content_safety: self.content_safety_config(),
         }
+    }
+
+    /// Content safety as the gateway takes it; the rule settings apply only when it is on.
+    pub fn content_safety_config(&self) -> ContentSafetyConfig {
+        if self.content_safety == ContentSafetyMode::Off {
+            return ContentSafetyConfig::default();
+        }
+        ContentSafetyConfig {
+            enabled: true,
+            blocked_terms: self
+                .content_blocked_terms
+                .iter()
+                .map(|term| term.trim().to_owned())
+                .filter(|term| !term.is_empty())
+                .collect(),
+            blocked_patterns: self.content_blocked_patterns.0.clone(),
+            presets: self.content_safety_presets.0.clone(),
+            moderation: self
+                .moderation_url
+                .as_ref()
+                .filter(|url| !url.trim().is_empty())
+                .map(|url| ModerationConfig {
+                    url: url.trim().to_owned(),
+                    api_key: self.moderation_api_key.clone(),
+                    timeout: Duration::from_millis(self.moderation_timeout_ms.max(1)),
+                    fail_closed: self.moderation_fail_closed,
+                }),
+        }
+    }
+
+    /// The semantic cache's settings, or `None` when SEMANTIC_CACHE=off.
+    pub fn cache_settings(&self) -> Option<CacheSettings> {
+        if self.semantic_cache == Switch::Off {
+            return None;
+        }
+        let embedder = match self.cache_embedder {
+            EmbedderSetting::Builtin => EmbedderChoice::Builtin,
+            EmbedderSetting::Upstream => EmbedderChoice::Upstream,
+            EmbedderSetting::Minilm => EmbedderChoice::MiniLm {
+                model_dir: self.cache_minilm_dir.clone().unwrap_or_default(),
+            },
+        };
+        Some(CacheSettings {
+            config: CacheConfig {
+                threshold: self.cache_similarity_threshold.map(|t| t.clamp(0.0, 1.0)),
+                ttl: Duration::from_secs(self.cache_ttl_seconds.max(1)),
+                max_entries: self.cache_max_entries.max(1),
+                include_system: self.cache_include_system,
+                window_messages: self.cache_window_messages.max(1),
+                shared_across_subscriptions: self.cache_shared,
+            },
+            embedder,
+        })
     }
 
     pub fn agent_config(&self) -> agent::AgentConfig {
@@ -364,6 +519,19 @@ pub enum RetryAfterFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderSetting {
+    Builtin,
+    Upstream,
+    Minilm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QuotaPeriodSetting {
     Hourly,
     Daily,
@@ -416,6 +584,64 @@ impl FromStr for PriceTable {
             );
         }
         Ok(Self(prices))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContentSafetyMode {
+    Off,
+    On,
+}
+
+/// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common
+/// inside regexes (`\d{2,4}`), a doubled semicolon is not.
+pub const PATTERN_SEPARATOR: &str = ";;";
+
+/// `CONTENT_BLOCKED_PATTERNS`: regexes separated by [`PATTERN_SEPARATOR`], each checked here.
+#[derive(Debug, Clone, Default)]
+pub struct BlockedPatterns(pub Vec<String>);
+
+impl FromStr for BlockedPatterns {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut patterns = Vec::new();
+        for pattern in raw.split(PATTERN_SEPARATOR).map(str::trim) {
+            if pattern.is_empty() {
+                continue;
+            }
+            gateway_client::policy::content_safety::check_pattern(pattern)?;
+            patterns.push(pattern.to_owned());
+        }
+        Ok(Self(patterns))
+    }
+}
+
+/// `CONTENT_SAFETY_PRESETS`: `secrets,card-numbers`, a subset, or `none`.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyPresets(pub Vec<SafetyPreset>);
+
+impl FromStr for SafetyPresets {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut presets = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let preset = match name.to_ascii_lowercase().as_str() {
+                "none" => continue,
+                "secrets" => SafetyPreset::Secrets,
+                "card-numbers" | "card_numbers" => SafetyPreset::CardNumbers,
+                _ => {
+                    return Err(format!(
+                        "unknown preset `{name}`; the presets are secrets, card-numbers (or none)"
+                    ));
+                }
+            };
+            if !presets.contains(&preset) {
+                presets.push(preset);
+            }
+        }
+        Ok(Self(presets))
     }
 }
 
@@ -587,6 +813,39 @@ mod tests {
             &azure.backend_configs()[..],
             [BackendConfig::Azure { .. }]
         ));
+    }
+
+    #[test]
+    fn content_safety_is_off_unless_asked_for() {
+        let off = Settings::from_args(["--content-blocked-terms", "falcon"]).unwrap();
+        assert!(!off.content_safety_config().enabled);
+        let on = Settings::from_args([
+            "--content-safety",
+            "on",
+            "--content-blocked-terms",
+            "falcon, eagle ,",
+            "--content-blocked-patterns",
+            r"\d{2,4};;(?i)acme;x",
+            "--moderation-url",
+            "http://127.0.0.1:1/v1",
+            "--moderation-fail-closed",
+        ])
+        .unwrap();
+        let config = on.content_safety_config();
+        assert!(config.enabled);
+        assert_eq!(config.blocked_terms, ["falcon", "eagle"]);
+        assert_eq!(config.blocked_patterns, [r"\d{2,4}", "(?i)acme;x"]);
+        assert_eq!(
+            config.presets,
+            [SafetyPreset::Secrets, SafetyPreset::CardNumbers]
+        );
+        assert!(config.moderation.is_some_and(|m| m.fail_closed));
+        let none =
+            Settings::from_args(["--content-safety", "on", "--content-safety-presets", "none"])
+                .unwrap();
+        assert!(none.content_safety_config().presets.is_empty());
+        assert!(Settings::from_args(["--content-blocked-patterns", "(unclosed"]).is_err());
+        assert!(Settings::from_args(["--content-safety-presets", "secretz"]).is_err());
     }
 
     #[test]

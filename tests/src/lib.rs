@@ -2,6 +2,10 @@
 //!
 //! [`TestServer::start`] binds `127.0.0.1:0` and serves the real app on it; the listener is bound
 //! before the server task starts, so a test can connect at once with no readiness wait.
+//! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests.
+
+pub mod agent;
+pub mod gateway;
 
 use std::net::SocketAddr;
 

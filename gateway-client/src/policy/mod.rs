@@ -1,4 +1,5 @@
 //! The gateway's policies, one small unit each.
 
 pub mod budget;
+pub mod content_safety;
 pub mod governance;

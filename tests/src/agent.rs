@@ -1,0 +1,209 @@
+//! Helpers for the agent tests: a server wired to a mock model, `/agent/chat` calls, the
+//! agent's named server-sent events, and a peer that accepts connections but never answers.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+use crate::TestServer;
+
+/// The upstream key the test servers present to the mock model.
+pub const UPSTREAM_KEY: &str = "sk-upstream";
+
+/// No agent test should take anywhere near this long; a hang fails instead of blocking the suite.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A client that gives up on a hung request.
+///
+/// # Panics
+/// When reqwest cannot build a client: a broken test setup.
+pub fn client() -> reqwest::Client {
+    match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build an HTTP client: {error}"),
+    }
+}
+
+/// Starts a server whose model is the OpenAI-compatible upstream at `base_url` (the mock),
+/// with `flags` on top.
+pub async fn start_with_model(base_url: &str, flags: &[&str]) -> TestServer {
+    let mut all = vec![
+        "--openai-base-url",
+        base_url,
+        "--openai-api-key",
+        UPSTREAM_KEY,
+    ];
+    all.extend_from_slice(flags);
+    TestServer::start(&all).await
+}
+
+/// A chat request body with just a message.
+pub fn message(text: &str) -> Value {
+    serde_json::json!({"message": text})
+}
+
+/// POSTs `body` (any JSON) to `path` with `key` (if any) as `api-key`.
+///
+/// # Panics
+/// When the request fails at the transport level (the server is gone, or it hung).
+pub async fn post(
+    client: &reqwest::Client,
+    server: &TestServer,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = client.post(server.url(path)).json(body);
+    if let Some(key) = key {
+        request = request.header("api-key", key);
+    }
+    match request.send().await {
+        Ok(response) => response,
+        Err(error) => panic!("POST {path} failed: {error}"),
+    }
+}
+
+/// POSTs to `/agent/chat` and returns the status and the JSON body.
+///
+/// # Panics
+/// When the request fails or the body is not JSON.
+pub async fn chat(
+    client: &reqwest::Client,
+    server: &TestServer,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let response = post(client, server, "/agent/chat", key, body).await;
+    let status = response.status().as_u16();
+    (status, json_body(response).await)
+}
+
+/// A response body as JSON.
+///
+/// # Panics
+/// When the body cannot be read or is not JSON.
+pub async fn json_body(response: reqwest::Response) -> Value {
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(error) => panic!("cannot read the body: {error}"),
+    };
+    match serde_json::from_str(&text) {
+        Ok(value) => value,
+        Err(error) => panic!("the body is not JSON ({error}): {text}"),
+    }
+}
+
+/// One server-sent event: its `event:` name (`message` when absent) and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+/// The events of a server-sent events body, in order; comments (keep-alives) are skipped.
+///
+/// # Panics
+/// When an event's data is not JSON.
+pub fn sse_events(body: &str) -> Vec<SseEvent> {
+    body.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = Some(value.trim().to_owned());
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+            if data.is_empty() {
+                return None;
+            }
+            let joined = data.join("\n");
+            let data = match serde_json::from_str(&joined) {
+                Ok(data) => data,
+                Err(error) => panic!("event data is not JSON ({error}): {joined}"),
+            };
+            Some(SseEvent {
+                name: name.unwrap_or_else(|| "message".to_owned()),
+                data,
+            })
+        })
+        .collect()
+}
+
+/// True for the canonical textual form of a UUID (8-4-4-4-12 hex digits).
+pub fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A loopback peer that accepts TCP connections and never answers (nor closes) them: a hung
+/// server. Stops when dropped.
+pub struct SilentPeer {
+    pub addr: std::net::SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl SilentPeer {
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start() -> Self {
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => panic!("cannot bind a loopback port: {error}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => panic!("bound listener has no address: {error}"),
+        };
+        let task = tokio::spawn(async move {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for SilentPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_events_parse_in_order() {
+        let body = "event: tool_call\ndata: {\"name\":\"whoami\"}\n\n: keep-alive\n\n\
+                    event: delta\ndata: {\"text\":\"Hi\"}\n\ndata: {\"x\":1}\n\n";
+        let events = sse_events(body);
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["tool_call", "delta", "message"]);
+        assert_eq!(events[1].data["text"], "Hi");
+    }
+
+    #[test]
+    fn uuids_are_recognised() {
+        assert!(is_uuid("67e55044-10b1-426f-9247-bb680e5fe0c8"));
+        assert!(!is_uuid("req-1"));
+        assert!(!is_uuid("67e55044-10b1-426f-9247-bb680e5fe0cZ"));
+    }
+}

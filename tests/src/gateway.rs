@@ -1,0 +1,196 @@
+//! Helpers for the gateway tests: calls to the OpenAI-compatible routes, server-sent events,
+//! Prometheus scraping and the wall-clock minute that token budgets are counted in.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::TestServer;
+
+/// A minimal chat request with one user message.
+pub fn chat_body(text: &str) -> Value {
+    serde_json::json!({"messages": [{"role": "user", "content": text}]})
+}
+
+/// POSTs `body` to `path` with `key` (if any) as `api-key`.
+///
+/// # Panics
+/// When the request cannot be sent at all: the server is gone.
+pub async fn post_json(
+    client: &reqwest::Client,
+    server: &TestServer,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = client.post(server.url(path)).json(body);
+    if let Some(key) = key {
+        request = request.header("api-key", key);
+    }
+    match request.send().await {
+        Ok(response) => response,
+        Err(error) => panic!("POST {path} failed: {error}"),
+    }
+}
+
+/// POSTs a chat completion request to `/v1/chat/completions`.
+pub async fn post_chat(
+    client: &reqwest::Client,
+    server: &TestServer,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    post_json(client, server, "/v1/chat/completions", key, body).await
+}
+
+/// A response header as text, if present.
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name)?.to_str().ok()
+}
+
+/// A numeric response header.
+///
+/// # Panics
+/// When the header is missing or not a number.
+pub fn header_u64(response: &reqwest::Response, name: &str) -> u64 {
+    match header(response, name).map(str::parse::<u64>) {
+        Some(Ok(value)) => value,
+        other => panic!("header {name} is not a number: {other:?}"),
+    }
+}
+
+/// The `data:` payloads of a server-sent events body, in order (`[DONE]` included).
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|value| value.strip_prefix(' ').unwrap_or(value))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// The text a stream spelled out in `delta.content`.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The Prometheus text of `/metrics`.
+///
+/// # Panics
+/// When `/metrics` cannot be read.
+pub async fn scrape(client: &reqwest::Client, server: &TestServer) -> String {
+    let response = match client.get(server.url("/metrics")).send().await {
+        Ok(response) => response,
+        Err(error) => panic!("GET /metrics failed: {error}"),
+    };
+    match response.text().await {
+        Ok(text) => text,
+        Err(error) => panic!("GET /metrics body failed: {error}"),
+    }
+}
+
+/// The sum of every sample of `name` whose labels include all of `labels`; `None` if there is
+/// no such sample. The registry is process-wide, so tests pick labels no other test uses.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found: Option<f64> = None;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((series_name, rest)) => (series_name, parse_labels(rest.trim_end_matches('}'))),
+            None => (series, Vec::new()),
+        };
+        if series_name != name {
+            continue;
+        }
+        let matches = labels.iter().all(|(key, wanted)| {
+            series_labels
+                .iter()
+                .any(|(k, v)| k == key && v.as_str() == *wanted)
+        });
+        if let (true, Ok(value)) = (matches, value.parse::<f64>()) {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
+}
+
+/// `a="x",b="y"` as pairs (values unescaped).
+fn parse_labels(raw: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut rest = raw;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(if escaped == 'n' { '\n' } else { escaped });
+                    }
+                }
+                '"' => {
+                    end = at + 1;
+                    break;
+                }
+                other => value.push(other),
+            }
+        }
+        pairs.push((key.trim_start_matches(',').trim().to_owned(), value));
+        rest = &after[end..];
+    }
+    pairs
+}
+
+/// Waits, if need be, until at least `need` is left in the current UTC minute.
+///
+/// Token budgets are counted per wall-clock minute. A test over the real HTTP server that makes
+/// several calls and compares exact budget figures must not straddle a minute boundary, where
+/// the budget starts afresh. This waits only in the last `need` of a minute (never at all in
+/// most runs), and never longer than `need`.
+pub async fn minute_headroom(need: Duration) {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let into_minute =
+        Duration::from_millis(u64::try_from(since_epoch.as_millis() % 60_000).unwrap_or(0));
+    let left = Duration::from_secs(60).saturating_sub(into_minute);
+    if left < need {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_found_by_name_and_labels() {
+        let text = "# TYPE x counter\nx{a=\"1\",b=\"two\"} 3\nx{a=\"1\",b=\"three\"} 4\ny 9\n";
+        assert_eq!(metric(text, "x", &[("a", "1")]), Some(7.0));
+        assert_eq!(metric(text, "x", &[("b", "two")]), Some(3.0));
+        assert_eq!(metric(text, "x", &[("b", "four")]), None);
+        assert_eq!(metric(text, "y", &[]), Some(9.0));
+    }
+
+    #[test]
+    fn sse_bodies_split_into_data() {
+        let body = "data: {\"a\":1}\n\ndata: [DONE]\n\n";
+        assert_eq!(sse_data(body), ["{\"a\":1}", "[DONE]"]);
+    }
+}

@@ -1,0 +1,171 @@
+//! `POST /agent/chat/stream`: `tool_call` events, then `delta` events spelling out the reply,
+//! then one `done` event with the same summary as `/agent/chat`; an `error` event on failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use serde_json::Value;
+use tests::{
+    TestServer,
+    agent::{SseEvent, chat, client, message, post, sse_events, start_with_model},
+};
+
+const REPLY: &str = "Slots let you stage a release and swap it in. Served by instance inst-stream.";
+
+/// whoami + lookup_fact, then a several-word answer (streamed in several chunks).
+fn script(mock: &MockUpstream) {
+    mock.push(
+        Reply::tool_calls([
+            ("whoami", "{}"),
+            ("lookup_fact", r#"{"topic":"deployment slots"}"#),
+        ])
+        .with_usage(11, 4),
+    );
+    mock.push(Reply::text(REPLY).with_usage(22, 9));
+}
+
+/// Streams one turn; returns the status, the content type and the events.
+async fn stream(server: &TestServer, text: &str) -> (u16, String, Vec<SseEvent>) {
+    let response = post(
+        &client(),
+        server,
+        "/agent/chat/stream",
+        None,
+        &message(text),
+    )
+    .await;
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    (status, content_type, sse_events(&body))
+}
+
+/// The parts of a turn summary that must agree between the two routes (durations differ).
+fn comparable(summary: &Value) -> Value {
+    let mut summary = summary.clone();
+    for call in summary["tool_calls"].as_array_mut().unwrap() {
+        call.as_object_mut().unwrap().remove("duration_ms");
+        // `served_at` and `uptime_seconds` in whoami's result change from call to call.
+        if let Some(result) = call["result"].as_object_mut() {
+            result.remove("served_at");
+            result.remove("uptime_seconds");
+        }
+    }
+    summary
+}
+
+#[tokio::test]
+async fn events_come_in_order_and_end_with_the_summary() {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let flags = ["--instance-id", "inst-stream"];
+    let server = start_with_model(&mock.base_url(), &flags).await;
+    script(&mock);
+
+    let (status, content_type, events) = stream(&server, "How do slots work?").await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let tool_events = names.iter().take_while(|n| **n == "tool_call").count();
+    let delta_events = names[tool_events..]
+        .iter()
+        .take_while(|n| **n == "delta")
+        .count();
+    assert_eq!(tool_events, 2, "{names:?}");
+    assert!(delta_events > 1, "the reply arrives in pieces: {names:?}");
+    assert_eq!(names[tool_events + delta_events..], ["done"], "{names:?}");
+
+    for (event, name) in events.iter().zip(["whoami", "lookup_fact"]) {
+        let data = &event.data;
+        assert_eq!(data["name"], name, "{data}");
+        assert!(data["arguments"].is_object(), "{data}");
+        assert!(data["result_summary"].is_string(), "{data}");
+        assert_eq!(data["routed_via"], "in-process", "{data}");
+        assert_eq!(data["is_error"], false, "{data}");
+    }
+    assert!(
+        events[0].data["result_summary"]
+            .as_str()
+            .unwrap()
+            .contains("inst-stream")
+    );
+
+    let streamed: String = events[2..2 + delta_events]
+        .iter()
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect();
+    let done = &events.last().unwrap().data;
+    assert_eq!(streamed, REPLY);
+    assert_eq!(done["reply"], REPLY);
+    assert_eq!(done["instance_id"], "inst-stream");
+    assert_eq!(done["model"], "gpt-4o-mini");
+    assert_eq!(done["usage"]["prompt_tokens"], 33);
+    assert_eq!(done["usage"]["completion_tokens"], 13);
+    assert_eq!(done["usage"]["total_tokens"], 46);
+    assert!(done["cache"]["hits"].is_u64() && done["cache"]["misses"].is_u64());
+    assert_eq!(done["tool_calls"].as_array().unwrap().len(), 2);
+
+    // The model calls really streamed.
+    assert!(
+        mock.chat_requests()
+            .iter()
+            .all(|r| r.body["stream"] == true)
+    );
+
+    // The same script through the JSON route (a fresh server, so no state is shared) gives the
+    // same summary.
+    let json_server = start_with_model(&mock.base_url(), &flags).await;
+    script(&mock);
+    let (status, body) = chat(
+        &client(),
+        &json_server,
+        None,
+        &message("How do slots work?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(comparable(done), comparable(&body));
+}
+
+#[tokio::test]
+async fn a_failed_model_call_ends_the_stream_with_an_error_event() {
+    let options = MockOptions {
+        fail_500_every: Some(1),
+        ..MockOptions::default()
+    };
+    let mock = MockUpstream::start(options).await.unwrap();
+    let server = start_with_model(&mock.base_url(), &["--upstream-attempts", "1"]).await;
+
+    let (status, content_type, events) = stream(&server, "Hello?").await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["error"], "{events:?}");
+    let error = &events[0].data["error"];
+    assert_eq!(error["code"], "upstream_failed", "{error}");
+    assert!(error["message"].is_string());
+    assert_eq!(mock.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_turn_deadline_ends_the_stream_with_an_error_event() {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let server = start_with_model(&mock.base_url(), &["--agent-timeout-seconds", "1"]).await;
+    mock.push(Reply::text("Too late.").delayed(std::time::Duration::from_secs(3)));
+
+    let started = std::time::Instant::now();
+    let (_, _, events) = stream(&server, "Hello?").await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error", "{events:?}");
+    assert_eq!(last.data["error"]["code"], "agent_timeout");
+    assert!(events.iter().all(|e| e.name != "done"));
+}

@@ -1,0 +1,335 @@
+//! The semantic cache through the real gateway pipeline: the development set's figures,
+//! partitions, what is never cached, streamed hits, and the client's opt-outs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::{sync::Arc, time::Duration};
+
+use gateway_client::{
+    Api, CallContext,
+    clock::Clock,
+    semantic::{BuiltinEmbedder, CacheConfig, SemanticCache},
+};
+use loadtest::{MockOptions, MockUpstream, Reply};
+use serde_json::{Value, json};
+use tests::{
+    TestServer,
+    gateway::{chat_body, header, post_chat, sse_data, streamed_text},
+};
+
+async fn stack(extra: &[&str]) -> (MockUpstream, TestServer) {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let base = mock.base_url();
+    let mut flags = vec!["--openai-base-url", base.as_str(), "--openai-api-key", "sk-upstream"];
+    flags.extend_from_slice(extra);
+    let server = TestServer::start(&flags).await;
+    (mock, server)
+}
+
+async fn ask(client: &reqwest::Client, server: &TestServer, body: &Value) -> (String, Value) {
+    let response = post_chat(client, server, None, body).await;
+    assert_eq!(response.status(), 200);
+    let status = header(&response, "x-llm-cache-status").unwrap().to_owned();
+    (status, response.json().await.unwrap())
+}
+
+struct Row {
+    kind: String,
+    cached: String,
+    query: String,
+    expect_hit: bool,
+}
+
+fn dev_set() -> Vec<Row> {
+    include_str!("../data/cache-dev-set.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            Row {
+                kind: cols[0].to_owned(),
+                cached: cols[1].to_owned(),
+                query: cols[2].to_owned(),
+                expect_hit: cols[3] == "hit",
+            }
+        })
+        .collect()
+}
+
+/// Tallies per kind: (rows, hits).
+#[derive(Default)]
+struct Figures {
+    paraphrase: (u32, u32),
+    near_miss: (u32, u32),
+    unrelated: (u32, u32),
+}
+
+impl Figures {
+    fn add(&mut self, kind: &str, hit: bool) {
+        let slot = match kind {
+            "paraphrase" => &mut self.paraphrase,
+            "near-miss" => &mut self.near_miss,
+            _ => &mut self.unrelated,
+        };
+        slot.0 += 1;
+        slot.1 += u32::from(hit);
+    }
+
+    fn check(&self, label: &str) {
+        let (rows, hits) = self.paraphrase;
+        println!(
+            "{label}: paraphrases hit {hits}/{rows} ({:.1}%), near-misses hit {}/{}, unrelated hit {}/{}",
+            100.0 * f64::from(hits) / f64::from(rows),
+            self.near_miss.1,
+            self.near_miss.0,
+            self.unrelated.1,
+            self.unrelated.0
+        );
+        assert!(f64::from(hits) >= 0.9 * f64::from(rows), "{label}: paraphrase hit rate under 90%");
+        assert_eq!(self.near_miss.1, 0, "{label}: a near-miss was served a cached answer");
+        assert_eq!(self.unrelated.1, 0, "{label}: an unrelated prompt was served a cached answer");
+    }
+}
+
+#[tokio::test]
+async fn dev_set_pairs_in_isolation() {
+    let (mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    let mut figures = Figures::default();
+    for (row_number, row) in dev_set().iter().enumerate() {
+        // An extra request field is a parameter the cache partitions by: one partition per row.
+        let body = |text: &str| {
+            let mut body = chat_body(text);
+            body["x_dev_set_row"] = json!(row_number);
+            body
+        };
+        let (first, _) = ask(&client, &server, &body(&row.cached)).await;
+        assert_eq!(first, "miss", "{}", row.cached);
+        let calls_before = mock.chat_requests().len();
+        let (status, _) = ask(&client, &server, &body(&row.query)).await;
+        let hit = status == "hit";
+        if hit {
+            assert_eq!(mock.chat_requests().len(), calls_before, "a hit never calls the upstream");
+        }
+        if hit != row.expect_hit {
+            println!("differs from expectation ({}): {} | {}", row.kind, row.cached, row.query);
+        }
+        figures.add(&row.kind, hit);
+    }
+    figures.check("isolated pairs");
+}
+
+#[tokio::test]
+async fn dev_set_in_one_shared_partition() {
+    let (_mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    let rows = dev_set();
+    for row in &rows {
+        ask(&client, &server, &chat_body(&row.cached)).await;
+    }
+    let mut figures = Figures::default();
+    for row in &rows {
+        // Answers to queries are stored too; a later query must still never get a wrong one.
+        // With every prompt in one partition, a query may legitimately hit an identical prompt
+        // cached for another row: what matters is whose question the served answer answered.
+        let (status, answer) = ask(&client, &server, &chat_body(&row.query)).await;
+        let asked = answered_question(&answer);
+        let right_question = normalize(&asked) == normalize(&row.query)
+            || (row.expect_hit && asked == row.cached);
+        if status == "hit" {
+            assert!(right_question, "served the answer to {asked:?} for {:?}", row.query);
+        }
+        // A near-miss or unrelated query may still hit an identical prompt cached for another
+        // row; only an answer to a different question counts against the cache.
+        let served_correctly = status == "hit" && (row.expect_hit || !right_question);
+        figures.add(&row.kind, served_correctly);
+    }
+    figures.check("one partition");
+}
+
+/// The mock model's plain answers quote the question they answer.
+fn answered_question(answer: &Value) -> String {
+    let text = answer["choices"][0]["message"]["content"].as_str().unwrap_or("");
+    text.split_once("You asked: \"")
+        .and_then(|(_, rest)| rest.split_once("\"."))
+        .map(|(question, _)| question.to_owned())
+        .unwrap_or_default()
+}
+
+fn normalize(text: &str) -> String {
+    gateway_client::semantic::text::normalize(text)
+}
+
+#[tokio::test]
+async fn subscriptions_do_not_see_each_others_answers() {
+    let (mock, server) = stack(&["--subscription-keys", "team-a=ka,team-b=kb"]).await;
+    let client = reqwest::Client::new();
+    let body = chat_body("What is a deployment slot?");
+    let a = post_chat(&client, &server, Some("ka"), &body).await;
+    assert_eq!(header(&a, "x-llm-cache-status"), Some("miss"));
+    let b = post_chat(&client, &server, Some("kb"), &body).await;
+    assert_eq!(header(&b, "x-llm-cache-status"), Some("miss"));
+    let a_again = post_chat(&client, &server, Some("ka"), &body).await;
+    assert_eq!(header(&a_again, "x-llm-cache-status"), Some("hit"));
+    assert_eq!(mock.chat_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_shared_cache_serves_every_subscription() {
+    let (_mock, server) =
+        stack(&["--subscription-keys", "team-a=ka,team-b=kb", "--cache-shared"]).await;
+    let client = reqwest::Client::new();
+    let body = chat_body("What is a deployment slot?");
+    post_chat(&client, &server, Some("ka"), &body).await;
+    let b = post_chat(&client, &server, Some("kb"), &body).await;
+    assert_eq!(header(&b, "x-llm-cache-status"), Some("hit"));
+}
+
+#[tokio::test]
+async fn parameters_that_change_the_answer_partition_the_cache() {
+    let (_mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    let mut cold = chat_body("Name a color.");
+    cold["temperature"] = json!(0.0);
+    let mut hot = cold.clone();
+    hot["temperature"] = json!(1.5);
+    assert_eq!(ask(&client, &server, &cold).await.0, "miss");
+    assert_eq!(ask(&client, &server, &hot).await.0, "miss");
+    assert_eq!(ask(&client, &server, &cold).await.0, "hit");
+    let mut other_model = cold.clone();
+    other_model["model"] = json!("gpt-4o");
+    assert_eq!(ask(&client, &server, &other_model).await.0, "miss");
+}
+
+#[tokio::test]
+async fn errors_and_truncated_answers_are_never_cached() {
+    let (mock, server) = stack(&["--upstream-attempts", "1"]).await;
+    let client = reqwest::Client::new();
+    let body = chat_body("Write a very long poem.");
+    let truncated = json!({
+        "id": "chatcmpl-t", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Roses are"}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2000, "total_tokens": 2005}
+    });
+    mock.push(Reply::raw_json(truncated));
+    assert_eq!(ask(&client, &server, &body).await.0, "miss");
+    assert_eq!(ask(&client, &server, &body).await.0, "miss", "a truncated answer is not served");
+
+    let refused_body = chat_body("Tell me something you refuse to say.");
+    let refusal = json!({
+        "id": "chatcmpl-r", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "I can't help with that."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+    });
+    mock.push(Reply::raw_json(refusal));
+    assert_eq!(ask(&client, &server, &refused_body).await.0, "miss");
+    assert_eq!(ask(&client, &server, &refused_body).await.0, "miss", "a refusal is not served");
+
+    let failing = chat_body("Will this fail?");
+    mock.push(Reply::status(500));
+    let response = post_chat(&client, &server, None, &failing).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(ask(&client, &server, &failing).await.0, "miss", "an error is not cached");
+}
+
+#[tokio::test]
+async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
+    let (mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    mock.push(Reply::text("Slots let you swap builds without downtime."));
+    let (_, whole) = ask(&client, &server, &chat_body("What is a deployment slot?")).await;
+    let calls = mock.chat_requests().len();
+
+    let mut body = chat_body("What's a deployment slot?");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = post_chat(&client, &server, None, &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-llm-cache-status"), Some("hit"));
+    assert!(header(&response, "content-type").unwrap().starts_with("text/event-stream"));
+    let events = sse_data(&response.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    for event in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(event).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+    }
+    assert_eq!(
+        streamed_text(&events),
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert_eq!(mock.chat_requests().len(), calls, "a hit never calls the upstream");
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_cached_for_later_calls() {
+    let (mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    mock.push(Reply::stream(["Scale ", "out ", "to add instances."]));
+    let mut body = chat_body("How do I scale out?");
+    body["stream"] = json!(true);
+    let response = post_chat(&client, &server, None, &body).await;
+    assert_eq!(header(&response, "x-llm-cache-status"), Some("miss"));
+    let _ = response.text().await.unwrap();
+    let (status, answer) = ask(&client, &server, &chat_body("How do I scale out?")).await;
+    assert_eq!(status, "hit");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Scale out to add instances.");
+}
+
+#[tokio::test]
+async fn no_cache_and_no_store_are_honored() {
+    let (mock, server) = stack(&[]).await;
+    let client = reqwest::Client::new();
+    let body = chat_body("What is semantic caching?");
+    let send = |directive: &'static str| {
+        client
+            .post(server.url("/v1/chat/completions"))
+            .header("cache-control", directive)
+            .json(&body)
+            .send()
+    };
+    // no-store: not looked up, not stored.
+    let response = send("no-store").await.unwrap();
+    assert_eq!(header(&response, "x-llm-cache-status"), Some("bypass"));
+    assert_eq!(ask(&client, &server, &body).await.0, "miss");
+    // Now cached; no-cache skips the lookup (the upstream is called) but still stores.
+    let calls = mock.chat_requests().len();
+    let response = send("no-cache").await.unwrap();
+    assert_eq!(header(&response, "x-llm-cache-status"), Some("bypass"));
+    assert_eq!(mock.chat_requests().len(), calls + 1);
+    assert_eq!(ask(&client, &server, &body).await.0, "hit");
+}
+
+#[tokio::test]
+async fn the_cache_can_be_turned_off() {
+    let (_mock, server) = stack(&["--semantic-cache", "off"]).await;
+    let client = reqwest::Client::new();
+    let body = chat_body("What is semantic caching?");
+    assert_eq!(ask(&client, &server, &body).await.0, "bypass");
+    assert_eq!(ask(&client, &server, &body).await.0, "bypass");
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_expire_after_their_ttl() {
+    let cache = SemanticCache::new(
+        Arc::new(BuiltinEmbedder),
+        CacheConfig {
+            ttl: Duration::from_secs(60),
+            ..CacheConfig::default()
+        },
+        Clock::new(),
+    );
+    let context = CallContext::for_subscription("ttl", Api::OpenAi);
+    let request = chat_body("What is a token budget?");
+    let request = request.as_object().unwrap();
+    let answer = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "A cap."}, "finish_reason": "stop"}]});
+    cache
+        .keep(cache.prompt(&context, "m", request).unwrap(), &answer)
+        .await;
+    let paraphrase = chat_body("Please explain what a token budget is.");
+    let paraphrase = paraphrase.as_object().unwrap();
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert!(cache.find(&cache.prompt(&context, "m", request).unwrap()).await.is_some());
+    assert!(cache.find(&cache.prompt(&context, "m", paraphrase).unwrap()).await.is_some());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(cache.find(&cache.prompt(&context, "m", request).unwrap()).await.is_none());
+    assert!(cache.find(&cache.prompt(&context, "m", paraphrase).unwrap()).await.is_none());
+}

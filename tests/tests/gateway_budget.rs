@@ -1,0 +1,374 @@
+//! Token budgets on the gateway: refusal before any upstream call, per-key budgets and the
+//! minute window, reconciling to real usage (streams too), no overshoot under concurrency, and
+//! `Retry-After` in each configured format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use gateway_client::{Api, CallContext, Gateway, GatewayError, MemoryStore, StreamEvent};
+use loadtest::{MockOptions, MockUpstream, Reply};
+use mcp_server::Settings;
+use serde_json::{Map, Value, json};
+use tests::{
+    TestServer,
+    gateway::{chat_body, header, header_u64, minute_headroom, post_chat, post_json},
+};
+
+/// A refusal must leave this much of the minute, so the calls before it share one window.
+const HEADROOM: Duration = Duration::from_secs(5);
+
+async fn mock() -> MockUpstream {
+    MockUpstream::start(MockOptions::default()).await.unwrap()
+}
+
+/// A server in front of `mock` with a small budget and key `k-{name}` for subscription `name`.
+/// The semantic cache (tested on its own) is off, so every admitted call reaches the upstream.
+async fn server(
+    mock: &MockUpstream,
+    name: &str,
+    tokens_per_minute: u64,
+    extra: &[&str],
+) -> TestServer {
+    let keys = format!("{name}=k-{name},{name}-other=k-{name}-other");
+    let tpm = tokens_per_minute.to_string();
+    let base_url = mock.base_url();
+    let mut flags = vec![
+        "--openai-base-url",
+        &base_url,
+        "--openai-api-key",
+        "sk-upstream",
+        "--subscription-keys",
+        &keys,
+        "--tokens-per-minute",
+        &tpm,
+        "--max-tokens-cap",
+        "100",
+        "--semantic-cache",
+        "off",
+    ];
+    flags.extend_from_slice(extra);
+    TestServer::start(&flags).await
+}
+
+/// Spends most of a 300-token minute (a 200-token answer), then makes the call that no longer
+/// fits; returns that refusal.
+async fn refusal(format: &str, name: &str) -> reqwest::Response {
+    let mock = mock().await;
+    let server = server(&mock, name, 300, &["--retry-after-format", format]).await;
+    let client = reqwest::Client::new();
+    let key = format!("k-{name}");
+    minute_headroom(HEADROOM).await;
+    mock.push(Reply::text("fine").with_usage(100, 100));
+    let first = post_chat(&client, &server, Some(&key), &chat_body("hi")).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header_u64(&first, "x-ratelimit-remaining-tokens"), 100);
+    let refused = post_chat(&client, &server, Some(&key), &chat_body("hi")).await;
+    // Refused before any upstream call.
+    assert_eq!(mock.chat_requests().len(), 1);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(header(&refused, "x-ratelimit-remaining-tokens"), Some("0"));
+    refused
+}
+
+async fn refusal_envelope(response: reqwest::Response) -> String {
+    let retry_after = header(&response, "retry-after").unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_budget_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("300"));
+    retry_after
+}
+
+#[tokio::test]
+async fn the_budget_refuses_before_any_upstream_call() {
+    let response = refusal("seconds", "budget-refuse").await;
+    let retry_after = refusal_envelope(response).await;
+    let seconds: u64 = retry_after.parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date() {
+    let retry_after = refusal_envelope(refusal("http-date", "budget-date").await).await;
+    let at = httpdate::parse_http_date(&retry_after).unwrap();
+    let now = SystemTime::now();
+    assert!(
+        at > now - Duration::from_secs(1) && at <= now + Duration::from_secs(61),
+        "{retry_after}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_an_iso8601_timestamp() {
+    let retry_after = refusal_envelope(refusal("iso8601", "budget-iso").await).await;
+    // 2026-11-24T23:00:07Z: a whole-second UTC timestamp, at the start of the next minute.
+    assert_eq!(retry_after.len(), 20, "{retry_after}");
+    assert!(
+        retry_after.ends_with(":00Z") || retry_after.ends_with(":01Z"),
+        "the budget resets with the minute: {retry_after}"
+    );
+    assert_eq!(retry_after.as_bytes()[10], b'T', "{retry_after}");
+}
+
+#[tokio::test]
+async fn a_call_bigger_than_the_whole_budget_is_refused_outright() {
+    let mock = mock().await;
+    let server = server(&mock, "budget-huge", 300, &[]).await;
+    let client = reqwest::Client::new();
+    // Streams are not capped, so this one asks for more than a minute's budget.
+    let mut body = chat_body("hi");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(5000);
+    let response = post_chat(&client, &server, Some("k-budget-huge"), &body).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_exceeds_budget");
+    assert!(mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn usage_is_reconciled_to_what_the_upstream_reports() {
+    let mock = mock().await;
+    let server = server(&mock, "budget-reconcile", 1000, &["--admin-key", "admin"]).await;
+    let client = reqwest::Client::new();
+    let key = Some("k-budget-reconcile");
+    minute_headroom(HEADROOM).await;
+
+    // Reserved: the prompt plus the 100-token cap; used: 7 + 3.
+    mock.push(Reply::text("ok").with_usage(7, 3));
+    let first = post_chat(&client, &server, key, &chat_body("hi")).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header_u64(&first, "x-tokens-consumed"), 10);
+    assert_eq!(header_u64(&first, "x-ratelimit-remaining-tokens"), 990);
+
+    // A stream is reconciled when it ends, to the usage of its last chunk.
+    mock.push(Reply::stream(["Hel", "lo"]).with_usage(11, 4));
+    let mut stream = chat_body("hi");
+    stream["stream"] = json!(true);
+    let response = post_chat(&client, &server, key, &stream).await;
+    assert_eq!(response.status(), 200);
+    // At its start, the stream holds its reservation.
+    assert!(header_u64(&response, "x-ratelimit-remaining-tokens") < 990 - 100);
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+
+    let report: Value = client
+        .get(server.url("/admin/usage"))
+        .header("api-key", "admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = report["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["name"] == "budget-reconcile")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["prompt_tokens"], 7 + 11);
+    assert_eq!(row["completion_tokens"], 3 + 4);
+
+    // The next reservation sees both calls at their real size.
+    mock.push(Reply::text("ok").with_usage(1, 1));
+    let third = post_chat(&client, &server, key, &chat_body("hi")).await;
+    assert_eq!(third.status(), 200);
+    assert_eq!(
+        header_u64(&third, "x-ratelimit-remaining-tokens"),
+        1000 - 10 - 15 - 2
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_calls_never_overshoot_the_budget() {
+    // Slow enough that the calls overlap.
+    let mock = MockUpstream::start(MockOptions {
+        latency: Duration::from_millis(100),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    let limit = 1000;
+    let server = server(&mock, "budget-burst", limit, &[]).await;
+    let client = reqwest::Client::new();
+    minute_headroom(HEADROOM).await;
+    // Each answer uses exactly its 100-token completion budget.
+    for _ in 0..50 {
+        mock.push(Reply::text("ok").with_usage(10, 100));
+    }
+    let calls = (0..50).map(|_| {
+        let client = client.clone();
+        let server = &server;
+        async move {
+            let response =
+                post_chat(&client, server, Some("k-budget-burst"), &chat_body("hi")).await;
+            let status = response.status().as_u16();
+            let consumed =
+                header(&response, "x-tokens-consumed").map(|v| v.parse::<u64>().unwrap());
+            let code = if status == 200 {
+                None
+            } else {
+                let body: Value = response.json().await.unwrap();
+                body["error"]["code"].as_str().map(str::to_owned)
+            };
+            (status, consumed, code)
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let admitted: Vec<u64> = results
+        .iter()
+        .filter(|(status, ..)| *status == 200)
+        .map(|(_, consumed, _)| consumed.unwrap())
+        .collect();
+    for (status, _, code) in &results {
+        assert!(
+            *status == 200 || (*status == 429 && code.as_deref() == Some("token_budget_exceeded")),
+            "{status} {code:?}"
+        );
+    }
+    // One reservation: the prompt ("user hi" and framing, under 20 tokens) plus the 100 cap.
+    let one_reservation = 120;
+    let spent: u64 = admitted.iter().sum();
+    assert!(!admitted.is_empty());
+    assert!(admitted.len() < 50, "the budget admitted every call");
+    assert!(
+        spent <= limit + one_reservation,
+        "{} calls spent {spent} tokens of {limit}",
+        admitted.len()
+    );
+    // Refused calls never reached the upstream.
+    assert_eq!(mock.chat_requests().len(), admitted.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway driven directly, with tokio's clock paused, for what depends on the minute.
+
+fn gateway(mock: &MockUpstream, tokens_per_minute: u64) -> Gateway {
+    let settings = Settings::from_args([
+        "--openai-base-url",
+        &mock.base_url(),
+        "--tokens-per-minute",
+        &tokens_per_minute.to_string(),
+        "--max-tokens-cap",
+        "100",
+        "--semantic-cache",
+        "off",
+    ])
+    .unwrap();
+    Gateway::new(
+        settings.gateway_config(),
+        Arc::new(MemoryStore::new()),
+        None,
+    )
+    .unwrap()
+}
+
+fn request(text: &str) -> Map<String, Value> {
+    chat_body(text).as_object().unwrap().clone()
+}
+
+/// Runs `io` (calls over real loopback sockets) with the paused clock held still.
+///
+/// A paused clock jumps to the next timer whenever the runtime has nothing to run, which would
+/// fire the gateway's timeouts while it waits on a socket. A running blocking task stops those
+/// jumps (see `tokio::time::pause`), so time moves only when the test advances it.
+async fn real_io<F: Future>(io: F) -> F::Output {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::task::spawn_blocking(move || {
+        let _ = released.recv();
+    });
+    let output = io.await;
+    drop(release);
+    holder.await.unwrap();
+    output
+}
+
+#[tokio::test(start_paused = true)]
+async fn budgets_are_per_key_and_the_window_resets() {
+    let mock = mock().await;
+    let gateway = gateway(&mock, 300);
+    let alice = CallContext::for_subscription("alice", Api::OpenAi);
+    let bob = CallContext::for_subscription("bob", Api::OpenAi);
+    for _ in 0..3 {
+        mock.push(Reply::text("ok").with_usage(100, 100));
+    }
+
+    let first = real_io(gateway.chat(&alice, request("hi"))).await.unwrap();
+    assert_eq!(first.remaining_tokens, 100);
+    let refused = real_io(gateway.chat(&alice, request("hi")))
+        .await
+        .unwrap_err();
+    let GatewayError::BudgetExceeded { retry_after, limit } = refused else {
+        panic!("expected a budget refusal, got {refused:?}");
+    };
+    assert_eq!(limit, 300);
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
+    assert_eq!(mock.chat_requests().len(), 1);
+
+    // Bob's budget is his own.
+    let bob_call = real_io(gateway.chat(&bob, request("hi"))).await.unwrap();
+    assert_eq!(bob_call.remaining_tokens, 100);
+
+    // Once the minute is over, alice's budget is whole again.
+    tokio::time::advance(retry_after).await;
+    let again = real_io(gateway.chat(&alice, request("hi"))).await.unwrap();
+    assert_eq!(again.remaining_tokens, 100);
+    assert_eq!(mock.chat_requests().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_and_whole_calls_reconcile_exactly() {
+    let mock = mock().await;
+    let gateway = gateway(&mock, 1000);
+    let carol = CallContext::for_subscription("carol", Api::OpenAi);
+
+    mock.push(Reply::text("ok").with_usage(7, 3));
+    let whole = real_io(gateway.chat(&carol, request("hi"))).await.unwrap();
+    assert_eq!(whole.usage.total_tokens, 10);
+    assert_eq!(whole.remaining_tokens, 990);
+
+    mock.push(Reply::stream(["a", "b", "c"]).with_usage(20, 30));
+    let events = real_io(async {
+        use futures::StreamExt;
+        let stream = gateway.chat_stream(&carol, request("hi")).await.unwrap();
+        // While it runs, the stream holds its whole reservation.
+        assert!(stream.remaining_tokens <= 990 - 100);
+        stream.collect::<Vec<_>>().await
+    })
+    .await;
+    let Some(Ok(StreamEvent::Done { usage })) = events.last() else {
+        panic!("the stream did not end well: {events:?}");
+    };
+    assert_eq!(usage.total_tokens, 50);
+
+    mock.push(Reply::text("ok").with_usage(1, 1));
+    let after = real_io(gateway.chat(&carol, request("hi"))).await.unwrap();
+    assert_eq!(after.remaining_tokens, 1000 - 10 - 50 - 2);
+}
+
+#[tokio::test]
+async fn budgets_count_embeddings_too() {
+    let mock = mock().await;
+    let server = server(&mock, "budget-embed", 1000, &[]).await;
+    let client = reqwest::Client::new();
+    minute_headroom(HEADROOM).await;
+    mock.push_embeddings(Reply::text("unused").with_usage(40, 0));
+    let response = post_json(
+        &client,
+        &server,
+        "/v1/embeddings",
+        Some("k-budget-embed"),
+        &json!({"input": "semantic caching"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header_u64(&response, "x-tokens-consumed"), 40);
+    assert_eq!(header_u64(&response, "x-ratelimit-remaining-tokens"), 960);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"][0]["object"], "embedding");
+}
