@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use gateway_client::{CacheStatus, CallContext, StreamEvent, Usage, assemble::AssembledAnswer};
+use gateway_client::{
+    CacheDirective, CacheStatus, CallContext, StreamEvent, Usage, assemble::AssembledAnswer,
+};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -33,6 +35,9 @@ using the tool results above.";
 /// Said when the tool budget is spent, for one last answer without tools.
 const WRAP_UP: &str = "You have used all your tool calls for this turn. Answer the user's \
 question now in plain text, from the tool results above.";
+
+/// Between the texts of two model answers in one reply.
+const SEPARATOR: &str = "\n\n";
 
 type Events<'a> = Option<&'a mpsc::Sender<AgentEvent>>;
 
@@ -90,12 +95,13 @@ impl Agent {
         }
         messages.push(json!({"role": "user", "content": request.message}));
 
+        let mut context = context.clone();
         let mut trace = Trace::default();
         let mut kept_text: Vec<String> = Vec::new();
         let mut nudged = false;
         for _ in 0..self.config.max_iterations.max(1) {
             let turn = self
-                .model_turn(context, &messages, true, events, &mut trace)
+                .model_turn(&context, &messages, true, events, &mut trace)
                 .await?;
             if !turn.tool_calls.is_empty() {
                 if !turn.content.trim().is_empty() {
@@ -114,10 +120,16 @@ impl Agent {
                 }
                 nudged = true;
                 messages.push(json!({"role": "system", "content": NUDGE}));
+                // Ask the model itself again, not the response cache: the cache may hold this
+                // very empty answer, and a system message such as the nudge need not change
+                // how it matches the conversation.
+                if context.cache == CacheDirective::Use {
+                    context.cache = CacheDirective::NoCache;
+                }
                 continue;
             }
             kept_text.push(turn.content.trim().to_owned());
-            return Ok(trace.finish(kept_text.join("\n\n")));
+            return Ok(trace.finish(kept_text.join(SEPARATOR)));
         }
 
         // The tool budget is spent (a model stuck calling tools): one last call without tools.
@@ -127,19 +139,26 @@ impl Agent {
         );
         messages.push(json!({"role": "system", "content": WRAP_UP}));
         let turn = self
-            .model_turn(context, &messages, false, events, &mut trace)
+            .model_turn(&context, &messages, false, events, &mut trace)
             .await?;
         let reply = if turn.content.trim().is_empty() {
-            format!(
+            let fallback = format!(
                 "I stopped after {} rounds of tool calls without reaching an answer. \
                  The tool results are listed in tool_calls.",
                 self.config.max_iterations
-            )
+            );
+            // Streamed too, so the deltas still spell out the whole reply.
+            if let Some(events) = events {
+                let piece = trace.streamed.piece(&fallback);
+                trace.streamed.end_answer();
+                let _ = events.send(AgentEvent::Delta(piece)).await;
+            }
+            fallback
         } else {
             turn.content.trim().to_owned()
         };
         kept_text.push(reply);
-        Ok(trace.finish(kept_text.join("\n\n")))
+        Ok(trace.finish(kept_text.join(SEPARATOR)))
     }
 
     /// One model call, whole or streamed, read into an [`AssistantTurn`].
@@ -170,11 +189,13 @@ impl Agent {
         while let Some(event) = stream.next().await {
             match event? {
                 StreamEvent::Chunk(chunk) => {
-                    if let Some(text) = chunk
+                    let piece = chunk
                         .pointer("/choices/0/delta/content")
                         .and_then(Value::as_str)
-                        .filter(|t| !t.is_empty())
-                        && events.send(crate::AgentEvent::Delta(text.to_owned())).await.is_err()
+                        .map(|text| trace.streamed.piece(text))
+                        .unwrap_or_default();
+                    if !piece.is_empty()
+                        && events.send(crate::AgentEvent::Delta(piece)).await.is_err()
                     {
                         // The client left: stop here; dropping the stream cancels the call.
                         return Err(AgentError::Cancelled);
@@ -184,6 +205,7 @@ impl Agent {
                 StreamEvent::Done { usage: reported } => usage = reported,
             }
         }
+        trace.streamed.end_answer();
         trace.record_call(&stream.model, usage, stream.cache);
         let body = assembled.into_completion(&stream.model, usage);
         Ok(AssistantTurn::from_completion(&body))
@@ -279,6 +301,7 @@ struct Trace {
     usage: Usage,
     cache: CacheCounts,
     model: String,
+    streamed: StreamedText,
 }
 
 impl Trace {
@@ -299,6 +322,92 @@ impl Trace {
             model: self.model,
             usage: self.usage,
             cache: self.cache,
+        }
+    }
+}
+
+/// Turns the text a model streams into `Delta` pieces that spell out exactly the reply the turn
+/// ends with, as `run_loop` builds it: each answer trimmed, answers joined by [`SEPARATOR`].
+/// Without this, a client rendering the deltas would show a different text from `done.reply`
+/// (untrimmed whitespace, answers run together).
+#[derive(Debug, Default)]
+struct StreamedText {
+    /// An earlier answer sent text: the next one starts with the separator.
+    sent_before: bool,
+    /// The current answer sent text, so its leading whitespace is behind it.
+    started: bool,
+    /// Whitespace held back until more text follows it in the same answer.
+    held: String,
+}
+
+impl StreamedText {
+    /// What to send for the next piece of the current answer (possibly nothing).
+    fn piece(&mut self, text: &str) -> String {
+        let text = if self.started {
+            text
+        } else {
+            text.trim_start()
+        };
+        let body = text.trim_end();
+        if body.is_empty() {
+            if self.started {
+                self.held.push_str(text);
+            }
+            return String::new();
+        }
+        let mut out = String::new();
+        if !self.started {
+            if self.sent_before {
+                out.push_str(SEPARATOR);
+            }
+            self.started = true;
+        }
+        out.push_str(&std::mem::take(&mut self.held));
+        out.push_str(body);
+        self.held.push_str(&text[body.len()..]);
+        out
+    }
+
+    /// The current answer is complete; its trailing whitespace is dropped.
+    fn end_answer(&mut self) {
+        self.sent_before |= self.started;
+        self.started = false;
+        self.held.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(answers: &[&[&str]]) -> String {
+        let mut text = StreamedText::default();
+        let mut out = String::new();
+        for answer in answers {
+            for piece in *answer {
+                out.push_str(&text.piece(piece));
+            }
+            text.end_answer();
+        }
+        out
+    }
+
+    #[test]
+    fn streamed_text_matches_the_joined_trimmed_answers() {
+        let cases: [&[&[&str]]; 5] = [
+            &[&["\n\n", " Hello", " there. ", "\n"]],
+            &[&["Let me check."], &["  "], &["Done", ".  \n"]],
+            &[&["a ", " ", "b"]],
+            &[&[" "], &["\t"]],
+            &[&["x"], &[], &[" y "]],
+        ];
+        for answers in cases {
+            let expected: Vec<String> = answers
+                .iter()
+                .map(|pieces| pieces.concat().trim().to_owned())
+                .filter(|text| !text.is_empty())
+                .collect();
+            assert_eq!(streamed(answers), expected.join(SEPARATOR), "{answers:?}");
         }
     }
 }

@@ -27,6 +27,12 @@ impl CacheStatus {
 /// A response cache for chat completions.
 #[async_trait]
 pub trait ResponseCache: Send + Sync + 'static {
+    /// Whether the cache can be used right now (a shared cache whose store is unreachable
+    /// can't); while it can't, calls bypass it.
+    fn available(&self) -> bool {
+        true
+    }
+
     /// A cached answer to `request` (already governed, model resolved), if one may be served.
     async fn lookup(
         &self,

@@ -12,6 +12,7 @@
 //!   implementation.
 //! - [`assemble`]: a streamed answer put back together.
 //! - [`cache`]: the cache seam ([`ResponseCache`]); [`semantic`]: the semantic cache behind it.
+//! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod period;
 pub mod pipeline;
 pub mod semantic;
+pub mod shared;
 pub mod policy;
 pub mod store;
 pub mod tokens;

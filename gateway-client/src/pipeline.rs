@@ -38,6 +38,7 @@ use crate::{
     error::GatewayError,
     metrics,
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
+    shared::{RedisState, RedisStore, SharedCache},
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
@@ -114,12 +115,33 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway. The response cache is `cache` when given (shared state supplies
-    /// one), else the semantic cache that `config.cache` describes, else none.
+    /// Builds the gateway. The response cache is `cache` when given, else the semantic cache
+    /// that `config.cache` describes, else none.
     pub fn new(
         config: GatewayConfig,
         store: Arc<dyn StateStore>,
         cache: Option<Arc<dyn ResponseCache>>,
+    ) -> Result<Self, GatewayError> {
+        Self::build(config, store, cache, None)
+    }
+
+    /// Builds a gateway whose budgets, usage ledger and cache are shared through Redis with
+    /// every other instance using the same Redis. `instance_id` tells its cache entries apart.
+    pub fn with_redis(
+        config: GatewayConfig,
+        redis: Arc<RedisState>,
+        instance_id: &str,
+    ) -> Result<Self, GatewayError> {
+        let _probe = redis.spawn_health_probe();
+        let store: Arc<dyn StateStore> = Arc::new(RedisStore::new(redis.clone()));
+        Self::build(config, store, None, Some((redis, instance_id.to_owned())))
+    }
+
+    fn build(
+        config: GatewayConfig,
+        store: Arc<dyn StateStore>,
+        cache: Option<Arc<dyn ResponseCache>>,
+        shared: Option<(Arc<RedisState>, String)>,
     ) -> Result<Self, GatewayError> {
         let clock = Clock::new();
         let content_safety = ContentSafety::new(&config.content_safety)
@@ -129,10 +151,18 @@ impl Gateway {
         let cache = match (cache, config.cache) {
             (Some(cache), _) => Some(cache),
             (None, Some(settings)) => {
-                let embedder = build_embedder(&settings.embedder, &upstream, &config.embedding_model)?;
-                let semantic: Arc<dyn ResponseCache> =
-                    Arc::new(SemanticCache::new(embedder, settings.config, clock));
-                Some(semantic)
+                let embedder =
+                    build_embedder(&settings.embedder, &upstream, &config.embedding_model)?;
+                let max_entries = settings.config.max_entries;
+                let semantic = Arc::new(SemanticCache::new(embedder, settings.config, clock));
+                Some(match shared {
+                    Some((redis, origin)) => {
+                        let shared = SharedCache::new(semantic, redis, origin, max_entries, clock);
+                        let _sync = shared.spawn_sync();
+                        shared as Arc<dyn ResponseCache>
+                    }
+                    None => semantic as Arc<dyn ResponseCache>,
+                })
             }
             (None, None) => None,
         };
@@ -161,6 +191,11 @@ impl Gateway {
 
     pub fn state_store(&self) -> &'static str {
         self.store.kind()
+    }
+
+    /// Why shared state is degraded (e.g. Redis unreachable), if it is.
+    pub fn degraded_reason(&self) -> Option<String> {
+        self.store.degraded_reason()
     }
 
     pub fn tokens_per_minute(&self) -> u64 {
@@ -510,6 +545,7 @@ impl Gateway {
     ) -> Lookup {
         let status = match (&self.cache, context.cache) {
             (None, _) | (_, CacheDirective::NoCache | CacheDirective::NoStore) => Lookup::Bypass,
+            (Some(cache), CacheDirective::Use) if !cache.available() => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) => {
                 match cache.lookup(context, Operation::Chat, model, request).await {
                     Some(body) => Lookup::Hit(body),
@@ -549,7 +585,9 @@ impl Gateway {
     fn storable_cache(&self, context: &CallContext) -> Option<Arc<dyn ResponseCache>> {
         match context.cache {
             CacheDirective::NoStore => None,
-            CacheDirective::Use | CacheDirective::NoCache => self.cache.clone(),
+            CacheDirective::Use | CacheDirective::NoCache => {
+                self.cache.clone().filter(|cache| cache.available())
+            }
         }
     }
 

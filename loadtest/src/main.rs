@@ -4,8 +4,9 @@ use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
 use loadtest::{
-    cli::{Cli, Command, MockUpstreamArgs},
+    cli::{Cli, Command, LoadArgs, MockUpstreamArgs},
     mock_upstream::MockUpstream,
+    report,
 };
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -27,13 +28,55 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None => {
-            eprintln!(
-                "loadtest: the load generator is not available yet; see `loadtest mock-upstream --help`"
-            );
-            ExitCode::from(2)
-        }
+        None => load(cli.load).await,
     }
+}
+
+/// The load generator: 0 when the error rate is within --max-error-rate, 1 when it is not,
+/// 2 when the run could not start.
+async fn load(args: LoadArgs) -> ExitCode {
+    let config = match args.run_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("loadtest: cannot read the prompts: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let summary = match loadtest::run(config).await {
+        Ok(summary) => summary,
+        Err(err) => {
+            eprintln!("loadtest: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let printed = if args.json {
+        serde_json::to_string(&summary)
+            .map_err(std::io::Error::other)
+            .and_then(|json| write_stdout(&format!("{json}\n")))
+    } else {
+        write_stdout(&report::render(&summary))
+    };
+    if let Err(err) = printed {
+        eprintln!("loadtest: cannot print the summary: {err}");
+        return ExitCode::from(2);
+    }
+    if summary.passes(args.max_error_rate) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "loadtest: steady-phase error rate {:.2}% over {} requests is above the allowed {:.2}%",
+            summary.error_rate * 100.0,
+            summary.requests,
+            args.max_error_rate * 100.0
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }
 
 async fn mock_upstream(args: MockUpstreamArgs) -> std::io::Result<()> {

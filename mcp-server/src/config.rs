@@ -293,6 +293,11 @@ pub struct Settings {
     #[arg(long, env = "CACHE_SHARED", default_value_t = false)]
     pub cache_shared: bool,
 
+    /// Shared state for budgets, cache and usage across instances (e.g. redis://127.0.0.1:6379).
+    /// Without it, state stays in this process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_body_bytes: usize,

@@ -4,12 +4,12 @@
 //! and its body is always `{"error": {"code": "…", "message": "…"}}`. Messages are written for
 //! the client and never contain a secret; detail that only operators need goes to the log.
 
+use agent::AgentError;
 use axum::{
     Json,
     extract::rejection::JsonRejection,
     response::{IntoResponse, Response},
 };
-use agent::AgentError;
 use gateway_client::GatewayError;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Serialize;
@@ -38,6 +38,9 @@ pub enum ApiError {
     /// No route at this path.
     #[error("no route for {0}")]
     NotFound(String),
+    /// The request body is over MAX_REQUEST_BODY_BYTES.
+    #[error("the request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES)")]
+    PayloadTooLarge { limit: usize },
     /// A rate limit refused the call; the client may retry after the given delay.
     #[error("{message}")]
     RateLimited {
@@ -133,6 +136,7 @@ impl ApiError {
             Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error, _) => gateway_status(error),
             Self::Agent(error, _) => agent_status(error),
@@ -147,6 +151,7 @@ impl ApiError {
             Self::InvalidKey => "invalid_subscription_key",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error, _) => error.code(),
             Self::Agent(error, _) => error.code(),

@@ -8,7 +8,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     Extension, Json,
-    body::Bytes,
+    body::{Body, Bytes, to_bytes},
     extract::{Path, State},
     response::{
         IntoResponse, Response,
@@ -36,9 +36,9 @@ pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let request = json_object(&body)?;
+    let request = json_object(&read_body(&state, body).await?)?;
     chat(
         &state,
         call_context(&caller, &headers, Api::OpenAi),
@@ -52,9 +52,9 @@ pub async fn azure_chat_completions(
     Extension(caller): Extension<Caller>,
     Path(deployment): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let mut request = json_object(&body)?;
+    let mut request = json_object(&read_body(&state, body).await?)?;
     request.insert("model".to_owned(), Value::String(deployment));
     chat(
         &state,
@@ -68,9 +68,9 @@ pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let request = json_object(&body)?;
+    let request = json_object(&read_body(&state, body).await?)?;
     embed(
         &state,
         call_context(&caller, &headers, Api::OpenAi),
@@ -84,9 +84,9 @@ pub async fn azure_embeddings(
     Extension(caller): Extension<Caller>,
     Path(deployment): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let mut request = json_object(&body)?;
+    let mut request = json_object(&read_body(&state, body).await?)?;
     request.insert("model".to_owned(), Value::String(deployment));
     embed(
         &state,
@@ -187,6 +187,33 @@ fn insert_gateway_headers(
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         headers.insert(REQUEST_ID, id);
     }
+}
+
+/// The request body, up to MAX_REQUEST_BODY_BYTES.
+///
+/// Read here rather than with the `Bytes` extractor: that one stops at axum's own default limit
+/// (2 MB) whatever the setting says, so a prompt between the two sizes was refused with 413.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.settings.max_request_body_bytes;
+    to_bytes(body, limit).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
+}
+
+/// Whether a body error is a size limit (ours, or the router's RequestBodyLimitLayer's).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// The request body as a JSON object, or a 400 that says what is wrong.

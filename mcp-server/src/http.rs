@@ -15,7 +15,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore};
+use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore, shared::RedisState};
 use http::{HeaderMap, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -61,8 +61,17 @@ impl AppState {
         local: SocketAddr,
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-        let gateway = Arc::new(Gateway::new(settings.gateway_config(), store, None)?);
+        let gateway = Arc::new(match settings.redis_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => {
+                let redis = RedisState::connect(url.trim())
+                    .map_err(|e| GatewayError::Store(e.to_string()))?;
+                Gateway::with_redis(settings.gateway_config(), redis, &instance.id)?
+            }
+            None => {
+                let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+                Gateway::new(settings.gateway_config(), store, None)?
+            }
+        });
         let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
@@ -204,6 +213,9 @@ async fn not_found(request: Request) -> ApiError {
 #[derive(Serialize)]
 pub struct Health<'a> {
     pub status: &'static str,
+    /// Why the instance is degraded, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub instance_id: &'a str,
     pub version: &'static str,
     pub tool_routing: &'static str,
@@ -213,8 +225,10 @@ pub struct Health<'a> {
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let degraded = state.gateway.degraded_reason();
     Json(Health {
-        status: "healthy",
+        status: if degraded.is_some() { "degraded" } else { "healthy" },
+        reason: degraded,
         instance_id: &state.instance.id,
         version: env!("CARGO_PKG_VERSION"),
         tool_routing: state.settings.tool_routing.as_str(),

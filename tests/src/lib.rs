@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod gateway;
+pub mod redis;
 
 use std::net::SocketAddr;
 

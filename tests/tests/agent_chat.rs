@@ -226,3 +226,35 @@ async fn request_ids_are_echoed_or_generated() {
     let id = refused.headers()["x-request-id"].to_str().unwrap();
     assert!(is_uuid(id), "{id}");
 }
+
+#[tokio::test]
+async fn a_repeated_question_is_answered_from_the_cache() {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let server = start_with_model(&mock.base_url(), &[]).await;
+    mock.push(Reply::text("Slots are live apps with their own host names.").with_usage(40, 10));
+    let client = client();
+
+    let (status, first) = chat(
+        &client,
+        &server,
+        None,
+        &message("What are deployment slots?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["cache"], json!({"hits": 0, "misses": 1}));
+    assert_eq!(first["usage"]["total_tokens"], 50);
+
+    let (status, second) = chat(
+        &client,
+        &server,
+        None,
+        &message("What are deployment slots?"),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["reply"], first["reply"]);
+    assert_eq!(second["cache"], json!({"hits": 1, "misses": 0}));
+    assert_eq!(second["usage"]["total_tokens"], 0);
+    assert_eq!(mock.chat_requests().len(), 1);
+}

@@ -169,3 +169,65 @@ async fn the_turn_deadline_ends_the_stream_with_an_error_event() {
     assert_eq!(last.data["error"]["code"], "agent_timeout");
     assert!(events.iter().all(|e| e.name != "done"));
 }
+
+/// Whatever shape the model's text takes, the deltas concatenate to `done.reply`.
+async fn deltas_and_reply(replies: Vec<Reply>, flags: &[&str]) -> (Vec<String>, String, String) {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let server = start_with_model(&mock.base_url(), flags).await;
+    mock.push_many(replies);
+    let (status, _, events) = stream(&server, "Hello?").await;
+    assert_eq!(status, 200);
+    let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
+    let done = events.last().unwrap();
+    assert_eq!(done.name, "done", "{events:?}");
+    let streamed: String = events
+        .iter()
+        .filter(|e| e.name == "delta")
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect();
+    (
+        names,
+        streamed,
+        done.data["reply"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn deltas_spell_out_the_reply_exactly() {
+    // Text alongside a tool call, then the answer: both are part of the reply, a blank line apart.
+    let (names, streamed, reply) = deltas_and_reply(
+        vec![
+            Reply::ToolCalls {
+                content: Some("Let me check.".to_owned()),
+                calls: vec![("whoami".to_owned(), "{}".to_owned())],
+            },
+            Reply::text("Done."),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(reply, "Let me check.\n\nDone.");
+    assert_eq!(streamed, reply);
+    assert_eq!(names, ["delta", "tool_call", "delta", "done"]);
+
+    // Whitespace around the answer is trimmed from the reply, and so from the deltas.
+    let (_, streamed, reply) = deltas_and_reply(
+        vec![Reply::stream(["\n\n", " Hello", " there. ", "\n"])],
+        &[],
+    )
+    .await;
+    assert_eq!(reply, "Hello there.");
+    assert_eq!(streamed, reply);
+
+    // A model that never stops calling tools gets the agent's own closing words, streamed too.
+    let (_, streamed, reply) = deltas_and_reply(
+        vec![
+            Reply::tool_call("whoami", "{}"),
+            Reply::tool_call("whoami", "{}"),
+        ],
+        &["--agent-max-iterations", "1"],
+    )
+    .await;
+    assert!(reply.starts_with("I stopped after 1 rounds"), "{reply}");
+    assert_eq!(streamed, reply);
+}

@@ -19,7 +19,12 @@ use tests::{
 async fn stack(extra: &[&str]) -> (MockUpstream, TestServer) {
     let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let base = mock.base_url();
-    let mut flags = vec!["--openai-base-url", base.as_str(), "--openai-api-key", "sk-upstream"];
+    let mut flags = vec![
+        "--openai-base-url",
+        base.as_str(),
+        "--openai-api-key",
+        "sk-upstream",
+    ];
     flags.extend_from_slice(extra);
     let server = TestServer::start(&flags).await;
     (mock, server)
@@ -84,9 +89,18 @@ impl Figures {
             self.unrelated.1,
             self.unrelated.0
         );
-        assert!(f64::from(hits) >= 0.9 * f64::from(rows), "{label}: paraphrase hit rate under 90%");
-        assert_eq!(self.near_miss.1, 0, "{label}: a near-miss was served a cached answer");
-        assert_eq!(self.unrelated.1, 0, "{label}: an unrelated prompt was served a cached answer");
+        assert!(
+            f64::from(hits) >= 0.9 * f64::from(rows),
+            "{label}: paraphrase hit rate under 90%"
+        );
+        assert_eq!(
+            self.near_miss.1, 0,
+            "{label}: a near-miss was served a cached answer"
+        );
+        assert_eq!(
+            self.unrelated.1, 0,
+            "{label}: an unrelated prompt was served a cached answer"
+        );
     }
 }
 
@@ -108,10 +122,17 @@ async fn dev_set_pairs_in_isolation() {
         let (status, _) = ask(&client, &server, &body(&row.query)).await;
         let hit = status == "hit";
         if hit {
-            assert_eq!(mock.chat_requests().len(), calls_before, "a hit never calls the upstream");
+            assert_eq!(
+                mock.chat_requests().len(),
+                calls_before,
+                "a hit never calls the upstream"
+            );
         }
         if hit != row.expect_hit {
-            println!("differs from expectation ({}): {} | {}", row.kind, row.cached, row.query);
+            println!(
+                "differs from expectation ({}): {} | {}",
+                row.kind, row.cached, row.query
+            );
         }
         figures.add(&row.kind, hit);
     }
@@ -133,10 +154,14 @@ async fn dev_set_in_one_shared_partition() {
         // cached for another row: what matters is whose question the served answer answered.
         let (status, answer) = ask(&client, &server, &chat_body(&row.query)).await;
         let asked = answered_question(&answer);
-        let right_question = normalize(&asked) == normalize(&row.query)
-            || (row.expect_hit && asked == row.cached);
+        let right_question =
+            normalize(&asked) == normalize(&row.query) || (row.expect_hit && asked == row.cached);
         if status == "hit" {
-            assert!(right_question, "served the answer to {asked:?} for {:?}", row.query);
+            assert!(
+                right_question,
+                "served the answer to {asked:?} for {:?}",
+                row.query
+            );
         }
         // A near-miss or unrelated query may still hit an identical prompt cached for another
         // row; only an answer to a different question counts against the cache.
@@ -148,7 +173,9 @@ async fn dev_set_in_one_shared_partition() {
 
 /// The mock model's plain answers quote the question they answer.
 fn answered_question(answer: &Value) -> String {
-    let text = answer["choices"][0]["message"]["content"].as_str().unwrap_or("");
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("");
     text.split_once("You asked: \"")
         .and_then(|(_, rest)| rest.split_once("\"."))
         .map(|(question, _)| question.to_owned())
@@ -175,8 +202,12 @@ async fn subscriptions_do_not_see_each_others_answers() {
 
 #[tokio::test]
 async fn a_shared_cache_serves_every_subscription() {
-    let (_mock, server) =
-        stack(&["--subscription-keys", "team-a=ka,team-b=kb", "--cache-shared"]).await;
+    let (_mock, server) = stack(&[
+        "--subscription-keys",
+        "team-a=ka,team-b=kb",
+        "--cache-shared",
+    ])
+    .await;
     let client = reqwest::Client::new();
     let body = chat_body("What is a deployment slot?");
     post_chat(&client, &server, Some("ka"), &body).await;
@@ -212,7 +243,11 @@ async fn errors_and_truncated_answers_are_never_cached() {
     });
     mock.push(Reply::raw_json(truncated));
     assert_eq!(ask(&client, &server, &body).await.0, "miss");
-    assert_eq!(ask(&client, &server, &body).await.0, "miss", "a truncated answer is not served");
+    assert_eq!(
+        ask(&client, &server, &body).await.0,
+        "miss",
+        "a truncated answer is not served"
+    );
 
     let refused_body = chat_body("Tell me something you refuse to say.");
     let refusal = json!({
@@ -222,13 +257,21 @@ async fn errors_and_truncated_answers_are_never_cached() {
     });
     mock.push(Reply::raw_json(refusal));
     assert_eq!(ask(&client, &server, &refused_body).await.0, "miss");
-    assert_eq!(ask(&client, &server, &refused_body).await.0, "miss", "a refusal is not served");
+    assert_eq!(
+        ask(&client, &server, &refused_body).await.0,
+        "miss",
+        "a refusal is not served"
+    );
 
     let failing = chat_body("Will this fail?");
     mock.push(Reply::status(500));
     let response = post_chat(&client, &server, None, &failing).await;
     assert_eq!(response.status(), 502);
-    assert_eq!(ask(&client, &server, &failing).await.0, "miss", "an error is not cached");
+    assert_eq!(
+        ask(&client, &server, &failing).await.0,
+        "miss",
+        "an error is not cached"
+    );
 }
 
 #[tokio::test]
@@ -245,7 +288,11 @@ async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
     let response = post_chat(&client, &server, None, &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-llm-cache-status"), Some("hit"));
-    assert!(header(&response, "content-type").unwrap().starts_with("text/event-stream"));
+    assert!(
+        header(&response, "content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse_data(&response.text().await.unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     for event in &events[..events.len() - 1] {
@@ -256,7 +303,11 @@ async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
         streamed_text(&events),
         whole["choices"][0]["message"]["content"].as_str().unwrap()
     );
-    assert_eq!(mock.chat_requests().len(), calls, "a hit never calls the upstream");
+    assert_eq!(
+        mock.chat_requests().len(),
+        calls,
+        "a hit never calls the upstream"
+    );
 }
 
 #[tokio::test]
@@ -271,7 +322,10 @@ async fn a_streamed_answer_is_cached_for_later_calls() {
     let _ = response.text().await.unwrap();
     let (status, answer) = ask(&client, &server, &chat_body("How do I scale out?")).await;
     assert_eq!(status, "hit");
-    assert_eq!(answer["choices"][0]["message"]["content"], "Scale out to add instances.");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Scale out to add instances."
+    );
 }
 
 #[tokio::test]
@@ -327,9 +381,29 @@ async fn entries_expire_after_their_ttl() {
     let paraphrase = chat_body("Please explain what a token budget is.");
     let paraphrase = paraphrase.as_object().unwrap();
     tokio::time::advance(Duration::from_secs(59)).await;
-    assert!(cache.find(&cache.prompt(&context, "m", request).unwrap()).await.is_some());
-    assert!(cache.find(&cache.prompt(&context, "m", paraphrase).unwrap()).await.is_some());
+    assert!(
+        cache
+            .find(&cache.prompt(&context, "m", request).unwrap())
+            .await
+            .is_some()
+    );
+    assert!(
+        cache
+            .find(&cache.prompt(&context, "m", paraphrase).unwrap())
+            .await
+            .is_some()
+    );
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert!(cache.find(&cache.prompt(&context, "m", request).unwrap()).await.is_none());
-    assert!(cache.find(&cache.prompt(&context, "m", paraphrase).unwrap()).await.is_none());
+    assert!(
+        cache
+            .find(&cache.prompt(&context, "m", request).unwrap())
+            .await
+            .is_none()
+    );
+    assert!(
+        cache
+            .find(&cache.prompt(&context, "m", paraphrase).unwrap())
+            .await
+            .is_none()
+    );
 }

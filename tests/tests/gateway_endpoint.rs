@@ -397,3 +397,48 @@ async fn no_model_configured_is_a_503_that_names_the_settings() {
         }
     }
 }
+
+#[tokio::test]
+async fn bodies_up_to_the_configured_limit_are_read() {
+    let mock = mock().await;
+    // The default limit is 4 MiB; axum's own default for a buffered body is 2 MB.
+    let server = server(&mock, &[]).await;
+    let client = reqwest::Client::new();
+    let padding = "x".repeat(3_000_000);
+    let mut body = chat_body("hi");
+    body["x_padding"] = json!(padding);
+    let response = post_chat(&client, &server, key(), &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        last_upstream_body(&mock)["x_padding"]
+            .as_str()
+            .map(str::len),
+        Some(3_000_000)
+    );
+
+    // Over the limit: refused, whether the size is announced or only found while reading.
+    let over =
+        serde_json::to_vec(&json!({"messages": [], "x_padding": "x".repeat(4_300_000)})).unwrap();
+    let announced = client
+        .post(server.url("/v1/chat/completions"))
+        .header("api-key", SUBSCRIPTION_KEY)
+        .body(over.clone())
+        .send()
+        .await
+        .unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        over.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let streamed = client
+        .post(server.url("/v1/chat/completions"))
+        .header("api-key", SUBSCRIPTION_KEY)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    for response in [announced, streamed] {
+        assert_eq!(response.status(), 413);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
+    assert_eq!(mock.chat_requests().len(), 1);
+}

@@ -426,18 +426,27 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// sane length, with the gateway's own key scrubbed should the upstream have echoed it.
 fn summarize_error_body(body: &[u8], secret: Option<&str>) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    // The first of these that is a string: OpenAI's `error.message`, a bare `message`, or an
+    // `error` string (Ollama). Each is tried in turn, so an `error` object without a message
+    // does not hide a `message` beside it.
     let message = parsed
         .as_ref()
         .and_then(|v| {
-            v.pointer("/error/message")
-                .or_else(|| v.get("message"))
-                .or_else(|| v.get("error"))
+            [
+                v.pointer("/error/message"),
+                v.get("message"),
+                v.get("error"),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(serde_json::Value::as_str)
         })
-        .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| {
             if body.is_empty() {
                 "no details given".to_owned()
+            } else if parsed.is_some() {
+                "the error body gave no message".to_owned()
             } else {
                 "the error body was not JSON".to_owned()
             }
@@ -481,6 +490,18 @@ mod tests {
         assert_eq!(
             summarize_error_body(b"<html>", None),
             "the error body was not JSON"
+        );
+        assert_eq!(
+            summarize_error_body(br#"{"error":{"code":"x"},"message":"beside"}"#, None),
+            "beside"
+        );
+        assert_eq!(
+            summarize_error_body(br#"{"error":"model 'x' not found"}"#, None),
+            "model 'x' not found"
+        );
+        assert_eq!(
+            summarize_error_body(br#"{"error":{"code":"x"}}"#, None),
+            "the error body gave no message"
         );
     }
 

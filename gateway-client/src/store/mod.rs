@@ -74,6 +74,11 @@ pub trait StateStore: Send + Sync + 'static {
     /// `memory` or `redis`, as /health reports it.
     fn kind(&self) -> &'static str;
 
+    /// Why the store is running degraded (shared state unreachable), if it is.
+    fn degraded_reason(&self) -> Option<String> {
+        None
+    }
+
     /// Atomically reserves `tokens` against the minute budget and the quota, or refuses.
     async fn reserve(&self, request: &ReserveRequest<'_>) -> Result<Admission, StoreError>;
 
@@ -230,9 +235,16 @@ pub mod conformance {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
-    const T0: u64 = 1_795_563_000_000; // a whole minute
+    /// A whole minute in the near future: shared stores give keys real expiry times, so the
+    /// checks' clock must sit near the real one.
+    fn t0() -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (now / 60_000 + 1) * 60_000
+    }
 
-    fn reserve<'a>(key: &'a str, tokens: u64, now_ms: u64) -> ReserveRequest<'a> {
+    fn reserve(key: &str, tokens: u64, now_ms: u64) -> ReserveRequest<'_> {
         ReserveRequest {
             key,
             tokens,
@@ -259,10 +271,11 @@ pub mod conformance {
     }
 
     pub async fn reservations_fill_the_window_then_throttle(store: &dyn StateStore, key: &str) {
-        let first = ticket(store.reserve(&reserve(key, 600, T0 + 1_000)).await.unwrap());
+        let start = t0();
+        let first = ticket(store.reserve(&reserve(key, 600, start + 1_000)).await.unwrap());
         assert_eq!(first.remaining, 400);
         let refused = store
-            .reserve(&reserve(key, 500, T0 + 15_000))
+            .reserve(&reserve(key, 500, start + 15_000))
             .await
             .unwrap();
         assert_eq!(
@@ -273,7 +286,7 @@ pub mod conformance {
         );
         let fits = ticket(
             store
-                .reserve(&reserve(key, 400, T0 + 15_000))
+                .reserve(&reserve(key, 400, start + 15_000))
                 .await
                 .unwrap(),
         );
@@ -281,39 +294,41 @@ pub mod conformance {
     }
 
     pub async fn the_window_rolls_over(store: &dyn StateStore, key: &str) {
-        ticket(store.reserve(&reserve(key, 1_000, T0)).await.unwrap());
+        let start = t0();
+        ticket(store.reserve(&reserve(key, 1_000, start)).await.unwrap());
         assert!(matches!(
-            store.reserve(&reserve(key, 1, T0 + 59_999)).await.unwrap(),
+            store.reserve(&reserve(key, 1, start + 59_999)).await.unwrap(),
             Admission::Throttled { retry_after_ms: 1 }
         ));
-        let next = ticket(store.reserve(&reserve(key, 1, T0 + 60_000)).await.unwrap());
+        let next = ticket(store.reserve(&reserve(key, 1, start + 60_000)).await.unwrap());
         assert_eq!(next.remaining, 999);
     }
 
     pub async fn reconcile_moves_both_ways(store: &dyn StateStore, key: &str) {
-        let big = ticket(store.reserve(&reserve(key, 800, T0)).await.unwrap());
+        let start = t0();
+        let big = ticket(store.reserve(&reserve(key, 800, start)).await.unwrap());
         // Used less than reserved: the difference comes back.
-        store.reconcile(&big, 100, T0 + 10).await.unwrap();
-        let next = ticket(store.reserve(&reserve(key, 900, T0 + 20)).await.unwrap());
+        store.reconcile(&big, 100, start + 10).await.unwrap();
+        let next = ticket(store.reserve(&reserve(key, 900, start + 20)).await.unwrap());
         assert_eq!(next.remaining, 0);
         // Used more than reserved: the window is charged the real figure.
-        store.reconcile(&next, 950, T0 + 30).await.unwrap();
+        store.reconcile(&next, 950, start + 30).await.unwrap();
         assert!(matches!(
-            store.reserve(&reserve(key, 1, T0 + 40)).await.unwrap(),
+            store.reserve(&reserve(key, 1, start + 40)).await.unwrap(),
             Admission::Throttled { .. }
         ));
         // A reconcile after the window rolled charges only the excess to the new window.
         let key_rolled = format!("{key}-rolled");
         let spanning = ticket(
             store
-                .reserve(&reserve(&key_rolled, 100, T0 + 59_000))
+                .reserve(&reserve(&key_rolled, 100, start + 59_000))
                 .await
                 .unwrap(),
         );
-        store.reconcile(&spanning, 300, T0 + 61_000).await.unwrap();
+        store.reconcile(&spanning, 300, start + 61_000).await.unwrap();
         let after = ticket(
             store
-                .reserve(&reserve(&key_rolled, 10, T0 + 62_000))
+                .reserve(&reserve(&key_rolled, 10, start + 62_000))
                 .await
                 .unwrap(),
         );
@@ -321,30 +336,32 @@ pub mod conformance {
     }
 
     pub async fn quota_exhausts_and_resets(store: &dyn StateStore, key: &str) {
+        let start = t0();
         let window = |start_ms| QuotaWindow {
             limit: 1_500,
             start_ms,
             end_ms: start_ms + 3_600_000,
         };
-        let mut request = reserve(key, 900, T0);
-        request.quota = Some(window(T0));
+        let mut request = reserve(key, 900, start);
+        request.quota = Some(window(start));
         let first = ticket(store.reserve(&request).await.unwrap());
-        store.reconcile(&first, 900, T0).await.unwrap();
-        let mut later = reserve(key, 900, T0 + 120_000);
-        later.quota = Some(window(T0));
+        store.reconcile(&first, 900, start).await.unwrap();
+        let mut later = reserve(key, 900, start + 120_000);
+        later.quota = Some(window(start));
         assert_eq!(
             store.reserve(&later).await.unwrap(),
             Admission::QuotaExhausted {
                 resets_in_ms: 3_480_000
             }
         );
-        let mut next_period = reserve(key, 900, T0 + 3_600_000);
-        next_period.quota = Some(window(T0 + 3_600_000));
+        let mut next_period = reserve(key, 900, start + 3_600_000);
+        next_period.quota = Some(window(start + 3_600_000));
         ticket(store.reserve(&next_period).await.unwrap());
     }
 
     pub async fn usage_ledger_adds_up(store: &dyn StateStore, prefix: &str) {
-        let period = T0 + 7; // a period start no other check uses
+        let start = t0();
+        let period = start + 7; // a period start no other check uses
         let subscription = format!("{prefix}team");
         for (prompt, completion) in [(10, 5), (20, 7)] {
             let record = UsageRecord {

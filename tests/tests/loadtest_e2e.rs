@@ -1,0 +1,135 @@
+//! The load generator end to end: the mock model, tollgate in-process, and a short run of
+//! `loadtest::run` against each target. The agent run is the k6 demo in miniature: after the
+//! warmup, the built-in paraphrased prompts must hit the semantic cache more than 30% of the time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use loadtest::{MockOptions, MockUpstream, RunConfig, Target, mock_upstream::DEFAULT_MODEL};
+use tests::TestServer;
+
+const KEY: &str = "load-key";
+
+async fn mock() -> MockUpstream {
+    MockUpstream::start(MockOptions {
+        record_requests: false,
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn server(mock: &MockUpstream) -> TestServer {
+    let base_url = mock.base_url();
+    TestServer::start(&[
+        "--openai-base-url",
+        &base_url,
+        "--chat-model",
+        DEFAULT_MODEL,
+        "--instance-id",
+        "load-0",
+        "--subscription-keys",
+        &format!("load={KEY}"),
+        "--tokens-per-minute",
+        "100000000",
+        "--mcp-rate-limit",
+        "1000000/1",
+    ])
+    .await
+}
+
+fn config(server: &TestServer, target: Target) -> RunConfig {
+    let mut config = RunConfig::new(server.url(""));
+    config.key = Some(KEY.to_owned());
+    config.target = target;
+    config.warmup = Duration::from_millis(700);
+    config.duration = Duration::from_millis(1500);
+    config.concurrency = 4;
+    config.timeout = Duration::from_secs(5);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_run_hits_the_semantic_cache() {
+    let mock = mock().await;
+    let server = server(&mock).await;
+    let summary = loadtest::run(config(&server, Target::Agent)).await.unwrap();
+    let report = loadtest::report::render(&summary);
+
+    assert!(summary.requests > 20, "{report}");
+    assert_eq!(summary.errors, 0, "{report}");
+    assert!(summary.passes(0.01), "{report}");
+    // Every agent turn makes at least two model calls: the first can be served from the cache,
+    // the second carries fresh tool results.
+    assert!(
+        summary.cache.hits + summary.cache.misses >= 2 * summary.requests,
+        "{report}"
+    );
+    assert!(summary.cache.hit_ratio > 0.30, "{report}");
+    assert_eq!(
+        summary.instances.get("load-0"),
+        Some(&summary.requests),
+        "{report}"
+    );
+    assert!(summary.latency_us.p50 > 0 && summary.latency_us.p50 <= summary.latency_us.p99);
+    assert!(summary.requests_per_second > 0.0);
+    for line in ["Cache hits : ", "Cache misses : ", "Hit ratio : "] {
+        assert!(report.lines().any(|l| l.starts_with(line)), "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_run_counts_the_cache_header() {
+    let mock = mock().await;
+    let server = server(&mock).await;
+    let summary = loadtest::run(config(&server, Target::Gateway))
+        .await
+        .unwrap();
+    let report = loadtest::report::render(&summary);
+    assert!(summary.requests > 20, "{report}");
+    assert_eq!(summary.errors, 0, "{report}");
+    // One model call per request, each a hit or a miss; once the pool has been seen, repeats hit.
+    assert_eq!(
+        summary.cache.hits + summary.cache.misses,
+        summary.requests,
+        "{report}"
+    );
+    assert!(summary.cache.hit_ratio > 0.9, "{report}");
+    // The gateway route does not name its instance.
+    assert_eq!(
+        summary.instances.get("unknown"),
+        Some(&summary.requests),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_run_reads_real_echo_results() {
+    let mock = mock().await;
+    let server = server(&mock).await;
+    let summary = loadtest::run(config(&server, Target::Mcp)).await.unwrap();
+    let report = loadtest::report::render(&summary);
+    assert!(summary.requests > 20, "{report}");
+    assert_eq!(summary.errors, 0, "{report}");
+    assert_eq!(
+        summary.instances.get("load-0"),
+        Some(&summary.requests),
+        "{report}"
+    );
+    assert_eq!(summary.cache.hits + summary.cache.misses, 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_counted_as_401_errors() {
+    let mock = mock().await;
+    let server = server(&mock).await;
+    let mut config = config(&server, Target::Mcp);
+    config.key = Some("not-a-key".to_owned());
+    config.warmup = Duration::ZERO;
+    config.duration = Duration::from_millis(300);
+    let summary = loadtest::run(config).await.unwrap();
+    assert!(summary.requests > 0);
+    assert_eq!(summary.errors, summary.requests);
+    assert_eq!(summary.errors_by_status.get("401"), Some(&summary.requests));
+    assert!(!summary.passes(0.01));
+}

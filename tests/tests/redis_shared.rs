@@ -1,0 +1,277 @@
+//! Several instances on one Redis: one budget, one cache, one ledger; and what happens when
+//! Redis goes away and comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use gateway_client::{shared::RedisState, shared::RedisStore, store::conformance};
+use loadtest::{MockOptions, MockUpstream};
+use serde_json::Value;
+use tests::{
+    TestServer,
+    gateway::{chat_body, header, minute_headroom, post_chat},
+    redis::RedisServer,
+};
+
+async fn instance(
+    redis: &RedisServer,
+    mock: &MockUpstream,
+    id: &str,
+    extra: &[&str],
+) -> TestServer {
+    let url = redis.url();
+    let base = mock.base_url();
+    let mut flags = vec![
+        "--redis-url",
+        url.as_str(),
+        "--openai-base-url",
+        base.as_str(),
+        "--instance-id",
+        id,
+        "--admin-key",
+        "admin",
+    ];
+    flags.extend_from_slice(extra);
+    TestServer::start(&flags).await
+}
+
+/// Polls `check` until it holds or `within` passes (state that propagates asynchronously).
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if started.elapsed() > within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_redis_store_passes_the_store_conformance_suite() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let state = RedisState::connect(&redis.url()).unwrap();
+    let store = RedisStore::new(state);
+    conformance::run_all(&store, "conformance-").await;
+}
+
+#[tokio::test]
+async fn one_budget_across_two_instances_never_overshoots() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let flags = [
+        "--tokens-per-minute",
+        "2000",
+        "--max-tokens-cap",
+        "100",
+        "--semantic-cache",
+        "off",
+        "--subscription-keys",
+        "shared=k",
+    ];
+    let a = instance(&redis, &mock, "budget-a", &flags).await;
+    let b = instance(&redis, &mock, "budget-b", &flags).await;
+    minute_headroom(Duration::from_secs(15)).await;
+    let client = reqwest::Client::new();
+    let calls = (0..40).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let client = client.clone();
+        async move {
+            let body = chat_body(&format!("Question number {i}: what is a token budget?"));
+            let response = post_chat(&client, server, Some("k"), &body).await;
+            let status = response.status().as_u16();
+            let consumed =
+                header(&response, "x-tokens-consumed").and_then(|v| v.parse::<u64>().ok());
+            (status, consumed.unwrap_or(0))
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let admitted: Vec<u64> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, c)| *c)
+        .collect();
+    let refused = results.iter().filter(|(s, _)| *s == 429).count();
+    assert_eq!(admitted.len() + refused, 40, "{results:?}");
+    assert!(refused > 0, "the shared budget must refuse some calls");
+    // One reservation here is at most the prompt (~20 tokens) plus the 100-token cap.
+    let consumed: u64 = admitted.iter().sum();
+    assert!(
+        consumed <= 2000 + 130,
+        "admitted {consumed} tokens against a 2000 budget"
+    );
+    // Both instances admitted calls: the budget really is one.
+    let upstream_calls = mock.chat_requests().len();
+    assert_eq!(upstream_calls, admitted.len());
+}
+
+#[tokio::test]
+async fn a_cache_entry_made_on_one_instance_hits_on_the_other() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let a = instance(&redis, &mock, "cache-a", &[]).await;
+    let b = instance(&redis, &mock, "cache-b", &[]).await;
+    let client = reqwest::Client::new();
+
+    // An exact repeat hits on the other instance at once.
+    let exact = chat_body("What is a deployment slot?");
+    let first = post_chat(&client, &a, None, &exact).await;
+    assert_eq!(header(&first, "x-llm-cache-status"), Some("miss"));
+    let second = post_chat(&client, &b, None, &exact).await;
+    assert_eq!(header(&second, "x-llm-cache-status"), Some("hit"));
+
+    // A paraphrase hits once the entry has reached the other instance's index (≤ 1 s).
+    let original = post_chat(
+        &client,
+        &a,
+        None,
+        &chat_body("Explain what a token budget is."),
+    )
+    .await;
+    assert_eq!(header(&original, "x-llm-cache-status"), Some("miss"));
+    let calls = mock.chat_requests().len();
+    let paraphrase = chat_body("Please explain what a token budget is.");
+    let hit = eventually(Duration::from_secs(2), || {
+        let client = client.clone();
+        let paraphrase = paraphrase.clone();
+        let b = &b;
+        async move {
+            let response = post_chat(&client, b, Some("x"), &paraphrase).await;
+            header(&response, "x-llm-cache-status") == Some("hit")
+        }
+    })
+    .await;
+    assert!(hit, "the paraphrase never hit on instance B");
+    // Misses on B before the entry arrived are answered (and cached) by B itself; at least
+    // the hit did not call the upstream.
+    assert!(mock.chat_requests().len() <= calls + 20);
+}
+
+#[tokio::test]
+async fn both_instances_report_the_same_usage() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let flags = [
+        "--subscription-keys",
+        "team-u=ku",
+        "--semantic-cache",
+        "off",
+    ];
+    let a = instance(&redis, &mock, "usage-a", &flags).await;
+    let b = instance(&redis, &mock, "usage-b", &flags).await;
+    let client = reqwest::Client::new();
+    let mut consumed = 0;
+    for (i, server) in [&a, &b, &a].into_iter().enumerate() {
+        let response = post_chat(
+            &client,
+            server,
+            Some("ku"),
+            &chat_body(&format!("usage {i}")),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        consumed += header(&response, "x-tokens-consumed")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    let report = |server: &TestServer| {
+        let client = client.clone();
+        let url = server.url("/admin/usage");
+        async move {
+            let body: Value = client
+                .get(url)
+                .header("api-key", "admin")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["subscriptions"].clone()
+        }
+    };
+    let from_a = report(&a).await;
+    let from_b = report(&b).await;
+    assert_eq!(from_a, from_b);
+    let row = from_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "team-u")
+        .unwrap();
+    assert_eq!(row["total_tokens"].as_u64().unwrap(), consumed);
+    assert!(consumed > 0);
+}
+
+#[tokio::test]
+async fn serving_survives_redis_going_away_and_recovers_when_it_returns() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let server = instance(&redis, &mock, "survivor", &[]).await;
+    let client = reqwest::Client::new();
+    let health = |client: reqwest::Client| {
+        let url = server.url("/health");
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(health(client.clone()).await["status"], "healthy");
+
+    redis.kill();
+    // Calls keep being served, quickly, with the cache bypassed.
+    let started = Instant::now();
+    let response = post_chat(&client, &server, None, &chat_body("Is anyone there?")).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a dead Redis must not stall calls"
+    );
+    let degraded = eventually(Duration::from_secs(3), || {
+        let client = client.clone();
+        async { health(client).await["status"] == "degraded" }
+    })
+    .await;
+    assert!(degraded, "/health never reported degraded");
+    let body = health(client.clone()).await;
+    assert!(body["reason"].as_str().unwrap().contains("redis"), "{body}");
+    let response = post_chat(&client, &server, None, &chat_body("Still there?")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-llm-cache-status"), Some("bypass"));
+
+    redis.restart();
+    let recovered = eventually(Duration::from_secs(5), || {
+        let client = client.clone();
+        async { health(client).await["status"] == "healthy" }
+    })
+    .await;
+    assert!(recovered, "/health never recovered");
+    let body = chat_body("Back again?");
+    let first = post_chat(&client, &server, None, &body).await;
+    assert_eq!(header(&first, "x-llm-cache-status"), Some("miss"));
+    let second = post_chat(&client, &server, None, &body).await;
+    assert_eq!(header(&second, "x-llm-cache-status"), Some("hit"));
+}
