@@ -21,7 +21,7 @@ const GROUPS: &[&[&str]] = &[
     &[
         "How do deployment slots work in App Service?",
         "How do App Service deployment slots work?",
-        "How do deployment slots work in Azure App Service?",
+        "Explain how deployment slots work in App Service.",
         "Can you explain how deployment slots work in App Service?",
     ],
     &[
@@ -44,7 +44,7 @@ const GROUPS: &[&[&str]] = &[
     ],
     &[
         "How does semantic caching reduce the cost of model calls?",
-        "How does semantic caching lower the cost of model calls?",
+        "Please explain how semantic caching reduces the cost of model calls.",
         "How can semantic caching reduce the cost of model calls?",
         "Explain how semantic caching reduces the cost of model calls.",
     ],
@@ -56,17 +56,22 @@ const GROUPS: &[&[&str]] = &[
     ],
     &[
         "What does the circuit breaker do when a backend keeps failing?",
-        "What does the circuit breaker do when a backend is failing repeatedly?",
-        "What happens in the circuit breaker when a backend keeps failing?",
+        "What does the circuit breaker do if a backend keeps failing?",
+        "Can you tell me what the circuit breaker does when a backend keeps failing?",
         "What does the circuit breaker do when a backend keeps failing?",
     ],
     &[
         "Why does the gateway answer 429 when the token limit is reached?",
-        "Why does the gateway return 429 when the token limit is reached?",
-        "Why does the gateway respond with 429 when the token limit is reached?",
+        "Why does the gateway answer with 429 when the token limit is reached?",
+        "Please explain why the gateway answers 429 when the token limit is reached.",
         "Why does the gateway answer 429 when the token limit is reached?",
     ],
 ];
+
+/// The built-in pool's groups of paraphrases; the first wording of each is the canonical one.
+pub fn groups() -> &'static [&'static [&'static str]] {
+    GROUPS
+}
 
 /// The built-in pool, round by round (see the module docs).
 pub fn builtin() -> Vec<String> {

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use loadtest::{MockOptions, MockUpstream, RunConfig, Target, mock_upstream::DEFAULT_MODEL};
 use tests::TestServer;
+use tokio::sync::Mutex;
+
+/// The runs measure throughput and cache behaviour, so they run one at a time.
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 const KEY: &str = "load-key";
 
@@ -38,12 +42,13 @@ async fn server(mock: &MockUpstream) -> TestServer {
     .await
 }
 
-fn config(server: &TestServer, target: Target) -> RunConfig {
+/// A short run: `warmup`, then one second measured, four requests in flight.
+fn config(server: &TestServer, target: Target, warmup: Duration) -> RunConfig {
     let mut config = RunConfig::new(server.url(""));
     config.key = Some(KEY.to_owned());
     config.target = target;
-    config.warmup = Duration::from_millis(700);
-    config.duration = Duration::from_millis(1500);
+    config.warmup = warmup;
+    config.duration = Duration::from_secs(1);
     config.concurrency = 4;
     config.timeout = Duration::from_secs(5);
     config
@@ -51,11 +56,13 @@ fn config(server: &TestServer, target: Target) -> RunConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_run_hits_the_semantic_cache() {
+    let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Agent)).await.unwrap();
+    let summary = loadtest::run(config(&server, Target::Agent, Duration::from_millis(1500)))
+        .await
+        .unwrap();
     let report = loadtest::report::render(&summary);
-
     assert!(summary.requests > 20, "{report}");
     assert_eq!(summary.errors, 0, "{report}");
     assert!(summary.passes(0.01), "{report}");
@@ -80,9 +87,10 @@ async fn agent_run_hits_the_semantic_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_run_counts_the_cache_header() {
+    let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Gateway))
+    let summary = loadtest::run(config(&server, Target::Gateway, Duration::from_millis(500)))
         .await
         .unwrap();
     let report = loadtest::report::render(&summary);
@@ -105,9 +113,12 @@ async fn gateway_run_counts_the_cache_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_run_reads_real_echo_results() {
+    let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Mcp)).await.unwrap();
+    let summary = loadtest::run(config(&server, Target::Mcp, Duration::from_millis(200)))
+        .await
+        .unwrap();
     let report = loadtest::report::render(&summary);
     assert!(summary.requests > 20, "{report}");
     assert_eq!(summary.errors, 0, "{report}");
@@ -121,15 +132,47 @@ async fn mcp_run_reads_real_echo_results() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_counted_as_401_errors() {
+    let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let mut config = config(&server, Target::Mcp);
+    let mut config = config(&server, Target::Mcp, Duration::ZERO);
     config.key = Some("not-a-key".to_owned());
-    config.warmup = Duration::ZERO;
     config.duration = Duration::from_millis(300);
     let summary = loadtest::run(config).await.unwrap();
     assert!(summary.requests > 0);
     assert_eq!(summary.errors, summary.requests);
     assert_eq!(summary.errors_by_status.get("401"), Some(&summary.requests));
     assert!(!summary.passes(0.01));
+}
+
+/// The built-in pool is worth its name: once a group's first wording is cached, its paraphrases
+/// are served from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_paraphrases_hit_the_cache() {
+    let _serial = SERIAL.lock().await;
+    let mock = mock().await;
+    let server = server(&mock).await;
+    let client = reqwest::Client::new();
+    let mut missed = Vec::new();
+    for (index, prompt) in loadtest::prompts::builtin().iter().enumerate() {
+        let response = client
+            .post(server.url("/v1/chat/completions"))
+            .header("ocp-apim-subscription-key", KEY)
+            .json(&serde_json::json!({"messages": [{"role": "user", "content": prompt}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let status = response.headers()["x-llm-cache-status"].to_str().unwrap();
+        let first_wording = index < loadtest::prompts::groups().len();
+        assert_eq!(
+            status == "miss",
+            first_wording || status != "hit",
+            "{prompt}"
+        );
+        if !first_wording && status != "hit" {
+            missed.push(prompt.clone());
+        }
+    }
+    assert!(missed.is_empty(), "paraphrases that missed: {missed:?}");
 }

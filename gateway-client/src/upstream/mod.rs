@@ -193,11 +193,18 @@ impl Upstream {
             return Err(GatewayError::NotConfigured);
         }
         let call = self.send_with_failover(operation, model, body, stream, deadline);
+        let timed_out = || GatewayError::Timeout {
+            deadline: self.retry.call_deadline,
+        };
         match tokio::time::timeout_at(deadline, call).await {
+            // The last attempt's own timer is set to this same deadline and fires first, failing
+            // the attempt as "did not answer in time" (a 502): that is still the call's deadline
+            // passing (a 504).
+            Ok(Err(GatewayError::UpstreamFailed { .. })) if Instant::now() >= deadline => {
+                Err(timed_out())
+            }
             Ok(result) => result,
-            Err(_) => Err(GatewayError::Timeout {
-                deadline: self.retry.call_deadline,
-            }),
+            Err(_) => Err(timed_out()),
         }
     }
 
