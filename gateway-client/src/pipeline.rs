@@ -37,13 +37,13 @@ use crate::{
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
-    semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
-    shared::{RedisState, RedisStore, SharedCache},
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
         governance,
     },
+    semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
+    shared::{RedisState, RedisStore, SharedCache},
     store::{StateStore, UsageRecord},
     tokens,
     upstream::{Answer, Upstream, sse::SseParser},
@@ -147,7 +147,11 @@ impl Gateway {
         let content_safety = ContentSafety::new(&config.content_safety)
             .map_err(|e| GatewayError::InvalidRequest(format!("content safety settings: {e}")))?
             .map(Arc::new);
-        let upstream = Arc::new(Upstream::new(config.backends, config.retry, config.breaker)?);
+        let upstream = Arc::new(Upstream::new(
+            config.backends,
+            config.retry,
+            config.breaker,
+        )?);
         let cache = match (cache, config.cache) {
             (Some(cache), _) => Some(cache),
             (None, Some(settings)) => {
@@ -631,9 +635,13 @@ pub fn build_embedder(
             embedding_model.to_owned(),
         ))),
         #[cfg(feature = "minilm")]
-        EmbedderChoice::MiniLm { model_dir } => crate::semantic::minilm::MiniLmEmbedder::load(model_dir)
-            .map(|e| Arc::new(e) as Arc<dyn Embedder>)
-            .map_err(|e| GatewayError::InvalidRequest(format!("cannot load the MiniLM model: {e}"))),
+        EmbedderChoice::MiniLm { model_dir } => {
+            crate::semantic::minilm::MiniLmEmbedder::load(model_dir)
+                .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+                .map_err(|e| {
+                    GatewayError::InvalidRequest(format!("cannot load the MiniLM model: {e}"))
+                })
+        }
         #[cfg(not(feature = "minilm"))]
         EmbedderChoice::MiniLm { .. } => Err(GatewayError::InvalidRequest(
             "CACHE_EMBEDDER=minilm needs tollgate built with `--features minilm`".to_owned(),

@@ -29,6 +29,12 @@ pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
     }
 }
 
+/// Loads both vocabularies, so the first model call doesn't pay for it.
+pub fn warm_up() {
+    let _ = tiktoken_rs::o200k_base_singleton();
+    let _ = tiktoken_rs::cl100k_base_singleton();
+}
+
 pub fn count(model: &str, text: &str) -> u64 {
     if text.is_empty() {
         return 0;

@@ -84,14 +84,17 @@ pub async fn chat_stream(
 
 /// Body → request, with the checks that need no model: shape, limits, a configured model.
 fn parse_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let request: ChatRequest = serde_json::from_slice(body).map_err(|error| {
+    let invalid = |error: serde_json::Error| {
         let code = if error.is_syntax() || error.is_eof() {
             "invalid_json"
         } else {
             "invalid_request"
         };
         ApiError::bad_request(code, format!("the request body is not a valid chat request: {error}"))
-    })?;
+    };
+    let value: Value = serde_json::from_slice(body).map_err(invalid)?;
+    require_objects(&value)?;
+    let request: ChatRequest = serde_json::from_value(value).map_err(invalid)?;
     let format = state.settings.retry_after_format;
     request
         .validate()
@@ -100,6 +103,27 @@ fn parse_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, ApiError>
         return Err(ApiError::Gateway(GatewayError::NotConfigured, format));
     }
     Ok(request)
+}
+
+/// serde also reads a struct from a JSON array, field by field in order, so `["hi"]` would pass
+/// as `{"message": "hi"}` (and `["user", "hi"]` as a history entry). The contract's request and
+/// history entries are objects; anything else is refused here.
+fn require_objects(value: &Value) -> Result<(), ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the request body must be a JSON object: {\"message\": \"…\", \"history\": [...]}",
+        ));
+    }
+    if let Some(Value::Array(entries)) = value.get("history")
+        && let Some(index) = entries.iter().position(|entry| !entry.is_object())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("history[{index}] must be an object: {{\"role\": \"…\", \"content\": \"…\"}}"),
+        ));
+    }
+    Ok(())
 }
 
 fn to_sse(event: AgentEvent, instance_id: &str) -> Event {

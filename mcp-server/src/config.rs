@@ -8,11 +8,12 @@
 use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
 
 use clap::{Parser, ValueEnum};
-use gateway_client::semantic::CacheConfig;
 use gateway_client::config::{
-    CacheSettings, EmbedderChoice, BackendConfig, BreakerConfig, BudgetConfig, ContentSafetyConfig, GatewayConfig,
-    ModerationConfig, Price, Prices, QuotaPeriod, RetryConfig, SafetyPreset, TokenQuota,
+    BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
+    GatewayConfig, ModerationConfig, Price, Prices, QuotaPeriod, RetryConfig, SafetyPreset,
+    TokenQuota,
 };
+use gateway_client::semantic::CacheConfig;
 use secrecy::SecretString;
 
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -196,8 +197,8 @@ pub struct Settings {
 
     /// Content safety on gateway prompts and answers: `off` or `on`. When on, a refused prompt
     /// never reaches the model and a refused answer is not returned (403 `content_blocked`).
-    #[arg(long, env = "CONTENT_SAFETY", value_enum, default_value_t = ContentSafetyMode::Off)]
-    pub content_safety: ContentSafetyMode,
+    #[arg(long, env = "CONTENT_SAFETY", value_enum, default_value_t = Switch::Off)]
+    pub content_safety: Switch,
 
     /// Terms refused in prompts and answers when CONTENT_SAFETY=on, comma-separated; matched
     /// case-insensitively as whole words.
@@ -413,7 +414,7 @@ impl Settings {
 
     /// Content safety as the gateway takes it; the rule settings apply only when it is on.
     pub fn content_safety_config(&self) -> ContentSafetyConfig {
-        if self.content_safety == ContentSafetyMode::Off {
+        if self.content_safety == Switch::Off {
             return ContentSafetyConfig::default();
         }
         ContentSafetyConfig {
@@ -590,12 +591,6 @@ impl FromStr for PriceTable {
         }
         Ok(Self(prices))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ContentSafetyMode {
-    Off,
-    On,
 }
 
 /// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common

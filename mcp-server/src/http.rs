@@ -10,6 +10,7 @@ use agent::{Agent, McpTools, ToolRouter};
 use axum::{
     Json, Router,
     body::to_bytes,
+    extract::DefaultBodyLimit,
     extract::{MatchedPath, Request, State},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
@@ -150,6 +151,8 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         // Each `layer` wraps everything above it, so read these bottom-up for the order a
         // request meets them: request id, trace, give every bare error the JSON envelope,
         // bound the body.
+        // axum's body extractors have their own 2 MB default; the configured limit rules.
+        .layer(DefaultBodyLimit::max(state.settings.max_request_body_bytes))
         .layer(RequestBodyLimitLayer::new(
             state.settings.max_request_body_bytes,
         ))

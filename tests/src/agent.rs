@@ -1,5 +1,6 @@
 //! Helpers for the agent tests: a server wired to a mock model, `/agent/chat` calls, the
 //! agent's named server-sent events, and a peer that accepts connections but never answers.
+//! Plain POSTs use [`crate::gateway::post_json`].
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::TestServer;
+use crate::{TestServer, gateway::post_json};
 
 /// The upstream key the test servers present to the mock model.
 pub const UPSTREAM_KEY: &str = "sk-upstream";
@@ -46,27 +47,6 @@ pub fn message(text: &str) -> Value {
     serde_json::json!({"message": text})
 }
 
-/// POSTs `body` (any JSON) to `path` with `key` (if any) as `api-key`.
-///
-/// # Panics
-/// When the request fails at the transport level (the server is gone, or it hung).
-pub async fn post(
-    client: &reqwest::Client,
-    server: &TestServer,
-    path: &str,
-    key: Option<&str>,
-    body: &Value,
-) -> reqwest::Response {
-    let mut request = client.post(server.url(path)).json(body);
-    if let Some(key) = key {
-        request = request.header("api-key", key);
-    }
-    match request.send().await {
-        Ok(response) => response,
-        Err(error) => panic!("POST {path} failed: {error}"),
-    }
-}
-
 /// POSTs to `/agent/chat` and returns the status and the JSON body.
 ///
 /// # Panics
@@ -77,7 +57,7 @@ pub async fn chat(
     key: Option<&str>,
     body: &Value,
 ) -> (u16, Value) {
-    let response = post(client, server, "/agent/chat", key, body).await;
+    let response = post_json(client, server, "/agent/chat", key, body).await;
     let status = response.status().as_u16();
     (status, json_body(response).await)
 }

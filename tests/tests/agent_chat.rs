@@ -5,7 +5,10 @@
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};
-use tests::agent::{chat, client, is_uuid, message, post, start_with_model};
+use tests::{
+    agent::{chat, client, is_uuid, message, start_with_model},
+    gateway::post_json,
+};
 
 /// whoami + lookup_fact in one round, echo in a second, then the answer: three model calls,
 /// each reporting its own usage.
@@ -216,13 +219,13 @@ async fn request_ids_are_echoed_or_generated() {
     assert_eq!(given.headers()["x-request-id"], "req-agent-42");
 
     mock.push(Reply::text("Two."));
-    let generated = post(&client, &server, "/agent/chat", None, &message("Say two.")).await;
+    let generated = post_json(&client, &server, "/agent/chat", None, &message("Say two.")).await;
     assert_eq!(generated.status(), 200);
     let id = generated.headers()["x-request-id"].to_str().unwrap();
     assert!(is_uuid(id), "{id}");
 
     // Refusals carry one too.
-    let refused = post(&client, &server, "/agent/chat", None, &json!({})).await;
+    let refused = post_json(&client, &server, "/agent/chat", None, &json!({})).await;
     assert_eq!(refused.status(), 400);
     let id = refused.headers()["x-request-id"].to_str().unwrap();
     assert!(is_uuid(id), "{id}");

@@ -6,7 +6,8 @@ use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
-    agent::{SseEvent, chat, client, message, post, sse_events, start_with_model},
+    agent::{SseEvent, chat, client, message, sse_events, start_with_model},
+    gateway::post_json,
 };
 
 const REPLY: &str = "Slots let you stage a release and swap it in. Served by instance inst-stream.";
@@ -25,7 +26,7 @@ fn script(mock: &MockUpstream) {
 
 /// Streams one turn; returns the status, the content type and the events.
 async fn stream(server: &TestServer, text: &str) -> (u16, String, Vec<SseEvent>) {
-    let response = post(
+    let response = post_json(
         &client(),
         server,
         "/agent/chat/stream",

@@ -19,7 +19,7 @@ use tests::{
 };
 
 /// A refusal must leave this much of the minute, so the calls before it share one window.
-const HEADROOM: Duration = Duration::from_secs(5);
+const HEADROOM: Duration = Duration::from_secs(3);
 
 async fn mock() -> MockUpstream {
     MockUpstream::start(MockOptions::default()).await.unwrap()
@@ -88,6 +88,31 @@ async fn the_budget_refuses_before_any_upstream_call() {
     let retry_after = refusal_envelope(response).await;
     let seconds: u64 = retry_after.parse().unwrap();
     assert!((1..=60).contains(&seconds), "{seconds}");
+}
+
+#[tokio::test]
+async fn each_subscription_has_a_budget_of_its_own() {
+    let mock = mock().await;
+    let server = server(&mock, "budget-keys", 300, &[]).await;
+    let client = reqwest::Client::new();
+    minute_headroom(HEADROOM).await;
+    mock.push(Reply::text("fine").with_usage(100, 100));
+    mock.push(Reply::text("fine").with_usage(100, 100));
+    let spend = post_chat(&client, &server, Some("k-budget-keys"), &chat_body("hi")).await;
+    assert_eq!(spend.status(), 200);
+    let refused = post_chat(&client, &server, Some("k-budget-keys"), &chat_body("hi")).await;
+    assert_eq!(refused.status(), 429);
+    // The other subscription's minute is untouched.
+    let other = post_chat(
+        &client,
+        &server,
+        Some("k-budget-keys-other"),
+        &chat_body("hi"),
+    )
+    .await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(header_u64(&other, "x-ratelimit-remaining-tokens"), 100);
+    assert_eq!(mock.chat_requests().len(), 2);
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
     let server = server(&mock, "cs-prompt", ON).await;
     let client = reqwest::Client::new();
     let key = Some("k-cs-prompt");
-    minute_headroom(std::time::Duration::from_secs(5)).await;
+    minute_headroom(std::time::Duration::from_secs(3)).await;
 
     let response = post_chat(
         &client,

@@ -202,7 +202,7 @@ async fn refusals_and_upstream_trouble_are_counted() {
     )
     .await;
     let client = reqwest::Client::new();
-    minute_headroom(std::time::Duration::from_secs(5)).await;
+    minute_headroom(std::time::Duration::from_secs(3)).await;
     // A 500, then a retry that spends most of the minute's budget.
     mock.push(Reply::status(500));
     mock.push(Reply::text("ok").with_usage(100, 100));

@@ -239,7 +239,7 @@ fn passes_luhn(candidate: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// An OpenAI-compatible moderation endpoint.

@@ -12,7 +12,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::text::{Kind, Token};
-use crate::{context::Operation, upstream::{Answer, Upstream}};
+use crate::{
+    context::Operation,
+    upstream::{Answer, Upstream},
+};
 
 /// A vector: sparse (sorted feature ids with weights) or dense. Always unit length.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,13 +243,22 @@ mod tests {
     fn embeddings_are_unit_length_and_deterministic() {
         let a = BuiltinEmbedder::embed_tokens(&tokenize("What is a token budget?"));
         assert!((a.similarity(&a) - 1.0).abs() < 1e-5);
-        assert_eq!(a, BuiltinEmbedder::embed_tokens(&tokenize("What is a token budget?")));
+        assert_eq!(
+            a,
+            BuiltinEmbedder::embed_tokens(&tokenize("What is a token budget?"))
+        );
     }
 
     #[test]
     fn paraphrases_score_above_unrelated_text() {
-        let close = similarity("How do I restart my web app?", "How can I restart my web app?");
-        let far = similarity("How do I restart my web app?", "Translate good morning into Spanish.");
+        let close = similarity(
+            "How do I restart my web app?",
+            "How can I restart my web app?",
+        );
+        let far = similarity(
+            "How do I restart my web app?",
+            "Translate good morning into Spanish.",
+        );
         assert!(close > 0.8, "{close}");
         assert!(far < 0.2, "{far}");
     }

@@ -307,7 +307,11 @@ mod tests {
         index.insert(1, entry(11, &[1, 3], 1_000));
         index.insert(1, entry(12, &[4], 10));
         index.insert(2, entry(13, &[2], 1_000));
-        let found: Vec<u64> = index.candidates(1, &[2], 0).iter().map(|e| e.exact).collect();
+        let found: Vec<u64> = index
+            .candidates(1, &[2], 0)
+            .iter()
+            .map(|e| e.exact)
+            .collect();
         assert_eq!(found, [10]);
         assert!(index.candidates(1, &[4], 100).is_empty(), "expired");
         assert!(index.exact(1, 12, 100).is_none());

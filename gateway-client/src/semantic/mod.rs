@@ -26,7 +26,9 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
 
-pub use embed::{BUILTIN_THRESHOLD, BuiltinEmbedder, EmbedError, Embedder, Embedding, UpstreamEmbedder};
+pub use embed::{
+    BUILTIN_THRESHOLD, BuiltinEmbedder, EmbedError, Embedder, Embedding, UpstreamEmbedder,
+};
 pub use index::{Entry, Index};
 
 use crate::{
@@ -148,7 +150,9 @@ impl SemanticCache {
                     )
             })
             .collect();
-        let window = &kept[kept.len().saturating_sub(self.config.window_messages.max(1))..];
+        let window = &kept[kept
+            .len()
+            .saturating_sub(self.config.window_messages.max(1))..];
         if !window
             .iter()
             .any(|m| m.get("role").and_then(Value::as_str) == Some("user"))
@@ -181,7 +185,11 @@ impl SemanticCache {
                 parameters.push(';');
             }
         }
-        let partition = fnv1a(&[subscription.as_bytes(), model.as_bytes(), parameters.as_bytes()]);
+        let partition = fnv1a(&[
+            subscription.as_bytes(),
+            model.as_bytes(),
+            parameters.as_bytes(),
+        ]);
         let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes()]);
         let mut keys: Vec<u64> = tokens
             .iter()
@@ -261,7 +269,7 @@ impl SemanticCache {
         let inserts = self
             .inserts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if inserts % 1024 == 0 {
+        if inserts.is_multiple_of(1024) {
             index.sweep(now);
         }
         metrics::gauge!("gateway_cache_entries").set(index.len() as f64);
@@ -279,7 +287,11 @@ impl SemanticCache {
         if !is_storable(response) {
             return None;
         }
-        let embedding = self.embedder.embed(&prompt.text, &prompt.tokens).await.ok()?;
+        let embedding = self
+            .embedder
+            .embed(&prompt.text, &prompt.tokens)
+            .await
+            .ok()?;
         Some(Entry {
             prompt: Arc::from(prompt.text.as_str()),
             exact: prompt.exact,
@@ -403,10 +415,17 @@ mod dev_set {
     #[tokio::test]
     async fn dev_set_report() {
         let data = include_str!("../../../tests/data/cache-dev-set.tsv");
-        let cache = SemanticCache::new(Arc::new(BuiltinEmbedder), CacheConfig::default(), Clock::new());
+        let cache = SemanticCache::new(
+            Arc::new(BuiltinEmbedder),
+            CacheConfig::default(),
+            Clock::new(),
+        );
         let context = CallContext::for_subscription("dev", crate::context::Api::OpenAi);
         let mut wrong = 0;
-        for line in data.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in data
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             let (kind, cached, query, expect) = (cols[0], cols[1], cols[2], cols[3]);
             let request = |text: &str| {

@@ -35,18 +35,125 @@ pub struct Token {
 /// Direction words (in/out, up/down, on/off, to/from…) are deliberately absent: they change
 /// answers ("turn on" vs "turn off").
 const LIGHT_WORDS: &[&str] = &[
-    "a", "an", "the", "i", "me", "my", "mine", "you", "your", "yours", "we", "us", "our", "it",
-    "its", "they", "them", "their", "he", "she", "him", "her", "his", "is", "are", "was", "were",
-    "be", "been", "being", "am", "do", "does", "did", "doing", "done", "can", "could", "should",
-    "would", "will", "shall", "may", "might", "must", "have", "has", "had", "how", "what", "which",
-    "who", "whom", "whose", "when", "where", "please", "kindly", "tell", "show", "give", "let",
-    "of", "for", "at", "by", "with", "about", "as", "this", "that", "these", "those", "there",
-    "here", "some", "any", "just", "also", "so", "and", "or", "if", "then", "stay", "remain",
-    "say", "know", "want", "like", "hey", "hi", "hello", "thanks", "thank", "okay", "ok", "really",
-    "exactly", "actually", "basically", "quick", "quickly", "briefly", "mean", "way", "get",
+    "a",
+    "an",
+    "the",
+    "i",
+    "me",
+    "my",
+    "mine",
+    "you",
+    "your",
+    "yours",
+    "we",
+    "us",
+    "our",
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+    "he",
+    "she",
+    "him",
+    "her",
+    "his",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "am",
+    "do",
+    "does",
+    "did",
+    "doing",
+    "done",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "have",
+    "has",
+    "had",
+    "how",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "please",
+    "kindly",
+    "tell",
+    "show",
+    "give",
+    "let",
+    "of",
+    "for",
+    "at",
+    "by",
+    "with",
+    "about",
+    "as",
+    "this",
+    "that",
+    "these",
+    "those",
+    "there",
+    "here",
+    "some",
+    "any",
+    "just",
+    "also",
+    "so",
+    "and",
+    "or",
+    "if",
+    "then",
+    "stay",
+    "remain",
+    "say",
+    "know",
+    "want",
+    "like",
+    "hey",
+    "hi",
+    "hello",
+    "thanks",
+    "thank",
+    "okay",
+    "ok",
+    "really",
+    "exactly",
+    "actually",
+    "basically",
+    "quick",
+    "quickly",
+    "briefly",
+    "mean",
+    "way",
+    "get",
     // Directional prepositions carry meaning through their objects, which the verifier
     // compares (what follows "to" must agree); the words themselves are light.
-    "to", "from", "into", "onto", "than", "toward", "towards", "versus", "vs", "per",
+    "to",
+    "from",
+    "into",
+    "onto",
+    "than",
+    "toward",
+    "towards",
+    "versus",
+    "vs",
+    "per",
 ];
 
 /// Words that flip a statement.
@@ -56,39 +163,99 @@ const NEGATIONS: &[&str] = &[
 
 /// Number words, with their values.
 const NUMBER_WORDS: &[(&str, &str)] = &[
-    ("zero", "0"), ("one", "1"), ("two", "2"), ("three", "3"), ("four", "4"), ("five", "5"),
-    ("six", "6"), ("seven", "7"), ("eight", "8"), ("nine", "9"), ("ten", "10"), ("eleven", "11"),
-    ("twelve", "12"), ("thirteen", "13"), ("fourteen", "14"), ("fifteen", "15"),
-    ("sixteen", "16"), ("seventeen", "17"), ("eighteen", "18"), ("nineteen", "19"),
-    ("twenty", "20"), ("thirty", "30"), ("forty", "40"), ("fifty", "50"), ("sixty", "60"),
-    ("seventy", "70"), ("eighty", "80"), ("ninety", "90"), ("hundred", "100"),
-    ("thousand", "1000"), ("million", "1000000"), ("billion", "1000000000"), ("dozen", "12"),
-    ("first", "#1"), ("second", "#2"), ("third", "#3"), ("fourth", "#4"), ("fifth", "#5"),
-    ("once", "x1"), ("twice", "x2"), ("half", "0.5"), ("double", "x2"), ("triple", "x3"),
+    ("zero", "0"),
+    ("one", "1"),
+    ("two", "2"),
+    ("three", "3"),
+    ("four", "4"),
+    ("five", "5"),
+    ("six", "6"),
+    ("seven", "7"),
+    ("eight", "8"),
+    ("nine", "9"),
+    ("ten", "10"),
+    ("eleven", "11"),
+    ("twelve", "12"),
+    ("thirteen", "13"),
+    ("fourteen", "14"),
+    ("fifteen", "15"),
+    ("sixteen", "16"),
+    ("seventeen", "17"),
+    ("eighteen", "18"),
+    ("nineteen", "19"),
+    ("twenty", "20"),
+    ("thirty", "30"),
+    ("forty", "40"),
+    ("fifty", "50"),
+    ("sixty", "60"),
+    ("seventy", "70"),
+    ("eighty", "80"),
+    ("ninety", "90"),
+    ("hundred", "100"),
+    ("thousand", "1000"),
+    ("million", "1000000"),
+    ("billion", "1000000000"),
+    ("dozen", "12"),
+    ("first", "#1"),
+    ("second", "#2"),
+    ("third", "#3"),
+    ("fourth", "#4"),
+    ("fifth", "#5"),
+    ("once", "x1"),
+    ("twice", "x2"),
+    ("half", "0.5"),
+    ("double", "x2"),
+    ("triple", "x3"),
 ];
 
 /// Common English equivalences, mapped to one canonical stem. These are general synonyms a
 /// careful reader would accept in any question, not tuned to a data set.
 const EQUIVALENCES: &[(&str, &str)] = &[
-    ("advantag", "benefit"), ("benefit", "benefit"), ("upsid", "benefit"), ("pro", "benefit"),
-    ("disadvantag", "drawback"), ("downsid", "drawback"), ("con", "drawback"),
-    ("configur", "configur"), ("setup", "configur"),
-    ("begin", "start"), ("commenc", "start"),
-    ("finish", "end"), ("halt", "stop"),
-    ("big", "larg"), ("huge", "larg"), ("little", "small"), ("tiny", "small"),
-    ("rapid", "fast"), ("speedy", "fast"),
-    ("eras", "delet"), ("remov", "delet"),
-    ("utiliz", "use"), ("employ", "use"),
-    ("assist", "help"), ("requir", "need"), ("purchas", "buy"),
-    ("meaning", "mean"), ("definition", "mean"), ("defin", "mean"),
-    ("why", "caus"), ("reason", "caus"),
+    ("advantag", "benefit"),
+    ("benefit", "benefit"),
+    ("upsid", "benefit"),
+    ("pro", "benefit"),
+    ("disadvantag", "drawback"),
+    ("downsid", "drawback"),
+    ("con", "drawback"),
+    ("configur", "configur"),
+    ("setup", "configur"),
+    ("begin", "start"),
+    ("commenc", "start"),
+    ("finish", "end"),
+    ("halt", "stop"),
+    ("big", "larg"),
+    ("huge", "larg"),
+    ("little", "small"),
+    ("tiny", "small"),
+    ("rapid", "fast"),
+    ("speedy", "fast"),
+    ("eras", "delet"),
+    ("remov", "delet"),
+    ("utiliz", "use"),
+    ("employ", "use"),
+    ("assist", "help"),
+    ("requir", "need"),
+    ("purchas", "buy"),
+    ("meaning", "mean"),
+    ("definition", "mean"),
+    ("defin", "mean"),
+    ("why", "caus"),
+    ("reason", "caus"),
     ("interpret", "read"),
-    ("modify", "chang"), ("alter", "chang"),
-    ("fix", "repair"), ("correct", "repair"),
-    ("auto", "automat"), ("automatic", "automat"),
-    ("app", "app"), ("application", "app"),
-    ("repo", "repositor"), ("doc", "document"), ("docs", "document"),
-    ("config", "configur"), ("db", "databas"),
+    ("modify", "chang"),
+    ("alter", "chang"),
+    ("fix", "repair"),
+    ("correct", "repair"),
+    ("auto", "automat"),
+    ("automatic", "automat"),
+    ("app", "app"),
+    ("application", "app"),
+    ("repo", "repositor"),
+    ("doc", "document"),
+    ("docs", "document"),
+    ("config", "configur"),
+    ("db", "databas"),
 ];
 
 /// Multi-word phrases with a one-word equivalent, applied before tokenizing.
@@ -105,8 +272,15 @@ const PHRASES: &[(&str, &str)] = &[
 
 /// Contractions, expanded before tokenizing.
 const CONTRACTIONS: &[(&str, &str)] = &[
-    ("won't", "will not"), ("can't", "can not"), ("shan't", "shall not"), ("n't", " not"),
-    ("'re", " are"), ("'s", " is"), ("'m", " am"), ("'ll", " will"), ("'ve", " have"),
+    ("won't", "will not"),
+    ("can't", "can not"),
+    ("shan't", "shall not"),
+    ("n't", " not"),
+    ("'re", " are"),
+    ("'s", " is"),
+    ("'m", " am"),
+    ("'ll", " will"),
+    ("'ve", " have"),
     ("'d", " would"),
 ];
 
@@ -225,10 +399,8 @@ fn classify(word: &str, sentence_start: bool, in_quote: bool) -> Token {
     let first_upper = word.chars().next().is_some_and(char::is_uppercase);
     let rest_upper = word.chars().skip(1).any(char::is_uppercase);
     let code_like = has_digit || word.contains(['_', '.', '/', '#', '+']);
-    let is_entity = in_quote
-        || code_like
-        || rest_upper
-        || (first_upper && !sentence_start && lower != "i");
+    let is_entity =
+        in_quote || code_like || rest_upper || (first_upper && !sentence_start && lower != "i");
     if is_entity {
         return Token {
             canonical: lower.clone(),
@@ -268,10 +440,7 @@ fn apply_phrases(tokens: Vec<Token>) -> Vec<Token> {
         for (phrase, single) in PHRASES {
             let words: Vec<&str> = phrase.split(' ').collect();
             if i + words.len() <= tokens.len()
-                && words
-                    .iter()
-                    .zip(&tokens[i..])
-                    .all(|(w, t)| t.surface == *w)
+                && words.iter().zip(&tokens[i..]).all(|(w, t)| t.surface == *w)
             {
                 out.push(classify(single, false, false));
                 i += words.len();
@@ -314,9 +483,7 @@ pub fn stem(word: &str) -> String {
             // "stopp(ed)" → "stop", "plann(ing)" → "plan"
             let bytes = w.as_bytes();
             let n = bytes.len();
-            if n >= 2
-                && bytes[n - 1] == bytes[n - 2]
-                && !matches!(bytes[n - 1], b'l' | b's' | b'z')
+            if n >= 2 && bytes[n - 1] == bytes[n - 2] && !matches!(bytes[n - 1], b'l' | b's' | b'z')
             {
                 w.pop();
             }
@@ -417,7 +584,14 @@ mod tests {
 
     #[test]
     fn unicode_never_panics() {
-        for text in ["", "¿Qué tal?", "日本語のテキスト", "emoji 🚀 rocket", "a\u{0}b", "’s"] {
+        for text in [
+            "",
+            "¿Qué tal?",
+            "日本語のテキスト",
+            "emoji 🚀 rocket",
+            "a\u{0}b",
+            "’s",
+        ] {
             let _ = tokenize(text);
             let _ = normalize(text);
         }

@@ -16,7 +16,9 @@
 use super::text::{Kind, Token, same_word, tokenize};
 
 /// Prepositions whose object gives a direction; swapping objects reverses the question.
-const DIRECTIONAL: &[&str] = &["to", "from", "into", "onto", "toward", "towards", "than", "versus", "vs"];
+const DIRECTIONAL: &[&str] = &[
+    "to", "from", "into", "onto", "toward", "towards", "than", "versus", "vs",
+];
 
 /// Why a candidate was refused (for logs and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,14 +53,12 @@ pub fn verify_tokens(a: &[Token], b: &[Token]) -> Result<(), Refusal> {
     if !only_a.is_empty() && !only_b.is_empty() {
         return Err(Refusal::Substitution);
     }
-    if directions(a) != directions(b) && !directions(a).is_empty() && !directions(b).is_empty()
-    {
+    if directions(a) != directions(b) && !directions(a).is_empty() && !directions(b).is_empty() {
         return Err(Refusal::Direction);
     }
     let extra = only_a.len() + only_b.len();
-    let substance = |t: &[Token]| {
-        count(t, Kind::Content) + count(t, Kind::Entity) + count(t, Kind::Number)
-    };
+    let substance =
+        |t: &[Token]| count(t, Kind::Content) + count(t, Kind::Entity) + count(t, Kind::Number);
     let shorter = substance(a).min(substance(b));
     if extra > 1 || (extra == 1 && shorter < 2) {
         return Err(Refusal::TooDifferent);
@@ -123,14 +123,38 @@ mod tests {
     #[test]
     fn paraphrases_pass() {
         for (a, b) in [
-            ("How do I restart my web app?", "How can I restart my web app?"),
-            ("What is the default port of the MCP server?", "Tell me the default port of the MCP server."),
-            ("Which regions support the gateway?", "In which regions is the gateway supported?"),
-            ("What causes a cold start in a container?", "Why do containers have cold starts?"),
-            ("How long does a cached answer stay valid?", "For how long is a cached answer valid?"),
-            ("Compare Rust and Go for writing network services.", "Compare Go and Rust for writing network services."),
-            ("How do I set up logging for the gateway?", "How do I configure logging for the gateway?"),
-            ("Who painted the Mona Lisa?", "Who is the painter of the Mona Lisa?"),
+            (
+                "How do I restart my web app?",
+                "How can I restart my web app?",
+            ),
+            (
+                "What is the default port of the MCP server?",
+                "Tell me the default port of the MCP server.",
+            ),
+            (
+                "Which regions support the gateway?",
+                "In which regions is the gateway supported?",
+            ),
+            (
+                "What causes a cold start in a container?",
+                "Why do containers have cold starts?",
+            ),
+            (
+                "How long does a cached answer stay valid?",
+                "For how long is a cached answer valid?",
+            ),
+            (
+                "Compare Rust and Go for writing network services.",
+                "Compare Go and Rust for writing network services.",
+            ),
+            (
+                "How do I set up logging for the gateway?",
+                "How do I configure logging for the gateway?",
+            ),
+            (
+                "Who painted the Mona Lisa?",
+                "Who is the painter of the Mona Lisa?",
+            ),
         ] {
             assert_eq!(verify(a, b), Ok(()), "{a} | {b}");
         }
@@ -139,14 +163,42 @@ mod tests {
     #[test]
     fn near_misses_are_refused_for_the_right_reason() {
         for (a, b, why) in [
-            ("Convert 100 USD to EUR", "Convert 200 USD to EUR", Refusal::Numbers),
+            (
+                "Convert 100 USD to EUR",
+                "Convert 200 USD to EUR",
+                Refusal::Numbers,
+            ),
             ("Give me three tips", "Give me ten tips", Refusal::Numbers),
-            ("Which regions support the gateway?", "Which regions do not support the gateway?", Refusal::Negation),
-            ("Default port of the MCP server?", "Default port of the Redis server?", Refusal::Entities),
-            ("How do I restart my web app?", "How do I stop my web app?", Refusal::Substitution),
-            ("Convert 3 miles to kilometers.", "Convert 3 kilometers to miles.", Refusal::Direction),
-            ("Is the flight from London to Madrid direct?", "Is the flight from Madrid to London direct?", Refusal::Direction),
-            ("How do I turn on logging?", "How do I turn off logging?", Refusal::Substitution),
+            (
+                "Which regions support the gateway?",
+                "Which regions do not support the gateway?",
+                Refusal::Negation,
+            ),
+            (
+                "Default port of the MCP server?",
+                "Default port of the Redis server?",
+                Refusal::Entities,
+            ),
+            (
+                "How do I restart my web app?",
+                "How do I stop my web app?",
+                Refusal::Substitution,
+            ),
+            (
+                "Convert 3 miles to kilometers.",
+                "Convert 3 kilometers to miles.",
+                Refusal::Direction,
+            ),
+            (
+                "Is the flight from London to Madrid direct?",
+                "Is the flight from Madrid to London direct?",
+                Refusal::Direction,
+            ),
+            (
+                "How do I turn on logging?",
+                "How do I turn off logging?",
+                Refusal::Substitution,
+            ),
         ] {
             assert_eq!(verify(a, b), Err(why), "{a} | {b}");
         }
@@ -154,8 +206,20 @@ mod tests {
 
     #[test]
     fn one_extra_word_is_tolerated_only_in_a_substantial_question() {
-        assert_eq!(verify("What does HTTP status 404 mean?", "What does the HTTP status code 404 mean?"), Ok(()));
-        assert_eq!(verify("Restart app", "Restart app twice"), Err(Refusal::Numbers));
-        assert_eq!(verify("Restart", "Restart server"), Err(Refusal::TooDifferent));
+        assert_eq!(
+            verify(
+                "What does HTTP status 404 mean?",
+                "What does the HTTP status code 404 mean?"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify("Restart app", "Restart app twice"),
+            Err(Refusal::Numbers)
+        );
+        assert_eq!(
+            verify("Restart", "Restart server"),
+            Err(Refusal::TooDifferent)
+        );
     }
 }

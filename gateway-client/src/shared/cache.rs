@@ -127,7 +127,9 @@ impl SharedCache {
         let cache = Arc::downgrade(self);
         let connection = self.redis.dedicated_connection();
         tokio::spawn(async move {
-            let Ok(mut connection) = connection else { return };
+            let Ok(mut connection) = connection else {
+                return;
+            };
             let mut last_id = "0-0".to_owned();
             loop {
                 let Some(cache) = cache.upgrade() else { return };
@@ -175,7 +177,8 @@ impl SharedCache {
 
     async fn publish(&self, partition: u64, entry: &Entry) {
         let ttl_ms = entry.expires_ms.saturating_sub(self.clock.now_ms()).max(1);
-        let Ok(payload) = serde_json::to_string(&WireEntry::from_entry(partition, entry, &self.origin))
+        let Ok(payload) =
+            serde_json::to_string(&WireEntry::from_entry(partition, entry, &self.origin))
         else {
             return;
         };

@@ -127,7 +127,9 @@ impl RedisState {
             }
             Err(_) => {
                 self.mark_unhealthy("operation timed out");
-                Err(StoreError::Unavailable("Redis operation timed out".to_owned()))
+                Err(StoreError::Unavailable(
+                    "Redis operation timed out".to_owned(),
+                ))
             }
         }
     }

@@ -16,9 +16,7 @@ use redis::Script;
 use super::RedisState;
 use crate::{
     period::{MINUTE_MS, minute_window},
-    store::{
-        Admission, MemoryStore, ReserveRequest, StateStore, StoreError, Ticket, UsageRecord,
-    },
+    store::{Admission, MemoryStore, ReserveRequest, StateStore, StoreError, Ticket, UsageRecord},
 };
 
 /// Minute windows live a little past their minute, so a late reconcile still finds them.
@@ -89,9 +87,9 @@ impl RedisStore {
         let quota_key = request
             .quota
             .map_or_else(String::new, |q| quota_key(request.key, q.start_ms));
-        let (quota_limit, quota_end) = request
-            .quota
-            .map_or((-1i64, 0u64), |q| (i64::try_from(q.limit).unwrap_or(i64::MAX), q.end_ms));
+        let (quota_limit, quota_end) = request.quota.map_or((-1i64, 0u64), |q| {
+            (i64::try_from(q.limit).unwrap_or(i64::MAX), q.end_ms)
+        });
         let script = &self.reserve;
         let (outcome, remaining): (i64, i64) = self
             .redis
@@ -196,9 +194,16 @@ impl StateStore for RedisStore {
         }
     }
 
-    async fn record_usage(&self, period_start_ms: u64, record: &UsageRecord) -> Result<(), StoreError> {
+    async fn record_usage(
+        &self,
+        period_start_ms: u64,
+        record: &UsageRecord,
+    ) -> Result<(), StoreError> {
         let key = ledger_key(period_start_ms);
-        let prefix = format!("{}{SEPARATOR}{}{SEPARATOR}", record.subscription, record.model);
+        let prefix = format!(
+            "{}{SEPARATOR}{}{SEPARATOR}",
+            record.subscription, record.model
+        );
         let shared = self
             .redis
             .run(|mut connection| async move {

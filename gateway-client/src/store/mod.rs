@@ -272,7 +272,12 @@ pub mod conformance {
 
     pub async fn reservations_fill_the_window_then_throttle(store: &dyn StateStore, key: &str) {
         let start = t0();
-        let first = ticket(store.reserve(&reserve(key, 600, start + 1_000)).await.unwrap());
+        let first = ticket(
+            store
+                .reserve(&reserve(key, 600, start + 1_000))
+                .await
+                .unwrap(),
+        );
         assert_eq!(first.remaining, 400);
         let refused = store
             .reserve(&reserve(key, 500, start + 15_000))
@@ -297,10 +302,18 @@ pub mod conformance {
         let start = t0();
         ticket(store.reserve(&reserve(key, 1_000, start)).await.unwrap());
         assert!(matches!(
-            store.reserve(&reserve(key, 1, start + 59_999)).await.unwrap(),
+            store
+                .reserve(&reserve(key, 1, start + 59_999))
+                .await
+                .unwrap(),
             Admission::Throttled { retry_after_ms: 1 }
         ));
-        let next = ticket(store.reserve(&reserve(key, 1, start + 60_000)).await.unwrap());
+        let next = ticket(
+            store
+                .reserve(&reserve(key, 1, start + 60_000))
+                .await
+                .unwrap(),
+        );
         assert_eq!(next.remaining, 999);
     }
 
@@ -325,7 +338,10 @@ pub mod conformance {
                 .await
                 .unwrap(),
         );
-        store.reconcile(&spanning, 300, start + 61_000).await.unwrap();
+        store
+            .reconcile(&spanning, 300, start + 61_000)
+            .await
+            .unwrap();
         let after = ticket(
             store
                 .reserve(&reserve(&key_rolled, 10, start + 62_000))

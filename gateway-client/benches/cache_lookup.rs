@@ -1,0 +1,496 @@
+//! Semantic cache lookups at 10k and 100k entries in one partition.
+//!
+//! `cargo bench -p gateway-client --bench cache_lookup`
+//!
+//! The cache is filled with varied synthetic prompts: sixteen question templates, each slot filled
+//! from a vocabulary of 3,000 words drawn with Zipf-like frequencies (a few words are very common,
+//! most are rare), so posting lists have the skew of real traffic. A lookup is what the gateway
+//! does per chat call: prompt analysis (`SemanticCache::prompt`), then `find` (exact match, embed,
+//! inverted-index search, similarity, verification). Three kinds of query:
+//! - `exact`: a stored prompt asked again (the exact-match map answers);
+//! - `paraphrase`: a stored prompt in its template's other wording (embed, search, verify);
+//! - `miss`: a new prompt from the same templates and vocabulary.
+//!
+//! Criterion reports means; a manual loop then prints p50/p99/max per kind, the hit rate each
+//! kind actually got, a phase breakdown at the largest size (analysis, embedding, candidate
+//! gathering on a twin `Index`), and the memory per entry (`Entry::approximate_bytes` and the RSS
+//! growth while filling).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "a benchmark: setup failures should stop it, and its report goes to stdout"
+)]
+
+use std::{
+    hint::black_box,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
+use gateway_client::{
+    Api, CallContext,
+    clock::Clock,
+    semantic::{BuiltinEmbedder, CacheConfig, Index, SemanticCache},
+};
+use serde_json::{Map, Value, json};
+
+const MODEL: &str = "gpt-4o-mini";
+const SIZES: [usize; 2] = [10_000, 100_000];
+const VOCABULARY: usize = 3_000;
+/// Distinct queries per kind; lookups cycle through them.
+const QUERIES: usize = 2_000;
+/// Lookups timed one by one for the percentiles, per kind and size.
+const TIMED_LOOKUPS: usize = 20_000;
+
+/// (canonical wording, paraphrase). `{0}`–`{2}` are vocabulary words, `{n}` a number.
+const TEMPLATES: [(&str, &str); 16] = [
+    (
+        "How do I {0} the {1} in {2}?",
+        "How can I {0} the {1} in {2}?",
+    ),
+    (
+        "What is the difference between {0} and {1}?",
+        "What's the difference between {0} and {1}?",
+    ),
+    (
+        "Explain how the {0} {1} works.",
+        "Please explain how the {0} {1} works.",
+    ),
+    (
+        "Why does my {0} {1} fail after {2}?",
+        "Why does my {0} {1} fail after the {2}?",
+    ),
+    (
+        "Give me three tips for {0} {1}.",
+        "Can you give me three tips for {0} {1}?",
+    ),
+    ("What causes {0} in a {1}?", "What causes {0} in the {1}?"),
+    (
+        "Compare {0} and {1} for {2}.",
+        "Please compare {0} and {1} for {2}.",
+    ),
+    (
+        "How long does a {0} {1} stay valid?",
+        "How long does a {0} {1} remain valid?",
+    ),
+    (
+        "Show me how to create a {0} for {1}.",
+        "How do I create a {0} for {1}?",
+    ),
+    (
+        "Tell me the default {0} of the {1} server.",
+        "What is the default {0} of the {1} server?",
+    ),
+    (
+        "Summarize the {0} of {1} and {2}.",
+        "Please summarize the {0} of {1} and {2}.",
+    ),
+    (
+        "Is it safe to {0} the {1} during {2}?",
+        "Is it safe to {0} the {1} during the {2}?",
+    ),
+    (
+        "Set the {0} limit to {n} per {1}.",
+        "Please set the {0} limit to {n} per {1}.",
+    ),
+    (
+        "What are the advantages of using {0} with {1}?",
+        "What are the benefits of using {0} with {1}?",
+    ),
+    (
+        "How should I configure {0} for the {1} {2}?",
+        "How do I configure {0} for the {1} {2}?",
+    ),
+    (
+        "Translate {0} {1} into {2}.",
+        "Please translate {0} {1} into {2}.",
+    ),
+];
+
+/// Real words first (they take the most frequent ranks), then made-up ones to fill the
+/// vocabulary.
+const COMMON_WORDS: &str = "server cache token budget gateway model prompt request response \
+    deployment slot instance scaling region container database index query latency throughput \
+    subscription key quota limit policy metric log trace alert dashboard backend frontend proxy \
+    certificate domain network firewall storage queue topic stream event function app service \
+    cluster node pod volume secret identity role permission user group tenant account billing \
+    invoice report export import backup restore snapshot replica shard partition schema table \
+    column row document collection bucket object file folder path route endpoint header cookie \
+    session timeout retry breaker failover health probe startup shutdown restart upgrade rollback \
+    release build pipeline test coverage lint format compile bundle package registry image tag \
+    version branch commit merge review issue ticket sprint roadmap feature flag experiment cohort \
+    segment funnel conversion retention churn revenue cost price discount coupon order cart \
+    payment refund shipment warehouse inventory supplier vendor contract invoice ledger journal \
+    python rust java kotlin swift golang typescript javascript ruby scala haskell elixir erlang \
+    kafka redis postgres mysql sqlite mongodb cassandra elastic nginx envoy traefik caddy docker \
+    kubernetes terraform ansible helm grafana prometheus jaeger sentry datadog splunk okta auth0 \
+    oauth saml jwt tls dns http grpc websocket graphql rest soap json yaml toml csv parquet avro";
+
+const SYLLABLES: [&str; 24] = [
+    "ka", "lo", "mir", "ven", "tor", "sa", "bel", "qui", "dra", "nu", "pex", "zo", "ri", "fan",
+    "gol", "hue", "jas", "ker", "lum", "mo", "nev", "ost", "pra", "wil",
+];
+
+/// A small deterministic generator (xorshift64*), so every run builds the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct Vocabulary {
+    words: Vec<String>,
+    /// Cumulative Zipf (s = 1) weights by rank.
+    cdf: Vec<f64>,
+}
+
+impl Vocabulary {
+    fn new() -> Self {
+        let mut words: Vec<String> = Vec::with_capacity(VOCABULARY);
+        for word in COMMON_WORDS.split_whitespace() {
+            if !words.iter().any(|w| w == word) {
+                words.push(word.to_owned());
+            }
+        }
+        let mut rng = Rng(0x5eed_0001);
+        while words.len() < VOCABULARY {
+            let syllables = 2 + rng.below(3);
+            let word: String = (0..syllables)
+                .map(|_| SYLLABLES[rng.below(SYLLABLES.len())])
+                .collect();
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        }
+        let mut total = 0.0;
+        let cdf = (1..=words.len())
+            .map(|rank| {
+                total += 1.0 / rank as f64;
+                total
+            })
+            .collect();
+        Self { words, cdf }
+    }
+
+    fn pick(&self, rng: &mut Rng) -> &str {
+        let total = self.cdf.last().copied().unwrap_or(1.0);
+        let target = rng.unit() * total;
+        let rank = self.cdf.partition_point(|c| *c < target);
+        &self.words[rank.min(self.words.len() - 1)]
+    }
+}
+
+/// One generated question: its template and slot values, so both wordings can be rendered.
+struct Spec {
+    template: usize,
+    slots: [String; 3],
+    number: u32,
+}
+
+impl Spec {
+    fn random(vocabulary: &Vocabulary, rng: &mut Rng) -> Self {
+        Self {
+            template: rng.below(TEMPLATES.len()),
+            slots: [
+                vocabulary.pick(rng).to_owned(),
+                vocabulary.pick(rng).to_owned(),
+                vocabulary.pick(rng).to_owned(),
+            ],
+            number: 10 * (1 + rng.below(500) as u32),
+        }
+    }
+
+    fn render(&self, paraphrase: bool) -> String {
+        let (canonical, other) = TEMPLATES[self.template];
+        let template = if paraphrase { other } else { canonical };
+        template
+            .replace("{0}", &self.slots[0])
+            .replace("{1}", &self.slots[1])
+            .replace("{2}", &self.slots[2])
+            .replace("{n}", &self.number.to_string())
+    }
+}
+
+fn request(text: &str) -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant for App Service operators."},
+            {"role": "user", "content": text},
+        ],
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+fn response(index: usize, text: &str) -> Value {
+    json!({
+        "id": format!("chatcmpl-bench{index}"),
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": MODEL,
+        "choices": [{
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": format!("Here is an answer to \"{text}\": check the settings, apply the change, then verify it in the logs. Entry {index}."),
+            },
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 30, "total_tokens": 70},
+    })
+}
+
+fn rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+}
+
+struct Kind {
+    name: &'static str,
+    queries: Vec<Map<String, Value>>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.1} µs", duration.as_secs_f64() * 1e6)
+}
+
+fn cache_lookup(c: &mut Criterion) {
+    let vocabulary = Vocabulary::new();
+    let context = CallContext::for_subscription("bench", Api::OpenAi);
+    let cache = SemanticCache::new(
+        Arc::new(BuiltinEmbedder),
+        CacheConfig {
+            max_entries: 200_000,
+            ..CacheConfig::default()
+        },
+        Clock::new(),
+    );
+    let mut rng = Rng(0x0ca0_4e5e_ed00_0001);
+    let mut stored: Vec<Spec> = Vec::new();
+    let mut memory_lines = Vec::new();
+    let mut breakdown_lines = Vec::new();
+    let mut percentile_lines = Vec::new();
+
+    for size in SIZES {
+        let before = rss_kb();
+        let fill_started = Instant::now();
+        let from = stored.len();
+        while cache.len() < size {
+            let spec = Spec::random(&vocabulary, &mut rng);
+            let text = spec.render(false);
+            let prompt = cache.prompt(&context, MODEL, &request(&text)).unwrap();
+            block_on(cache.keep(prompt, &response(stored.len(), &text)));
+            stored.push(spec);
+        }
+        let after = rss_kb();
+        let added = cache.len().saturating_sub(from.min(cache.len()));
+        if let (Some(before), Some(after)) = (before, after) {
+            memory_lines.push(format!(
+                "{size:>7} entries: filled {} prompts in {:.1} s; RSS grew {:.1} MiB, {:.0} bytes per added entry",
+                stored.len() - from,
+                fill_started.elapsed().as_secs_f64(),
+                (after.saturating_sub(before)) as f64 / 1024.0,
+                (after.saturating_sub(before) * 1024) as f64 / added.max(1) as f64,
+            ));
+        }
+
+        // Queries: stored prompts again, their paraphrases, and new prompts.
+        let mut pick = Rng(0xfeed_0000 + size as u64);
+        let sample: Vec<&Spec> = (0..QUERIES)
+            .map(|_| &stored[pick.below(stored.len())])
+            .collect();
+        let mut fresh = Rng(0xbad0_0000 + size as u64);
+        let kinds = [
+            Kind {
+                name: "exact",
+                queries: sample.iter().map(|s| request(&s.render(false))).collect(),
+            },
+            Kind {
+                name: "paraphrase",
+                queries: sample.iter().map(|s| request(&s.render(true))).collect(),
+            },
+            Kind {
+                name: "miss",
+                queries: (0..QUERIES)
+                    .map(|_| request(&Spec::random(&vocabulary, &mut fresh).render(false)))
+                    .collect(),
+            },
+        ];
+
+        let mut group = c.benchmark_group(format!("cache_lookup/{size}"));
+        group
+            .sample_size(50)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        for kind in &kinds {
+            let mut next = 0;
+            group.bench_function(kind.name, |b| {
+                b.iter(|| {
+                    next = (next + 1) % kind.queries.len();
+                    let prompt = cache.prompt(&context, MODEL, &kind.queries[next]);
+                    black_box(prompt.map(|prompt| block_on(cache.find(&prompt))))
+                });
+            });
+        }
+        group.finish();
+
+        for kind in &kinds {
+            let mut times = Vec::with_capacity(TIMED_LOOKUPS);
+            let mut hits = 0;
+            for i in 0..TIMED_LOOKUPS {
+                let query = &kind.queries[i % kind.queries.len()];
+                let started = Instant::now();
+                let found = cache
+                    .prompt(&context, MODEL, query)
+                    .and_then(|prompt| block_on(cache.find(&prompt)));
+                times.push(started.elapsed());
+                hits += usize::from(found.is_some());
+            }
+            times.sort_unstable();
+            percentile_lines.push(format!(
+                "{size:>7} entries, {:<10}: p50 {:>9}  p99 {:>9}  max {:>9}  hit rate {:.1}%",
+                kind.name,
+                micros(percentile(&times, 0.50)),
+                micros(percentile(&times, 0.99)),
+                micros(percentile(&times, 1.0)),
+                100.0 * hits as f64 / TIMED_LOOKUPS as f64,
+            ));
+        }
+
+        if size == SIZES[SIZES.len() - 1] {
+            breakdown_lines = phase_breakdown(&cache, &context, &stored, &kinds);
+            let sizes: Vec<usize> = stored
+                .iter()
+                .take(2_000)
+                .enumerate()
+                .filter_map(|(i, spec)| {
+                    let text = spec.render(false);
+                    let prompt = cache.prompt(&context, MODEL, &request(&text))?;
+                    block_on(cache.entry_for(&prompt, &response(i, &text)))
+                })
+                .map(|entry| entry.approximate_bytes())
+                .collect();
+            let mean = sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64;
+            memory_lines.push(format!(
+                "Entry::approximate_bytes: {mean:.0} bytes on average over {} entries",
+                sizes.len()
+            ));
+        }
+    }
+
+    println!(
+        "\nsemantic cache lookup, one partition, builtin embedder (manual loop, {TIMED_LOOKUPS} lookups per line)"
+    );
+    for line in percentile_lines
+        .iter()
+        .chain(&breakdown_lines)
+        .chain(&memory_lines)
+    {
+        println!("{line}");
+    }
+}
+
+/// Where a lookup's time goes at the largest size: prompt analysis, embedding, and candidate
+/// gathering measured on a twin `Index` holding the same entries; the rest of `find` (exact
+/// check, similarity, sorting, verification) is the remainder.
+fn phase_breakdown(
+    cache: &SemanticCache,
+    context: &CallContext,
+    stored: &[Spec],
+    kinds: &[Kind],
+) -> Vec<String> {
+    let mut twin = Index::new(usize::MAX);
+    let mut partition = 0;
+    for (i, spec) in stored.iter().enumerate() {
+        let text = spec.render(false);
+        let Some(prompt) = cache.prompt(context, MODEL, &request(&text)) else {
+            continue;
+        };
+        partition = prompt.partition;
+        if let Some(entry) = block_on(cache.entry_for(&prompt, &response(i, &text))) {
+            twin.insert(prompt.partition, entry);
+        }
+    }
+    let mut lines = vec![format!(
+        "phase breakdown at {} entries (means per lookup; candidates on a twin index):",
+        twin.len()
+    )];
+    for kind in kinds.iter().filter(|k| k.name != "exact") {
+        let (mut analysis, mut embed, mut candidates, mut total) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        let mut gathered = 0usize;
+        let mut longest = Vec::with_capacity(kind.queries.len());
+        for query in &kind.queries {
+            let started = Instant::now();
+            let Some(prompt) = cache.prompt(context, MODEL, query) else {
+                continue;
+            };
+            let analysed = Instant::now();
+            let embedding = BuiltinEmbedder::embed_tokens(&prompt.tokens);
+            let embedded = Instant::now();
+            let found = twin.candidates(partition, &prompt.keys, 0);
+            let gathered_at = Instant::now();
+            gathered += found.len();
+            black_box((&embedding, &found));
+            drop(found);
+            let lookup_started = Instant::now();
+            black_box(block_on(cache.find(&prompt)));
+            total += lookup_started.elapsed() + (analysed - started);
+            analysis += analysed - started;
+            embed += embedded - analysed;
+            candidates += gathered_at - embedded;
+            longest.push(gathered_at - embedded);
+        }
+        longest.sort_unstable();
+        let n = kind.queries.len().max(1) as u32;
+        lines.push(format!(
+            "  {:<10}: analysis {}  embed {}  candidates {} (p99 {})  rest of find {}  total {}  ({:.1} candidates)",
+            kind.name,
+            micros(analysis / n),
+            micros(embed / n),
+            micros(candidates / n),
+            micros(percentile(&longest, 0.99)),
+            micros((total.saturating_sub(analysis + embed + candidates)) / n),
+            micros(total / n),
+            gathered as f64 / f64::from(n),
+        ));
+    }
+    lines
+}
+
+criterion_group!(benches, cache_lookup);
+criterion_main!(benches);
