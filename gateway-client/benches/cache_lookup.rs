@@ -9,12 +9,14 @@
 //! inverted-index search, similarity, verification). Three kinds of query:
 //! - `exact`: a stored prompt asked again (the exact-match map answers);
 //! - `paraphrase`: a stored prompt in its template's other wording (embed, search, verify);
-//! - `miss`: a new prompt from the same templates and vocabulary.
+//! - `new`: a prompt never asked word for word, from the same templates and vocabulary (most
+//!   miss; with Zipf-drawn words some are near-duplicates of a stored prompt and hit).
 //!
 //! Criterion reports means; a manual loop then prints p50/p99/max per kind, the hit rate each
 //! kind actually got, a phase breakdown at the largest size (analysis, embedding, candidate
-//! gathering on a twin `Index`), and the memory per entry (`Entry::approximate_bytes` and the RSS
-//! growth while filling).
+//! gathering on a twin `Index`, posting entries walked, whether the stored original made the
+//! candidate list), and the memory per entry (`Entry::approximate_bytes`, the RSS growth while
+//! filling, and what a response costs as a `serde_json::Value`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,6 +25,7 @@
 )]
 
 use std::{
+    collections::{HashMap, HashSet},
     hint::black_box,
     sync::Arc,
     time::{Duration, Instant},
@@ -270,6 +273,8 @@ fn rss_kb() -> Option<u64> {
 struct Kind {
     name: &'static str,
     queries: Vec<Map<String, Value>>,
+    /// The exact-match hash of the stored prompt each query should find (none for misses).
+    origins: Vec<Option<u64>>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -285,6 +290,8 @@ fn micros(duration: Duration) -> String {
 }
 
 fn cache_lookup(c: &mut Criterion) {
+    // First, before the heap holds anything else.
+    let response_line = response_memory();
     let vocabulary = Vocabulary::new();
     let context = CallContext::for_subscription("bench", Api::OpenAi);
     let cache = SemanticCache::new(
@@ -324,26 +331,45 @@ fn cache_lookup(c: &mut Criterion) {
             ));
         }
 
-        // Queries: stored prompts again, their paraphrases, and new prompts.
+        // Queries: stored prompts again, their paraphrases, and new prompts (never asked
+        // before word for word; they may still be near-duplicates of a stored one).
         let mut pick = Rng(0xfeed_0000 + size as u64);
         let sample: Vec<&Spec> = (0..QUERIES)
             .map(|_| &stored[pick.below(stored.len())])
             .collect();
+        let origins: Vec<Option<u64>> = sample
+            .iter()
+            .map(|spec| {
+                cache
+                    .prompt(&context, MODEL, &request(&spec.render(false)))
+                    .map(|prompt| prompt.exact)
+            })
+            .collect();
+        let asked: HashSet<String> = stored.iter().map(|spec| spec.render(false)).collect();
         let mut fresh = Rng(0xbad0_0000 + size as u64);
+        let mut new_prompts = Vec::with_capacity(QUERIES);
+        while new_prompts.len() < QUERIES {
+            let text = Spec::random(&vocabulary, &mut fresh).render(false);
+            if !asked.contains(&text) {
+                new_prompts.push(request(&text));
+            }
+        }
+        drop(asked);
         let kinds = [
             Kind {
                 name: "exact",
                 queries: sample.iter().map(|s| request(&s.render(false))).collect(),
+                origins: origins.clone(),
             },
             Kind {
                 name: "paraphrase",
                 queries: sample.iter().map(|s| request(&s.render(true))).collect(),
+                origins,
             },
             Kind {
-                name: "miss",
-                queries: (0..QUERIES)
-                    .map(|_| request(&Spec::random(&vocabulary, &mut fresh).render(false)))
-                    .collect(),
+                name: "new",
+                queries: new_prompts,
+                origins: vec![None; QUERIES],
             },
         ];
 
@@ -408,6 +434,7 @@ fn cache_lookup(c: &mut Criterion) {
         }
     }
 
+    memory_lines.extend(response_line);
     println!(
         "\nsemantic cache lookup, one partition, builtin embedder (manual loop, {TIMED_LOOKUPS} lookups per line)"
     );
@@ -431,6 +458,8 @@ fn phase_breakdown(
 ) -> Vec<String> {
     let mut twin = Index::new(usize::MAX);
     let mut partition = 0;
+    // How many entries hold each key: the length of its posting list.
+    let mut postings: HashMap<u64, usize> = HashMap::new();
     for (i, spec) in stored.iter().enumerate() {
         let text = spec.render(false);
         let Some(prompt) = cache.prompt(context, MODEL, &request(&text)) else {
@@ -438,12 +467,17 @@ fn phase_breakdown(
         };
         partition = prompt.partition;
         if let Some(entry) = block_on(cache.entry_for(&prompt, &response(i, &text))) {
+            if twin.exact(partition, entry.exact, 0).is_none() {
+                for key in &entry.keys {
+                    *postings.entry(*key).or_default() += 1;
+                }
+            }
             twin.insert(prompt.partition, entry);
         }
     }
+    let live = twin.len();
     let mut lines = vec![format!(
-        "phase breakdown at {} entries (means per lookup; candidates on a twin index):",
-        twin.len()
+        "phase breakdown at {live} entries (means per lookup; candidates gathered on a twin index):"
     )];
     for kind in kinds.iter().filter(|k| k.name != "exact") {
         let (mut analysis, mut embed, mut candidates, mut total) = (
@@ -453,8 +487,10 @@ fn phase_breakdown(
             Duration::ZERO,
         );
         let mut gathered = 0usize;
-        let mut longest = Vec::with_capacity(kind.queries.len());
-        for query in &kind.queries {
+        let mut gathering = Vec::with_capacity(kind.queries.len());
+        let mut scanned = Vec::with_capacity(kind.queries.len());
+        let (mut expected, mut among) = (0usize, 0usize);
+        for (query, origin) in kind.queries.iter().zip(&kind.origins) {
             let started = Instant::now();
             let Some(prompt) = cache.prompt(context, MODEL, query) else {
                 continue;
@@ -465,6 +501,10 @@ fn phase_breakdown(
             let found = twin.candidates(partition, &prompt.keys, 0);
             let gathered_at = Instant::now();
             gathered += found.len();
+            if let Some(origin) = origin {
+                expected += 1;
+                among += usize::from(found.iter().any(|entry| entry.exact == *origin));
+            }
             black_box((&embedding, &found));
             drop(found);
             let lookup_started = Instant::now();
@@ -473,23 +513,73 @@ fn phase_breakdown(
             analysis += analysed - started;
             embed += embedded - analysed;
             candidates += gathered_at - embedded;
-            longest.push(gathered_at - embedded);
+            gathering.push(gathered_at - embedded);
+            // The posting entries the gathering walks: every list of at most live/2 entries
+            // (or all of them when none is that short), as `Index::candidates` does.
+            let lengths: Vec<usize> = prompt
+                .keys
+                .iter()
+                .filter_map(|key| postings.get(key).copied())
+                .collect();
+            let informative: usize = lengths.iter().filter(|l| **l * 2 <= live).sum();
+            scanned.push(if informative > 0 {
+                informative
+            } else {
+                lengths.iter().sum()
+            });
         }
-        longest.sort_unstable();
+        gathering.sort_unstable();
+        scanned.sort_unstable();
         let n = kind.queries.len().max(1) as u32;
+        let mean_scanned = scanned.iter().sum::<usize>() as f64 / f64::from(n);
         lines.push(format!(
-            "  {:<10}: analysis {}  embed {}  candidates {} (p99 {})  rest of find {}  total {}  ({:.1} candidates)",
+            "  {:<10}: analysis {}  embed {}  candidates {} (p99 {})  rest of find {}  total {}",
             kind.name,
             micros(analysis / n),
             micros(embed / n),
             micros(candidates / n),
-            micros(percentile(&longest, 0.99)),
+            micros(percentile(&gathering, 0.99)),
             micros((total.saturating_sub(analysis + embed + candidates)) / n),
             micros(total / n),
+        ));
+        lines.push(format!(
+            "  {:<10}  posting entries walked per lookup: mean {:.0}, p99 {}; {:.1} candidates kept; {:.2} ns per posting entry{}",
+            "",
+            mean_scanned,
+            scanned
+                .get(scanned.len().saturating_sub(1).min(scanned.len() * 99 / 100))
+                .copied()
+                .unwrap_or(0),
             gathered as f64 / f64::from(n),
+            candidates.as_secs_f64() * 1e9 / (mean_scanned * f64::from(n)).max(1.0),
+            if expected > 0 {
+                format!(
+                    "; the stored original is among the candidates for {:.1}% of queries",
+                    100.0 * among as f64 / expected as f64
+                )
+            } else {
+                String::new()
+            },
         ));
     }
     lines
+}
+
+/// Bytes a response takes in memory as a `serde_json::Value` tree, against its serialized size.
+fn response_memory() -> Option<String> {
+    const COUNT: usize = 20_000;
+    let before = rss_kb()?;
+    let values: Vec<Arc<Value>> = (0..COUNT)
+        .map(|i| Arc::new(response(i, "How do I restart the server in production?")))
+        .collect();
+    let after = rss_kb()?;
+    let serialized = values.first().map_or(0, |v| v.to_string().len());
+    let line = format!(
+        "a cached response: {serialized} bytes serialized, about {:.0} bytes in memory as a serde_json::Value (RSS over {COUNT})",
+        (after.saturating_sub(before) * 1024) as f64 / COUNT as f64
+    );
+    drop(values);
+    Some(line)
 }
 
 criterion_group!(benches, cache_lookup);

@@ -263,6 +263,16 @@ async fn errors_and_truncated_answers_are_never_cached() {
         "a refusal is not served"
     );
 
+    let empty_body = chat_body("Say nothing at all.");
+    let empty = json!({
+        "id": "chatcmpl-e", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "  "}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5}
+    });
+    mock.push(Reply::raw_json(empty));
+    assert_eq!(ask(&client, &server, &empty_body).await.0, "miss");
+    assert_eq!(ask(&client, &server, &empty_body).await.0, "miss", "an empty answer is not served");
+
     let failing = chat_body("Will this fail?");
     mock.push(Reply::status(500));
     let response = post_chat(&client, &server, None, &failing).await;

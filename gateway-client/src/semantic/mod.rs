@@ -337,7 +337,8 @@ impl ResponseCache for SemanticCache {
     }
 }
 
-/// Only whole, successful answers: no errors, truncations, refusals or filtered content.
+/// Only whole, successful, non-empty answers: no errors, truncations, refusals, filtered
+/// content, or answers that say nothing (an empty reply is a model failure, not an answer).
 pub fn is_storable(response: &Value) -> bool {
     if response.get("error").is_some() {
         return false;
@@ -348,10 +349,22 @@ pub fn is_storable(response: &Value) -> bool {
     !choices.is_empty()
         && choices.iter().all(|choice| {
             let finish = choice.get("finish_reason").and_then(Value::as_str);
-            let refused = choice
-                .pointer("/message/refusal")
+            let message = choice.get("message");
+            let refused = message
+                .and_then(|m| m.get("refusal"))
                 .is_some_and(|r| !r.is_null());
-            !refused && matches!(finish, Some("stop" | "tool_calls" | "function_call"))
+            let says_something = message.is_some_and(|m| {
+                m.get("content")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.trim().is_empty())
+                    || m.get("tool_calls")
+                        .and_then(Value::as_array)
+                        .is_some_and(|calls| !calls.is_empty())
+                    || m.get("function_call").is_some_and(Value::is_object)
+            });
+            !refused
+                && says_something
+                && matches!(finish, Some("stop" | "tool_calls" | "function_call"))
         })
 }
 
