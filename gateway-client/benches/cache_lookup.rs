@@ -12,7 +12,8 @@
 //! - `new`: a prompt never asked word for word, from the same templates and vocabulary (most
 //!   miss; with Zipf-drawn words some are near-duplicates of a stored prompt and hit).
 //!
-//! Criterion reports means; a manual loop then prints p50/p99/max per kind, the hit rate each
+//! Criterion reports means; a manual loop then prints p50/p99/max per kind, in wall time and in
+//! the thread's on-CPU time (on a busy machine, wall-time tails are mostly preemptions), the hit rate each
 //! kind actually got, a phase breakdown at the largest size (analysis, embedding, candidate
 //! gathering on a twin `Index`, posting entries walked, whether the stored original made the
 //! candidate list), and the memory per entry (`Entry::approximate_bytes`, the RSS growth while
@@ -31,6 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use cpu_time::ThreadTime;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use gateway_client::{
@@ -45,6 +47,9 @@ const SIZES: [usize; 2] = [10_000, 100_000];
 const VOCABULARY: usize = 3_000;
 /// Distinct queries per kind; lookups cycle through them.
 const QUERIES: usize = 2_000;
+/// How many candidates a lookup compares by embedding: `semantic::index::CANDIDATES`, which the
+/// crate does not export.
+const CANDIDATES: usize = 16;
 /// Lookups timed one by one for the percentiles, per kind and size.
 const TIMED_LOOKUPS: usize = 20_000;
 
@@ -291,7 +296,7 @@ fn micros(duration: Duration) -> String {
 
 fn cache_lookup(c: &mut Criterion) {
     // First, before the heap holds anything else.
-    let response_line = response_memory();
+    let (response_line, _responses) = response_memory();
     let vocabulary = Vocabulary::new();
     let context = CallContext::for_subscription("bench", Api::OpenAi);
     let cache = SemanticCache::new(
@@ -391,24 +396,31 @@ fn cache_lookup(c: &mut Criterion) {
         group.finish();
 
         for kind in &kinds {
-            let mut times = Vec::with_capacity(TIMED_LOOKUPS);
+            let mut wall = Vec::with_capacity(TIMED_LOOKUPS);
+            let mut on_cpu = Vec::with_capacity(TIMED_LOOKUPS);
             let mut hits = 0;
             for i in 0..TIMED_LOOKUPS {
                 let query = &kind.queries[i % kind.queries.len()];
+                let cpu_started = ThreadTime::now();
                 let started = Instant::now();
                 let found = cache
                     .prompt(&context, MODEL, query)
                     .and_then(|prompt| block_on(cache.find(&prompt)));
-                times.push(started.elapsed());
+                wall.push(started.elapsed());
+                on_cpu.push(cpu_started.elapsed());
                 hits += usize::from(found.is_some());
             }
-            times.sort_unstable();
+            wall.sort_unstable();
+            on_cpu.sort_unstable();
             percentile_lines.push(format!(
-                "{size:>7} entries, {:<10}: p50 {:>9}  p99 {:>9}  max {:>9}  hit rate {:.1}%",
+                "{size:>7} entries, {:<10}: wall p50 {:>9} p99 {:>9} max {:>9} | on-CPU p50 {:>9} p99 {:>9} max {:>9} | hit rate {:.1}%",
                 kind.name,
-                micros(percentile(&times, 0.50)),
-                micros(percentile(&times, 0.99)),
-                micros(percentile(&times, 1.0)),
+                micros(percentile(&wall, 0.50)),
+                micros(percentile(&wall, 0.99)),
+                micros(percentile(&wall, 1.0)),
+                micros(percentile(&on_cpu, 0.50)),
+                micros(percentile(&on_cpu, 0.99)),
+                micros(percentile(&on_cpu, 1.0)),
                 100.0 * hits as f64 / TIMED_LOOKUPS as f64,
             ));
         }
@@ -458,8 +470,9 @@ fn phase_breakdown(
 ) -> Vec<String> {
     let mut twin = Index::new(usize::MAX);
     let mut partition = 0;
-    // How many entries hold each key: the length of its posting list.
-    let mut postings: HashMap<u64, usize> = HashMap::new();
+    // The entries holding each key: the twin's posting lists, rebuilt here to count things.
+    let mut postings: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut ids = 0u32;
     for (i, spec) in stored.iter().enumerate() {
         let text = spec.render(false);
         let Some(prompt) = cache.prompt(context, MODEL, &request(&text)) else {
@@ -469,8 +482,9 @@ fn phase_breakdown(
         if let Some(entry) = block_on(cache.entry_for(&prompt, &response(i, &text))) {
             if twin.exact(partition, entry.exact, 0).is_none() {
                 for key in &entry.keys {
-                    *postings.entry(*key).or_default() += 1;
+                    postings.entry(*key).or_default().push(ids);
                 }
+                ids += 1;
             }
             twin.insert(prompt.partition, entry);
         }
@@ -488,7 +502,9 @@ fn phase_breakdown(
         );
         let mut gathered = 0usize;
         let mut gathering = Vec::with_capacity(kind.queries.len());
+        let mut gathering_cpu = Vec::with_capacity(kind.queries.len());
         let mut scanned = Vec::with_capacity(kind.queries.len());
+        let mut tied = Vec::with_capacity(kind.queries.len());
         let (mut expected, mut among) = (0usize, 0usize);
         for (query, origin) in kind.queries.iter().zip(&kind.origins) {
             let started = Instant::now();
@@ -498,7 +514,9 @@ fn phase_breakdown(
             let analysed = Instant::now();
             let embedding = BuiltinEmbedder::embed_tokens(&prompt.tokens);
             let embedded = Instant::now();
+            let cpu_started = ThreadTime::now();
             let found = twin.candidates(partition, &prompt.keys, 0);
+            gathering_cpu.push(cpu_started.elapsed());
             let gathered_at = Instant::now();
             gathered += found.len();
             if let Some(origin) = origin {
@@ -516,11 +534,29 @@ fn phase_breakdown(
             gathering.push(gathered_at - embedded);
             // The posting entries the gathering walks: every list of at most live/2 entries
             // (or all of them when none is that short), as `Index::candidates` does.
-            let lengths: Vec<usize> = prompt
+            let lists: Vec<&Vec<u32>> = prompt
                 .keys
                 .iter()
-                .filter_map(|key| postings.get(key).copied())
+                .filter_map(|key| postings.get(key))
                 .collect();
+            let lengths: Vec<usize> = lists.iter().map(|list| list.len()).collect();
+            // Entries holding every indexed key of the query: all tie for the best score.
+            if let Some((shortest, rest)) = lists
+                .iter()
+                .min_by_key(|list| list.len())
+                .map(|shortest| (shortest, &lists))
+            {
+                let sets: Vec<HashSet<u32>> = rest
+                    .iter()
+                    .filter(|list| !std::ptr::eq(**list, *shortest))
+                    .map(|list| list.iter().copied().collect())
+                    .collect();
+                let full = shortest
+                    .iter()
+                    .filter(|id| sets.iter().all(|set| set.contains(id)))
+                    .count();
+                tied.push(full);
+            }
             let informative: usize = lengths.iter().filter(|l| **l * 2 <= live).sum();
             scanned.push(if informative > 0 {
                 informative
@@ -529,18 +565,29 @@ fn phase_breakdown(
             });
         }
         gathering.sort_unstable();
+        gathering_cpu.sort_unstable();
         scanned.sort_unstable();
+        tied.sort_unstable();
+        let over_cap = tied.iter().filter(|t| **t > CANDIDATES).count();
         let n = kind.queries.len().max(1) as u32;
         let mean_scanned = scanned.iter().sum::<usize>() as f64 / f64::from(n);
         lines.push(format!(
-            "  {:<10}: analysis {}  embed {}  candidates {} (p99 {})  rest of find {}  total {}",
+            "  {:<10}: analysis {}  embed {}  candidates {} (p99 wall {}, on-CPU {})  rest of find {}  total {}",
             kind.name,
             micros(analysis / n),
             micros(embed / n),
             micros(candidates / n),
             micros(percentile(&gathering, 0.99)),
+            micros(percentile(&gathering_cpu, 0.99)),
             micros((total.saturating_sub(analysis + embed + candidates)) / n),
             micros(total / n),
+        ));
+        lines.push(format!(
+            "  {:<10}  entries holding every indexed word of the query (tied for the best score): median {}, p90 {}; more than {CANDIDATES} for {:.1}% of queries",
+            "",
+            tied.get(tied.len() / 2).copied().unwrap_or(0),
+            tied.get(tied.len() * 9 / 10).copied().unwrap_or(0),
+            100.0 * over_cap as f64 / tied.len().max(1) as f64,
         ));
         lines.push(format!(
             "  {:<10}  posting entries walked per lookup: mean {:.0}, p99 {}; {:.1} candidates kept; {:.2} ns per posting entry{}",
@@ -566,20 +613,21 @@ fn phase_breakdown(
 }
 
 /// Bytes a response takes in memory as a `serde_json::Value` tree, against its serialized size.
-fn response_memory() -> Option<String> {
+/// The values are returned so they stay allocated while the cache is filled (otherwise the fill
+/// would reuse their memory and the RSS growth would understate it).
+fn response_memory() -> (Option<String>, Vec<Arc<Value>>) {
     const COUNT: usize = 20_000;
-    let before = rss_kb()?;
+    let before = rss_kb();
     let values: Vec<Arc<Value>> = (0..COUNT)
         .map(|i| Arc::new(response(i, "How do I restart the server in production?")))
         .collect();
-    let after = rss_kb()?;
+    let after = rss_kb();
     let serialized = values.first().map_or(0, |v| v.to_string().len());
-    let line = format!(
+    let line = before.zip(after).map(|(before, after)| format!(
         "a cached response: {serialized} bytes serialized, about {:.0} bytes in memory as a serde_json::Value (RSS over {COUNT})",
         (after.saturating_sub(before) * 1024) as f64 / COUNT as f64
-    );
-    drop(values);
-    Some(line)
+    ));
+    (line, values)
 }
 
 criterion_group!(benches, cache_lookup);

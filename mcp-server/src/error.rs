@@ -249,3 +249,29 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         _ => "internal_error",
     }
 }
+
+/// A request body, up to `limit` bytes: 413 `payload_too_large` beyond it.
+///
+/// Read explicitly rather than with axum's `Bytes` extractor, whose own default limit (2 MB) is
+/// not the configured one.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
+}
+
+/// Whether a body error is a size limit (ours, or the router's RequestBodyLimitLayer's).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}

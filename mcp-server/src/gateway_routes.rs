@@ -8,7 +8,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     Extension, Json,
-    body::{Body, Bytes, to_bytes},
+    body::Body,
     extract::{Path, State},
     response::{
         IntoResponse, Response,
@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, REMAINING_TOKENS},
+    error::{ApiError, REMAINING_TOKENS, read_body},
     http::AppState,
 };
 
@@ -38,13 +38,8 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = json_object(&read_body(&state, body).await?)?;
-    chat(
-        &state,
-        call_context(&caller, &headers, Api::OpenAi),
-        request,
-    )
-    .await
+    let (context, request) = model_call(&state, &caller, &headers, body, None).await?;
+    chat(&state, context, request).await
 }
 
 pub async fn azure_chat_completions(
@@ -54,14 +49,8 @@ pub async fn azure_chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut request = json_object(&read_body(&state, body).await?)?;
-    request.insert("model".to_owned(), Value::String(deployment));
-    chat(
-        &state,
-        call_context(&caller, &headers, Api::AzureOpenAi),
-        request,
-    )
-    .await
+    let (context, request) = model_call(&state, &caller, &headers, body, Some(deployment)).await?;
+    chat(&state, context, request).await
 }
 
 pub async fn embeddings(
@@ -70,13 +59,8 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request = json_object(&read_body(&state, body).await?)?;
-    embed(
-        &state,
-        call_context(&caller, &headers, Api::OpenAi),
-        request,
-    )
-    .await
+    let (context, request) = model_call(&state, &caller, &headers, body, None).await?;
+    embed(&state, context, request).await
 }
 
 pub async fn azure_embeddings(
@@ -86,14 +70,28 @@ pub async fn azure_embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut request = json_object(&read_body(&state, body).await?)?;
-    request.insert("model".to_owned(), Value::String(deployment));
-    embed(
-        &state,
-        call_context(&caller, &headers, Api::AzureOpenAi),
-        request,
-    )
-    .await
+    let (context, request) = model_call(&state, &caller, &headers, body, Some(deployment)).await?;
+    embed(&state, context, request).await
+}
+
+/// The call context and JSON body of one model call. An Azure-style route names the model in
+/// its path (the deployment), which wins over any `model` in the body.
+async fn model_call(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    deployment: Option<String>,
+) -> Result<(CallContext, Map<String, Value>), ApiError> {
+    let mut request = json_object(&read_body(body, state.settings.max_request_body_bytes).await?)?;
+    let api = match deployment {
+        Some(deployment) => {
+            request.insert("model".to_owned(), Value::String(deployment));
+            Api::AzureOpenAi
+        }
+        None => Api::OpenAi,
+    };
+    Ok((call_context(caller, headers, api), request))
 }
 
 async fn chat(
@@ -187,33 +185,6 @@ fn insert_gateway_headers(
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         headers.insert(REQUEST_ID, id);
     }
-}
-
-/// The request body, up to MAX_REQUEST_BODY_BYTES.
-///
-/// Read here rather than with the `Bytes` extractor: that one stops at axum's own default limit
-/// (2 MB) whatever the setting says, so a prompt between the two sizes was refused with 413.
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.settings.max_request_body_bytes;
-    to_bytes(body, limit).await.map_err(|error| {
-        if is_length_limit(&error) {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::bad_request("invalid_body", "the request body could not be read")
-        }
-    })
-}
-
-/// Whether a body error is a size limit (ours, or the router's RequestBodyLimitLayer's).
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
 }
 
 /// The request body as a JSON object, or a 400 that says what is wrong.

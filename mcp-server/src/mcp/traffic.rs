@@ -20,7 +20,11 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
 use super::limits::{Allowance, McpLimits, Refusal};
-use crate::{auth::Caller, config::RetryAfterFormat, error::ApiError};
+use crate::{
+    auth::Caller,
+    config::RetryAfterFormat,
+    error::{ApiError, read_body},
+};
 
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -124,15 +128,9 @@ pub async fn govern_mcp_traffic(
     }
     let caller = request.extensions().get::<Caller>().cloned();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, traffic.max_body_bytes).await {
+    let body = match read_body(body, traffic.max_body_bytes).await {
         Ok(body) => body,
-        Err(_) => {
-            return ApiError::bad_request(
-                "payload_too_large",
-                format!("the request body is over {} bytes", traffic.max_body_bytes),
-            )
-            .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     let labels = Labels::of(&body);
     let subscription = caller
