@@ -65,7 +65,8 @@ start peer-python "http://127.0.0.1:$PY_PORT/health" -- \
 PY_PID="$START_PID"
 
 # --- runs ----------------------------------------------------------------------------------
-declare -A RPS P50 P99 MAXL
+declare -A RPS P50 P99 MAXL PID_OF CPU_PER_REQ
+PID_OF=([tollgate]="$TG_PID" [ts]="$TS_PID" [python]="$PY_PID")
 TG_LOADED_KB=0
 for name in tollgate ts python; do
     case "$name" in
@@ -81,8 +82,14 @@ for name in tollgate ts python; do
         (sleep "$((DURATION / 2))"; rss_kb "$TG_PID" >"$LOG_DIR/tollgate-loaded-rss") &
     fi
     log "$name: measuring ${DURATION}s at $CONNECTIONS connections, $THREADS threads"
+    ticks_before="$(cpu_ticks "${PID_OF[$name]}")"
     line="$(run_wrk "$THREADS" "$CONNECTIONS" "$DURATION" "$url" "$BODY" "$EXPECT" "${HEADERS[@]}")"
+    ticks_after="$(cpu_ticks "${PID_OF[$name]}")"
     log "$name: $line"
+    # Server CPU time per request, in microseconds: independent of how the two cores were
+    # shared between the server and wrk.
+    CPU_PER_REQ[$name]="$(awk -v t="$((ticks_after - ticks_before))" -v hz="$CLK_TCK" \
+        -v n="$(wrk_result requests "$line")" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')"
     [[ "$(wrk_result non2xx "$line")" == 0 ]] || die "$name: non-2xx answers during the run: $line"
     RPS[$name]="$(wrk_result rps "$line")"
     P50[$name]="$(wrk_result p50_us "$line")"
@@ -97,17 +104,18 @@ done
 
 # --- report --------------------------------------------------------------------------------
 printf '\nMCP tools/call echo, wrk -t%s -c%s -d%ss, %s\n\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$(machine)"
-printf '| server | req/s | p50 ms | p99 ms | max ms | tollgate throughput ratio |\n'
-printf '|---|---:|---:|---:|---:|---:|\n'
+printf '| server | req/s | p50 ms | p99 ms | max ms | server CPU µs/request | tollgate throughput ratio | tollgate CPU-efficiency ratio |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for name in tollgate ts python; do
     case "$name" in
         tollgate) label="tollgate (auth, rate limiter, metrics on)" ;;
         ts) label="TypeScript SDK @modelcontextprotocol/sdk 1.32.2 (node $(node --version))" ;;
         python) label="Python SDK mcp 2.3.0 (uvicorn, $("$VENV/bin/python" --version 2>&1))" ;;
     esac
-    printf '| %s | %s | %s | %s | %s | %s× |\n' "$label" "${RPS[$name]}" \
+    printf '| %s | %s | %s | %s | %s | %s | %s× | %s× |\n' "$label" "${RPS[$name]}" \
         "$(us_to_ms "${P50[$name]}")" "$(us_to_ms "${P99[$name]}")" "$(us_to_ms "${MAXL[$name]}")" \
-        "$(ratio "${RPS[tollgate]}" "${RPS[$name]}")"
+        "${CPU_PER_REQ[$name]}" "$(ratio "${RPS[tollgate]}" "${RPS[$name]}")" \
+        "$(ratio "${CPU_PER_REQ[$name]}" "${CPU_PER_REQ[tollgate]}")"
 done
 printf '\ntollgate: ready in %s ms (start to first 200 from /health); RSS idle %s MB, loaded %s MB (peak %s MB)\n' \
     "$TG_READY_MS" "$(awk -v k="$TG_IDLE_KB" 'BEGIN{printf "%.1f", k/1024}')" \

@@ -71,6 +71,13 @@ rss_kb() {
     awk -v field="${2:-VmRSS}:" '$1 == field { print $2 }' "/proc/$1/status"
 }
 
+# cpu_ticks PID: user + system CPU time the process has used, in clock ticks (CLK_TCK).
+cpu_ticks() {
+    # Fields 14 and 15 of /proc/PID/stat, counted after the parenthesised command name.
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
 # wrk_result KEY LINE: a value from a RESULT line printed by wrk/post-json.lua.
 wrk_result() {
     local key="$1" line="$2"

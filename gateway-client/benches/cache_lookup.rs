@@ -309,6 +309,7 @@ fn cache_lookup(c: &mut Criterion) {
     );
     let mut rng = Rng(0x0ca0_4e5e_ed00_0001);
     let mut stored: Vec<Spec> = Vec::new();
+    let mut stored_texts: HashSet<String> = HashSet::new();
     let mut memory_lines = Vec::new();
     let mut breakdown_lines = Vec::new();
     let mut percentile_lines = Vec::new();
@@ -320,6 +321,10 @@ fn cache_lookup(c: &mut Criterion) {
         while cache.len() < size {
             let spec = Spec::random(&vocabulary, &mut rng);
             let text = spec.render(false);
+            // The gateway stores a prompt after a miss only: a repeat would be an exact hit.
+            if !stored_texts.insert(text.clone()) {
+                continue;
+            }
             let prompt = cache.prompt(&context, MODEL, &request(&text)).unwrap();
             block_on(cache.keep(prompt, &response(stored.len(), &text)));
             stored.push(spec);
@@ -350,16 +355,14 @@ fn cache_lookup(c: &mut Criterion) {
                     .map(|prompt| prompt.exact)
             })
             .collect();
-        let asked: HashSet<String> = stored.iter().map(|spec| spec.render(false)).collect();
         let mut fresh = Rng(0xbad0_0000 + size as u64);
         let mut new_prompts = Vec::with_capacity(QUERIES);
         while new_prompts.len() < QUERIES {
             let text = Spec::random(&vocabulary, &mut fresh).render(false);
-            if !asked.contains(&text) {
+            if !stored_texts.contains(&text) {
                 new_prompts.push(request(&text));
             }
         }
-        drop(asked);
         let kinds = [
             Kind {
                 name: "exact",
@@ -427,6 +430,7 @@ fn cache_lookup(c: &mut Criterion) {
 
         if size == SIZES[SIZES.len() - 1] {
             breakdown_lines = phase_breakdown(&cache, &context, &stored, &kinds);
+            breakdown_lines.extend(restore_experiment(&cache, &context, &stored, &kinds[1]));
             let sizes: Vec<usize> = stored
                 .iter()
                 .take(2_000)
@@ -613,6 +617,46 @@ fn phase_breakdown(
 }
 
 /// Bytes a response takes in memory as a `serde_json::Value` tree, against its serialized size.
+/// What happens when prompts already cached are stored again (concurrent misses of the same
+/// prompt, or a store after expiry): the same paraphrase queries, before and after re-keeping
+/// 200 stored prompts 50 times each.
+fn restore_experiment(
+    cache: &SemanticCache,
+    context: &CallContext,
+    stored: &[Spec],
+    paraphrases: &Kind,
+) -> Vec<String> {
+    let hit_rate = |cache: &SemanticCache| {
+        let hits = paraphrases
+            .queries
+            .iter()
+            .filter(|query| {
+                cache
+                    .prompt(context, MODEL, query)
+                    .and_then(|prompt| block_on(cache.find(&prompt)))
+                    .is_some()
+            })
+            .count();
+        100.0 * hits as f64 / paraphrases.queries.len().max(1) as f64
+    };
+    let before = hit_rate(cache);
+    let mut rng = Rng(0x0dd5_0000);
+    let hot: Vec<&Spec> = (0..200).map(|_| &stored[rng.below(stored.len())]).collect();
+    for round in 0..50 {
+        for (i, spec) in hot.iter().enumerate() {
+            let text = spec.render(false);
+            if let Some(prompt) = cache.prompt(context, MODEL, &request(&text)) {
+                block_on(cache.keep(prompt, &response(round * 1000 + i, &text)));
+            }
+        }
+    }
+    let after = hit_rate(cache);
+    vec![format!(
+        "re-storing 200 cached prompts 50 times each (same entries, {} in the cache): paraphrase hit rate {before:.1}% -> {after:.1}%",
+        cache.len()
+    )]
+}
+
 /// The values are returned so they stay allocated while the cache is filled (otherwise the fill
 /// would reuse their memory and the RSS growth would understate it).
 fn response_memory() -> (Option<String>, Vec<Arc<Value>>) {
