@@ -149,21 +149,34 @@ mod tests {
 
     #[test]
     fn odd_shapes_do_not_panic() {
-        for body in [json!({}), json!({"choices": []}), json!({"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]}), json!("nope")] {
+        for body in [
+            json!({}),
+            json!({"choices": []}),
+            json!({"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]}),
+            json!("nope"),
+        ] {
             let _ = AssistantTurn::from_completion(&body);
         }
-        let parts = json!({"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]});
+        let parts =
+            json!({"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]});
         assert_eq!(AssistantTurn::from_completion(&parts).content, "hi");
         let object_args = json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "echo", "arguments": {"message": "x"}}}]}}]});
         let turn = AssistantTurn::from_completion(&object_args);
-        assert_eq!(parse_arguments(&turn.tool_calls[0].arguments).unwrap()["message"], "x");
+        assert_eq!(
+            parse_arguments(&turn.tool_calls[0].arguments).unwrap()["message"],
+            "x"
+        );
     }
 
     #[test]
     fn arguments_parse_or_explain() {
         assert!(parse_arguments("").unwrap().is_empty());
         assert!(parse_arguments("{\"a\":1}").is_ok());
-        assert!(parse_arguments("{oops").unwrap_err().contains("not valid JSON"));
+        assert!(
+            parse_arguments("{oops")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
         assert!(parse_arguments("[1]").unwrap_err().contains("an array"));
     }
 }

@@ -124,7 +124,9 @@ impl McpTools {
                 });
                 ToolOutcome { result, is_error }
             }
-            Err(rmcp::ServiceError::McpError(error)) => ToolOutcome::error(error.message.to_string()),
+            Err(rmcp::ServiceError::McpError(error)) => {
+                ToolOutcome::error(error.message.to_string())
+            }
             Err(error) => {
                 // The server refused this one request with an HTTP status (a 429 from its rate
                 // limit, a 5xx): say so plainly, and keep the client. Dropping it would make the

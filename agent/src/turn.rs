@@ -107,9 +107,7 @@ impl Agent {
                 if !turn.content.trim().is_empty() {
                     kept_text.push(turn.content.trim().to_owned());
                 }
-                let records = self
-                    .run_tools(&turn.tool_calls, caller_key, events)
-                    .await;
+                let records = self.run_tools(&turn.tool_calls, caller_key, events).await;
                 push_tool_round(&mut messages, &turn, &records);
                 trace.tool_calls.extend(records);
                 continue;
@@ -178,7 +176,11 @@ impl Agent {
         let Some(events) = events else {
             let outcome = self.gateway.chat(context, request).await?;
             // The upstream's own model name is the more precise one (a dated version).
-            let model = outcome.body.get("model").and_then(Value::as_str).unwrap_or(&outcome.model);
+            let model = outcome
+                .body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or(&outcome.model);
             trace.record_call(model, outcome.usage, outcome.cache);
             return Ok(AssistantTurn::from_completion(&outcome.body));
         };

@@ -90,7 +90,10 @@ fn parse_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, ApiError>
         } else {
             "invalid_request"
         };
-        ApiError::bad_request(code, format!("the request body is not a valid chat request: {error}"))
+        ApiError::bad_request(
+            code,
+            format!("the request body is not a valid chat request: {error}"),
+        )
     };
     let value: Value = serde_json::from_slice(body).map_err(invalid)?;
     require_objects(&value)?;
@@ -149,7 +152,11 @@ fn to_sse(event: AgentEvent, instance_id: &str) -> Event {
 fn tool_call_summary(record: &ToolCallRecord) -> Value {
     let mut result = record.result.to_string();
     if result.chars().count() > RESULT_SUMMARY_CHARS {
-        result = result.chars().take(RESULT_SUMMARY_CHARS).collect::<String>() + "…";
+        result = result
+            .chars()
+            .take(RESULT_SUMMARY_CHARS)
+            .collect::<String>()
+            + "…";
     }
     json!({
         "name": record.name,

@@ -62,17 +62,23 @@ impl AppState {
         local: SocketAddr,
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
-        let gateway = Arc::new(match settings.redis_url.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(url) => {
-                let redis = RedisState::connect(url.trim())
-                    .map_err(|e| GatewayError::Store(e.to_string()))?;
-                Gateway::with_redis(settings.gateway_config(), redis, &instance.id)?
-            }
-            None => {
-                let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-                Gateway::new(settings.gateway_config(), store, None)?
-            }
-        });
+        let gateway = Arc::new(
+            match settings
+                .redis_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+            {
+                Some(url) => {
+                    let redis = RedisState::connect(url.trim())
+                        .map_err(|e| GatewayError::Store(e.to_string()))?;
+                    Gateway::with_redis(settings.gateway_config(), redis, &instance.id)?
+                }
+                None => {
+                    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+                    Gateway::new(settings.gateway_config(), store, None)?
+                }
+            },
+        );
         let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
@@ -230,7 +236,11 @@ pub struct Health<'a> {
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let degraded = state.gateway.degraded_reason();
     Json(Health {
-        status: if degraded.is_some() { "degraded" } else { "healthy" },
+        status: if degraded.is_some() {
+            "degraded"
+        } else {
+            "healthy"
+        },
         reason: degraded,
         instance_id: &state.instance.id,
         version: env!("CARGO_PKG_VERSION"),

@@ -271,7 +271,11 @@ async fn errors_and_truncated_answers_are_never_cached() {
     });
     mock.push(Reply::raw_json(empty));
     assert_eq!(ask(&client, &server, &empty_body).await.0, "miss");
-    assert_eq!(ask(&client, &server, &empty_body).await.0, "miss", "an empty answer is not served");
+    assert_eq!(
+        ask(&client, &server, &empty_body).await.0,
+        "miss",
+        "an empty answer is not served"
+    );
 
     let failing = chat_body("Will this fail?");
     mock.push(Reply::status(500));

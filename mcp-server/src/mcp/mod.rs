@@ -29,7 +29,11 @@ const LOOPBACK_ORIGINS: &[&str] = &[
 /// ALLOWED_HOSTS plus loopback names. A rebinding attack can't make a browser send a loopback
 /// Host, and the agent's MCP routing calls this server on loopback whatever the public hostname.
 fn allowed_hosts(settings: &Settings) -> Vec<String> {
-    let mut hosts: Vec<String> = settings.allowed_hosts.iter().map(|h| h.trim().to_owned()).collect();
+    let mut hosts: Vec<String> = settings
+        .allowed_hosts
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
     for loopback in ["localhost", "127.0.0.1", "::1"] {
         if !hosts.iter().any(|h| h == loopback) {
             hosts.push(loopback.to_owned());
