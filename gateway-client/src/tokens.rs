@@ -10,6 +10,9 @@ const TOKENS_PER_MESSAGE: u64 = 3;
 const TOKENS_PER_REPLY: u64 = 3;
 
 /// The tokenizer for `model`: o200k for the GPT-4o/4.1/5 and o-series families, else cl100k.
+///
+/// Each vocabulary is built on first use (o200k takes ~46 MB, cl100k ~25 MB), so an instance
+/// that makes no model calls, an MCP-only one, never carries them.
 pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
     let model = model.to_ascii_lowercase();
     let o200k = [
@@ -27,12 +30,6 @@ pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
     } else {
         tiktoken_rs::cl100k_base_singleton()
     }
-}
-
-/// Loads both vocabularies, so the first model call doesn't pay for it.
-pub fn warm_up() {
-    let _ = tiktoken_rs::o200k_base_singleton();
-    let _ = tiktoken_rs::cl100k_base_singleton();
 }
 
 pub fn count(model: &str, text: &str) -> u64 {

@@ -269,8 +269,9 @@ pub struct Settings {
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
     pub cache_ttl_seconds: u64,
 
-    /// Cached answers kept in all; the oldest go first.
-    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    /// Cached answers kept in all; the oldest go first. An entry takes about 4 KiB for a short
+    /// answer (more for long answers or long tool results in the prompt).
+    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 20_000)]
     pub cache_max_entries: usize,
 
     /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's

@@ -60,9 +60,6 @@ pub async fn serve(
         }
     });
 
-    // Loading a tokenizer's vocabulary takes a moment: do it now, off the request path.
-    let _warm = tokio::task::spawn_blocking(gateway_client::tokens::warm_up);
-
     let cancel = CancellationToken::new();
     let app = http::app(state, cancel.clone());
     let addr = listener.local_addr()?;

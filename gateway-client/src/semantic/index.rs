@@ -51,7 +51,11 @@ struct Slot {
 #[derive(Default)]
 struct Partition {
     slots: Vec<Option<Slot>>,
+    /// Slots free for reuse: none of the postings point at them.
     free: Vec<u32>,
+    /// Slots emptied since the last postings rebuild. Stale postings still point at them, so
+    /// they are not reused until the rebuild (a reused slot would inherit another entry's words).
+    retired: Vec<u32>,
     exact: HashMap<u64, u32>,
     postings: HashMap<u64, Vec<u32>>,
     live: usize,
@@ -100,9 +104,20 @@ impl Index {
         let generation = self.next_generation;
         self.next_generation += 1;
         let partition = self.partitions.entry(partition_id).or_default();
-        if let Some(old) = partition.exact.get(&entry.exact).copied() {
-            partition.remove(old);
-            self.live -= 1;
+        if let Some(slot) = partition.exact.get(&entry.exact).copied()
+            && let Some(existing) = partition.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        {
+            // The same prompt again (concurrent misses, or a store after expiry): refresh it in
+            // place. Its postings already point here; listing it twice would inflate its score.
+            for key in &entry.keys {
+                if !existing.entry.keys.contains(key) {
+                    partition.postings.entry(*key).or_default().push(slot);
+                }
+            }
+            existing.entry = entry;
+            existing.generation = generation;
+            self.order.push_back((partition_id, slot, generation));
+            return;
         }
         let slot = match partition.free.pop() {
             Some(slot) => slot,
@@ -264,7 +279,7 @@ impl Partition {
                 self.exact.remove(&removed.entry.exact);
             }
             self.stale += removed.entry.keys.len();
-            self.free.push(slot);
+            self.retired.push(slot);
             self.live -= 1;
         }
         if self.stale > 4 * self.live + 4096 {
@@ -282,6 +297,7 @@ impl Partition {
             }
         }
         self.stale = 0;
+        self.free.append(&mut self.retired);
     }
 }
 
@@ -329,6 +345,31 @@ mod tests {
         assert_eq!(index.len(), 2);
         assert!(index.exact(1, 1, 0).is_none());
         assert!(index.exact(1, 3, 0).is_some());
+    }
+
+    #[test]
+    fn storing_a_prompt_again_does_not_inflate_its_score() {
+        let mut index = Index::new(100);
+        for _ in 0..50 {
+            index.insert(1, entry(1, &[1, 2], u64::MAX));
+        }
+        index.insert(1, entry(2, &[1, 3], u64::MAX));
+        index.insert(1, entry(3, &[1, 3, 4], u64::MAX));
+        assert_eq!(index.len(), 3);
+        // Entry 3 shares two keys with the query; entry 1 one. Re-stores of 1 must not matter.
+        let found: Vec<u64> = index.candidates(1, &[3, 4], 0).iter().map(|e| e.exact).collect();
+        assert_eq!(found.first(), Some(&3));
+        let postings: usize = index.partitions[&1].postings.values().map(Vec::len).sum();
+        assert_eq!(postings, 2 + 2 + 3);
+    }
+
+    #[test]
+    fn emptied_slots_are_not_reused_before_the_postings_are_rebuilt() {
+        let mut index = Index::new(1);
+        index.insert(1, entry(1, &[7], u64::MAX));
+        index.insert(1, entry(2, &[8], u64::MAX)); // evicts 1; its slot is retired
+        let found: Vec<u64> = index.candidates(1, &[7], 0).iter().map(|e| e.exact).collect();
+        assert!(found.is_empty(), "the stale posting for key 7 must not reach entry 2");
     }
 
     #[test]

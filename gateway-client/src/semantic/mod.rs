@@ -39,6 +39,9 @@ use crate::{
 use embed::fnv1a;
 use text::{Kind, Token, tokenize};
 
+/// The most similar candidates that verification examines per lookup.
+const VERIFIED_CANDIDATES: usize = 4;
+
 /// Request fields that do not change the answer (so they don't split the cache).
 ///
 /// Output limits are among them: only complete answers are stored (never `length`), and an
@@ -74,7 +77,7 @@ impl Default for CacheConfig {
         Self {
             threshold: None,
             ttl: Duration::from_secs(3600),
-            max_entries: 100_000,
+            max_entries: 20_000,
             include_system: false,
             window_messages: 8,
             shared_across_subscriptions: false,
@@ -228,7 +231,8 @@ impl SemanticCache {
             .filter(|(similarity, _)| *similarity >= self.threshold)
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        for (similarity, entry) in scored {
+        // Verification re-reads each candidate's prompt; the few most similar are enough.
+        for (similarity, entry) in scored.into_iter().take(VERIFIED_CANDIDATES) {
             match verify::verify_tokens(&prompt.tokens, &tokenize(&entry.prompt)) {
                 Ok(()) => {
                     tracing::debug!(similarity, "semantic cache hit");
