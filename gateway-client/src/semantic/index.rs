@@ -105,7 +105,10 @@ impl Index {
         self.next_generation += 1;
         let partition = self.partitions.entry(partition_id).or_default();
         if let Some(slot) = partition.exact.get(&entry.exact).copied()
-            && let Some(existing) = partition.slots.get_mut(slot as usize).and_then(Option::as_mut)
+            && let Some(existing) = partition
+                .slots
+                .get_mut(slot as usize)
+                .and_then(Option::as_mut)
         {
             // The same prompt again (concurrent misses, or a store after expiry): refresh it in
             // place. Its postings already point here; listing it twice would inflate its score.
@@ -357,7 +360,11 @@ mod tests {
         index.insert(1, entry(3, &[1, 3, 4], u64::MAX));
         assert_eq!(index.len(), 3);
         // Entry 3 shares two keys with the query; entry 1 one. Re-stores of 1 must not matter.
-        let found: Vec<u64> = index.candidates(1, &[3, 4], 0).iter().map(|e| e.exact).collect();
+        let found: Vec<u64> = index
+            .candidates(1, &[3, 4], 0)
+            .iter()
+            .map(|e| e.exact)
+            .collect();
         assert_eq!(found.first(), Some(&3));
         let postings: usize = index.partitions[&1].postings.values().map(Vec::len).sum();
         assert_eq!(postings, 2 + 2 + 3);
@@ -368,8 +375,15 @@ mod tests {
         let mut index = Index::new(1);
         index.insert(1, entry(1, &[7], u64::MAX));
         index.insert(1, entry(2, &[8], u64::MAX)); // evicts 1; its slot is retired
-        let found: Vec<u64> = index.candidates(1, &[7], 0).iter().map(|e| e.exact).collect();
-        assert!(found.is_empty(), "the stale posting for key 7 must not reach entry 2");
+        let found: Vec<u64> = index
+            .candidates(1, &[7], 0)
+            .iter()
+            .map(|e| e.exact)
+            .collect();
+        assert!(
+            found.is_empty(),
+            "the stale posting for key 7 must not reach entry 2"
+        );
     }
 
     #[test]
