@@ -1,9 +1,9 @@
 //! State shared by several tollgate instances through Redis: budgets, the usage ledger and the
 //! semantic cache.
 //!
-//! - [`RedisState`]: the connection and its health. Every operation has a short deadline; a
-//!   failure marks Redis unhealthy, and a background probe marks it healthy again, so while
-//!   Redis is down no request waits on it at all.
+//! - [`RedisState`]: the connection and its health. Every operation has a short deadline; two
+//!   failures in a row mark Redis unhealthy, and a background probe marks it healthy again, so
+//!   while Redis is down no request waits on it at all.
 //! - [`RedisStore`]: budgets and usage, one atomic Lua script per operation, with local
 //!   counting as the fallback while Redis is away.
 //! - [`SharedCache`]: the semantic cache's entries in Redis, so an exact repeat hits on any
@@ -15,7 +15,7 @@ mod store;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -30,12 +30,19 @@ use crate::store::StoreError;
 
 /// How long one Redis operation may take before the call goes on without it.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long the health probe waits for a PING: longer than an operation, so a busy moment
+/// doesn't read as an outage.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Consecutive failures (operations or probes) that mark Redis unavailable. One slow answer
+/// under load is not an outage; a dead Redis fails twice within milliseconds.
+const FAILURES_TO_DEGRADE: u32 = 2;
 
 /// A Redis connection with a health flag.
 pub struct RedisState {
     client: redis::Client,
     connection: ConnectionManager,
     healthy: AtomicBool,
+    consecutive_failures: AtomicU32,
     reason: Mutex<Option<String>>,
 }
 
@@ -51,6 +58,7 @@ impl RedisState {
             client,
             connection,
             healthy: AtomicBool::new(true),
+            consecutive_failures: AtomicU32::new(0),
             reason: Mutex::new(None),
         });
         Ok(state)
@@ -67,14 +75,14 @@ impl RedisState {
                 let Some(state) = state.upgrade() else { return };
                 let mut connection = state.connection.clone();
                 let ping = tokio::time::timeout(
-                    OPERATION_TIMEOUT,
+                    PROBE_TIMEOUT,
                     redis::cmd("PING").query_async::<String>(&mut connection),
                 )
                 .await;
                 match ping {
-                    Ok(Ok(_)) => state.mark_healthy(),
-                    Ok(Err(error)) => state.mark_unhealthy(&error.to_string()),
-                    Err(_) => state.mark_unhealthy("Redis did not answer a ping in time"),
+                    Ok(Ok(_)) => state.record_success(),
+                    Ok(Err(error)) => state.record_failure(&error.to_string()),
+                    Err(_) => state.record_failure("Redis did not answer a ping in time"),
                 }
             }
         })
@@ -93,14 +101,19 @@ impl RedisState {
         }
     }
 
-    fn mark_healthy(&self) {
+    fn record_success(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
         if !self.healthy.swap(true, Ordering::Relaxed) {
             tracing::info!("Redis is back: shared state restored");
             *self.reason.lock() = None;
         }
     }
 
-    fn mark_unhealthy(&self, reason: &str) {
+    fn record_failure(&self, reason: &str) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < FAILURES_TO_DEGRADE {
+            return;
+        }
         *self.reason.lock() = Some(format!("redis unavailable: {reason}"));
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(%reason, "Redis unavailable: budgets fall back to local counting and the cache is bypassed");
@@ -120,13 +133,16 @@ impl RedisState {
             ));
         }
         match tokio::time::timeout(OPERATION_TIMEOUT, operation(self.connection.clone())).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+                Ok(value)
+            }
             Ok(Err(error)) => {
-                self.mark_unhealthy(&error.to_string());
+                self.record_failure(&error.to_string());
                 Err(StoreError::Unavailable(error.to_string()))
             }
             Err(_) => {
-                self.mark_unhealthy("operation timed out");
+                self.record_failure("operation timed out");
                 Err(StoreError::Unavailable(
                     "Redis operation timed out".to_owned(),
                 ))
