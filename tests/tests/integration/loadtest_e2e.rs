@@ -1,7 +1,6 @@
 //! The load generator end to end: the mock model, tollgate in-process, and a short run of
 //! `loadtest::run` against each target. The agent run is the k6 demo in miniature: after the
 //! warmup, the built-in paraphrased prompts must hit the semantic cache more than 30% of the time.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

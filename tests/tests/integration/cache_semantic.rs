@@ -1,6 +1,5 @@
 //! The semantic cache through the real gateway pipeline: the development set's figures,
 //! partitions, what is never cached, streamed hits, and the client's opt-outs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::{sync::Arc, time::Duration};
 
@@ -45,7 +44,7 @@ struct Row {
 }
 
 fn dev_set() -> Vec<Row> {
-    include_str!("../data/cache-dev-set.tsv")
+    include_str!("../../data/cache-dev-set.tsv")
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {

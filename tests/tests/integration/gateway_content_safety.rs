@@ -1,7 +1,6 @@
 //! Content safety on the gateway: blocked terms, the secrets and card-number presets and an
 //! external moderation endpoint, on prompts (refused before the upstream and the budget) and on
 //! answers (whole and streamed); off unless switched on.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 

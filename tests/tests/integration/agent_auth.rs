@@ -1,6 +1,5 @@
 //! Subscription keys on the agent routes: refused without a known key, and the caller's key never
 //! reaches the model upstream, which sees only the gateway's own key.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use tests::{

@@ -2,7 +2,6 @@
 //!
 //! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test -p tests --test
 //! mcp_schemas`, then review the diff.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use tests::{TestServer, post_mcp, rpc};

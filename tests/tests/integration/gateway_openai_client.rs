@@ -1,7 +1,6 @@
 //! A foreign client against the endpoint: the `async-openai` crate, pointed at tollgate's `/v1`
 //! with a subscription key where it expects an OpenAI key. Whole answers, streams, a tool-calling
 //! round trip and embeddings must all parse in a real client library.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use async_openai::{
     Client,

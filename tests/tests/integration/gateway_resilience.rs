@@ -1,7 +1,6 @@
 //! Upstream failures: retries that honor `Retry-After`, no retry once a stream has started, no
 //! retry of a request the upstream refused, failover to the next backend, and the circuit
 //! breaker tripping and recovering.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

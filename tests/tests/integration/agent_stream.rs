@@ -1,6 +1,5 @@
 //! `POST /agent/chat/stream`: `tool_call` events, then `delta` events spelling out the reply,
 //! then one `done` event with the same summary as `/agent/chat`; an `error` event on failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;

@@ -1,7 +1,6 @@
 //! Token budgets on the gateway: refusal before any upstream call, per-key budgets and the
 //! minute window, reconciling to real usage (streams too), no overshoot under concurrency, and
 //! `Retry-After` in each configured format.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     future::Future,

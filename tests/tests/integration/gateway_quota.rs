@@ -1,5 +1,4 @@
 //! The longer token quota: spent quota is a 403, as APIM answers, and says when it resets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;

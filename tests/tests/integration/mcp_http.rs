@@ -1,5 +1,4 @@
 //! The HTTP face of /mcp: methods, junk bodies, and a raw stateless 2026-07-28 call.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use tests::{TestServer, meta_2026, post_mcp, rpc};

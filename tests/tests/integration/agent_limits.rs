@@ -1,6 +1,5 @@
 //! The agent's deadlines: the whole turn, each tool call (MCP routing against a server that
 //! never answers), and each model call.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

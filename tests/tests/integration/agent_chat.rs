@@ -1,7 +1,6 @@
 //! `POST /agent/chat`: multi-step turns in both tool routings, the summary the caller gets
 //! (tool calls, usage summed over the turn, instance, model, cache), history, `x-request-id`,
 //! and the mock model's own tool-using script.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};

@@ -1,6 +1,5 @@
 //! Several instances on one Redis: one budget, one cache, one ledger; and what happens when
 //! Redis goes away and comes back.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

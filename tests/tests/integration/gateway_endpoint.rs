@@ -2,7 +2,6 @@
 //! (governed max_tokens, unknown fields untouched, the gateway's key and never the caller's),
 //! the Azure-style routes, malformed bodies, relayed upstream refusals, the response headers,
 //! and a server with no model configured.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::{MockOptions, MockUpstream, RecordedRequest, Reply};
 use serde_json::{Value, json};

@@ -1,6 +1,5 @@
 //! An rmcp client over real HTTP lists and calls the four tools, under the handshake protocol
 //! revisions and under 2026-07-28 (no initialize), and gets clean errors for bad calls.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt,

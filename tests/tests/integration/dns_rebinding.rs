@@ -1,5 +1,4 @@
 //! DNS-rebinding protection on /mcp: foreign Host and Origin headers are refused.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use tests::{TestServer, post_mcp, rpc};

@@ -1,5 +1,4 @@
 //! MCP rate limits: per key, per tool, and `Retry-After` in each configured format.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, SystemTime};
 

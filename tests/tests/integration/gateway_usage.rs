@@ -3,7 +3,6 @@
 //!
 //! The Prometheus registry is shared by every test in this process, so each test uses
 //! subscription names (and mock upstreams, whose ports label backends) of its own.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};

@@ -1,5 +1,4 @@
 //! Subscription keys: no key, a wrong key, each of the three key headers, and the public routes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use tests::{TestServer, post_mcp, rpc};

@@ -1,7 +1,6 @@
 //! Models answer in many shapes, small local ones especially. Each shape here ends in a useful
 //! answer (a tool error the model can recover from, a nudge, a last call without tools) or a
 //! clear 502, never a 500 or a hang.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};

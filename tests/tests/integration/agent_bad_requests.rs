@@ -1,7 +1,6 @@
 //! Requests `/agent/chat` and `/agent/chat/stream` refuse before any model call: malformed
 //! bodies (4xx in the JSON envelope, also on the streaming route) and a server with no model
 //! configured (503).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};

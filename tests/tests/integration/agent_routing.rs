@@ -3,7 +3,6 @@
 //! routing they are not.
 //!
 //! Metrics are process-wide, so every test uses subscription names no other test uses.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
