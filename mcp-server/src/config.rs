@@ -79,6 +79,12 @@ pub struct Settings {
     #[arg(long, env = "MCP_RATE_LIMIT", default_value = "120/60")]
     pub mcp_rate_limit: RateSpec,
 
+    /// Serve plain stateless `tools/call` requests directly (`on`), skipping rmcp's per-request
+    /// session machinery; anything else still goes to rmcp. Answers are the same either way;
+    /// `off` sends every request through rmcp.
+    #[arg(long, env = "MCP_FAST_PATH", value_enum, default_value_t = Switch::On)]
+    pub mcp_fast_path: Switch,
+
     /// Per-tool MCP limits per key, e.g. `summarize=10/60,echo=100/60`.
     #[arg(long, env = "MCP_TOOL_RATE_LIMITS", default_value = "")]
     pub mcp_tool_rate_limits: ToolRateLimits,

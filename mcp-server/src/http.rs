@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
+use tower::ServiceBuilder;
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -35,11 +36,7 @@ use crate::{
     config::{Settings, ToolRouting},
     error::{self, ApiError},
     gateway_routes,
-    mcp::{
-        self,
-        limits::McpLimits,
-        traffic::{self, McpTraffic},
-    },
+    mcp::{self, limits::McpLimits, traffic::McpTraffic},
 };
 
 /// What handlers share.
@@ -91,7 +88,6 @@ impl AppState {
         let mcp_traffic = Arc::new(McpTraffic {
             limits: McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
             retry_after_format: settings.retry_after_format,
-            max_body_bytes: settings.max_request_body_bytes,
         });
         Ok(Self {
             settings,
@@ -112,13 +108,16 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let short_deadline =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout());
 
-    let mcp_service = mcp::service(settings, state.instance.clone(), shutdown);
     let mcp = Router::new()
-        .route_service("/mcp", mcp_service)
-        .layer(middleware::from_fn_with_state(
-            state.mcp_traffic.clone(),
-            traffic::govern_mcp_traffic,
-        ))
+        .route(
+            "/mcp",
+            mcp::route(
+                settings,
+                state.instance.clone(),
+                state.mcp_traffic.clone(),
+                shutdown,
+            ),
+        )
         .layer(short_deadline);
     // Model calls and agent turns carry their own deadlines (UPSTREAM_TIMEOUT_SECONDS,
     // AGENT_TIMEOUT_SECONDS), longer than a short route's.
@@ -151,21 +150,27 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         .route("/admin/usage", get(admin::usage))
         .layer(short_deadline);
 
-    open.merge(protected)
+    let routes = open
+        .merge(protected)
         .fallback(not_found)
         .with_state(state.clone())
-        // Each `layer` wraps everything above it, so read these bottom-up for the order a
-        // request meets them: request id, trace, give every bare error the JSON envelope,
-        // bound the body.
-        // axum's body extractors have their own 2 MB default; the configured limit rules.
-        .layer(DefaultBodyLimit::max(state.settings.max_request_body_bytes))
+        // Inside the router, so spans can be named by the matched route.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
+    // Layers every request meets, stacked once around the whole router instead of once per
+    // route: a per-route layer costs a boxed clone of the route on every request. Top to bottom
+    // is the order a request meets them: request id, give every bare error the JSON envelope,
+    // bound the body (axum's body extractors have their own 2 MB default; the configured limit
+    // rules).
+    let outer = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(middleware::from_fn(envelope_bare_errors))
         .layer(RequestBodyLimitLayer::new(
             state.settings.max_request_body_bytes,
         ))
-        .layer(middleware::from_fn(envelope_bare_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(DefaultBodyLimit::max(state.settings.max_request_body_bytes))
+        .service(routes);
+    Router::new().fallback_service(outer)
 }
 
 /// Spans are named by the matched route, never the raw URI (bounded, and no query strings).

@@ -9,8 +9,8 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-        ToolAnnotations,
+        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        Tool, ToolAnnotations,
     },
     service::RequestContext,
 };
@@ -81,27 +81,36 @@ impl ServerHandler for TollgateMcp {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let outcome = tools::call(&self.instance, &request.name, request.arguments);
-        let tool_label = tools::spec(&request.name).map_or("unknown", |spec| spec.name);
-        match outcome {
-            Ok(structured) => Ok(CallToolResult::structured(structured).into()),
-            // The model should see these and can recover: a tool error result.
-            Err(ToolError::Failed(message)) => {
-                metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "tool_error")
-                    .increment(1);
-                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
-            }
-            // The call itself is malformed: a JSON-RPC error.
-            Err(error @ ToolError::InvalidArguments { .. }) => {
-                metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "invalid_params")
-                    .increment(1);
-                Err(ErrorData::invalid_params(error.to_string(), None))
-            }
-            Err(error @ ToolError::UnknownTool(_)) => {
-                metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "unknown_tool")
-                    .increment(1);
-                Err(ErrorData::invalid_params(error.to_string(), None))
-            }
+        call_tool(&self.instance, &request.name, request.arguments)
+    }
+}
+
+/// One tool call, as both rmcp's handler and the fast path answer it.
+pub(super) fn call_tool(
+    instance: &Instance,
+    name: &str,
+    arguments: Option<JsonObject>,
+) -> Result<CallToolResponse, ErrorData> {
+    let outcome = tools::call(instance, name, arguments);
+    let tool_label = tools::spec(name).map_or("unknown", |spec| spec.name);
+    match outcome {
+        Ok(structured) => Ok(CallToolResult::structured(structured).into()),
+        // The model should see these and can recover: a tool error result.
+        Err(ToolError::Failed(message)) => {
+            metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "tool_error")
+                .increment(1);
+            Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+        }
+        // The call itself is malformed: a JSON-RPC error.
+        Err(error @ ToolError::InvalidArguments { .. }) => {
+            metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "invalid_params")
+                .increment(1);
+            Err(ErrorData::invalid_params(error.to_string(), None))
+        }
+        Err(error @ ToolError::UnknownTool(_)) => {
+            metrics::counter!("mcp_tool_errors_total", "tool" => tool_label, "kind" => "unknown_tool")
+                .increment(1);
+            Err(ErrorData::invalid_params(error.to_string(), None))
         }
     }
 }

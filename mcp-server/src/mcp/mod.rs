@@ -1,11 +1,19 @@
 //! `/mcp`: rmcp's streamable-HTTP service, stateless with JSON answers, behind our limits.
 
+mod fast_path;
 mod handler;
 pub mod limits;
 pub mod traffic;
 
 use std::sync::Arc;
 
+use axum::{
+    body::Body,
+    extract::Request,
+    response::{IntoResponse, Response},
+    routing::{MethodRouter, any},
+};
+use http::Method;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
@@ -14,7 +22,13 @@ use tools::Instance;
 
 pub use handler::TollgateMcp;
 
-use crate::config::Settings;
+use crate::{
+    auth::Caller,
+    config::{Settings, Switch},
+    error::read_body,
+};
+use fast_path::FastPath;
+use traffic::McpTraffic;
 
 /// Browser origins allowed when `ALLOWED_ORIGINS` is unset: this machine, any port.
 const LOOPBACK_ORIGINS: &[&str] = &[
@@ -42,9 +56,75 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
     hosts
 }
 
-/// The MCP endpoint: no sessions, JSON answers, Host/Origin checked against the allowlists.
-pub fn service(
+/// The `/mcp` route: limits and metrics around the fast path for plain stateless tool calls
+/// (unless MCP_FAST_PATH=off) and rmcp for everything else. rmcp's service is shared behind an
+/// `Arc` and called by reference: mounted as a tower service, it would be cloned (its whole
+/// config, allowlists included) twice per request.
+pub fn route<S>(
     settings: &Settings,
+    instance: Arc<Instance>,
+    traffic: Arc<McpTraffic>,
+    shutdown: CancellationToken,
+) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let hosts = allowed_hosts(settings);
+    let endpoint = Arc::new(Endpoint {
+        fast_path: (settings.mcp_fast_path == Switch::On)
+            .then(|| FastPath::new(instance.clone(), &hosts)),
+        rmcp: service(settings, hosts, instance, shutdown),
+        traffic,
+        max_body_bytes: settings.max_request_body_bytes,
+    });
+    any(move |request: Request| {
+        let endpoint = Arc::clone(&endpoint);
+        async move { endpoint.serve(request).await }
+    })
+}
+
+struct Endpoint {
+    fast_path: Option<FastPath>,
+    rmcp: StreamableHttpService<TollgateMcp, NeverSessionManager>,
+    traffic: Arc<McpTraffic>,
+    max_body_bytes: usize,
+}
+
+impl Endpoint {
+    async fn serve(&self, request: Request) -> Response {
+        if request.method() != Method::POST {
+            // rmcp answers GET/DELETE with 405; nothing to count against a limit.
+            return self.rmcp.handle(request).await.into_response();
+        }
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, self.max_body_bytes).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let admission = match self.traffic.admit(parts.extensions.get::<Caller>(), &body) {
+            Ok(admission) => admission,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let fast_answer = self
+            .fast_path
+            .as_ref()
+            .and_then(|fast_path| fast_path.answer(&parts.headers, &body));
+        let mut response = match fast_answer {
+            Some(response) => response,
+            None => {
+                let request = Request::from_parts(parts, Body::from(body));
+                self.rmcp.handle(request).await.into_response()
+            }
+        };
+        admission.complete(&mut response);
+        response
+    }
+}
+
+/// The MCP endpoint: no sessions, JSON answers, Host/Origin checked against the allowlists.
+fn service(
+    settings: &Settings,
+    allowed_hosts: Vec<String>,
     instance: Arc<Instance>,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<TollgateMcp, NeverSessionManager> {
@@ -65,7 +145,7 @@ pub fn service(
         .with_sse_keep_alive(None)
         .with_cancellation_token(shutdown)
         .with_max_request_body_bytes(settings.max_request_body_bytes)
-        .with_allowed_hosts(allowed_hosts(settings))
+        .with_allowed_hosts(allowed_hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation();
     let handler = TollgateMcp::new(instance);

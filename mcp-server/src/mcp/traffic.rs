@@ -1,30 +1,20 @@
-//! What every MCP request passes before rmcp sees it: the rate limits and the metrics.
+//! What every POST to /mcp passes before it is answered: the rate limits, and the metrics after.
 //!
-//! The JSON-RPC body is read once here, peeked at for its method and tool name (borrowing, no
-//! full parse), then handed on unchanged. Junk bodies are counted too; rmcp answers them with a
-//! JSON-RPC error.
+//! The JSON-RPC body is peeked at for its method and tool name (borrowing, no full parse). Junk
+//! bodies are counted too; rmcp answers them with a JSON-RPC error.
 
 use std::{
     borrow::Cow,
-    sync::Arc,
     time::{Instant, SystemTime},
 };
 
-use axum::{
-    body::Body,
-    extract::{Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
-use http::{HeaderName, HeaderValue, Method};
+use axum::response::Response;
+use http::{HeaderName, HeaderValue, StatusCode};
+use metrics::SharedString;
 use serde::Deserialize;
 
 use super::limits::{Allowance, McpLimits, Refusal};
-use crate::{
-    auth::Caller,
-    config::RetryAfterFormat,
-    error::{ApiError, read_body},
-};
+use crate::{auth::Caller, config::RetryAfterFormat, error::ApiError};
 
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -48,7 +38,6 @@ const KNOWN_METHODS: &[&str] = &[
 pub struct McpTraffic {
     pub limits: McpLimits,
     pub retry_after_format: RetryAfterFormat,
-    pub max_body_bytes: usize,
 }
 
 /// The parts of one JSON-RPC message that limits and metrics need.
@@ -115,57 +104,70 @@ impl Labels {
     }
 }
 
-/// Middleware on `/mcp`: rate limits per key (and per tool), then metrics around rmcp.
-pub async fn govern_mcp_traffic(
-    State(traffic): State<Arc<McpTraffic>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    if request.method() != Method::POST {
-        // rmcp answers GET/DELETE with 405; nothing to count against a limit.
-        return next.run(request).await;
-    }
-    let caller = request.extensions().get::<Caller>().cloned();
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, traffic.max_body_bytes).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let labels = Labels::of(&body);
-    let subscription = caller
-        .as_ref()
-        .map_or(crate::auth::ANONYMOUS, Caller::label)
-        .to_owned();
-
-    let allowance = match (labels.is_request, &caller) {
-        (true, Some(caller)) => match traffic.limits.check(&caller.limit_key(), labels.tool) {
-            Ok(allowance) => Some(allowance),
-            Err(refusal) => {
-                metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.clone())
-                    .increment(1);
-                tracing::info!(
-                    subscription,
-                    scope = refusal.scope.label(),
-                    "MCP rate limit refused a call"
-                );
-                let response = refusal_response(&traffic, refusal);
-                record(labels, &response, started, &subscription);
-                return response;
-            }
-        },
-        _ => None,
-    };
-
-    let mut response = next.run(Request::from_parts(parts, Body::from(body))).await;
-    if let Some(allowance) = allowance {
-        insert_allowance_headers(&mut response, allowance);
-    }
-    record(labels, &response, started, &subscription);
-    response
+/// A request the limits let through: what its metrics and headers need once it is answered.
+pub struct Admission {
+    labels: Labels,
+    started: Instant,
+    subscription: String,
+    allowance: Option<Allowance>,
 }
 
-fn refusal_response(traffic: &McpTraffic, refusal: Refusal) -> Response {
+impl McpTraffic {
+    /// Checks a POSTed JSON-RPC body against the caller's limits, per key and per tool. A refusal
+    /// is the finished 429 answer, already counted.
+    pub fn admit(&self, caller: Option<&Caller>, body: &[u8]) -> Result<Admission, ApiError> {
+        let started = Instant::now();
+        let labels = Labels::of(body);
+        let subscription = caller
+            .map_or(crate::auth::ANONYMOUS, Caller::label)
+            .to_owned();
+        let allowance = match (labels.is_request, caller) {
+            (true, Some(caller)) => match self.limits.check(&caller.limit_key(), labels.tool) {
+                Ok(allowance) => Some(allowance),
+                Err(refusal) => {
+                    metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.clone())
+                        .increment(1);
+                    tracing::info!(
+                        subscription,
+                        scope = refusal.scope.label(),
+                        "MCP rate limit refused a call"
+                    );
+                    record(
+                        labels,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        started,
+                        &subscription,
+                    );
+                    return Err(refusal_error(self, refusal));
+                }
+            },
+            _ => None,
+        };
+        Ok(Admission {
+            labels,
+            started,
+            subscription,
+            allowance,
+        })
+    }
+}
+
+impl Admission {
+    /// Adds the limit's headers to the answer and counts it.
+    pub fn complete(self, response: &mut Response) {
+        if let Some(allowance) = self.allowance {
+            insert_allowance_headers(response, allowance);
+        }
+        record(
+            self.labels,
+            response.status(),
+            self.started,
+            &self.subscription,
+        );
+    }
+}
+
+fn refusal_error(traffic: &McpTraffic, refusal: Refusal) -> ApiError {
     let scope = match refusal.scope {
         super::limits::Scope::Key => "key".to_owned(),
         super::limits::Scope::Tool(tool) => format!("tool:{tool}"),
@@ -199,7 +201,6 @@ fn refusal_response(traffic: &McpTraffic, refusal: Refusal) -> Response {
             .header_value(refusal.wait, SystemTime::now()),
         headers,
     }
-    .into_response()
 }
 
 fn insert_allowance_headers(response: &mut Response, allowance: Allowance) {
@@ -214,13 +215,32 @@ fn insert_allowance_headers(response: &mut Response, allowance: Allowance) {
     );
 }
 
-fn record(labels: Labels, response: &Response, started: Instant, subscription: &str) {
-    let status = response.status().as_u16().to_string();
+fn record(labels: Labels, status: StatusCode, started: Instant, subscription: &str) {
+    let status = status_label(status);
     let tool = labels.tool.unwrap_or("");
     metrics::counter!("mcp_requests_total", "method" => labels.method, "tool" => tool, "status" => status, "subscription" => subscription.to_owned())
         .increment(1);
     metrics::histogram!("mcp_request_duration_seconds", "method" => labels.method, "tool" => tool)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// The status as a label, without an allocation for the statuses /mcp answers with.
+fn status_label(status: StatusCode) -> SharedString {
+    match status {
+        StatusCode::OK => SharedString::const_str("200"),
+        StatusCode::ACCEPTED => SharedString::const_str("202"),
+        StatusCode::BAD_REQUEST => SharedString::const_str("400"),
+        StatusCode::UNAUTHORIZED => SharedString::const_str("401"),
+        StatusCode::FORBIDDEN => SharedString::const_str("403"),
+        StatusCode::NOT_FOUND => SharedString::const_str("404"),
+        StatusCode::METHOD_NOT_ALLOWED => SharedString::const_str("405"),
+        StatusCode::NOT_ACCEPTABLE => SharedString::const_str("406"),
+        StatusCode::PAYLOAD_TOO_LARGE => SharedString::const_str("413"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => SharedString::const_str("415"),
+        StatusCode::TOO_MANY_REQUESTS => SharedString::const_str("429"),
+        StatusCode::INTERNAL_SERVER_ERROR => SharedString::const_str("500"),
+        other => SharedString::from(other.as_u16().to_string()),
+    }
 }
 
 #[cfg(test)]

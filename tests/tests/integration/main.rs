@@ -21,6 +21,7 @@ mod gateway_quota;
 mod gateway_resilience;
 mod gateway_usage;
 mod loadtest_e2e;
+mod mcp_fast_path;
 mod mcp_http;
 mod mcp_rate_limit;
 mod mcp_schemas;
