@@ -85,10 +85,10 @@ impl AppState {
             )),
         };
         let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
-        let mcp_traffic = Arc::new(McpTraffic {
-            limits: McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
-            retry_after_format: settings.retry_after_format,
-        });
+        let mcp_traffic = Arc::new(McpTraffic::new(
+            McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
+            settings.retry_after_format,
+        ));
         Ok(Self {
             settings,
             instance,

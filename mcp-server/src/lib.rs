@@ -56,7 +56,7 @@ pub async fn serve(
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            limits.limits.forget_idle_keys();
+            limits.forget_idle_keys();
         }
     });
 

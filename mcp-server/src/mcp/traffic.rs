@@ -5,12 +5,14 @@
 
 use std::{
     borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
     time::{Instant, SystemTime},
 };
 
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode};
-use metrics::SharedString;
+use metrics::{Counter, Histogram, SharedString};
 use serde::Deserialize;
 
 use super::limits::{Allowance, McpLimits, Refusal};
@@ -36,8 +38,10 @@ const KNOWN_METHODS: &[&str] = &[
 ];
 
 pub struct McpTraffic {
-    pub limits: McpLimits,
-    pub retry_after_format: RetryAfterFormat,
+    limits: McpLimits,
+    retry_after_format: RetryAfterFormat,
+    recorders: Recorders,
+    anonymous: Arc<str>,
 }
 
 /// The parts of one JSON-RPC message that limits and metrics need.
@@ -105,38 +109,53 @@ impl Labels {
 }
 
 /// A request the limits let through: what its metrics and headers need once it is answered.
-pub struct Admission {
+pub struct Admission<'a> {
+    recorders: &'a Recorders,
     labels: Labels,
     started: Instant,
-    subscription: String,
+    subscription: Arc<str>,
     allowance: Option<Allowance>,
 }
 
 impl McpTraffic {
+    pub fn new(limits: McpLimits, retry_after_format: RetryAfterFormat) -> Self {
+        Self {
+            limits,
+            retry_after_format,
+            recorders: Recorders::default(),
+            anonymous: Arc::from(crate::auth::ANONYMOUS),
+        }
+    }
+
+    /// Drops limiter state of keys that have been idle, so memory tracks active keys.
+    pub fn forget_idle_keys(&self) {
+        self.limits.forget_idle_keys();
+    }
+
     /// Checks a POSTed JSON-RPC body against the caller's limits, per key and per tool. A refusal
     /// is the finished 429 answer, already counted.
-    pub fn admit(&self, caller: Option<&Caller>, body: &[u8]) -> Result<Admission, ApiError> {
+    pub fn admit(&self, caller: Option<&Caller>, body: &[u8]) -> Result<Admission<'_>, ApiError> {
         let started = Instant::now();
         let labels = Labels::of(body);
         let subscription = caller
-            .map_or(crate::auth::ANONYMOUS, Caller::label)
-            .to_owned();
+            .and_then(|caller| caller.subscription.clone())
+            .unwrap_or_else(|| self.anonymous.clone());
         let allowance = match (labels.is_request, caller) {
             (true, Some(caller)) => match self.limits.check(&caller.limit_key(), labels.tool) {
                 Ok(allowance) => Some(allowance),
                 Err(refusal) => {
-                    metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.clone())
+                    metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.to_string())
                         .increment(1);
                     tracing::info!(
-                        subscription,
+                        subscription = &*subscription,
                         scope = refusal.scope.label(),
                         "MCP rate limit refused a call"
                     );
-                    record(
+                    self.recorders.record(
                         labels,
                         StatusCode::TOO_MANY_REQUESTS,
                         started,
-                        &subscription,
+                        subscription,
                     );
                     return Err(refusal_error(self, refusal));
                 }
@@ -144,6 +163,7 @@ impl McpTraffic {
             _ => None,
         };
         Ok(Admission {
+            recorders: &self.recorders,
             labels,
             started,
             subscription,
@@ -152,17 +172,17 @@ impl McpTraffic {
     }
 }
 
-impl Admission {
+impl Admission<'_> {
     /// Adds the limit's headers to the answer and counts it.
     pub fn complete(self, response: &mut Response) {
         if let Some(allowance) = self.allowance {
             insert_allowance_headers(response, allowance);
         }
-        record(
+        self.recorders.record(
             self.labels,
             response.status(),
             self.started,
-            &self.subscription,
+            self.subscription,
         );
     }
 }
@@ -215,13 +235,58 @@ fn insert_allowance_headers(response: &mut Response, allowance: Allowance) {
     );
 }
 
-fn record(labels: Labels, status: StatusCode, started: Instant, subscription: &str) {
-    let status = status_label(status);
-    let tool = labels.tool.unwrap_or("");
-    metrics::counter!("mcp_requests_total", "method" => labels.method, "tool" => tool, "status" => status, "subscription" => subscription.to_owned())
-        .increment(1);
-    metrics::histogram!("mcp_request_duration_seconds", "method" => labels.method, "tool" => tool)
-        .record(started.elapsed().as_secs_f64());
+/// Handles of the per-request metrics, per label set, so counting a call builds no metric key
+/// and takes no registry lookup. The label sets are bounded: methods and tools come from fixed
+/// lists, subscriptions from the configured keys (unknown keys never get this far).
+#[derive(Default)]
+struct Recorders {
+    handles: RwLock<HashMap<SeriesKey, Series>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    method: &'static str,
+    tool: &'static str,
+    status: StatusCode,
+    subscription: Arc<str>,
+}
+
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl Recorders {
+    fn record(&self, labels: Labels, status: StatusCode, started: Instant, subscription: Arc<str>) {
+        let key = SeriesKey {
+            method: labels.method,
+            tool: labels.tool.unwrap_or(""),
+            status,
+            subscription,
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        if let Some(series) = self.read().get(&key) {
+            series.requests.increment(1);
+            series.duration.record(elapsed);
+            return;
+        }
+        let series = Series {
+            requests: metrics::counter!("mcp_requests_total", "method" => key.method, "tool" => key.tool, "status" => status_label(status), "subscription" => key.subscription.to_string()),
+            duration: metrics::histogram!("mcp_request_duration_seconds", "method" => key.method, "tool" => key.tool),
+        };
+        series.requests.increment(1);
+        series.duration.record(elapsed);
+        self.write().insert(key, series);
+    }
+
+    // A poisoned lock only means another request panicked mid-insert; the map is still valid.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SeriesKey, Series>> {
+        self.handles.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SeriesKey, Series>> {
+        self.handles.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The status as a label, without an allocation for the statuses /mcp answers with.
