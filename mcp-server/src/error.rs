@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The request body is over MAX_REQUEST_BODY_BYTES.
     #[error("the request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES)")]
     PayloadTooLarge { limit: usize },
+    /// The request was not answered within REQUEST_TIMEOUT_SECONDS.
+    #[error("no answer within {} s (REQUEST_TIMEOUT_SECONDS)", .0.as_secs())]
+    Timeout(Duration),
     /// A rate limit refused the call; the client may retry after the given delay.
     #[error("{message}")]
     RateLimited {
@@ -137,6 +140,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error, _) => gateway_status(error),
             Self::Agent(error, _) => agent_status(error),
@@ -152,6 +156,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Timeout(_) => "request_timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error, _) => error.code(),
             Self::Agent(error, _) => error.code(),

@@ -108,17 +108,15 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let short_deadline =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout());
 
-    let mcp = Router::new()
-        .route(
-            "/mcp",
-            mcp::route(
-                settings,
-                state.instance.clone(),
-                state.mcp_traffic.clone(),
-                shutdown,
-            ),
-        )
-        .layer(short_deadline);
+    let mcp = Router::new().route(
+        "/mcp",
+        mcp::route(
+            settings,
+            state.instance.clone(),
+            state.mcp_traffic.clone(),
+            shutdown,
+        ),
+    );
     // Model calls and agent turns carry their own deadlines (UPSTREAM_TIMEOUT_SECONDS,
     // AGENT_TIMEOUT_SECONDS), longer than a short route's.
     let gateway = Router::new()

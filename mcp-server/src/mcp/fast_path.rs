@@ -48,7 +48,7 @@ struct AllowedHost {
 /// Anything more (`_meta`, a progress token, task or input fields) fails to parse and goes to rmcp.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlainToolCall<'a> {
+pub struct PlainToolCall<'a> {
     #[serde(borrow)]
     jsonrpc: Cow<'a, str>,
     id: RequestId,
@@ -67,6 +67,12 @@ struct PlainParams<'a> {
     arguments: Option<JsonObject>,
 }
 
+impl PlainToolCall<'_> {
+    pub fn tool_name(&self) -> &str {
+        &self.params.name
+    }
+}
+
 impl FastPath {
     /// `allowed_hosts` is the list rmcp's service was configured with.
     pub fn new(instance: Arc<Instance>, allowed_hosts: &[String]) -> Self {
@@ -79,16 +85,18 @@ impl FastPath {
         }
     }
 
-    /// The answer to a POSTed plain stateless tool call; `None` for anything else, which is
+    /// The call, if this POST is a plain stateless tool call; `None` for anything else, which is
     /// rmcp's to answer.
-    pub fn answer(&self, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    pub fn plain_call<'a>(&self, headers: &HeaderMap, body: &'a [u8]) -> Option<PlainToolCall<'a>> {
         if !self.headers_are_plain(headers) {
             return None;
         }
         let call: PlainToolCall<'_> = serde_json::from_slice(body).ok()?;
-        if call.jsonrpc != "2.0" || call.method != "tools/call" {
-            return None;
-        }
+        (call.jsonrpc == "2.0" && call.method == "tools/call").then_some(call)
+    }
+
+    /// Runs the call and answers it as rmcp would.
+    pub fn answer(&self, call: PlainToolCall<'_>) -> Response {
         let message = match call_tool(&self.instance, &call.params.name, call.params.arguments) {
             Ok(result) => {
                 // What rmcp's handler does for every peer older than 2026-07-28.
@@ -100,7 +108,7 @@ impl FastPath {
             Err(error) => ServerJsonRpcMessage::error(error, Some(call.id)),
         };
         // As rmcp answers a stateless request in JSON mode: 200, whatever the JSON-RPC outcome.
-        let response = match serde_json::to_vec(&message) {
+        match serde_json::to_vec(&message) {
             Ok(json) => (
                 StatusCode::OK,
                 [(
@@ -113,8 +121,7 @@ impl FastPath {
             Err(error) => {
                 ApiError::Internal(format!("serializing an MCP answer: {error}")).into_response()
             }
-        };
-        Some(response)
+        }
     }
 
     /// Whether rmcp would pass this request's headers and then answer it statelessly, without
@@ -261,7 +268,7 @@ mod tests {
             ),
         ];
         for headers in &passing {
-            assert!(fast.answer(headers, ECHO).is_some(), "{headers:?}");
+            assert!(fast.plain_call(headers, ECHO).is_some(), "{headers:?}");
         }
 
         let mut no_version = plain_headers();
@@ -291,14 +298,16 @@ mod tests {
             with(plain_headers(), "content-type", "text/plain"),
         ];
         for headers in &declined {
-            assert!(fast.answer(headers, ECHO).is_none(), "{headers:?}");
+            assert!(fast.plain_call(headers, ECHO).is_none(), "{headers:?}");
         }
     }
 
     #[test]
     fn only_plain_tool_calls_are_answered() {
         let fast = fast_path();
-        let answer = fast.answer(&plain_headers(), ECHO).unwrap();
+        let call = fast.plain_call(&plain_headers(), ECHO).unwrap();
+        assert_eq!(call.tool_name(), "echo");
+        let answer = fast.answer(call);
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
         let declined: &[&[u8]] = &[
@@ -313,7 +322,7 @@ mod tests {
         ];
         for body in declined {
             assert!(
-                fast.answer(&plain_headers(), body).is_none(),
+                fast.plain_call(&plain_headers(), body).is_none(),
                 "{}",
                 String::from_utf8_lossy(body)
             );

@@ -5,7 +5,10 @@ mod handler;
 pub mod limits;
 pub mod traffic;
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -17,6 +20,7 @@ use http::Method;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
+use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
 
@@ -25,10 +29,10 @@ pub use handler::TollgateMcp;
 use crate::{
     auth::Caller,
     config::{Settings, Switch},
-    error::read_body,
+    error::{ApiError, read_body},
 };
 use fast_path::FastPath;
-use traffic::McpTraffic;
+use traffic::{Labels, McpTraffic};
 
 /// Browser origins allowed when `ALLOWED_ORIGINS` is unset: this machine, any port.
 const LOOPBACK_ORIGINS: &[&str] = &[
@@ -76,6 +80,7 @@ where
         rmcp: service(settings, hosts, instance, shutdown),
         traffic,
         max_body_bytes: settings.max_request_body_bytes,
+        request_timeout: settings.request_timeout(),
     });
     any(move |request: Request| {
         let endpoint = Arc::clone(&endpoint);
@@ -88,36 +93,58 @@ struct Endpoint {
     rmcp: StreamableHttpService<TollgateMcp, NeverSessionManager>,
     traffic: Arc<McpTraffic>,
     max_body_bytes: usize,
+    request_timeout: Duration,
 }
 
 impl Endpoint {
     async fn serve(&self, request: Request) -> Response {
+        let started = Instant::now();
+        // Everything that can wait (the body, rmcp) is bounded by REQUEST_TIMEOUT_SECONDS. The
+        // fast path answers synchronously, so a timer around it could never fire.
+        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
         if request.method() != Method::POST {
             // rmcp answers GET/DELETE with 405; nothing to count against a limit.
-            return self.rmcp.handle(request).await.into_response();
+            return self.rmcp_before(deadline, request).await;
         }
         let (parts, body) = request.into_parts();
-        let body = match read_body(body, self.max_body_bytes).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal.into_response(),
+        let body = match timeout_at(deadline, read_body(body, self.max_body_bytes)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(refusal)) => return refusal.into_response(),
+            Err(_) => return ApiError::Timeout(self.request_timeout).into_response(),
         };
-        let admission = match self.traffic.admit(parts.extensions.get::<Caller>(), &body) {
+        let plain_call = self
+            .fast_path
+            .as_ref()
+            .and_then(|fast_path| fast_path.plain_call(&parts.headers, &body));
+        let labels = plain_call.as_ref().map_or_else(
+            || Labels::of(&body),
+            |call| Labels::tool_call(call.tool_name()),
+        );
+        let caller = parts.extensions.get::<Caller>();
+        let admission = match self.traffic.admit(caller, labels, started) {
             Ok(admission) => admission,
             Err(refusal) => return refusal.into_response(),
         };
-        let fast_answer = self
-            .fast_path
-            .as_ref()
-            .and_then(|fast_path| fast_path.answer(&parts.headers, &body));
+        let fast_answer = plain_call.and_then(|call| {
+            let fast_path = self.fast_path.as_ref()?;
+            Some(fast_path.answer(call))
+        });
         let mut response = match fast_answer {
             Some(response) => response,
             None => {
                 let request = Request::from_parts(parts, Body::from(body));
-                self.rmcp.handle(request).await.into_response()
+                self.rmcp_before(deadline, request).await
             }
         };
         admission.complete(&mut response);
         response
+    }
+
+    async fn rmcp_before(&self, deadline: tokio::time::Instant, request: Request) -> Response {
+        match timeout_at(deadline, self.rmcp.handle(request)).await {
+            Ok(response) => response.into_response(),
+            Err(_) => ApiError::Timeout(self.request_timeout).into_response(),
+        }
     }
 }
 

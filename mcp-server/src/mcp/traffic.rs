@@ -63,7 +63,7 @@ struct ParamsPeek<'a> {
 
 /// The method and tool labels of a request, each from a bounded set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Labels {
+pub struct Labels {
     method: &'static str,
     tool: Option<&'static str>,
     /// Whether the message expects an answer (notifications don't count against limits).
@@ -71,7 +71,16 @@ struct Labels {
 }
 
 impl Labels {
-    fn of(body: &[u8]) -> Self {
+    /// The labels of a `tools/call` of `name`, for a body already parsed.
+    pub fn tool_call(name: &str) -> Self {
+        Self {
+            method: "tools/call",
+            tool: Some(tool_label(name)),
+            is_request: true,
+        }
+    }
+
+    pub fn of(body: &[u8]) -> Self {
         match serde_json::from_slice::<MessagePeek<'_>>(body) {
             Ok(peek) => {
                 let method = peek.method.as_deref().map_or("none", |m| {
@@ -84,8 +93,7 @@ impl Labels {
                 let tool = (method == "tools/call").then(|| {
                     peek.params
                         .and_then(|p| p.name)
-                        .and_then(|name| tools::spec(&name).map(|spec| spec.name))
-                        .unwrap_or("unknown")
+                        .map_or("unknown", |name| tool_label(&name))
                 });
                 Self {
                     method,
@@ -106,6 +114,11 @@ impl Labels {
             },
         }
     }
+}
+
+/// A tool's name as a label: one of the catalog's, or `unknown`.
+fn tool_label(name: &str) -> &'static str {
+    tools::spec(name).map_or("unknown", |spec| spec.name)
 }
 
 /// A request the limits let through: what its metrics and headers need once it is answered.
@@ -132,11 +145,14 @@ impl McpTraffic {
         self.limits.forget_idle_keys();
     }
 
-    /// Checks a POSTed JSON-RPC body against the caller's limits, per key and per tool. A refusal
-    /// is the finished 429 answer, already counted.
-    pub fn admit(&self, caller: Option<&Caller>, body: &[u8]) -> Result<Admission<'_>, ApiError> {
-        let started = Instant::now();
-        let labels = Labels::of(body);
+    /// Checks a POSTed JSON-RPC message against the caller's limits, per key and per tool. A
+    /// refusal is already counted.
+    pub fn admit(
+        &self,
+        caller: Option<&Caller>,
+        labels: Labels,
+        started: Instant,
+    ) -> Result<Admission<'_>, ApiError> {
         let subscription = caller
             .and_then(|caller| caller.subscription.clone())
             .unwrap_or_else(|| self.anonymous.clone());

@@ -127,3 +127,38 @@ async fn oversized_bodies_are_refused_with_the_envelope() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start(&["--request-timeout-seconds", "1"]).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Promises 100 bytes, sends 10, then waits: a slow (or malicious) client.
+    stream
+        .write_all(
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Accept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\n\
+              Content-Length: 100\r\n\r\n{\"jsonrpc\"",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read_answer = async {
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).contains("request_timeout") {
+            let read = stream.read(&mut chunk).await.unwrap();
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..read]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read_answer)
+        .await
+        .expect("the server answered before the client gave up");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT_SECONDS"), "{answer}");
+}
