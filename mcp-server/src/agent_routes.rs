@@ -7,22 +7,25 @@ use std::{convert::Infallible, sync::Arc};
 
 use agent::{AgentEvent, ChatRequest, ToolCallRecord, TurnResult};
 use axum::{
-    Extension, Json,
-    body::Bytes,
-    extract::State,
+    Json,
+    extract::{FromRequest, Request, State},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
 };
 use futures::{Stream, StreamExt};
-use gateway_client::{Api, GatewayError};
-use http::HeaderMap;
+use gateway_client::{Api, CallContext, GatewayError};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::{auth::Caller, error::ApiError, gateway_routes::call_context, http::AppState};
+use crate::{
+    auth::Caller,
+    error::{ApiError, read_body},
+    gateway_routes::call_context,
+    http::AppState,
+};
 
 /// Characters of a tool result shown in a streamed `tool_call` event.
 const RESULT_SUMMARY_CHARS: usize = 500;
@@ -35,14 +38,39 @@ struct ChatReply<'a> {
     instance_id: &'a str,
 }
 
+/// One agent turn's request, checked, with its caller and call context.
+pub struct AgentCall {
+    caller: Caller,
+    context: CallContext,
+    request: ChatRequest,
+}
+
+impl FromRequest<Arc<AppState>> for AgentCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Internal("an agent route ran without the auth layer".into())
+        })?;
+        let body = read_body(body, state.settings.max_request_body_bytes).await?;
+        let request = parse_request(state, &body)?;
+        Ok(Self {
+            context: call_context(&caller, &parts.headers, Api::Agent),
+            caller,
+            request,
+        })
+    }
+}
+
 pub async fn chat(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Bytes,
+    AgentCall {
+        caller,
+        context,
+        request,
+    }: AgentCall,
 ) -> Result<Response, ApiError> {
-    let request = parse_request(&state, &body)?;
-    let context = call_context(&caller, &headers, Api::Agent);
     let turn = state
         .agent
         .run(&context, caller.key.as_ref(), &request)
@@ -57,12 +85,12 @@ pub async fn chat(
 
 pub async fn chat_stream(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Bytes,
+    AgentCall {
+        caller,
+        context,
+        request,
+    }: AgentCall,
 ) -> Result<Response, ApiError> {
-    let request = parse_request(&state, &body)?;
-    let context = call_context(&caller, &headers, Api::Agent);
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let key = caller.key.clone();

@@ -7,9 +7,8 @@
 use std::{convert::Infallible, sync::Arc};
 
 use axum::{
-    Extension, Json,
-    body::Body,
-    extract::{Path, State},
+    Json,
+    extract::{FromRequest, FromRequestParts, RawPathParams, Request, State},
     response::{
         IntoResponse, Response,
         sse::{Event, Sse},
@@ -32,66 +31,61 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-llm-cache-status
 pub const TOKENS_CONSUMED: HeaderName = HeaderName::from_static("x-tokens-consumed");
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// `POST /v1/chat/completions` and `POST /openai/deployments/{deployment}/chat/completions`.
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Body,
+    call: ModelCall,
 ) -> Result<Response, ApiError> {
-    let (context, request) = model_call(&state, &caller, &headers, body, None).await?;
-    chat(&state, context, request).await
+    chat(&state, call.context, call.request).await
 }
 
-pub async fn azure_chat_completions(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(deployment): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let (context, request) = model_call(&state, &caller, &headers, body, Some(deployment)).await?;
-    chat(&state, context, request).await
-}
-
+/// `POST /v1/embeddings` and `POST /openai/deployments/{deployment}/embeddings`.
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Body,
+    call: ModelCall,
 ) -> Result<Response, ApiError> {
-    let (context, request) = model_call(&state, &caller, &headers, body, None).await?;
-    embed(&state, context, request).await
-}
-
-pub async fn azure_embeddings(
-    State(state): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(deployment): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let (context, request) = model_call(&state, &caller, &headers, body, Some(deployment)).await?;
-    embed(&state, context, request).await
+    embed(&state, call.context, call.request).await
 }
 
 /// The call context and JSON body of one model call. An Azure-style route names the model in
 /// its path (the deployment), which wins over any `model` in the body.
-async fn model_call(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    body: Body,
-    deployment: Option<String>,
-) -> Result<(CallContext, Map<String, Value>), ApiError> {
-    let mut request = json_object(&read_body(body, state.settings.max_request_body_bytes).await?)?;
-    let api = match deployment {
-        Some(deployment) => {
-            request.insert("model".to_owned(), Value::String(deployment));
-            Api::AzureOpenAi
-        }
-        None => Api::OpenAi,
-    };
-    Ok((call_context(caller, headers, api), request))
+pub struct ModelCall {
+    context: CallContext,
+    request: Map<String, Value>,
+}
+
+impl FromRequest<Arc<AppState>> for ModelCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let deployment = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "deployment")
+                    .map(|(_, value)| value.to_owned())
+            });
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| ApiError::Internal("a model route ran without the auth layer".into()))?;
+        let mut request =
+            json_object(&read_body(body, state.settings.max_request_body_bytes).await?)?;
+        let api = match deployment {
+            Some(deployment) => {
+                request.insert("model".to_owned(), Value::String(deployment));
+                Api::AzureOpenAi
+            }
+            None => Api::OpenAi,
+        };
+        Ok(Self {
+            context: call_context(caller, &parts.headers, api),
+            request,
+        })
+    }
 }
 
 async fn chat(

@@ -126,14 +126,14 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         )
         .route(
             "/openai/deployments/{deployment}/chat/completions",
-            post(gateway_routes::azure_chat_completions),
+            post(gateway_routes::chat_completions),
         )
         .route("/v1/embeddings", post(gateway_routes::embeddings))
         .route("/agent/chat", post(agent_routes::chat))
         .route("/agent/chat/stream", post(agent_routes::chat_stream))
         .route(
             "/openai/deployments/{deployment}/embeddings",
-            post(gateway_routes::azure_embeddings),
+            post(gateway_routes::embeddings),
         );
     let protected = mcp.merge(gateway).layer(middleware::from_fn_with_state(
         state.authenticator.clone(),

@@ -1,19 +1,13 @@
-//! Helpers for the agent tests: a server wired to a mock model, `/agent/chat` calls, the
-//! agent's named server-sent events, and a peer that accepts connections but never answers.
-//! Plain POSTs use [`crate::gateway::post_json`].
+//! Helpers for the agent tests: `/agent/chat` calls, the agent's named server-sent events, and a
+//! peer that accepts connections but never answers. Servers in front of a mock model come from
+//! [`crate::start_with_mock`]; plain POSTs use [`crate::gateway::post_json`].
 
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinHandle,
-};
+use tokio::{net::TcpStream, task::JoinHandle};
 
-use crate::{TestServer, gateway::post_json};
-
-/// The upstream key the test servers present to the mock model.
-pub const UPSTREAM_KEY: &str = "sk-upstream";
+use crate::{TestServer, bind_loopback, gateway::post_json};
 
 /// No agent test should take anywhere near this long; a hang fails instead of blocking the suite.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,19 +21,6 @@ pub fn client() -> reqwest::Client {
         Ok(client) => client,
         Err(error) => panic!("cannot build an HTTP client: {error}"),
     }
-}
-
-/// Starts a server whose model is the OpenAI-compatible upstream at `base_url` (the mock),
-/// with `flags` on top.
-pub async fn start_with_model(base_url: &str, flags: &[&str]) -> TestServer {
-    let mut all = vec![
-        "--openai-base-url",
-        base_url,
-        "--openai-api-key",
-        UPSTREAM_KEY,
-    ];
-    all.extend_from_slice(flags);
-    TestServer::start(&all).await
 }
 
 /// A chat request body with just a message.
@@ -60,6 +41,24 @@ pub async fn chat(
     let response = post_json(client, server, "/agent/chat", key, body).await;
     let status = response.status().as_u16();
     (status, json_body(response).await)
+}
+
+/// The `tool_calls` of a turn summary.
+///
+/// # Panics
+/// When the summary has no `tool_calls` array.
+pub fn tool_calls(summary: &Value) -> &[Value] {
+    match summary["tool_calls"].as_array() {
+        Some(calls) => calls,
+        None => panic!("the summary has no tool_calls array: {summary}"),
+    }
+}
+
+/// True when every tool call of a turn summary succeeded and went by `routing`.
+pub fn tools_succeeded_via(summary: &Value, routing: &str) -> bool {
+    tool_calls(summary)
+        .iter()
+        .all(|call| call["is_error"] == false && call["routed_via"] == routing)
 }
 
 /// A response body as JSON.
@@ -138,14 +137,7 @@ impl SilentPeer {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(listener) => listener,
-            Err(error) => panic!("cannot bind a loopback port: {error}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(addr) => addr,
-            Err(error) => panic!("bound listener has no address: {error}"),
-        };
+        let (listener, addr) = bind_loopback().await;
         let task = tokio::spawn(async move {
             let mut held: Vec<TcpStream> = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {

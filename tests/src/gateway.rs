@@ -1,15 +1,37 @@
-//! Helpers for the gateway tests: calls to the OpenAI-compatible routes, server-sent events,
-//! Prometheus scraping and the wall-clock minute that token budgets are counted in.
+//! Helpers for the gateway tests: a keyed server in front of an upstream, calls to the
+//! OpenAI-compatible routes and `/admin/usage`, server-sent events, Prometheus scraping and the
+//! wall-clock minute that token budgets are counted in.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::TestServer;
+use crate::{TestServer, start_with_model};
+
+/// Starts a server in front of the upstream at `base_url` for these subscription keys
+/// (`name=key,…`), with `flags` on top. The semantic cache (tested on its own) is off, so every
+/// admitted call reaches the upstream.
+pub async fn start_keyed(base_url: &str, subscription_keys: &str, flags: &[&str]) -> TestServer {
+    let mut all = vec![
+        "--subscription-keys",
+        subscription_keys,
+        "--semantic-cache",
+        "off",
+    ];
+    all.extend_from_slice(flags);
+    start_with_model(base_url, &all).await
+}
 
 /// A minimal chat request with one user message.
 pub fn chat_body(text: &str) -> Value {
     serde_json::json!({"messages": [{"role": "user", "content": text}]})
+}
+
+/// [`chat_body`] asking for a streamed answer.
+pub fn streamed_chat_body(text: &str) -> Value {
+    let mut body = chat_body(text);
+    body["stream"] = Value::Bool(true);
+    body
 }
 
 /// POSTs `body` to `path` with `key` (if any) as `api-key`.
@@ -43,6 +65,36 @@ pub async fn post_chat(
     post_json(client, server, "/v1/chat/completions", key, body).await
 }
 
+/// POSTs an embeddings request to `/v1/embeddings`.
+pub async fn post_embeddings(
+    client: &reqwest::Client,
+    server: &TestServer,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    post_json(client, server, "/v1/embeddings", key, body).await
+}
+
+/// The `/admin/usage` report as `admin_key` sees it.
+///
+/// # Panics
+/// When the report cannot be fetched or is not JSON.
+pub async fn usage_report(client: &reqwest::Client, server: &TestServer, admin_key: &str) -> Value {
+    let response = match client
+        .get(server.url("/admin/usage"))
+        .header("api-key", admin_key)
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => panic!("GET /admin/usage failed: {error}"),
+    };
+    match response.json().await {
+        Ok(report) => report,
+        Err(error) => panic!("the usage report is not JSON: {error}"),
+    }
+}
+
 /// A response header as text, if present.
 pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name)?.to_str().ok()
@@ -56,6 +108,17 @@ pub fn header_u64(response: &reqwest::Response, name: &str) -> u64 {
     match header(response, name).map(str::parse::<u64>) {
         Some(Ok(value)) => value,
         other => panic!("header {name} is not a number: {other:?}"),
+    }
+}
+
+/// The response's content type.
+///
+/// # Panics
+/// When the response has none.
+pub fn content_type(response: &reqwest::Response) -> &str {
+    match header(response, "content-type") {
+        Some(content_type) => content_type,
+        None => panic!("the response has no content type"),
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! [`TestServer::start`] binds `127.0.0.1:0` and serves the real app on it; the listener is bound
 //! before the server task starts, so a test can connect at once with no readiness wait.
+//! [`start_with_mock`] and [`start_with_model`] put a server in front of a model upstream.
 //! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests.
 
 pub mod agent;
@@ -10,8 +11,80 @@ pub mod redis;
 
 use std::net::SocketAddr;
 
+use loadtest::{MockOptions, MockUpstream, Reply};
 use mcp_server::Settings;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The upstream key the test servers present to the model upstream.
+pub const UPSTREAM_KEY: &str = "sk-upstream";
+
+/// A listener on a free loopback port, and its address.
+///
+/// # Panics
+/// When no loopback port can be bound: a broken test setup.
+pub async fn bind_loopback() -> (TcpListener, SocketAddr) {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => panic!("cannot bind a loopback port: {error}"),
+    };
+    match listener.local_addr() {
+        Ok(addr) => (listener, addr),
+        Err(error) => panic!("bound listener has no address: {error}"),
+    }
+}
+
+/// Starts a mock model upstream with its default options.
+///
+/// # Panics
+/// When the mock cannot start.
+pub async fn start_mock() -> MockUpstream {
+    match MockUpstream::start(MockOptions::default()).await {
+        Ok(mock) => mock,
+        Err(error) => panic!("the mock upstream does not start: {error}"),
+    }
+}
+
+/// An upstream answer as a raw `chat.completion` body with this assistant `message`, finish
+/// reason and usage: for the shapes [`Reply`]'s own builders do not make.
+pub fn raw_completion(
+    message: serde_json::Value,
+    finish_reason: &str,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Reply {
+    Reply::raw_json(serde_json::json!({
+        "id": "chatcmpl-raw",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens
+        }
+    }))
+}
+
+/// Starts a server whose model is the OpenAI-compatible upstream at `base_url` (a mock, or
+/// several comma-separated), presenting [`UPSTREAM_KEY`], with `flags` on top.
+pub async fn start_with_model(base_url: &str, flags: &[&str]) -> TestServer {
+    let mut all = vec![
+        "--openai-base-url",
+        base_url,
+        "--openai-api-key",
+        UPSTREAM_KEY,
+    ];
+    all.extend_from_slice(flags);
+    TestServer::start(&all).await
+}
+
+/// A fresh default mock upstream and a server whose model it is, with `flags` on top.
+pub async fn start_with_mock(flags: &[&str]) -> (MockUpstream, TestServer) {
+    let mock = start_mock().await;
+    let server = start_with_model(&mock.base_url(), flags).await;
+    (mock, server)
+}
 
 /// A tollgate server on a loopback port, shut down when dropped.
 pub struct TestServer {
@@ -30,14 +103,7 @@ impl TestServer {
             Ok(settings) => settings,
             Err(error) => panic!("test settings do not parse: {error}"),
         };
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(listener) => listener,
-            Err(error) => panic!("cannot bind a loopback port: {error}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(addr) => addr,
-            Err(error) => panic!("bound listener has no address: {error}"),
-        };
+        let (listener, addr) = bind_loopback().await;
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(mcp_server::serve(listener, settings, async move {
             let _ = stop.await;
@@ -89,6 +155,24 @@ pub fn meta_2026() -> serde_json::Value {
         "io.modelcontextprotocol/clientInfo": {"name": "tollgate-tests", "version": "0"},
         "io.modelcontextprotocol/clientCapabilities": {}
     })
+}
+
+/// POSTs a stateless 2026-07-28 `tools/call` of `echo`: the version and client in `_meta`, the
+/// method and tool also in headers, as such clients send them.
+pub async fn call_echo_2026(
+    client: &reqwest::Client,
+    server: &TestServer,
+    id: u64,
+    message: &str,
+) -> reqwest::Response {
+    let mut params = serde_json::json!({"name": "echo", "arguments": {"message": message}});
+    params["_meta"] = meta_2026();
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
+    post_mcp(client, server, &rpc(id, "tools/call", params), &headers).await
 }
 
 /// POSTs a JSON-RPC message to /mcp with the headers MCP clients send.

@@ -49,7 +49,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, FromRequest, Path, Request, State},
     response::{IntoResponse, Response},
     routing::{get, post},
     serve::ListenerExt as _,
@@ -361,61 +361,54 @@ fn app(shared: Arc<Shared>) -> Router {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handlers: record, then hand over to the logic below.
+// Handlers: record (the `Recorded` extractor), then hand over to the logic below.
 
-async fn openai_chat(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = shared.record(&method, &uri, headers, &body);
+/// The request's JSON body (`None` when it is not JSON), taken after the request was recorded.
+/// Every route takes it, so every request is counted and, when asked, kept for the tests.
+struct Recorded(Option<Value>);
+
+impl FromRequest<Arc<Shared>> for Recorded {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, shared: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), shared)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self(shared.record(&method, &uri, headers, &bytes)))
+    }
+}
+
+async fn openai_chat(State(shared): State<Arc<Shared>>, Recorded(body): Recorded) -> Response {
     chat(&shared, body, None).await
 }
 
 async fn azure_chat(
     State(shared): State<Arc<Shared>>,
     Path(deployment): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Recorded(body): Recorded,
 ) -> Response {
-    let body = shared.record(&method, &uri, headers, &body);
     chat(&shared, body, Some(&deployment)).await
 }
 
 async fn openai_embeddings(
     State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Recorded(body): Recorded,
 ) -> Response {
-    let body = shared.record(&method, &uri, headers, &body);
     embeddings(&shared, body, None).await
 }
 
 async fn azure_embeddings(
     State(shared): State<Arc<Shared>>,
     Path(deployment): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Recorded(body): Recorded,
 ) -> Response {
-    let body = shared.record(&method, &uri, headers, &body);
     embeddings(&shared, body, Some(&deployment)).await
 }
 
-async fn models(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    shared.record(&method, &uri, headers, &[]);
+async fn models(State(shared): State<Arc<Shared>>, _: Recorded) -> Response {
     Json(json!({
         "object": "list",
         "data": [{
@@ -428,14 +421,7 @@ async fn models(
     .into_response()
 }
 
-async fn not_found(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    shared.record(&method, &uri, headers, &body);
+async fn not_found(method: Method, uri: Uri, _: Recorded) -> Response {
     let message = format!("Unknown request URL: {method} {}.", uri.path());
     wire::error_response(404, &message, None)
 }

@@ -1,19 +1,20 @@
 //! Subscription keys on the agent routes: refused without a known key, and the caller's key never
 //! reaches the model upstream, which sees only the gateway's own key.
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use loadtest::mock_upstream::Reply;
 use tests::{
-    agent::{UPSTREAM_KEY, client, json_body, message, start_with_model},
+    UPSTREAM_KEY,
+    agent::{client, json_body, message, tools_succeeded_via},
     gateway::post_json,
+    start_with_mock,
 };
 
 const CALLER_KEY: &str = "caller-secret-7f3a9c";
 
 #[tokio::test]
 async fn the_agent_routes_need_a_known_key() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let keys = format!("auth-agent={CALLER_KEY}");
-    let server = start_with_model(&mock.base_url(), &["--subscription-keys", &keys]).await;
+    let (mock, server) = start_with_mock(&["--subscription-keys", &keys]).await;
     let client = client();
 
     for path in ["/agent/chat", "/agent/chat/stream"] {
@@ -57,13 +58,9 @@ async fn the_agent_routes_need_a_known_key() {
 /// One JSON turn and one streamed turn with tools, as a keyed caller; then every request the
 /// model upstream saw is checked for the caller's key.
 async fn caller_key_stays_home(routing: &str) {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let keys = format!("auth-{routing}={CALLER_KEY}");
-    let server = start_with_model(
-        &mock.base_url(),
-        &["--subscription-keys", &keys, "--tool-routing", routing],
-    )
-    .await;
+    let (mock, server) =
+        start_with_mock(&["--subscription-keys", &keys, "--tool-routing", routing]).await;
     let client = client();
 
     let response = post_json(
@@ -77,14 +74,7 @@ async fn caller_key_stays_home(routing: &str) {
     assert_eq!(response.status(), 200);
     let body = json_body(response).await;
     // In mcp routing the tools were called with the caller's key, and they worked.
-    assert!(
-        body["tool_calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["is_error"] == false && c["routed_via"] == routing),
-        "{body}"
-    );
+    assert!(tools_succeeded_via(&body, routing), "{body}");
     let response = post_json(
         &client,
         &server,

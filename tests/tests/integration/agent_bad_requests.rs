@@ -2,12 +2,14 @@
 //! bodies (4xx in the JSON envelope, also on the streaming route) and a server with no model
 //! configured (503).
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use loadtest::mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,
-    agent::{chat, client, json_body, message, start_with_model},
-    meta_2026, post_mcp, rpc,
+    agent::{chat, client, json_body, message},
+    call_echo_2026,
+    gateway::content_type,
+    start_with_mock,
 };
 
 const ROUTES: [&str; 2] = ["/agent/chat", "/agent/chat/stream"];
@@ -22,10 +24,7 @@ async fn post_raw(server: &TestServer, path: &str, body: &str) -> (u16, String, 
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = content_type(&response).to_owned();
     (status, content_type, json_body(response).await)
 }
 
@@ -87,8 +86,7 @@ fn bad_bodies() -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn malformed_requests_are_refused_with_the_json_envelope() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     for path in ROUTES {
         for (case, body) in bad_bodies() {
             let (status, content_type, reply) = post_raw(&server, path, &body).await;
@@ -117,9 +115,8 @@ async fn malformed_requests_are_refused_with_the_json_envelope() {
 
 #[tokio::test]
 async fn the_limits_are_in_characters_and_inclusive() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     // The default budget of 50000 tokens a minute is too small for 400000 characters of history.
-    let server = start_with_model(&mock.base_url(), &["--tokens-per-minute", "1000000"]).await;
+    let (mock, server) = start_with_mock(&["--tokens-per-minute", "1000000"]).await;
     mock.push(Reply::text("That was long."));
     // 8000 two-byte characters: 16000 bytes, still 8000 characters.
     let body = json!({
@@ -153,19 +150,7 @@ async fn no_model_configured_is_a_503_that_names_the_setting() {
     assert_eq!(health["model_configured"], false, "{health}");
 
     // The MCP tools need no model.
-    let mut params = json!({"name": "echo", "arguments": {"message": "still here"}});
-    params["_meta"] = meta_2026();
-    let response = post_mcp(
-        &client,
-        &server,
-        &rpc(1, "tools/call", params),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "echo"),
-        ],
-    )
-    .await;
+    let response = call_echo_2026(&client, &server, 1, "still here").await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(text.contains("still here"), "{text}");

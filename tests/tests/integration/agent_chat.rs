@@ -2,11 +2,12 @@
 //! (tool calls, usage summed over the turn, instance, model, cache), history, `x-request-id`,
 //! and the mock model's own tool-using script.
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use loadtest::mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
-    agent::{chat, client, is_uuid, message, start_with_model},
+    agent::{chat, client, is_uuid, message, tool_calls, tools_succeeded_via},
     gateway::post_json,
+    start_with_mock,
 };
 
 /// whoami + lookup_fact in one round, echo in a second, then the answer: three model calls,
@@ -25,25 +26,21 @@ fn three_step_script(mock: &MockUpstream, instance: &str) {
 
 async fn multi_step(routing: &str) {
     let instance = format!("inst-chat-{routing}");
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(
-        &mock.base_url(),
-        &[
-            "--tool-routing",
-            routing,
-            "--instance-id",
-            &instance,
-            "--chat-model",
-            "mock-chat-model",
-        ],
-    )
+    let (mock, server) = start_with_mock(&[
+        "--tool-routing",
+        routing,
+        "--instance-id",
+        &instance,
+        "--chat-model",
+        "mock-chat-model",
+    ])
     .await;
     three_step_script(&mock, &instance);
 
     let (status, body) = chat(&client(), &server, None, &message("How do slots work?")).await;
     assert_eq!(status, 200, "{body}");
 
-    let calls = body["tool_calls"].as_array().unwrap();
+    let calls = tool_calls(&body);
     let names: Vec<&str> = calls.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["whoami", "lookup_fact", "echo"], "{body}");
     for call in calls {
@@ -112,12 +109,8 @@ async fn multi_step_turn_over_mcp() {
 /// an answer that cites the instance from the tool results.
 async fn default_script(routing: &str) {
     let instance = format!("inst-default-{routing}");
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(
-        &mock.base_url(),
-        &["--tool-routing", routing, "--instance-id", &instance],
-    )
-    .await;
+    let (mock, server) =
+        start_with_mock(&["--tool-routing", routing, "--instance-id", &instance]).await;
 
     let (status, body) = chat(
         &client(),
@@ -127,21 +120,12 @@ async fn default_script(routing: &str) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let names: Vec<&str> = body["tool_calls"]
-        .as_array()
-        .unwrap()
+    let names: Vec<&str> = tool_calls(&body)
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["whoami", "lookup_fact"], "{body}");
-    assert!(
-        body["tool_calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["is_error"] == false && c["routed_via"] == routing),
-        "{body}"
-    );
+    assert!(tools_succeeded_via(&body, routing), "{body}");
     let reply = body["reply"].as_str().unwrap();
     assert!(reply.contains(&instance), "{reply}");
     assert_eq!(body["instance_id"], instance.as_str());
@@ -166,8 +150,7 @@ async fn mock_default_script_over_mcp() {
 
 #[tokio::test]
 async fn history_reaches_the_model_in_order() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(Reply::text("Your name is Ada."));
 
     let body = json!({
@@ -202,8 +185,7 @@ async fn history_reaches_the_model_in_order() {
 
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     let client = client();
 
     mock.push(Reply::text("One."));
@@ -232,29 +214,17 @@ async fn request_ids_are_echoed_or_generated() {
 
 #[tokio::test]
 async fn a_repeated_question_is_answered_from_the_cache() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(Reply::text("Slots are live apps with their own host names.").with_usage(40, 10));
     let client = client();
+    let question = message("What are deployment slots?");
 
-    let (status, first) = chat(
-        &client,
-        &server,
-        None,
-        &message("What are deployment slots?"),
-    )
-    .await;
+    let (status, first) = chat(&client, &server, None, &question).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["cache"], json!({"hits": 0, "misses": 1}));
     assert_eq!(first["usage"]["total_tokens"], 50);
 
-    let (status, second) = chat(
-        &client,
-        &server,
-        None,
-        &message("What are deployment slots?"),
-    )
-    .await;
+    let (status, second) = chat(&client, &server, None, &question).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["reply"], first["reply"]);
     assert_eq!(second["cache"], json!({"hits": 1, "misses": 0}));

@@ -3,21 +3,29 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
-use tests::agent::{SilentPeer, chat, client, message, start_with_model};
+use loadtest::mock_upstream::Reply;
+use serde_json::Value;
+use tests::{
+    agent::{SilentPeer, chat, client, message, tool_calls},
+    start_with_mock,
+};
 
 /// Well past a 1 s deadline, well short of the mock's 3 s delay.
 const PROMPTLY: Duration = Duration::from_millis(2500);
 
-#[tokio::test]
-async fn a_turn_past_its_deadline_is_a_504() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &["--agent-timeout-seconds", "1"]).await;
+/// One turn on a server whose `deadline_flag` is 1 s, with a model that answers after 3 s: the
+/// status, the body and how long the turn took.
+async fn turn_with_a_slow_model(deadline_flag: &str) -> (u16, Value, Duration) {
+    let (mock, server) = start_with_mock(&[deadline_flag, "1"]).await;
     mock.push(Reply::text("Too late.").delayed(Duration::from_secs(3)));
-
     let started = Instant::now();
     let (status, body) = chat(&client(), &server, None, &message("Hello?")).await;
-    let took = started.elapsed();
+    (status, body, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_turn_past_its_deadline_is_a_504() {
+    let (status, body, took) = turn_with_a_slow_model("--agent-timeout-seconds").await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "agent_timeout");
     assert!(body["error"]["message"].is_string());
@@ -29,13 +37,7 @@ async fn a_turn_past_its_deadline_is_a_504() {
 
 #[tokio::test]
 async fn a_model_call_past_the_upstream_deadline_is_a_504() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &["--upstream-timeout-seconds", "1"]).await;
-    mock.push(Reply::text("Too late.").delayed(Duration::from_secs(3)));
-
-    let started = Instant::now();
-    let (status, body) = chat(&client(), &server, None, &message("Hello?")).await;
-    let took = started.elapsed();
+    let (status, body, took) = turn_with_a_slow_model("--upstream-timeout-seconds").await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "upstream_timeout");
     assert!(took < PROMPTLY, "{took:?}");
@@ -43,20 +45,16 @@ async fn a_model_call_past_the_upstream_deadline_is_a_504() {
 
 #[tokio::test]
 async fn a_tool_that_never_answers_times_out_and_the_turn_goes_on() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let silent = SilentPeer::start().await;
     let mcp_url = silent.url("/mcp");
-    let server = start_with_model(
-        &mock.base_url(),
-        &[
-            "--tool-routing",
-            "mcp",
-            "--mcp-url",
-            &mcp_url,
-            "--agent-tool-timeout-seconds",
-            "1",
-        ],
-    )
+    let (mock, server) = start_with_mock(&[
+        "--tool-routing",
+        "mcp",
+        "--mcp-url",
+        &mcp_url,
+        "--agent-tool-timeout-seconds",
+        "1",
+    ])
     .await;
     // Two calls in one round: they time out together, not one after the other.
     mock.push(Reply::tool_calls([
@@ -70,7 +68,7 @@ async fn a_tool_that_never_answers_times_out_and_the_turn_goes_on() {
     let took = started.elapsed();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reply"], "The tools are down; answering from memory.");
-    let calls = body["tool_calls"].as_array().unwrap();
+    let calls = tool_calls(&body);
     assert_eq!(calls.len(), 2);
     for call in calls {
         assert_eq!(call["is_error"], true, "{call}");

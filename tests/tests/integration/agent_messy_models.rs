@@ -2,33 +2,21 @@
 //! answer (a tool error the model can recover from, a nudge, a last call without tools) or a
 //! clear 502, never a 500 or a hang.
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use loadtest::mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
-    agent::{chat, client, message, start_with_model},
+    agent::{chat, client, message, tool_calls},
+    raw_completion, start_with_mock,
 };
 
 /// A `chat.completion` body with this assistant message.
 fn completion(message: Value, finish_reason: &str) -> Reply {
-    Reply::raw_json(json!({
-        "id": "chatcmpl-messy",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
-    }))
+    raw_completion(message, finish_reason, 5, 1)
 }
 
 fn empty_answer() -> Reply {
     completion(json!({"role": "assistant", "content": ""}), "stop")
-}
-
-async fn setup(flags: &[&str]) -> (MockUpstream, TestServer) {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), flags).await;
-    (mock, server)
 }
 
 /// Runs one turn; the answer must be a 200.
@@ -48,7 +36,7 @@ fn fed_back(mock: &MockUpstream) -> String {
 
 #[tokio::test]
 async fn arguments_that_are_not_json_become_a_tool_error() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(Reply::tool_call("echo", r#"{"message": "hi""#));
     mock.push(Reply::text("Sorry, let me answer directly: hi."));
 
@@ -65,7 +53,7 @@ async fn arguments_that_are_not_json_become_a_tool_error() {
 
 #[tokio::test]
 async fn arguments_that_are_not_an_object_become_a_tool_error() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(Reply::tool_call("lookup_fact", r#"["mcp"]"#));
     mock.push(Reply::text("Answered anyway."));
 
@@ -83,7 +71,7 @@ async fn arguments_that_are_not_an_object_become_a_tool_error() {
 
 #[tokio::test]
 async fn arguments_sent_as_an_object_are_accepted() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(completion(
         json!({"role": "assistant", "content": null, "tool_calls": [{
             "id": "call_obj", "type": "function",
@@ -100,7 +88,7 @@ async fn arguments_sent_as_an_object_are_accepted() {
 }
 
 async fn unknown_tool(routing: &str) {
-    let (mock, server) = setup(&["--tool-routing", routing]).await;
+    let (mock, server) = start_with_mock(&["--tool-routing", routing]).await;
     mock.push(Reply::tool_call("delete_everything", "{}"));
     mock.push(Reply::text("I cannot do that."));
 
@@ -125,13 +113,13 @@ async fn an_unknown_tool_is_a_tool_error_over_mcp() {
 }
 
 async fn missing_field(routing: &str) {
-    let (mock, server) = setup(&["--tool-routing", routing]).await;
+    let (mock, server) = start_with_mock(&["--tool-routing", routing]).await;
     mock.push(Reply::tool_call("echo", "{}"));
     mock.push(Reply::tool_call("echo", r#"{"message":"second try"}"#));
     mock.push(Reply::text("Echoed on the second try."));
 
     let body = answered(&server).await;
-    let calls = body["tool_calls"].as_array().unwrap();
+    let calls = tool_calls(&body);
     assert_eq!(calls.len(), 2, "{body}");
     assert_eq!(calls[0]["is_error"], true, "{body}");
     let error = calls[0]["result"]["error"].as_str().unwrap();
@@ -153,7 +141,7 @@ async fn a_missing_required_field_is_a_tool_error_over_mcp() {
 
 #[tokio::test]
 async fn an_empty_answer_gets_one_nudge() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(empty_answer());
     mock.push(Reply::text("Here is the answer."));
 
@@ -176,7 +164,7 @@ async fn an_empty_answer_gets_one_nudge() {
 
 #[tokio::test]
 async fn two_empty_answers_are_a_502() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(empty_answer());
     mock.push(completion(
         json!({"role": "assistant", "content": null}),
@@ -193,7 +181,7 @@ async fn two_empty_answers_are_a_502() {
 
 #[tokio::test]
 async fn answers_without_choices_are_a_502_not_a_500() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(Reply::raw_json(json!({})));
     mock.push(Reply::raw_json(json!({"choices": []})));
 
@@ -204,7 +192,7 @@ async fn answers_without_choices_are_a_502_not_a_500() {
 
 #[tokio::test]
 async fn content_as_parts_is_read_as_text() {
-    let (mock, server) = setup(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     mock.push(completion(
         json!({"role": "assistant", "content": [
             {"type": "text", "text": "Two "}, {"type": "text", "text": "parts."}
@@ -217,7 +205,7 @@ async fn content_as_parts_is_read_as_text() {
 
 #[tokio::test]
 async fn a_legacy_function_call_is_run_as_a_tool_call() {
-    let (mock, server) = setup(&["--instance-id", "inst-legacy"]).await;
+    let (mock, server) = start_with_mock(&["--instance-id", "inst-legacy"]).await;
     mock.push(completion(
         json!({"role": "assistant", "content": null,
                "function_call": {"name": "whoami", "arguments": "{}"}}),
@@ -241,12 +229,12 @@ async fn a_legacy_function_call_is_run_as_a_tool_call() {
 
 #[tokio::test]
 async fn an_endless_tool_loop_stops_after_the_iteration_limit() {
-    let (mock, server) = setup(&["--agent-max-iterations", "3"]).await;
+    let (mock, server) = start_with_mock(&["--agent-max-iterations", "3"]).await;
     mock.push_many((0..10).map(|_| Reply::tool_call("whoami", "{}")));
 
     let body = answered(&server).await;
     assert!(!body["reply"].as_str().unwrap().is_empty(), "{body}");
-    assert_eq!(body["tool_calls"].as_array().unwrap().len(), 3);
+    assert_eq!(tool_calls(&body).len(), 3);
 
     // 3 calls that may use tools, then 1 that may not.
     let requests = mock.chat_requests();
@@ -263,7 +251,7 @@ async fn an_endless_tool_loop_stops_after_the_iteration_limit() {
 
 #[tokio::test]
 async fn the_last_call_without_tools_gives_the_reply() {
-    let (mock, server) = setup(&["--agent-max-iterations", "1"]).await;
+    let (mock, server) = start_with_mock(&["--agent-max-iterations", "1"]).await;
     mock.push(Reply::tool_call("whoami", "{}"));
     mock.push(Reply::text("Wrapped up from what I have."));
 

@@ -4,16 +4,33 @@
 //!
 //! Metrics are process-wide, so every test uses subscription names no other test uses.
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use loadtest::mock_upstream::{MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
-    agent::{chat, client, message, start_with_model},
+    agent::{chat, client, message, tool_calls, tools_succeeded_via},
     gateway::{metric, scrape},
+    start_mock, start_with_mock, start_with_model,
 };
 
-/// Four rounds of one tool call each, then the answer.
-fn four_sequential_calls(mock: &MockUpstream) {
+/// A turn of four rounds of one tool call each, then the answer, by `routing`, on a server
+/// with an MCP rate limit of 2 calls a minute, as `subscription` (with `key`). The mock, the
+/// server and the turn's summary (a 200).
+async fn four_tool_turn(
+    routing: &str,
+    subscription: &str,
+    key: &str,
+) -> (MockUpstream, TestServer, Value) {
+    let keys = format!("{subscription}={key}");
+    let (mock, server) = start_with_mock(&[
+        "--tool-routing",
+        routing,
+        "--mcp-rate-limit",
+        "2/60",
+        "--subscription-keys",
+        &keys,
+    ])
+    .await;
     mock.push_many([
         Reply::tool_call("whoami", "{}"),
         Reply::tool_call("lookup_fact", r#"{"topic":"mcp"}"#),
@@ -21,10 +38,9 @@ fn four_sequential_calls(mock: &MockUpstream) {
         Reply::tool_call("summarize", r#"{"topic":"mcp"}"#),
         Reply::text("Done with the tools."),
     ]);
-}
-
-fn tool_calls(body: &Value) -> &Vec<Value> {
-    body["tool_calls"].as_array().unwrap()
+    let (status, body) = chat(&client(), &server, Some(key), &message("Use four tools.")).await;
+    assert_eq!(status, 200, "{body}");
+    (mock, server, body)
 }
 
 /// Samples of `name` on `server`'s /metrics with these labels, summed (0 when there are none).
@@ -45,29 +61,7 @@ async fn mcp_tool_calls(server: &TestServer, subscription: &str) -> f64 {
 
 #[tokio::test]
 async fn mcp_routing_is_held_to_the_mcp_rate_limit() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(
-        &mock.base_url(),
-        &[
-            "--tool-routing",
-            "mcp",
-            "--mcp-rate-limit",
-            "2/60",
-            "--subscription-keys",
-            "routing-limited=key-limited",
-        ],
-    )
-    .await;
-    four_sequential_calls(&mock);
-
-    let (status, body) = chat(
-        &client(),
-        &server,
-        Some("key-limited"),
-        &message("Use four tools."),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let (mock, server, body) = four_tool_turn("mcp", "routing-limited", "key-limited").await;
     assert_eq!(body["reply"], "Done with the tools.");
     let calls = tool_calls(&body);
     assert_eq!(calls.len(), 4, "{body}");
@@ -108,29 +102,8 @@ async fn mcp_routing_is_held_to_the_mcp_rate_limit() {
 
 #[tokio::test]
 async fn in_process_routing_is_not_mcp_traffic() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(
-        &mock.base_url(),
-        &[
-            "--tool-routing",
-            "in-process",
-            "--mcp-rate-limit",
-            "2/60",
-            "--subscription-keys",
-            "routing-in-process=key-in-process",
-        ],
-    )
-    .await;
-    four_sequential_calls(&mock);
-
-    let (status, body) = chat(
-        &client(),
-        &server,
-        Some("key-in-process"),
-        &message("Use four tools."),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let (_mock, server, body) =
+        four_tool_turn("in-process", "routing-in-process", "key-in-process").await;
     let calls = tool_calls(&body);
     assert_eq!(calls.len(), 4, "{body}");
     for call in calls {
@@ -150,19 +123,15 @@ async fn in_process_routing_is_not_mcp_traffic() {
 
 #[tokio::test]
 async fn mcp_routing_calls_tools_with_the_callers_key() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     // The agent's own key belongs to another subscription: a caller's key comes first.
-    let server = start_with_model(
-        &mock.base_url(),
-        &[
-            "--tool-routing",
-            "mcp",
-            "--subscription-keys",
-            "routing-caller=key-caller,routing-agent=key-agent",
-            "--agent-subscription-key",
-            "key-agent",
-        ],
-    )
+    let (mock, server) = start_with_mock(&[
+        "--tool-routing",
+        "mcp",
+        "--subscription-keys",
+        "routing-caller=key-caller,routing-agent=key-agent",
+        "--agent-subscription-key",
+        "key-agent",
+    ])
     .await;
     mock.push_many([
         Reply::tool_calls([("whoami", "{}"), ("echo", r#"{"message":"hi"}"#)]),
@@ -171,19 +140,14 @@ async fn mcp_routing_calls_tools_with_the_callers_key() {
 
     let (status, body) = chat(&client(), &server, Some("key-caller"), &message("Hi")).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        tool_calls(&body)
-            .iter()
-            .all(|c| c["is_error"] == false && c["routed_via"] == "mcp"),
-        "{body}"
-    );
+    assert!(tools_succeeded_via(&body, "mcp"), "{body}");
     assert_eq!(mcp_tool_calls(&server, "routing-caller").await, 2.0);
     assert_eq!(mcp_tool_calls(&server, "routing-agent").await, 0.0);
 }
 
 #[tokio::test]
 async fn open_server_calls_tools_with_the_agents_key() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let mock = start_mock().await;
     // The tools live on a keyed server; the agent's server is open, so its callers bring no key.
     let tools =
         TestServer::start(&["--subscription-keys", "routing-agent-only=key-agent-only"]).await;

@@ -5,8 +5,9 @@ use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
-    agent::{SseEvent, chat, client, message, sse_events, start_with_model},
-    gateway::post_json,
+    agent::{SseEvent, chat, client, message, sse_events, tool_calls},
+    gateway::{content_type, post_json},
+    start_with_mock, start_with_model,
 };
 
 const REPLY: &str = "Slots let you stage a release and swap it in. Served by instance inst-stream.";
@@ -34,10 +35,7 @@ async fn stream(server: &TestServer, text: &str) -> (u16, String, Vec<SseEvent>)
     )
     .await;
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = content_type(&response).to_owned();
     let body = response.text().await.unwrap();
     (status, content_type, sse_events(&body))
 }
@@ -58,9 +56,8 @@ fn comparable(summary: &Value) -> Value {
 
 #[tokio::test]
 async fn events_come_in_order_and_end_with_the_summary() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
     let flags = ["--instance-id", "inst-stream"];
-    let server = start_with_model(&mock.base_url(), &flags).await;
+    let (mock, server) = start_with_mock(&flags).await;
     script(&mock);
 
     let (status, content_type, events) = stream(&server, "How do slots work?").await;
@@ -108,7 +105,7 @@ async fn events_come_in_order_and_end_with_the_summary() {
     assert_eq!(done["usage"]["completion_tokens"], 13);
     assert_eq!(done["usage"]["total_tokens"], 46);
     assert!(done["cache"]["hits"].is_u64() && done["cache"]["misses"].is_u64());
-    assert_eq!(done["tool_calls"].as_array().unwrap().len(), 2);
+    assert_eq!(tool_calls(done).len(), 2);
 
     // The model calls really streamed.
     assert!(
@@ -157,8 +154,7 @@ async fn a_failed_model_call_ends_the_stream_with_an_error_event() {
 
 #[tokio::test]
 async fn the_turn_deadline_ends_the_stream_with_an_error_event() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), &["--agent-timeout-seconds", "1"]).await;
+    let (mock, server) = start_with_mock(&["--agent-timeout-seconds", "1"]).await;
     mock.push(Reply::text("Too late.").delayed(std::time::Duration::from_secs(3)));
 
     let started = std::time::Instant::now();
@@ -172,8 +168,7 @@ async fn the_turn_deadline_ends_the_stream_with_an_error_event() {
 
 /// Whatever shape the model's text takes, the deltas concatenate to `done.reply`.
 async fn deltas_and_reply(replies: Vec<Reply>, flags: &[&str]) -> (Vec<String>, String, String) {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(&mock.base_url(), flags).await;
+    let (mock, server) = start_with_mock(flags).await;
     mock.push_many(replies);
     let (status, _, events) = stream(&server, "Hello?").await;
     assert_eq!(status, 200);

@@ -8,26 +8,15 @@ use gateway_client::{
     clock::Clock,
     semantic::{BuiltinEmbedder, CacheConfig, SemanticCache},
 };
-use loadtest::{MockOptions, MockUpstream, Reply};
+use loadtest::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,
-    gateway::{chat_body, header, post_chat, sse_data, streamed_text},
+    gateway::{
+        chat_body, content_type, header, post_chat, sse_data, streamed_chat_body, streamed_text,
+    },
+    raw_completion, start_with_mock,
 };
-
-async fn stack(extra: &[&str]) -> (MockUpstream, TestServer) {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let base = mock.base_url();
-    let mut flags = vec![
-        "--openai-base-url",
-        base.as_str(),
-        "--openai-api-key",
-        "sk-upstream",
-    ];
-    flags.extend_from_slice(extra);
-    let server = TestServer::start(&flags).await;
-    (mock, server)
-}
 
 async fn ask(client: &reqwest::Client, server: &TestServer, body: &Value) -> (String, Value) {
     let response = post_chat(client, server, None, body).await;
@@ -105,7 +94,7 @@ impl Figures {
 
 #[tokio::test]
 async fn dev_set_pairs_in_isolation() {
-    let (mock, server) = stack(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     let mut figures = Figures::default();
     for (row_number, row) in dev_set().iter().enumerate() {
@@ -140,7 +129,7 @@ async fn dev_set_pairs_in_isolation() {
 
 #[tokio::test]
 async fn dev_set_in_one_shared_partition() {
-    let (_mock, server) = stack(&[]).await;
+    let (_mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     let rows = dev_set();
     for row in &rows {
@@ -187,7 +176,7 @@ fn normalize(text: &str) -> String {
 
 #[tokio::test]
 async fn subscriptions_do_not_see_each_others_answers() {
-    let (mock, server) = stack(&["--subscription-keys", "team-a=ka,team-b=kb"]).await;
+    let (mock, server) = start_with_mock(&["--subscription-keys", "team-a=ka,team-b=kb"]).await;
     let client = reqwest::Client::new();
     let body = chat_body("What is a deployment slot?");
     let a = post_chat(&client, &server, Some("ka"), &body).await;
@@ -201,7 +190,7 @@ async fn subscriptions_do_not_see_each_others_answers() {
 
 #[tokio::test]
 async fn a_shared_cache_serves_every_subscription() {
-    let (_mock, server) = stack(&[
+    let (_mock, server) = start_with_mock(&[
         "--subscription-keys",
         "team-a=ka,team-b=kb",
         "--cache-shared",
@@ -216,7 +205,7 @@ async fn a_shared_cache_serves_every_subscription() {
 
 #[tokio::test]
 async fn parameters_that_change_the_answer_partition_the_cache() {
-    let (_mock, server) = stack(&[]).await;
+    let (_mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     let mut cold = chat_body("Name a color.");
     cold["temperature"] = json!(0.0);
@@ -232,49 +221,43 @@ async fn parameters_that_change_the_answer_partition_the_cache() {
 
 #[tokio::test]
 async fn errors_and_truncated_answers_are_never_cached() {
-    let (mock, server) = stack(&["--upstream-attempts", "1"]).await;
+    let (mock, server) = start_with_mock(&["--upstream-attempts", "1"]).await;
     let client = reqwest::Client::new();
-    let body = chat_body("Write a very long poem.");
-    let truncated = json!({
-        "id": "chatcmpl-t", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Roses are"}, "finish_reason": "length"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2000, "total_tokens": 2005}
-    });
-    mock.push(Reply::raw_json(truncated));
-    assert_eq!(ask(&client, &server, &body).await.0, "miss");
-    assert_eq!(
-        ask(&client, &server, &body).await.0,
-        "miss",
-        "a truncated answer is not served"
-    );
-
-    let refused_body = chat_body("Tell me something you refuse to say.");
-    let refusal = json!({
-        "id": "chatcmpl-r", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "I can't help with that."}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
-    });
-    mock.push(Reply::raw_json(refusal));
-    assert_eq!(ask(&client, &server, &refused_body).await.0, "miss");
-    assert_eq!(
-        ask(&client, &server, &refused_body).await.0,
-        "miss",
-        "a refusal is not served"
-    );
-
-    let empty_body = chat_body("Say nothing at all.");
-    let empty = json!({
-        "id": "chatcmpl-e", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "  "}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5}
-    });
-    mock.push(Reply::raw_json(empty));
-    assert_eq!(ask(&client, &server, &empty_body).await.0, "miss");
-    assert_eq!(
-        ask(&client, &server, &empty_body).await.0,
-        "miss",
-        "an empty answer is not served"
-    );
+    let not_cached = |prompt: &'static str, answer: Reply, what: &'static str| {
+        mock.push(answer);
+        let (client, server) = (&client, &server);
+        async move {
+            let body = chat_body(prompt);
+            assert_eq!(ask(client, server, &body).await.0, "miss");
+            assert_eq!(
+                ask(client, server, &body).await.0,
+                "miss",
+                "{what} is not served"
+            );
+        }
+    };
+    let truncated = json!({"role": "assistant", "content": "Roses are"});
+    not_cached(
+        "Write a very long poem.",
+        raw_completion(truncated, "length", 5, 2000),
+        "a truncated answer",
+    )
+    .await;
+    let refusal =
+        json!({"role": "assistant", "content": null, "refusal": "I can't help with that."});
+    not_cached(
+        "Tell me something you refuse to say.",
+        raw_completion(refusal, "stop", 5, 5),
+        "a refusal",
+    )
+    .await;
+    let empty = json!({"role": "assistant", "content": "  "});
+    not_cached(
+        "Say nothing at all.",
+        raw_completion(empty, "stop", 5, 0),
+        "an empty answer",
+    )
+    .await;
 
     let failing = chat_body("Will this fail?");
     mock.push(Reply::status(500));
@@ -289,23 +272,18 @@ async fn errors_and_truncated_answers_are_never_cached() {
 
 #[tokio::test]
 async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
-    let (mock, server) = stack(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::text("Slots let you swap builds without downtime."));
     let (_, whole) = ask(&client, &server, &chat_body("What is a deployment slot?")).await;
     let calls = mock.chat_requests().len();
 
-    let mut body = chat_body("What's a deployment slot?");
-    body["stream"] = json!(true);
+    let mut body = streamed_chat_body("What's a deployment slot?");
     body["stream_options"] = json!({"include_usage": true});
     let response = post_chat(&client, &server, None, &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-llm-cache-status"), Some("hit"));
-    assert!(
-        header(&response, "content-type")
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(content_type(&response).starts_with("text/event-stream"));
     let events = sse_data(&response.text().await.unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     for event in &events[..events.len() - 1] {
@@ -325,12 +303,11 @@ async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
 
 #[tokio::test]
 async fn a_streamed_answer_is_cached_for_later_calls() {
-    let (mock, server) = stack(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::stream(["Scale ", "out ", "to add instances."]));
-    let mut body = chat_body("How do I scale out?");
-    body["stream"] = json!(true);
-    let response = post_chat(&client, &server, None, &body).await;
+    let stream = streamed_chat_body("How do I scale out?");
+    let response = post_chat(&client, &server, None, &stream).await;
     assert_eq!(header(&response, "x-llm-cache-status"), Some("miss"));
     let _ = response.text().await.unwrap();
     let (status, answer) = ask(&client, &server, &chat_body("How do I scale out?")).await;
@@ -343,7 +320,7 @@ async fn a_streamed_answer_is_cached_for_later_calls() {
 
 #[tokio::test]
 async fn no_cache_and_no_store_are_honored() {
-    let (mock, server) = stack(&[]).await;
+    let (mock, server) = start_with_mock(&[]).await;
     let client = reqwest::Client::new();
     let body = chat_body("What is semantic caching?");
     let send = |directive: &'static str| {
@@ -367,7 +344,7 @@ async fn no_cache_and_no_store_are_honored() {
 
 #[tokio::test]
 async fn the_cache_can_be_turned_off() {
-    let (_mock, server) = stack(&["--semantic-cache", "off"]).await;
+    let (_mock, server) = start_with_mock(&["--semantic-cache", "off"]).await;
     let client = reqwest::Client::new();
     let body = chat_body("What is semantic caching?");
     assert_eq!(ask(&client, &server, &body).await.0, "bypass");
@@ -393,30 +370,15 @@ async fn entries_expire_after_their_ttl() {
         .await;
     let paraphrase = chat_body("Please explain what a token budget is.");
     let paraphrase = paraphrase.as_object().unwrap();
+    let served = |prompt| {
+        let prompt = cache.prompt(&context, "m", prompt).unwrap();
+        let cache = &cache;
+        async move { cache.find(&prompt).await.is_some() }
+    };
     tokio::time::advance(Duration::from_secs(59)).await;
-    assert!(
-        cache
-            .find(&cache.prompt(&context, "m", request).unwrap())
-            .await
-            .is_some()
-    );
-    assert!(
-        cache
-            .find(&cache.prompt(&context, "m", paraphrase).unwrap())
-            .await
-            .is_some()
-    );
+    assert!(served(request).await);
+    assert!(served(paraphrase).await);
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert!(
-        cache
-            .find(&cache.prompt(&context, "m", request).unwrap())
-            .await
-            .is_none()
-    );
-    assert!(
-        cache
-            .find(&cache.prompt(&context, "m", paraphrase).unwrap())
-            .await
-            .is_none()
-    );
+    assert!(!served(request).await);
+    assert!(!served(paraphrase).await);
 }

@@ -14,18 +14,18 @@ use mcp_server::Settings;
 use serde_json::{Map, Value, json};
 use tests::{
     TestServer,
-    gateway::{chat_body, header, header_u64, minute_headroom, post_chat, post_json},
+    gateway::{
+        chat_body, header, header_u64, minute_headroom, post_chat, post_embeddings, start_keyed,
+        streamed_chat_body, usage_report,
+    },
+    start_mock,
 };
 
 /// A refusal must leave this much of the minute, so the calls before it share one window.
 const HEADROOM: Duration = Duration::from_secs(3);
 
-async fn mock() -> MockUpstream {
-    MockUpstream::start(MockOptions::default()).await.unwrap()
-}
-
-/// A server in front of `mock` with a small budget and key `k-{name}` for subscription `name`.
-/// The semantic cache (tested on its own) is off, so every admitted call reaches the upstream.
+/// A server in front of `mock` with a small budget and key `k-{name}` for subscription `name`
+/// (and `k-{name}-other` for `{name}-other`).
 async fn server(
     mock: &MockUpstream,
     name: &str,
@@ -34,29 +34,15 @@ async fn server(
 ) -> TestServer {
     let keys = format!("{name}=k-{name},{name}-other=k-{name}-other");
     let tpm = tokens_per_minute.to_string();
-    let base_url = mock.base_url();
-    let mut flags = vec![
-        "--openai-base-url",
-        &base_url,
-        "--openai-api-key",
-        "sk-upstream",
-        "--subscription-keys",
-        &keys,
-        "--tokens-per-minute",
-        &tpm,
-        "--max-tokens-cap",
-        "100",
-        "--semantic-cache",
-        "off",
-    ];
+    let mut flags = vec!["--tokens-per-minute", &tpm, "--max-tokens-cap", "100"];
     flags.extend_from_slice(extra);
-    TestServer::start(&flags).await
+    start_keyed(&mock.base_url(), &keys, &flags).await
 }
 
 /// Spends most of a 300-token minute (a 200-token answer), then makes the call that no longer
 /// fits; returns that refusal.
 async fn refusal(format: &str, name: &str) -> reqwest::Response {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, name, 300, &["--retry-after-format", format]).await;
     let client = reqwest::Client::new();
     let key = format!("k-{name}");
@@ -91,7 +77,7 @@ async fn the_budget_refuses_before_any_upstream_call() {
 
 #[tokio::test]
 async fn each_subscription_has_a_budget_of_its_own() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "budget-keys", 300, &[]).await;
     let client = reqwest::Client::new();
     minute_headroom(HEADROOM).await;
@@ -139,12 +125,11 @@ async fn retry_after_as_an_iso8601_timestamp() {
 
 #[tokio::test]
 async fn a_call_bigger_than_the_whole_budget_is_refused_outright() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "budget-huge", 300, &[]).await;
     let client = reqwest::Client::new();
     // Streams are not capped, so this one asks for more than a minute's budget.
-    let mut body = chat_body("hi");
-    body["stream"] = json!(true);
+    let mut body = streamed_chat_body("hi");
     body["max_tokens"] = json!(5000);
     let response = post_chat(&client, &server, Some("k-budget-huge"), &body).await;
     assert_eq!(response.status(), 422);
@@ -155,7 +140,7 @@ async fn a_call_bigger_than_the_whole_budget_is_refused_outright() {
 
 #[tokio::test]
 async fn usage_is_reconciled_to_what_the_upstream_reports() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "budget-reconcile", 1000, &["--admin-key", "admin"]).await;
     let client = reqwest::Client::new();
     let key = Some("k-budget-reconcile");
@@ -170,24 +155,14 @@ async fn usage_is_reconciled_to_what_the_upstream_reports() {
 
     // A stream is reconciled when it ends, to the usage of its last chunk.
     mock.push(Reply::stream(["Hel", "lo"]).with_usage(11, 4));
-    let mut stream = chat_body("hi");
-    stream["stream"] = json!(true);
-    let response = post_chat(&client, &server, key, &stream).await;
+    let response = post_chat(&client, &server, key, &streamed_chat_body("hi")).await;
     assert_eq!(response.status(), 200);
     // At its start, the stream holds its reservation.
     assert!(header_u64(&response, "x-ratelimit-remaining-tokens") < 990 - 100);
     let text = response.text().await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 
-    let report: Value = client
-        .get(server.url("/admin/usage"))
-        .header("api-key", "admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = usage_report(&client, &server, "admin").await;
     let row = report["subscriptions"]
         .as_array()
         .unwrap()
@@ -314,7 +289,7 @@ async fn real_io<F: Future>(io: F) -> F::Output {
 
 #[tokio::test(start_paused = true)]
 async fn budgets_are_per_key_and_the_window_resets() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let gateway = gateway(&mock, 300);
     let alice = CallContext::for_subscription("alice", Api::OpenAi);
     let bob = CallContext::for_subscription("bob", Api::OpenAi);
@@ -347,7 +322,7 @@ async fn budgets_are_per_key_and_the_window_resets() {
 
 #[tokio::test(start_paused = true)]
 async fn streams_and_whole_calls_reconcile_exactly() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let gateway = gateway(&mock, 1000);
     let carol = CallContext::for_subscription("carol", Api::OpenAi);
 
@@ -377,15 +352,14 @@ async fn streams_and_whole_calls_reconcile_exactly() {
 
 #[tokio::test]
 async fn budgets_count_embeddings_too() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "budget-embed", 1000, &[]).await;
     let client = reqwest::Client::new();
     minute_headroom(HEADROOM).await;
     mock.push_embeddings(Reply::text("unused").with_usage(40, 0));
-    let response = post_json(
+    let response = post_embeddings(
         &client,
         &server,
-        "/v1/embeddings",
         Some("k-budget-embed"),
         &json!({"input": "semantic caching"}),
     )

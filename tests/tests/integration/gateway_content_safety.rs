@@ -6,44 +6,33 @@ use std::sync::{Arc, Mutex};
 
 use axum::{Json, Router, extract::State, routing::post};
 use http::HeaderMap;
-use loadtest::{MockOptions, MockUpstream, Reply};
+use loadtest::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
-    TestServer,
+    TestServer, bind_loopback,
     gateway::{
-        chat_body, header_u64, metric, minute_headroom, post_chat, post_json, scrape, sse_data,
+        chat_body, header_u64, metric, minute_headroom, post_chat, post_embeddings, scrape,
+        sse_data, start_keyed, streamed_chat_body, usage_report,
     },
+    start_mock,
 };
 
-async fn mock() -> MockUpstream {
-    MockUpstream::start(MockOptions::default()).await.unwrap()
-}
-
-/// A server with content safety on, blocking two terms, for subscription `name` (key
-/// `k-{name}`). The semantic cache (tested on its own) is off.
+/// A server blocking two terms (once content safety is on in `extra`), for subscription `name`
+/// (key `k-{name}`).
 async fn server(mock: &MockUpstream, name: &str, extra: &[&str]) -> TestServer {
-    let base_url = mock.base_url();
     let keys = format!("{name}=k-{name}");
     let mut flags = vec![
-        "--openai-base-url",
-        &base_url,
-        "--openai-api-key",
-        "sk-upstream",
-        "--subscription-keys",
-        &keys,
         "--admin-key",
         "admin",
         "--tokens-per-minute",
         "1000",
         "--max-tokens-cap",
         "100",
-        "--semantic-cache",
-        "off",
         "--content-blocked-terms",
         "project falcon,zebra",
     ];
     flags.extend_from_slice(extra);
-    TestServer::start(&flags).await
+    start_keyed(&mock.base_url(), &keys, &flags).await
 }
 
 const ON: &[&str] = &["--content-safety", "on"];
@@ -77,7 +66,7 @@ fn blocked_count(
 
 #[tokio::test]
 async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "cs-prompt", ON).await;
     let client = reqwest::Client::new();
     let key = Some("k-cs-prompt");
@@ -113,8 +102,7 @@ async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
     .await;
     assert_blocked(response, "card_numbers").await;
     // A stream is refused before it starts, as a plain JSON error.
-    let mut stream = chat_body("a zebra, streamed");
-    stream["stream"] = json!(true);
+    let stream = streamed_chat_body("a zebra, streamed");
     assert_blocked(
         post_chat(&client, &server, key, &stream).await,
         "blocked_term",
@@ -131,14 +119,8 @@ async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
         "blocked_term",
     )
     .await;
-    let response = post_json(
-        &client,
-        &server,
-        "/v1/embeddings",
-        key,
-        &json!({"input": ["fine", "zebra"]}),
-    )
-    .await;
+    let response =
+        post_embeddings(&client, &server, key, &json!({"input": ["fine", "zebra"]})).await;
     assert_blocked(response, "blocked_term").await;
     assert!(
         mock.requests().is_empty(),
@@ -178,7 +160,7 @@ async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
 
 #[tokio::test]
 async fn blocked_answers_are_not_returned() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "cs-answer", ON).await;
     let client = reqwest::Client::new();
     let key = Some("k-cs-answer");
@@ -197,8 +179,7 @@ async fn blocked_answers_are_not_returned() {
 
     // A stream's verdict comes at its end: an error event in place of `[DONE]`.
     mock.push(Reply::stream(["The code", "name is ze", "bra."]).with_usage(10, 5));
-    let mut stream = chat_body("Stream the codename");
-    stream["stream"] = json!(true);
+    let stream = streamed_chat_body("Stream the codename");
     let response = post_chat(&client, &server, key, &stream).await;
     assert_eq!(response.status(), 200);
     let events = sse_data(&response.text().await.unwrap());
@@ -207,15 +188,7 @@ async fn blocked_answers_are_not_returned() {
     assert_eq!(last["error"]["code"], "content_blocked", "{last}");
 
     // The upstream did the work, so the tokens are charged.
-    let report: Value = client
-        .get(server.url("/admin/usage"))
-        .header("api-key", "admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = usage_report(&client, &server, "admin").await;
     assert_eq!(report["subscriptions"][0]["total_tokens"], 4 * 15);
 
     let metrics = scrape(&client, &server).await;
@@ -235,7 +208,7 @@ async fn blocked_answers_are_not_returned() {
 
 #[tokio::test]
 async fn content_safety_is_off_by_default() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     // Terms are configured, but CONTENT_SAFETY is not on.
     let server = server(&mock, "cs-off", &[]).await;
     let client = reqwest::Client::new();
@@ -282,15 +255,15 @@ async fn moderation_endpoint() -> (String, Seen) {
     let app = Router::new()
         .route("/v1/moderations", post(moderate))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (listener, addr) = bind_loopback().await;
+    let url = format!("http://{addr}/v1");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
 }
 
 #[tokio::test]
 async fn a_moderation_endpoint_has_the_last_word() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let (url, seen) = moderation_endpoint().await;
     let server = server(
         &mock,
@@ -355,7 +328,7 @@ async fn a_moderation_endpoint_has_the_last_word() {
 
 #[tokio::test]
 async fn an_unreachable_moderation_endpoint_fails_open_unless_told_otherwise() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     // A loopback port that was just free: connecting to it is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

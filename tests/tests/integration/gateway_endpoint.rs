@@ -3,36 +3,28 @@
 //! the Azure-style routes, malformed bodies, relayed upstream refusals, the response headers,
 //! and a server with no model configured.
 
-use loadtest::{MockOptions, MockUpstream, RecordedRequest, Reply};
+use loadtest::{MockUpstream, RecordedRequest, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
-    gateway::{chat_body, header, post_chat, post_json},
+    gateway::{
+        chat_body, content_type, header, post_chat, post_json, start_keyed, streamed_chat_body,
+    },
+    start_mock,
 };
 
 const SUBSCRIPTION_KEY: &str = "sub-key-tenant-5f3a9c";
 
-async fn mock() -> MockUpstream {
-    MockUpstream::start(MockOptions::default()).await.unwrap()
-}
+/// The Azure-style routes of deployments `my-deploy` (chat) and `my-embedder` (embeddings).
+const MY_DEPLOY_CHAT: &str =
+    "/openai/deployments/my-deploy/chat/completions?api-version=2024-10-21";
+const MY_EMBEDDER_EMBEDDINGS: &str =
+    "/openai/deployments/my-embedder/embeddings?api-version=2024-10-21";
 
-/// A keyed server in front of `mock`, with these extra flags. The semantic cache (tested on its
-/// own) is off, so every call reaches the upstream.
+/// A server in front of `mock` for subscription `tenant`, with these extra flags.
 async fn server(mock: &MockUpstream, extra: &[&str]) -> TestServer {
-    let base_url = mock.base_url();
     let keys = format!("tenant={SUBSCRIPTION_KEY}");
-    let mut flags = vec![
-        "--openai-base-url",
-        &base_url,
-        "--openai-api-key",
-        "sk-upstream",
-        "--subscription-keys",
-        &keys,
-        "--semantic-cache",
-        "off",
-    ];
-    flags.extend_from_slice(extra);
-    TestServer::start(&flags).await
+    start_keyed(&mock.base_url(), &keys, extra).await
 }
 
 fn key() -> Option<&'static str> {
@@ -46,7 +38,7 @@ fn last_upstream_body(mock: &MockUpstream) -> Value {
 
 #[tokio::test]
 async fn max_tokens_is_capped_on_the_way_upstream() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &["--max-tokens-cap", "50"]).await;
     let client = reqwest::Client::new();
     let call = |extra: Value| {
@@ -93,7 +85,7 @@ async fn max_tokens_is_capped_on_the_way_upstream() {
 
 #[tokio::test]
 async fn unknown_fields_pass_through_unchanged() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
     let body = json!({
@@ -126,7 +118,7 @@ fn everything_sent(request: &RecordedRequest) -> Vec<String> {
 
 #[tokio::test]
 async fn the_callers_key_never_reaches_the_upstream() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
     let bearer = format!("Bearer {SUBSCRIPTION_KEY}");
@@ -137,10 +129,7 @@ async fn the_callers_key_never_reaches_the_upstream() {
     ] {
         for (path, body) in [
             ("/v1/chat/completions", chat_body("hi")),
-            (
-                "/v1/chat/completions",
-                json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}),
-            ),
+            ("/v1/chat/completions", streamed_chat_body("hi")),
             ("/v1/embeddings", json!({"input": "hi"})),
         ] {
             let response = client
@@ -168,7 +157,7 @@ async fn the_callers_key_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn azure_routes_reach_an_azure_upstream_by_deployment() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let endpoint = mock.azure_endpoint();
     let keys = format!("tenant={SUBSCRIPTION_KEY}");
     let server = TestServer::start(&[
@@ -184,14 +173,7 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
     .await;
     let client = reqwest::Client::new();
 
-    let response = post_json(
-        &client,
-        &server,
-        "/openai/deployments/my-deploy/chat/completions?api-version=2024-10-21",
-        key(),
-        &chat_body("hi"),
-    )
-    .await;
+    let response = post_json(&client, &server, MY_DEPLOY_CHAT, key(), &chat_body("hi")).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["model"], "my-deploy");
@@ -200,7 +182,7 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
     let response = post_json(
         &client,
         &server,
-        "/openai/deployments/my-embedder/embeddings?api-version=2024-10-21",
+        MY_EMBEDDER_EMBEDDINGS,
         key(),
         &json!({"input": ["a", "b"]}),
     )
@@ -210,15 +192,9 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
 
     let requests = mock.requests();
-    assert_eq!(
-        requests[0].path,
-        "/openai/deployments/my-deploy/chat/completions?api-version=2024-10-21"
-    );
+    assert_eq!(requests[0].path, MY_DEPLOY_CHAT);
     assert_eq!(requests[0].body["model"], "my-deploy");
-    assert_eq!(
-        requests[1].path,
-        "/openai/deployments/my-embedder/embeddings?api-version=2024-10-21"
-    );
+    assert_eq!(requests[1].path, MY_EMBEDDER_EMBEDDINGS);
     for request in &requests {
         // Azure's key header carries the gateway's Azure key, and nothing else of the caller's.
         assert_eq!(request.header("api-key"), Some("azure-upstream-key"));
@@ -231,17 +207,11 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
 
 #[tokio::test]
 async fn the_azure_route_names_the_model_for_an_openai_upstream() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
-    let response = post_json(
-        &client,
-        &server,
-        "/openai/deployments/my-deploy/chat/completions?api-version=2024-10-21",
-        key(),
-        &json!({"model": "ignored", "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let body = json!({"model": "ignored", "messages": [{"role": "user", "content": "hi"}]});
+    let response = post_json(&client, &server, MY_DEPLOY_CHAT, key(), &body).await;
     assert_eq!(response.status(), 200);
     let sent = &mock.chat_requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
@@ -250,7 +220,7 @@ async fn the_azure_route_names_the_model_for_an_openai_upstream() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400s_and_never_reach_the_upstream() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
     let chat_cases: [(&str, &str); 9] = [
@@ -308,7 +278,7 @@ async fn malformed_bodies_are_400s_and_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn an_upstream_refusal_is_relayed_as_a_clean_error() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
     mock.push(
@@ -330,7 +300,7 @@ async fn an_upstream_refusal_is_relayed_as_a_clean_error() {
 
 #[tokio::test]
 async fn answers_carry_the_gateway_headers() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::text("hello").with_usage(5, 2));
@@ -350,22 +320,16 @@ async fn answers_carry_the_gateway_headers() {
     assert!(header(&response, "x-ratelimit-remaining-tokens").is_some());
 
     // Streams carry them too (all but the tokens consumed, which are known only at the end).
-    let mut body = chat_body("hi");
-    body["stream"] = json!(true);
     let response = client
         .post(server.url("/v1/chat/completions"))
         .header("api-key", SUBSCRIPTION_KEY)
         .header("cache-control", "no-cache")
-        .json(&body)
+        .json(&streamed_chat_body("hi"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(
-        header(&response, "content-type")
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(content_type(&response).starts_with("text/event-stream"));
     assert_eq!(header(&response, "x-llm-cache-status"), Some("bypass"));
     assert!(header(&response, "x-ratelimit-remaining-tokens").is_some());
     assert!(
@@ -399,7 +363,7 @@ async fn no_model_configured_is_a_503_that_names_the_settings() {
 
 #[tokio::test]
 async fn bodies_up_to_the_configured_limit_are_read() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     // The default limit is 4 MiB; axum's own default for a buffered body is 2 MB.
     let server = server(&mock, &[]).await;
     let client = reqwest::Client::new();

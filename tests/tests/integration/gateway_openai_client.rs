@@ -16,31 +16,19 @@ use async_openai::{
     },
 };
 use futures::StreamExt;
-use loadtest::{MockOptions, MockUpstream, Reply};
+use loadtest::{MockUpstream, Reply};
 use serde_json::json;
-use tests::TestServer;
+use tests::{TestServer, gateway::start_keyed, start_mock};
 
 const KEY: &str = "sk-tenant-subscription-77";
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A mock upstream, a keyed server in front of it (semantic cache off: every call reaches the
-/// mock), and an async-openai client that knows only the server's URL and the subscription key.
+/// A mock upstream, a keyed server in front of it, and an async-openai client that knows only
+/// the server's URL and the subscription key.
 async fn setup() -> (MockUpstream, TestServer, Client<OpenAIConfig>) {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let base_url = mock.base_url();
-    let keys = format!("tenant={KEY}");
-    let server = TestServer::start(&[
-        "--openai-base-url",
-        &base_url,
-        "--openai-api-key",
-        "sk-upstream",
-        "--subscription-keys",
-        &keys,
-        "--semantic-cache",
-        "off",
-    ])
-    .await;
+    let mock = start_mock().await;
+    let server = start_keyed(&mock.base_url(), &format!("tenant={KEY}"), &[]).await;
     let config = OpenAIConfig::new()
         .with_api_base(server.url("/v1"))
         .with_api_key(KEY);

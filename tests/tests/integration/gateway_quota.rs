@@ -1,17 +1,18 @@
 //! The longer token quota: spent quota is a 403, as APIM answers, and says when it resets.
 
-use loadtest::{MockOptions, MockUpstream, Reply};
+use loadtest::Reply;
 use serde_json::Value;
 use tests::{
-    agent::start_with_model,
-    gateway::{chat_body, header, post_chat},
+    gateway::{chat_body, header, post_chat, start_keyed},
+    start_mock,
 };
 
 #[tokio::test]
 async fn a_spent_quota_is_403_until_its_period_ends() {
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
-    let server = start_with_model(
+    let mock = start_mock().await;
+    let server = start_keyed(
         &mock.base_url(),
+        "quota-team=kq,other-team=ko",
         &[
             "--token-quota",
             "1000",
@@ -19,10 +20,6 @@ async fn a_spent_quota_is_403_until_its_period_ends() {
             "daily",
             "--max-tokens-cap",
             "50",
-            "--semantic-cache",
-            "off",
-            "--subscription-keys",
-            "quota-team=kq,other-team=ko",
         ],
     )
     .await;

@@ -5,31 +5,22 @@
 use std::time::{Duration, Instant};
 
 use loadtest::{MockOptions, MockUpstream, Reply};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tests::{
     TestServer,
-    gateway::{chat_body, metric, post_chat, scrape, sse_data, streamed_text},
+    gateway::{
+        chat_body, content_type, metric, post_chat, scrape, sse_data, streamed_chat_body,
+        streamed_text,
+    },
+    start_mock, start_with_model,
 };
-
-async fn mock() -> MockUpstream {
-    MockUpstream::start(MockOptions::default()).await.unwrap()
-}
 
 /// A server in front of `base_urls` (comma-separated), with these extra flags. The semantic cache
 /// (tested on its own) is off, so every call reaches an upstream.
 async fn server(base_urls: &str, extra: &[&str]) -> TestServer {
-    let mut flags = vec![
-        "--openai-base-url",
-        base_urls,
-        "--openai-api-key",
-        "sk-upstream",
-        "--upstream-backoff-ms",
-        "10",
-        "--semantic-cache",
-        "off",
-    ];
+    let mut flags = vec!["--upstream-backoff-ms", "10", "--semantic-cache", "off"];
     flags.extend_from_slice(extra);
-    TestServer::start(&flags).await
+    start_with_model(base_urls, &flags).await
 }
 
 fn answer(body: &Value) -> &str {
@@ -38,7 +29,7 @@ fn answer(body: &Value) -> &str {
 
 #[tokio::test]
 async fn retries_honor_the_upstreams_retry_after() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock.base_url(), &[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::status(429).with_retry_after(1));
@@ -73,7 +64,7 @@ async fn retries_honor_the_upstreams_retry_after() {
 
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock.base_url(), &["--upstream-attempts", "3"]).await;
     let client = reqwest::Client::new();
     mock.push_many([
@@ -90,15 +81,13 @@ async fn server_errors_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn a_stream_that_broke_off_is_not_retried() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock.base_url(), &[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::broken_stream(["one ", "two ", "three"], 2));
     mock.push(Reply::text("a retry would get this"));
 
-    let mut body = chat_body("hi");
-    body["stream"] = json!(true);
-    let response = post_chat(&client, &server, None, &body).await;
+    let response = post_chat(&client, &server, None, &streamed_chat_body("hi")).await;
     assert_eq!(response.status(), 200);
     let events = sse_data(&response.text().await.unwrap());
     assert_eq!(mock.chat_requests().len(), 1, "no retry once bytes went on");
@@ -111,7 +100,7 @@ async fn a_stream_that_broke_off_is_not_retried() {
 
 #[tokio::test]
 async fn a_request_the_upstream_refused_is_not_retried() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock.base_url(), &["--upstream-attempts", "3"]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::status(400).with_message(
@@ -119,12 +108,7 @@ async fn a_request_the_upstream_refused_is_not_retried() {
     ));
     let response = post_chat(&client, &server, None, &chat_body("hi")).await;
     assert_eq!(response.status(), 400);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(content_type(&response).starts_with("application/json"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_rejected");
     let message = body["error"]["message"].as_str().unwrap();
@@ -158,7 +142,7 @@ async fn calls_fail_over_to_the_next_backend() {
     })
     .await
     .unwrap();
-    let second = mock().await;
+    let second = start_mock().await;
     second.push(Reply::text("from the second backend"));
     let pool = format!("{},{}", first.base_url(), second.base_url());
     let server = server(&pool, &["--upstream-attempts", "2"]).await;
@@ -190,8 +174,8 @@ async fn calls_fail_over_to_the_next_backend() {
 
 #[tokio::test]
 async fn the_breaker_trips_then_probes_and_recovers() {
-    let first = mock().await;
-    let second = mock().await;
+    let first = start_mock().await;
+    let second = start_mock().await;
     // Two failures, then the first backend answers again (its default replies).
     first.push_many([Reply::status(500), Reply::status(500)]);
     let pool = format!("{},{}", first.base_url(), second.base_url());

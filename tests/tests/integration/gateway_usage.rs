@@ -4,37 +4,27 @@
 //! The Prometheus registry is shared by every test in this process, so each test uses
 //! subscription names (and mock upstreams, whose ports label backends) of its own.
 
-use loadtest::{MockOptions, MockUpstream, Reply};
+use loadtest::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
-    gateway::{chat_body, metric, minute_headroom, post_chat, post_json, scrape},
+    gateway::{
+        chat_body, metric, minute_headroom, post_chat, post_embeddings, scrape, start_keyed,
+        streamed_chat_body,
+    },
+    start_mock,
 };
 
-async fn mock() -> MockUpstream {
-    MockUpstream::start(MockOptions::default()).await.unwrap()
-}
-
-/// A server with two subscriptions, an admin key and a price for the mock's model. The semantic
-/// cache (tested on its own) is off, so every call reaches the upstream.
+/// A server for these subscription keys, with an admin key and a price for the mock's models.
 async fn server(mock: &MockUpstream, keys: &str, extra: &[&str]) -> TestServer {
-    let base_url = mock.base_url();
     let mut flags = vec![
-        "--openai-base-url",
-        &base_url,
-        "--openai-api-key",
-        "sk-upstream",
-        "--subscription-keys",
-        keys,
         "--admin-key",
         "admin-secret",
         "--model-prices",
         "gpt-4o-mini=1000/2000,text-embedding-3-small=500/0",
-        "--semantic-cache",
-        "off",
     ];
     flags.extend_from_slice(extra);
-    TestServer::start(&flags).await
+    start_keyed(&mock.base_url(), keys, &flags).await
 }
 
 async fn usage(
@@ -51,7 +41,7 @@ async fn usage(
 
 #[tokio::test]
 async fn token_series_match_the_calls_made() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "tokens-a=ka,tokens-b=kb", &[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::text("one").with_usage(100, 50));
@@ -65,9 +55,7 @@ async fn token_series_match_the_calls_made() {
             .status(),
         200
     );
-    let mut stream = chat_body("hi");
-    stream["stream"] = json!(true);
-    let response = post_chat(&client, &server, Some("ka"), &stream).await;
+    let response = post_chat(&client, &server, Some("ka"), &streamed_chat_body("hi")).await;
     assert!(response.text().await.unwrap().contains("[DONE]"));
     assert_eq!(
         post_chat(&client, &server, Some("kb"), &chat_body("hi"))
@@ -75,14 +63,8 @@ async fn token_series_match_the_calls_made() {
             .status(),
         200
     );
-    let embeddings = post_json(
-        &client,
-        &server,
-        "/v1/embeddings",
-        Some("kb"),
-        &json!({"input": "hello"}),
-    )
-    .await;
+    let embeddings =
+        post_embeddings(&client, &server, Some("kb"), &json!({"input": "hello"})).await;
     assert_eq!(embeddings.status(), 200);
 
     let metrics = scrape(&client, &server).await;
@@ -132,7 +114,7 @@ async fn token_series_match_the_calls_made() {
 
 #[tokio::test]
 async fn the_usage_report_prices_each_subscription() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(&mock, "report-a=ra,report-b=rb", &[]).await;
     let client = reqwest::Client::new();
     mock.push(Reply::text("one").with_usage(100, 50));
@@ -186,7 +168,7 @@ async fn the_usage_report_prices_each_subscription() {
 
 #[tokio::test]
 async fn refusals_and_upstream_trouble_are_counted() {
-    let mock = mock().await;
+    let mock = start_mock().await;
     let server = server(
         &mock,
         "trouble-a=ta",
@@ -211,8 +193,7 @@ async fn refusals_and_upstream_trouble_are_counted() {
         let refused = post_chat(&client, &server, Some("ta"), &chat_body("hi")).await;
         assert_eq!(refused.status(), 429);
     }
-    let mut too_big = chat_body("hi");
-    too_big["stream"] = json!(true);
+    let mut too_big = streamed_chat_body("hi");
     too_big["max_tokens"] = json!(1000);
     let refused = post_chat(&client, &server, Some("ta"), &too_big).await;
     assert_eq!(refused.status(), 422);

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use loadtest::{MockOptions, MockUpstream, RunConfig, Target, mock_upstream::DEFAULT_MODEL};
-use tests::TestServer;
+use loadtest::{
+    MockOptions, MockUpstream, RunConfig, Summary, Target, mock_upstream::DEFAULT_MODEL,
+};
+use tests::{TestServer, gateway::chat_body};
 use tokio::sync::Mutex;
 
 /// The runs measure throughput and cache behaviour, so they run one at a time.
@@ -53,17 +55,42 @@ fn config(server: &TestServer, target: Target, warmup: Duration) -> RunConfig {
     config
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_run_hits_the_semantic_cache() {
+/// A run on a fresh mock and server, alone; `adjust` changes the short run's [`config`].
+async fn run_alone(
+    target: Target,
+    warmup: Duration,
+    adjust: impl FnOnce(&mut RunConfig),
+) -> Summary {
     let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Agent, Duration::from_millis(1500)))
-        .await
-        .unwrap();
+    let mut config = config(&server, target, warmup);
+    adjust(&mut config);
+    loadtest::run(config).await.unwrap()
+}
+
+/// A short run that must have made more than 20 requests without an error; the summary and its
+/// rendered report.
+async fn clean_run(target: Target, warmup: Duration) -> (Summary, String) {
+    let summary = run_alone(target, warmup, |_| {}).await;
     let report = loadtest::report::render(&summary);
     assert!(summary.requests > 20, "{report}");
     assert_eq!(summary.errors, 0, "{report}");
+    (summary, report)
+}
+
+/// Asserts that instance `id` served every request of the run.
+fn assert_all_served_by(summary: &Summary, report: &str, id: &str) {
+    assert_eq!(
+        summary.instances.get(id),
+        Some(&summary.requests),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_run_hits_the_semantic_cache() {
+    let (summary, report) = clean_run(Target::Agent, Duration::from_millis(1500)).await;
     assert!(summary.passes(0.01), "{report}");
     // Every agent turn makes at least two model calls: the first can be served from the cache,
     // the second carries fresh tool results.
@@ -72,11 +99,7 @@ async fn agent_run_hits_the_semantic_cache() {
         "{report}"
     );
     assert!(summary.cache.hit_ratio > 0.30, "{report}");
-    assert_eq!(
-        summary.instances.get("load-0"),
-        Some(&summary.requests),
-        "{report}"
-    );
+    assert_all_served_by(&summary, &report, "load-0");
     assert!(summary.latency_us.p50 > 0 && summary.latency_us.p50 <= summary.latency_us.p99);
     assert!(summary.requests_per_second > 0.0);
     for line in ["Cache hits : ", "Cache misses : ", "Hit ratio : "] {
@@ -86,15 +109,7 @@ async fn agent_run_hits_the_semantic_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_run_counts_the_cache_header() {
-    let _serial = SERIAL.lock().await;
-    let mock = mock().await;
-    let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Gateway, Duration::from_millis(500)))
-        .await
-        .unwrap();
-    let report = loadtest::report::render(&summary);
-    assert!(summary.requests > 20, "{report}");
-    assert_eq!(summary.errors, 0, "{report}");
+    let (summary, report) = clean_run(Target::Gateway, Duration::from_millis(500)).await;
     // One model call per request, each a hit or a miss; once the pool has been seen, repeats hit.
     assert_eq!(
         summary.cache.hits + summary.cache.misses,
@@ -103,41 +118,23 @@ async fn gateway_run_counts_the_cache_header() {
     );
     assert!(summary.cache.hit_ratio > 0.9, "{report}");
     // The gateway route does not name its instance.
-    assert_eq!(
-        summary.instances.get("unknown"),
-        Some(&summary.requests),
-        "{report}"
-    );
+    assert_all_served_by(&summary, &report, "unknown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_run_reads_real_echo_results() {
-    let _serial = SERIAL.lock().await;
-    let mock = mock().await;
-    let server = server(&mock).await;
-    let summary = loadtest::run(config(&server, Target::Mcp, Duration::from_millis(200)))
-        .await
-        .unwrap();
-    let report = loadtest::report::render(&summary);
-    assert!(summary.requests > 20, "{report}");
-    assert_eq!(summary.errors, 0, "{report}");
-    assert_eq!(
-        summary.instances.get("load-0"),
-        Some(&summary.requests),
-        "{report}"
-    );
+    let (summary, report) = clean_run(Target::Mcp, Duration::from_millis(200)).await;
+    assert_all_served_by(&summary, &report, "load-0");
     assert_eq!(summary.cache.hits + summary.cache.misses, 0, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_counted_as_401_errors() {
-    let _serial = SERIAL.lock().await;
-    let mock = mock().await;
-    let server = server(&mock).await;
-    let mut config = config(&server, Target::Mcp, Duration::ZERO);
-    config.key = Some("not-a-key".to_owned());
-    config.duration = Duration::from_millis(300);
-    let summary = loadtest::run(config).await.unwrap();
+    let summary = run_alone(Target::Mcp, Duration::ZERO, |config| {
+        config.key = Some("not-a-key".to_owned());
+        config.duration = Duration::from_millis(300);
+    })
+    .await;
     assert!(summary.requests > 0);
     assert_eq!(summary.errors, summary.requests);
     assert_eq!(summary.errors_by_status.get("401"), Some(&summary.requests));
@@ -157,7 +154,7 @@ async fn builtin_paraphrases_hit_the_cache() {
         let response = client
             .post(server.url("/v1/chat/completions"))
             .header("ocp-apim-subscription-key", KEY)
-            .json(&serde_json::json!({"messages": [{"role": "user", "content": prompt}]}))
+            .json(&chat_body(prompt))
             .send()
             .await
             .unwrap();

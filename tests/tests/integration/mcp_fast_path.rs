@@ -3,7 +3,10 @@
 //! with MCP_FAST_PATH=off; status, content type and body must match for every one.
 
 use serde_json::Value;
-use tests::TestServer;
+use tests::{
+    TestServer,
+    gateway::{metric, scrape},
+};
 
 const FLAGS: &[&str] = &[
     "--instance-id",
@@ -198,19 +201,11 @@ async fn fast_path_calls_are_still_limited_and_counted() {
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
 
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let served = metrics
-        .lines()
-        .find(|line| {
-            line.starts_with("mcp_requests_total{")
-                && line.contains(r#"subscription="fast-sub""#)
-                && line.contains(r#"status="200""#)
-        })
-        .unwrap_or_else(|| panic!("no series for fast-sub in:\n{metrics}"));
-    assert!(served.ends_with(" 2"), "{served}");
+    let metrics = scrape(&client, &server).await;
+    let served = [("subscription", "fast-sub"), ("status", "200")];
+    assert_eq!(
+        metric(&metrics, "mcp_requests_total", &served),
+        Some(2.0),
+        "mcp_requests_total for fast-sub in:\n{metrics}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The HTTP face of /mcp: methods, junk bodies, and a raw stateless 2026-07-28 call.
 
 use serde_json::{Value, json};
-use tests::{TestServer, meta_2026, post_mcp, rpc};
+use tests::{TestServer, call_echo_2026, gateway::content_type, post_mcp, rpc};
 
 #[tokio::test]
 async fn get_and_delete_are_405_with_the_json_envelope() {
@@ -24,27 +24,10 @@ async fn get_and_delete_are_405_with_the_json_envelope() {
 async fn a_stateless_2026_request_needs_no_session() {
     let server = TestServer::start(&["--instance-id", "raw-2026"]).await;
     let client = reqwest::Client::new();
-    let mut params = json!({"name": "echo", "arguments": {"message": "hi"}});
-    params["_meta"] = meta_2026();
-    let response = post_mcp(
-        &client,
-        &server,
-        &rpc(7, "tools/call", params),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "echo"),
-        ],
-    )
-    .await;
+    let response = call_echo_2026(&client, &server, 7, "hi").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("mcp-session-id").is_none());
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(content_type(&response).starts_with("application/json"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["id"], 7);
     assert_eq!(body["result"]["structuredContent"]["message"], "hi");

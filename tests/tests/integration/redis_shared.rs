@@ -4,12 +4,13 @@
 use std::time::{Duration, Instant};
 
 use gateway_client::{shared::RedisState, shared::RedisStore, store::conformance};
-use loadtest::{MockOptions, MockUpstream};
+use loadtest::MockUpstream;
 use serde_json::Value;
 use tests::{
     TestServer,
-    gateway::{chat_body, header, minute_headroom, post_chat},
+    gateway::{chat_body, header, minute_headroom, post_chat, usage_report},
     redis::RedisServer,
+    start_mock,
 };
 
 async fn instance(
@@ -67,7 +68,7 @@ async fn one_budget_across_two_instances_never_overshoots() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let mock = start_mock().await;
     let flags = [
         "--tokens-per-minute",
         "2000",
@@ -119,7 +120,7 @@ async fn a_cache_entry_made_on_one_instance_hits_on_the_other() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let mock = start_mock().await;
     let a = instance(&redis, &mock, "cache-a", &[]).await;
     let b = instance(&redis, &mock, "cache-b", &[]).await;
     let client = reqwest::Client::new();
@@ -163,7 +164,7 @@ async fn both_instances_report_the_same_usage() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let mock = start_mock().await;
     let flags = [
         "--subscription-keys",
         "team-u=ku",
@@ -188,24 +189,8 @@ async fn both_instances_report_the_same_usage() {
             .parse::<u64>()
             .unwrap();
     }
-    let report = |server: &TestServer| {
-        let client = client.clone();
-        let url = server.url("/admin/usage");
-        async move {
-            let body: Value = client
-                .get(url)
-                .header("api-key", "admin")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["subscriptions"].clone()
-        }
-    };
-    let from_a = report(&a).await;
-    let from_b = report(&b).await;
+    let from_a = usage_report(&client, &a, "admin").await["subscriptions"].clone();
+    let from_b = usage_report(&client, &b, "admin").await["subscriptions"].clone();
     assert_eq!(from_a, from_b);
     let row = from_a
         .as_array()
@@ -222,7 +207,7 @@ async fn serving_survives_redis_going_away_and_recovers_when_it_returns() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let mock = start_mock().await;
     let server = instance(&redis, &mock, "survivor", &[]).await;
     let client = reqwest::Client::new();
     let health = |client: reqwest::Client| {

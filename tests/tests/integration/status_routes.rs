@@ -1,7 +1,11 @@
 //! `/health`, `/` and `/metrics`.
 
 use serde_json::{Value, json};
-use tests::{TestServer, post_mcp, rpc};
+use tests::{
+    TestServer,
+    gateway::{content_type, metric, scrape},
+    post_mcp, rpc,
+};
 
 #[tokio::test]
 async fn health_reports_identity_and_configuration() {
@@ -25,12 +29,7 @@ async fn health_reports_identity_and_configuration() {
 async fn index_page_lists_instance_endpoint_and_tools() {
     let server = TestServer::start(&["--instance-id", "inst-<page>"]).await;
     let response = reqwest::get(server.url("/")).await.unwrap();
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(content_type(&response).starts_with("text/html"));
     let page = response.text().await.unwrap();
     assert!(page.contains("inst-&lt;page&gt;"), "instance id is escaped");
     assert!(page.contains(&format!("http://{}/mcp", server.addr)));
@@ -52,23 +51,18 @@ async fn metrics_count_mcp_requests_by_method_and_tool() {
         let response = post_mcp(&client, &server, &call, &[("api-key", "k")]).await;
         assert_eq!(response.status(), 200);
     }
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| {
-            l.starts_with("mcp_requests_total{")
-                && l.contains(r#"method="tools/call""#)
-                && l.contains(r#"tool="echo""#)
-                && l.contains(r#"subscription="metrics-sub""#)
-                && l.contains(r#"status="200""#)
-        })
-        .unwrap_or_else(|| panic!("no mcp_requests_total series for echo in:\n{text}"));
-    assert!(line.ends_with(" 3"), "{line}");
+    let text = scrape(&client, &server).await;
+    let echo_calls = [
+        ("method", "tools/call"),
+        ("tool", "echo"),
+        ("subscription", "metrics-sub"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        metric(&text, "mcp_requests_total", &echo_calls),
+        Some(3.0),
+        "mcp_requests_total for echo in:\n{text}"
+    );
     assert!(text.contains("mcp_request_duration_seconds_bucket{"));
     // Other tests in this process share the registry, and upstream addresses (server_address)
     // are loopback too: only the client-facing series must not carry the caller's IP.
