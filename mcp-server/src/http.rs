@@ -20,9 +20,11 @@ use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore, shared::Red
 use http::{HeaderMap, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use std::convert::Infallible;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
-use tower::ServiceBuilder;
+
+use tower::{Service, ServiceBuilder};
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -103,7 +105,14 @@ impl AppState {
 }
 
 /// Builds the whole application. `shutdown` stops rmcp's in-flight work on shutdown.
-pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+pub fn app(
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
     let settings = &state.settings;
     let short_deadline =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout());
@@ -159,7 +168,7 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     // is the order a request meets them: request id, give every bare error the JSON envelope,
     // bound the body (axum's body extractors have their own 2 MB default; the configured limit
     // rules).
-    let outer = ServiceBuilder::new()
+    ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(middleware::from_fn(envelope_bare_errors))
@@ -167,8 +176,7 @@ pub fn app(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
             state.settings.max_request_body_bytes,
         ))
         .layer(DefaultBodyLimit::max(state.settings.max_request_body_bytes))
-        .service(routes);
-    Router::new().fallback_service(outer)
+        .service(routes)
 }
 
 /// Spans are named by the matched route, never the raw URI (bounded, and no query strings).
