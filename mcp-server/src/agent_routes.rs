@@ -65,12 +65,13 @@ impl FromRequest<Arc<AppState>> for AgentCall {
 
 pub async fn chat(
     State(state): State<Arc<AppState>>,
-    AgentCall {
+    call: AgentCall,
+) -> Result<Response, ApiError> {
+    let AgentCall {
         caller,
         context,
         request,
-    }: AgentCall,
-) -> Result<Response, ApiError> {
+    } = call;
     let turn = state
         .agent
         .run(&context, caller.key.as_ref(), &request)
@@ -85,12 +86,13 @@ pub async fn chat(
 
 pub async fn chat_stream(
     State(state): State<Arc<AppState>>,
-    AgentCall {
+    call: AgentCall,
+) -> Result<Response, ApiError> {
+    let AgentCall {
         caller,
         context,
         request,
-    }: AgentCall,
-) -> Result<Response, ApiError> {
+    } = call;
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let key = caller.key.clone();

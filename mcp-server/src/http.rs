@@ -3,7 +3,7 @@
 //! Public routes (`/`, `/health`, `/metrics`) need no key; everything else passes
 //! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
 
 use agent::{Agent, McpTools, ToolRouter};
 
@@ -20,10 +20,8 @@ use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore, shared::Red
 use http::{HeaderMap, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use std::convert::Infallible;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
-
 use tower::{Service, ServiceBuilder};
 use tower_http::{
     limit::RequestBodyLimitLayer,

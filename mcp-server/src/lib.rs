@@ -29,6 +29,7 @@ pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,18 +67,15 @@ pub async fn serve(
     tracing::info!(%addr, mcp = %format!("http://{addr}/mcp"), "tollgate is serving");
 
     let draining = cancel.clone();
-    let server =
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(app),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            draining.cancel();
-        });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        draining.cancel();
+    });
 
     let result = tokio::select! {
         result = server => result,

@@ -1,4 +1,5 @@
-//! `/mcp`: rmcp's streamable-HTTP service, stateless with JSON answers, behind our limits.
+//! `/mcp`: rmcp's streamable-HTTP service, stateless with JSON answers, behind our limits, with a
+//! fast path for plain stateless tool calls (`fast_path`).
 
 mod fast_path;
 mod handler;
@@ -125,10 +126,9 @@ impl Endpoint {
             Ok(admission) => admission,
             Err(refusal) => return refusal.into_response(),
         };
-        let fast_answer = plain_call.and_then(|call| {
-            let fast_path = self.fast_path.as_ref()?;
-            Some(fast_path.answer(call))
-        });
+        let fast_answer = plain_call
+            .zip(self.fast_path.as_ref())
+            .map(|(call, fast_path)| fast_path.answer(call));
         let mut response = match fast_answer {
             Some(response) => response,
             None => {
