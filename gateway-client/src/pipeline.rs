@@ -33,7 +33,7 @@ use crate::{
     assemble::AssembledAnswer,
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
-    config::{EmbedderChoice, GatewayConfig, Prices},
+    config::{CacheSettings, EmbedderChoice, GatewayConfig, Prices},
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
@@ -155,10 +155,13 @@ impl Gateway {
         let cache = match (cache, config.cache) {
             (Some(cache), _) => Some(cache),
             (None, Some(settings)) => {
-                let embedder =
-                    build_embedder(&settings.embedder, &upstream, &config.embedding_model)?;
                 let max_entries = settings.config.max_entries;
-                let semantic = Arc::new(SemanticCache::new(embedder, settings.config, clock));
+                let semantic = Arc::new(build_semantic_cache(
+                    settings,
+                    &upstream,
+                    &config.embedding_model,
+                    clock,
+                )?);
                 Some(match shared {
                     Some((redis, origin)) => {
                         let shared = SharedCache::new(semantic, redis, origin, max_entries, clock);
@@ -620,6 +623,37 @@ enum Lookup {
     Hit(Value),
     Miss,
     Bypass,
+}
+
+/// The semantic cache `config.cache` describes, built as the gateway builds its own, with an
+/// upstream of its own for the `upstream` embedder: for measuring the cache offline
+/// (`tollgate cache-eval`). `None` when the cache is off.
+pub fn semantic_cache(config: &GatewayConfig) -> Result<Option<SemanticCache>, GatewayError> {
+    let Some(settings) = &config.cache else {
+        return Ok(None);
+    };
+    let upstream = Arc::new(Upstream::new(
+        config.backends.clone(),
+        config.retry,
+        config.breaker,
+    )?);
+    build_semantic_cache(
+        settings.clone(),
+        &upstream,
+        &config.embedding_model,
+        Clock::new(),
+    )
+    .map(Some)
+}
+
+fn build_semantic_cache(
+    settings: CacheSettings,
+    upstream: &Arc<Upstream>,
+    embedding_model: &str,
+    clock: Clock,
+) -> Result<SemanticCache, GatewayError> {
+    let embedder = build_embedder(&settings.embedder, upstream, embedding_model)?;
+    Ok(SemanticCache::new(embedder, settings.config, clock))
 }
 
 /// The embedder the cache settings ask for.

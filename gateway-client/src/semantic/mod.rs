@@ -14,6 +14,7 @@
 //! Only complete answers are stored: never errors, truncated (`length`) or refused answers.
 
 mod embed;
+pub mod eval;
 mod index;
 #[cfg(feature = "minilm")]
 pub mod minilm;
