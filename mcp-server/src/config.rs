@@ -321,6 +321,41 @@ pub struct Settings {
     /// Log format: `text` or `json`. Verbosity comes from RUST_LOG (default `info`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// A one-off command run with these settings instead of serving (no command: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Measure the semantic cache, built from these settings as the server builds it, on
+    /// labelled prompt pairs: recall, wrong hits and lookup latency per kind.
+    ///
+    /// The cache's settings (CACHE_EMBEDDER, CACHE_SIMILARITY_THRESHOLD, CACHE_WINDOW_MESSAGES…)
+    /// come from env vars, or from flags given before `cache-eval`. The cache is built in this
+    /// process only: REDIS_URL is not used.
+    CacheEval(CacheEvalArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheEvalArgs {
+    /// Files of `kind<TAB>cached<TAB>query<TAB>expect` rows (expect is `hit` or `miss`; lines
+    /// starting with `#` are comments), e.g. tests/data/cache-dev-set.tsv.
+    #[arg(required = true, value_name = "FILE.tsv")]
+    pub files: Vec<std::path::PathBuf>,
+
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// List the rows whose outcome differs from their expectation.
+    #[arg(long)]
+    pub show_errors: bool,
+
+    /// Exit with status 1 if any wrong answer was served.
+    #[arg(long)]
+    pub fail_on_wrong_hit: bool,
 }
 
 impl Settings {
@@ -803,6 +838,44 @@ mod tests {
         assert_eq!(settings.tokens_per_minute, 50_000);
         assert_eq!(settings.max_tokens_cap, 2000);
         assert!(!settings.model_configured());
+    }
+
+    #[test]
+    fn every_setting_has_an_env_var_and_no_command_means_serve() {
+        use clap::CommandFactory;
+        for arg in Settings::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                matches!(id, "help" | "version") || arg.get_env().is_some(),
+                "--{id} has no env var"
+            );
+        }
+        assert!(
+            Settings::from_args(Vec::<String>::new())
+                .unwrap()
+                .command
+                .is_none()
+        );
+        let eval = Settings::from_args([
+            "--cache-similarity-threshold",
+            "0.9",
+            "cache-eval",
+            "--json",
+            "a.tsv",
+            "b.tsv",
+        ])
+        .unwrap();
+        assert_eq!(eval.cache_similarity_threshold, Some(0.9));
+        let Some(Command::CacheEval(args)) = eval.command else {
+            panic!("cache-eval did not parse: {eval:?}");
+        };
+        assert_eq!(args.files.len(), 2);
+        assert!(args.json && !args.show_errors && !args.fail_on_wrong_hit);
+        assert!(
+            Settings::from_args(["cache-eval"]).is_err(),
+            "a file is required"
+        );
+        assert!(Settings::from_args(["serve-please"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`config`]: every setting, parsed once.
+//! - [`cache_eval`]: `tollgate cache-eval`, the semantic cache measured on labelled pairs.
 //! - [`http`]: the router, its layers and the small status handlers.
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod agent_routes;
 pub mod auth;
+pub mod cache_eval;
 pub mod config;
 pub mod error;
 pub mod gateway_routes;

@@ -1,8 +1,9 @@
-//! The `tollgate` binary: parse settings, bind, serve until Ctrl-C or SIGTERM.
+//! The `tollgate` binary: parse settings, bind, serve until Ctrl-C or SIGTERM (or run a
+//! one-off command such as `cache-eval`).
 
 use std::net::SocketAddr;
 
-use mcp_server::{Settings, serve, shutdown_signal, telemetry};
+use mcp_server::{Settings, cache_eval, config::Command, serve, shutdown_signal, telemetry};
 
 /// Request handling allocates many small, short-lived buffers across threads; mimalloc's
 /// thread-local free lists handle that pattern with less overhead than glibc's malloc, which
@@ -13,6 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::from_env();
+    match &settings.command {
+        Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,
+        None => {}
+    }
     telemetry::init_logging(settings.log_format);
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
