@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Validates the semantic-cache evaluation sets and prints their counts.
+
+Run from anywhere: python3 tests/data/check_sets.py
+Exits non-zero on any error (format, labels, duplicates, tune/held-out overlap).
+"""
+
+import collections
+import pathlib
+import re
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEV, TUNE, HELDOUT = "cache-dev-set.tsv", "cache-tune.tsv", "cache-heldout.tsv"
+
+PARAPHRASE = [
+    "synonym", "phrasal-verb", "morphology", "spelling", "hyphen-spacing",
+    "conversion", "reorder", "politeness", "question-form", "case-punctuation",
+]
+NEAR_MISS = [
+    "referent", "relative-time", "number", "entity", "unit-direction",
+    "negation", "antonym", "swapped-word", "quantifier", "comparison",
+]
+KINDS = {f"paraphrase/{c}": "hit" for c in PARAPHRASE}
+KINDS.update({f"near-miss/{c}": "miss" for c in NEAR_MISS})
+KINDS["unrelated"] = "miss"
+# The dev set predates the top/class kinds; its bare kinds are accepted there only.
+DEV_KINDS = {"paraphrase": "hit", "near-miss": "miss", "unrelated": "miss"}
+
+MIN_WORDS, MAX_WORDS = 3, 25
+errors = []
+
+
+def error(msg):
+    errors.append(msg)
+
+
+def load(name, kinds, check_words=True):
+    rows = []
+    for number, line in enumerate((HERE / name).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        where = f"{name}:{number}"
+        cols = line.split("\t")
+        if len(cols) != 4:
+            error(f"{where}: {len(cols)} columns, expected 4")
+            continue
+        kind, cached, query, expect = cols
+        if expect not in ("hit", "miss"):
+            error(f"{where}: expect {expect!r} is not hit/miss")
+        if kind not in kinds:
+            error(f"{where}: unknown kind {kind!r}")
+        elif kinds[kind] != expect:
+            error(f"{where}: kind {kind} must be {kinds[kind]}, found {expect}")
+        for text in (cached, query):
+            if text != text.strip() or not text:
+                error(f"{where}: empty field or leading/trailing space in {text!r}")
+            words = len(text.split())
+            if check_words and not MIN_WORDS <= words <= MAX_WORDS:
+                error(f"{where}: {words} words in {text!r}")
+        if cached == query:
+            error(f"{where}: query identical to cached")
+        if re.search(r"[^\x20-\x7e]", cached + query):
+            print(f"note: {where}: non-ASCII text", file=sys.stderr)
+        rows.append((kind, cached, query, expect, where))
+    seen = {}
+    for kind, cached, query, _, where in rows:
+        if (cached, query) in seen:
+            error(f"{where}: duplicate pair, first at {seen[(cached, query)]}")
+        seen.setdefault((cached, query), where)
+    return rows
+
+
+def report(name, rows):
+    by_kind = collections.Counter(r[0] for r in rows)
+    by_top = collections.Counter(r[0].split("/")[0] for r in rows)
+    total = len(rows)
+    cached = {r[1] for r in rows}
+    print(f"{name}: {total} rows, {len(cached)} cached prompts, "
+          f"hit {sum(r[3] == 'hit' for r in rows)}, miss {sum(r[3] == 'miss' for r in rows)}")
+    for top in ("paraphrase", "near-miss", "unrelated"):
+        if by_top[top]:
+            print(f"  {top:<28}{by_top[top]:>4}  ({100 * by_top[top] / total:.0f}%)")
+    for kind in (k for k in KINDS if "/" in k and by_kind[k]):
+        print(f"    {kind:<30}{by_kind[kind]:>4}")
+
+
+def main():
+    dev = load(DEV, DEV_KINDS)
+    tune = load(TUNE, KINDS)
+    heldout = load(HELDOUT, KINDS)
+
+    dev_pairs = {(r[1], r[2]) for r in dev}
+    for rows in (tune, heldout):
+        for _, cached, query, _, where in rows:
+            if (cached, query) in dev_pairs:
+                error(f"{where}: repeats a dev-set row")
+
+    tune_cached = {r[1] for r in tune}
+    for _, cached, _, _, where in heldout:
+        if cached in tune_cached:
+            error(f"{where}: cached prompt also cached in {TUNE}: {cached!r}")
+    # Any sentence (cached or query) shared between tune and held-out is a leak too.
+    tune_texts = {t for r in tune for t in (r[1], r[2])}
+    for _, cached, query, _, where in heldout:
+        for text in (cached, query):
+            if text in tune_texts:
+                error(f"{where}: text also appears in {TUNE}: {text!r}")
+
+    for name, rows in ((DEV, dev), (TUNE, tune), (HELDOUT, heldout)):
+        report(name, rows)
+    for name, rows in ((TUNE, tune), (HELDOUT, heldout)):
+        if len(rows) < 260:
+            error(f"{name}: only {len(rows)} rows, expected at least 260")
+        missing = [k for k in KINDS if not any(r[0] == k for r in rows)]
+        if missing:
+            error(f"{name}: no rows of kind {', '.join(missing)}")
+
+    for msg in errors:
+        print(f"ERROR {msg}", file=sys.stderr)
+    if errors:
+        sys.exit(f"{len(errors)} error(s)")
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
