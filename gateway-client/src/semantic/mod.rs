@@ -3,8 +3,9 @@
 //! A lookup, in order:
 //! 1. the prompt: the recent conversation window (user and assistant text, tool calls and tool
 //!    results; system messages only if configured), and the partition: subscription (unless
-//!    shared), model, and every request parameter that can change the answer (tools,
-//!    temperature, response format…);
+//!    shared), model, every request parameter that can change the answer (tools, temperature,
+//!    response format, `user`…), and a hash of everything the window's text leaves out (system
+//!    and older messages, images and other non-text parts; see `prompt`);
 //! 2. a normalized exact match, which is always a hit;
 //! 3. otherwise candidates from the inverted index, ranked by embedding similarity, kept above
 //!    the threshold;
@@ -17,10 +18,11 @@ mod embed;
 mod index;
 #[cfg(feature = "minilm")]
 pub mod minilm;
+mod prompt;
 pub mod text;
 pub mod verify;
 
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -30,32 +32,17 @@ pub use embed::{
     BUILTIN_THRESHOLD, BuiltinEmbedder, EmbedError, Embedder, Embedding, UpstreamEmbedder,
 };
 pub use index::{Entry, Index};
+pub use prompt::Prompt;
 
 use crate::{
     cache::ResponseCache,
     clock::Clock,
     context::{CallContext, Operation},
 };
-use embed::fnv1a;
-use text::{Kind, Token, tokenize};
+use text::tokenize;
 
 /// The most similar candidates that verification examines per lookup.
 const VERIFIED_CANDIDATES: usize = 4;
-
-/// Request fields that do not change the answer (so they don't split the cache).
-///
-/// Output limits are among them: only complete answers are stored (never `length`), and an
-/// answer that ended on its own is the same answer under any larger limit.
-const IGNORED_FIELDS: &[&str] = &[
-    "messages",
-    "stream",
-    "stream_options",
-    "user",
-    "metadata",
-    "store",
-    "max_tokens",
-    "max_completion_tokens",
-];
 
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -83,15 +70,6 @@ impl Default for CacheConfig {
             shared_across_subscriptions: false,
         }
     }
-}
-
-/// A prompt, analysed once for both lookup and store.
-pub struct Prompt {
-    pub partition: u64,
-    pub text: String,
-    pub tokens: Vec<Token>,
-    pub exact: u64,
-    pub keys: Vec<u64>,
 }
 
 pub struct SemanticCache {
@@ -142,72 +120,7 @@ impl SemanticCache {
         model: &str,
         request: &Map<String, Value>,
     ) -> Option<Prompt> {
-        let messages = request.get("messages")?.as_array()?;
-        let kept: Vec<&Value> = messages
-            .iter()
-            .filter(|m| {
-                self.config.include_system
-                    || !matches!(
-                        m.get("role").and_then(Value::as_str),
-                        Some("system" | "developer")
-                    )
-            })
-            .collect();
-        let window = &kept[kept
-            .len()
-            .saturating_sub(self.config.window_messages.max(1))..];
-        if !window
-            .iter()
-            .any(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        {
-            return None;
-        }
-        let mut text = String::new();
-        let mut roles = String::new();
-        for message in window {
-            let role = message.get("role").and_then(Value::as_str).unwrap_or("");
-            roles.push_str(role);
-            roles.push('|');
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            crate::tokens::collect_message_text_without_role(message, &mut text);
-        }
-        let tokens = tokenize(&text);
-        let normalized = normalized(&tokens);
-        let subscription = if self.config.shared_across_subscriptions {
-            "*"
-        } else {
-            &context.subscription
-        };
-        let mut parameters = String::new();
-        for (key, value) in request {
-            if !IGNORED_FIELDS.contains(&key.as_str()) {
-                let _ = write!(parameters, "{key}=");
-                canonical_json(value, &mut parameters);
-                parameters.push(';');
-            }
-        }
-        let partition = fnv1a(&[
-            subscription.as_bytes(),
-            model.as_bytes(),
-            parameters.as_bytes(),
-        ]);
-        let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes()]);
-        let mut keys: Vec<u64> = tokens
-            .iter()
-            .filter(|t| t.kind != Kind::Light)
-            .map(|t| fnv1a(&[t.canonical.as_bytes()]))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        Some(Prompt {
-            partition,
-            text,
-            tokens,
-            exact,
-            keys,
-        })
+        prompt::analyse(&self.config, context, model, request)
     }
 
     /// Finds an answer for `prompt`: exact, or similar and verified.
@@ -370,45 +283,6 @@ pub fn is_storable(response: &Value) -> bool {
                 && says_something
                 && matches!(finish, Some("stop" | "tool_calls" | "function_call"))
         })
-}
-
-fn normalized(tokens: &[Token]) -> String {
-    let mut out = String::new();
-    for token in tokens {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&token.surface);
-    }
-    out
-}
-
-/// JSON with object keys sorted, so equal parameters always hash alike.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for key in keys {
-                let _ = write!(out, "{key:?}:");
-                if let Some(inner) = map.get(key) {
-                    canonical_json(inner, out);
-                }
-                out.push(',');
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for item in items {
-                canonical_json(item, out);
-                out.push(',');
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 fn refusal_label(reason: verify::Refusal) -> &'static str {
