@@ -1,11 +1,13 @@
 //! The policy pipeline. Each call reads top to bottom in the order it runs:
 //!
 //! 1. validate the request and resolve the model;
-//! 2. governance: cap `max_tokens` (non-streamed calls);
+//! 2. governance: check the completion limits and `n`, and cap them (streams have a cap of
+//!    their own);
 //! 3. content safety on the prompt (when on): a refused prompt is never sent and costs nothing;
 //! 4. budget: count the prompt with the model's tokenizer and reserve prompt + completion budget,
 //!    or refuse before anything is sent;
-//! 5. cache lookup: a hit answers at once and the reservation is released;
+//! 5. cache lookup: a hit answers at once and the reservation is released (calls asking for
+//!    several answers, `n > 1`, bypass the cache: one cached answer is not `n` samples);
 //! 6. upstream, with retries, failover and circuit breakers, within the call's deadline;
 //! 7. reconcile the reservation to the real usage;
 //! 8. metrics and the usage ledger;
@@ -15,7 +17,10 @@
 //!
 //! Streams run steps 7–10 when the stream ends, in a task of their own, so a slow or vanished
 //! client never holds the upstream open. Their chunks have gone out by then, so a refused
-//! streamed answer ends with an error event instead of the normal end of the stream.
+//! streamed answer ends with an error event instead of the normal end of the stream. While a
+//! stream runs, its completion tokens are counted: one that runs past its limit (an upstream
+//! that ignores `max_tokens`) is cut off with a `completion_limit_exceeded` event, and the
+//! upstream connection is closed.
 
 use std::{
     pin::Pin,
@@ -40,7 +45,7 @@ use crate::{
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
-        governance,
+        governance::{self, CompletionLimit, StreamMeter},
     },
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
     shared::{RedisState, RedisStore, SharedCache},
@@ -107,7 +112,7 @@ pub struct Gateway {
     clock: Clock,
     chat_model: String,
     embedding_model: String,
-    max_tokens_cap: u32,
+    caps: governance::Caps,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
     /// `None` when content safety is off.
@@ -178,7 +183,10 @@ impl Gateway {
             clock,
             chat_model: config.chat_model,
             embedding_model: config.embedding_model,
-            max_tokens_cap: config.max_tokens_cap,
+            caps: governance::Caps {
+                whole: config.max_tokens_cap,
+                stream: config.max_stream_tokens_cap,
+            },
             usage_period: config.budget.usage_period,
             prices: config.prices,
             content_safety,
@@ -230,18 +238,18 @@ impl Gateway {
         mut request: Map<String, Value>,
     ) -> Result<ChatOutcome, GatewayError> {
         // 2. governance
-        let completion_budget =
-            governance::govern_max_tokens(&mut request, self.max_tokens_cap, false);
+        let limit = governance::govern(&mut request, self.caps, false)?;
+        let cacheable = limit.choices == 1;
         // 3. content safety on the prompt
         self.screen_prompt(context, &request).await?;
         // 4. budget
         let prompt_estimate = tokens::estimate_chat_prompt(model, &request);
         let reservation = self
             .budget
-            .reserve(context, prompt_estimate + completion_budget)
+            .reserve(context, prompt_estimate + limit.total())
             .await?;
         // 5. cache lookup
-        let cache_status = match self.lookup(context, model, &request).await {
+        let cache_status = match self.lookup(context, model, &request, cacheable).await {
             Lookup::Hit(body) => {
                 let remaining = reservation.settle(0).await;
                 return Ok(ChatOutcome {
@@ -302,7 +310,7 @@ impl Gateway {
         }
         // 10. cache store
         if (cache_status == CacheStatus::Miss || context.cache == CacheDirective::NoCache)
-            && let Some(cache) = self.storable_cache(context)
+            && let Some(cache) = self.storable_cache(context, cacheable)
         {
             cache
                 .store(context, Operation::Chat, model, &request, &body)
@@ -325,13 +333,13 @@ impl Gateway {
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
         let model = self.admit_chat(&mut request, true)?;
-        let completion_budget =
-            governance::govern_max_tokens(&mut request, self.max_tokens_cap, true);
+        let limit = governance::govern(&mut request, self.caps, true)?;
+        let cacheable = limit.choices == 1;
         self.screen_prompt(context, &request).await?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
-            .reserve(context, prompt_estimate + completion_budget)
+            .reserve(context, prompt_estimate + limit.total())
             .await?;
         let client_wants_usage = request
             .get("stream_options")
@@ -339,7 +347,7 @@ impl Gateway {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
-        let cache_status = match self.lookup(context, &model, &request).await {
+        let cache_status = match self.lookup(context, &model, &request, cacheable).await {
             Lookup::Hit(body) => {
                 let remaining = reservation.settle(0).await;
                 let (sender, events) = mpsc::channel(8);
@@ -398,11 +406,12 @@ impl Gateway {
             context: context.clone(),
             model: model.clone(),
             prompt_estimate,
+            limit,
             client_wants_usage,
             idle_timeout: self.upstream.stream_idle_timeout(),
             store_in_cache: (cache_status == CacheStatus::Miss
                 || context.cache == CacheDirective::NoCache)
-                .then(|| self.storable_cache(context))
+                .then(|| self.storable_cache(context, cacheable))
                 .flatten()
                 .map(|cache| (cache, request)),
             content_safety: self.content_safety.clone(),
@@ -546,8 +555,10 @@ impl Gateway {
         context: &CallContext,
         model: &str,
         request: &Map<String, Value>,
+        cacheable: bool,
     ) -> Lookup {
         let status = match (&self.cache, context.cache) {
+            _ if !cacheable => Lookup::Bypass,
             (None, _) | (_, CacheDirective::NoCache | CacheDirective::NoStore) => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) if !cache.available() => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) => {
@@ -586,8 +597,13 @@ impl Gateway {
         }
     }
 
-    fn storable_cache(&self, context: &CallContext) -> Option<Arc<dyn ResponseCache>> {
+    fn storable_cache(
+        &self,
+        context: &CallContext,
+        cacheable: bool,
+    ) -> Option<Arc<dyn ResponseCache>> {
         match context.cache {
+            _ if !cacheable => None,
             CacheDirective::NoStore => None,
             CacheDirective::Use | CacheDirective::NoCache => {
                 self.cache.clone().filter(|cache| cache.available())
@@ -683,6 +699,7 @@ struct StreamRelay {
     context: CallContext,
     model: String,
     prompt_estimate: u64,
+    limit: CompletionLimit,
     client_wants_usage: bool,
     idle_timeout: Duration,
     store_in_cache: Option<(Arc<dyn ResponseCache>, Map<String, Value>)>,
@@ -690,33 +707,95 @@ struct StreamRelay {
     started: Instant,
 }
 
+type EventSender = mpsc::Sender<Result<StreamEvent, GatewayError>>;
+
+/// What relaying an upstream stream came to.
+struct Relayed {
+    assembled: AssembledAnswer,
+    /// The usage the upstream reported, if it did.
+    reported: Option<Usage>,
+    /// Completion tokens counted as the chunks went by.
+    counted: u64,
+    failure: Option<GatewayError>,
+    consumer_gone: bool,
+}
+
 impl StreamRelay {
     async fn run(
         self,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
         reservation: Reservation,
         accounting: Accounting,
-        sender: mpsc::Sender<Result<StreamEvent, GatewayError>>,
+        sender: EventSender,
     ) {
-        let mut parser = SseParser::default();
-        let mut assembled = AssembledAnswer::default();
-        let mut reported: Option<Usage> = None;
-        let mut failure: Option<GatewayError> = None;
-        let mut finished = false;
-        let mut consumer_gone = false;
+        // `relay` takes the response and drops it when it returns, which closes the upstream
+        // connection if it is still open; the rest never waits on the upstream.
+        let mut relayed = self.relay(response, &sender).await;
+        let usage = relayed.reported.unwrap_or_else(|| {
+            // Whole-text count when the stream ended; the running count if it was cut off.
+            let text = tokens::count(&self.model, &relayed.assembled.text());
+            let completion = if relayed.failure.is_some() {
+                text.max(relayed.counted)
+            } else {
+                text
+            };
+            Usage::new(self.prompt_estimate, completion)
+        });
+        reservation.settle(usage.total_tokens).await;
+        accounting
+            .record(&self.context, Operation::Chat, &self.model, usage)
+            .await;
+        // The chunks have gone out already; a refused answer still must not end as a success
+        // (nor be cached), so the client is told in place of the normal end.
+        if relayed.failure.is_none()
+            && !relayed.consumer_gone
+            && let Some(safety) = &self.content_safety
+            && let Err(blocked) = safety
+                .check(
+                    &self.context,
+                    Direction::Response,
+                    &relayed.assembled.text(),
+                )
+                .await
+        {
+            relayed.failure = Some(blocked);
+        }
+        let outcome = relayed.failure.as_ref().map_or("ok", GatewayError::code);
+        metrics::call_duration(
+            &self.context,
+            Operation::Chat,
+            &self.model,
+            outcome,
+            self.started.elapsed(),
+        );
+        self.finish(relayed, usage, &sender).await;
+    }
 
+    /// Reads the upstream stream and forwards its chunks until it ends, fails, runs past its
+    /// limit, or the consumer goes away.
+    async fn relay(&self, mut response: reqwest::Response, sender: &EventSender) -> Relayed {
+        let mut parser = SseParser::default();
+        let mut meter = StreamMeter::new(&self.model, self.limit);
+        let mut relayed = Relayed {
+            assembled: AssembledAnswer::default(),
+            reported: None,
+            counted: 0,
+            failure: None,
+            consumer_gone: false,
+        };
+        let mut finished = false;
         'read: while !finished {
             let bytes = match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
                 Ok(Ok(Some(bytes))) => bytes,
                 Ok(Ok(None)) => break,
                 Ok(Err(_)) => {
-                    failure = Some(GatewayError::UpstreamFailed {
+                    relayed.failure = Some(GatewayError::UpstreamFailed {
                         summary: "the upstream stream broke off".to_owned(),
                     });
                     break;
                 }
                 Err(_) => {
-                    failure = Some(GatewayError::Timeout {
+                    relayed.failure = Some(GatewayError::Timeout {
                         deadline: self.idle_timeout,
                     });
                     break;
@@ -733,9 +812,17 @@ impl StreamRelay {
                     continue;
                 };
                 if let Some(usage) = Usage::from_body(&chunk) {
-                    reported = Some(usage);
+                    relayed.reported = Some(usage);
                 }
-                assembled.absorb(&chunk);
+                let over_limit = meter.absorb(&chunk);
+                relayed.counted = meter.counted();
+                if over_limit {
+                    relayed.failure = Some(GatewayError::CompletionLimitExceeded {
+                        limit: self.limit.total(),
+                    });
+                    break 'read;
+                }
+                relayed.assembled.absorb(&chunk);
                 let usage_only = chunk
                     .get("choices")
                     .and_then(Value::as_array)
@@ -744,57 +831,34 @@ impl StreamRelay {
                     continue;
                 }
                 if sender.send(Ok(StreamEvent::Chunk(chunk))).await.is_err() {
-                    consumer_gone = true;
+                    relayed.consumer_gone = true;
                     break 'read;
                 }
             }
         }
-        // Dropping the response here closes the upstream connection if it is still open.
-        drop(response);
-        if !finished && failure.is_none() && !consumer_gone && assembled.finish_reason.is_none() {
-            failure = Some(GatewayError::UpstreamFailed {
+        if !finished
+            && relayed.failure.is_none()
+            && !relayed.consumer_gone
+            && !relayed.assembled.finished()
+        {
+            relayed.failure = Some(GatewayError::UpstreamFailed {
                 summary: "the upstream stream ended before it finished".to_owned(),
             });
         }
+        relayed
+    }
 
-        let usage = reported.unwrap_or_else(|| {
-            Usage::new(
-                self.prompt_estimate,
-                tokens::count(&self.model, &assembled.text()),
-            )
-        });
-        reservation.settle(usage.total_tokens).await;
-        accounting
-            .record(&self.context, Operation::Chat, &self.model, usage)
-            .await;
-        // The chunks have gone out already; a refused answer still must not end as a success
-        // (nor be cached), so the client is told in place of the normal end.
-        if failure.is_none()
-            && !consumer_gone
-            && let Some(safety) = &self.content_safety
-            && let Err(blocked) = safety
-                .check(&self.context, Direction::Response, &assembled.text())
-                .await
-        {
-            failure = Some(blocked);
-        }
-        let outcome = failure.as_ref().map_or("ok", GatewayError::code);
-        metrics::call_duration(
-            &self.context,
-            Operation::Chat,
-            &self.model,
-            outcome,
-            self.started.elapsed(),
-        );
-        if let Some(error) = failure {
+    /// Ends the consumer's stream: the failure, or the cache store and the normal end.
+    async fn finish(self, relayed: Relayed, usage: Usage, sender: &EventSender) {
+        if let Some(error) = relayed.failure {
             let _ = sender.send(Err(error)).await;
             return;
         }
-        if consumer_gone {
+        if relayed.consumer_gone {
             return;
         }
         if let Some((cache, request)) = &self.store_in_cache {
-            let body = assembled.into_completion(&self.model, usage);
+            let body = relayed.assembled.into_completion(&self.model, usage);
             cache
                 .store(&self.context, Operation::Chat, &self.model, request, &body)
                 .await;
@@ -888,11 +952,18 @@ fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::InvalidRequest(format!("request cannot be serialized: {e}")))
 }
 
-/// The text of an answer's first choice, for counting tokens when the upstream reports none.
+/// The text of every choice of an answer, for counting tokens when the upstream reports none.
 fn answer_text(body: &Value) -> String {
     let mut text = String::new();
-    if let Some(message) = body.pointer("/choices/0/message") {
-        tokens::collect_message_text(message, &mut text);
+    for choice in body
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(message) = choice.get("message") {
+            tokens::collect_message_text(message, &mut text);
+        }
     }
     text
 }

@@ -160,6 +160,17 @@ pub struct Settings {
     #[arg(long, env = "MAX_TOKENS_CAP", default_value_t = 2000)]
     pub max_tokens_cap: u32,
 
+    /// max_tokens ceiling for streamed model calls that ask for a limit (a stream that asks for
+    /// none gets MAX_TOKENS_CAP). Enforced while the stream runs: one that runs past it is cut
+    /// off with a `completion_limit_exceeded` event.
+    #[arg(
+        long,
+        env = "MAX_STREAM_TOKENS_CAP",
+        default_value_t = 16_384,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_stream_tokens_cap: u32,
+
     /// Key for the admin routes (/admin/usage for every subscription).
     #[arg(long, env = "ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<SecretString>,
@@ -396,6 +407,7 @@ impl Settings {
                 usage_period: period,
             },
             max_tokens_cap: self.max_tokens_cap,
+            max_stream_tokens_cap: self.max_stream_tokens_cap,
             retry: RetryConfig {
                 attempts_per_backend: self.upstream_attempts.max(1),
                 base_backoff: Duration::from_millis(self.upstream_backoff_ms),
@@ -802,7 +814,19 @@ mod tests {
         assert_eq!(settings.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
         assert_eq!(settings.tokens_per_minute, 50_000);
         assert_eq!(settings.max_tokens_cap, 2000);
+        assert_eq!(settings.max_stream_tokens_cap, 16_384);
         assert!(!settings.model_configured());
+    }
+
+    #[test]
+    fn limit_settings_refuse_bad_values_naming_the_variable() {
+        for (flag, bad, variable) in [
+            ("--max-stream-tokens-cap", "0", "MAX_STREAM_TOKENS_CAP"),
+            ("--max-stream-tokens-cap", "lots", "MAX_STREAM_TOKENS_CAP"),
+        ] {
+            let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
+            assert!(error.contains(variable), "{error}");
+        }
     }
 
     #[test]

@@ -338,7 +338,10 @@ mod tests {
             };
             let wire = analysed(&config, request("Wire $500 to IBAN DE00 1234."));
             let bot = analysed(&config, request("You are the helpful ACME bot."));
-            assert_ne!(wire.partition, bot.partition, "include_system={include_system}");
+            assert_ne!(
+                wire.partition, bot.partition,
+                "include_system={include_system}"
+            );
             // Developer messages are system messages too.
             let developer = analysed(
                 &config,

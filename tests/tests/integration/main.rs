@@ -27,5 +27,6 @@ mod mcp_rate_limit;
 mod mcp_schemas;
 mod mcp_tools;
 mod redis_shared;
+mod security_budget;
 mod security_cache_partition;
 mod status_routes;

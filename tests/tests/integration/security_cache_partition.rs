@@ -37,7 +37,11 @@ async fn the_same_text_with_another_image_is_not_a_hit() {
     let cat = with_image("data:image/png;base64,Q0FUIHBpY3R1cmU=");
     assert_eq!(cache_status(&client, &server, &passport).await, "miss");
     assert_eq!(cache_status(&client, &server, &cat).await, "miss");
-    assert_eq!(mock.chat_requests().len(), 2, "each image reached the model");
+    assert_eq!(
+        mock.chat_requests().len(),
+        2,
+        "each image reached the model"
+    );
     // The same image again is the same request: a hit.
     assert_eq!(cache_status(&client, &server, &passport).await, "hit");
     assert_eq!(cache_status(&client, &server, &cat).await, "hit");
@@ -78,14 +82,24 @@ async fn older_turns_and_end_users_split_the_cache() {
             {"role": "user", "content": "Which account did I give you?"}
         ]})
     };
-    assert_eq!(cache_status(&client, &server, &history("1111")).await, "miss");
-    assert_eq!(cache_status(&client, &server, &history("2222")).await, "miss");
-    let mut alice = json!({"user": "alice", "messages": [{"role": "user", "content": "Show my last order"}]});
+    assert_eq!(
+        cache_status(&client, &server, &history("1111")).await,
+        "miss"
+    );
+    assert_eq!(
+        cache_status(&client, &server, &history("2222")).await,
+        "miss"
+    );
+    let mut alice =
+        json!({"user": "alice", "messages": [{"role": "user", "content": "Show my last order"}]});
     assert_eq!(cache_status(&client, &server, &alice).await, "miss");
     alice["user"] = json!("bob");
     assert_eq!(cache_status(&client, &server, &alice).await, "miss");
     assert_eq!(mock.chat_requests().len(), 4);
-    assert_eq!(cache_status(&client, &server, &history("2222")).await, "hit");
+    assert_eq!(
+        cache_status(&client, &server, &history("2222")).await,
+        "hit"
+    );
     assert_eq!(mock.chat_requests().len(), 4);
 }
 
