@@ -20,6 +20,9 @@ pub struct GatewayConfig {
     /// Ceiling on `max_tokens` for streamed chat calls that ask for one; enforced while the
     /// stream runs.
     pub max_stream_tokens_cap: u32,
+    /// How long a stream's consumer may take to accept one chunk before the stream is given up
+    /// and its upstream closed.
+    pub stream_send_timeout: Duration,
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub prices: Prices,

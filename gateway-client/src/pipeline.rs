@@ -16,7 +16,8 @@
 //! 10. cache store.
 //!
 //! Streams run steps 7–10 when the stream ends, in a task of their own, so a slow or vanished
-//! client never holds the upstream open. Their chunks have gone out by then, so a refused
+//! client never holds the upstream open: a consumer that takes no chunk for
+//! `STREAM_SEND_TIMEOUT_SECONDS` is given up on like one that left. Their chunks have gone out by then, so a refused
 //! streamed answer ends with an error event instead of the normal end of the stream. While a
 //! stream runs, its completion tokens are counted: one that runs past its limit (an upstream
 //! that ignores `max_tokens`) is cut off with a `completion_limit_exceeded` event, and the
@@ -113,6 +114,8 @@ pub struct Gateway {
     chat_model: String,
     embedding_model: String,
     caps: governance::Caps,
+    /// How long a stream waits for its consumer to take a chunk before giving up on it.
+    stream_send_timeout: Duration,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
     /// `None` when content safety is off.
@@ -187,6 +190,7 @@ impl Gateway {
                 whole: config.max_tokens_cap,
                 stream: config.max_stream_tokens_cap,
             },
+            stream_send_timeout: config.stream_send_timeout,
             usage_period: config.budget.usage_period,
             prices: config.prices,
             content_safety,
@@ -409,6 +413,7 @@ impl Gateway {
             limit,
             client_wants_usage,
             idle_timeout: self.upstream.stream_idle_timeout(),
+            send_timeout: self.stream_send_timeout,
             store_in_cache: (cache_status == CacheStatus::Miss
                 || context.cache == CacheDirective::NoCache)
                 .then(|| self.storable_cache(context, cacheable))
@@ -702,6 +707,7 @@ struct StreamRelay {
     limit: CompletionLimit,
     client_wants_usage: bool,
     idle_timeout: Duration,
+    send_timeout: Duration,
     store_in_cache: Option<(Arc<dyn ResponseCache>, Map<String, Value>)>,
     content_safety: Option<Arc<ContentSafety>>,
     started: Instant,
@@ -830,7 +836,7 @@ impl StreamRelay {
                 if usage_only && !self.client_wants_usage {
                     continue;
                 }
-                if sender.send(Ok(StreamEvent::Chunk(chunk))).await.is_err() {
+                if !self.deliver(sender, Ok(StreamEvent::Chunk(chunk))).await {
                     relayed.consumer_gone = true;
                     break 'read;
                 }
@@ -851,7 +857,7 @@ impl StreamRelay {
     /// Ends the consumer's stream: the failure, or the cache store and the normal end.
     async fn finish(self, relayed: Relayed, usage: Usage, sender: &EventSender) {
         if let Some(error) = relayed.failure {
-            let _ = sender.send(Err(error)).await;
+            self.deliver(sender, Err(error)).await;
             return;
         }
         if relayed.consumer_gone {
@@ -863,7 +869,26 @@ impl StreamRelay {
                 .store(&self.context, Operation::Chat, &self.model, request, &body)
                 .await;
         }
-        let _ = sender.send(Ok(StreamEvent::Done { usage })).await;
+        self.deliver(sender, Ok(StreamEvent::Done { usage })).await;
+    }
+
+    /// Hands one event to the consumer; false when it is gone, or took nothing for the send
+    /// timeout (a client that stopped reading would otherwise hold the upstream open forever).
+    async fn deliver(
+        &self,
+        sender: &EventSender,
+        event: Result<StreamEvent, GatewayError>,
+    ) -> bool {
+        match tokio::time::timeout(self.send_timeout, sender.send(event)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::info!(
+                    request_id = %self.context.request_id,
+                    "stream consumer took no chunk within the send timeout; closing the upstream"
+                );
+                false
+            }
+        }
     }
 }
 

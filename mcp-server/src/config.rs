@@ -171,6 +171,16 @@ pub struct Settings {
     )]
     pub max_stream_tokens_cap: u32,
 
+    /// Seconds a streaming client may take to accept one chunk. A client that stops reading is
+    /// given up on after this long: its upstream call is closed and its usage booked.
+    #[arg(
+        long,
+        env = "STREAM_SEND_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub stream_send_timeout_seconds: u64,
+
     /// Key for the admin routes (/admin/usage for every subscription).
     #[arg(long, env = "ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<SecretString>,
@@ -408,6 +418,7 @@ impl Settings {
             },
             max_tokens_cap: self.max_tokens_cap,
             max_stream_tokens_cap: self.max_stream_tokens_cap,
+            stream_send_timeout: Duration::from_secs(self.stream_send_timeout_seconds),
             retry: RetryConfig {
                 attempts_per_backend: self.upstream_attempts.max(1),
                 base_backoff: Duration::from_millis(self.upstream_backoff_ms),
@@ -815,6 +826,7 @@ mod tests {
         assert_eq!(settings.tokens_per_minute, 50_000);
         assert_eq!(settings.max_tokens_cap, 2000);
         assert_eq!(settings.max_stream_tokens_cap, 16_384);
+        assert_eq!(settings.stream_send_timeout_seconds, 30);
         assert!(!settings.model_configured());
     }
 
@@ -823,6 +835,11 @@ mod tests {
         for (flag, bad, variable) in [
             ("--max-stream-tokens-cap", "0", "MAX_STREAM_TOKENS_CAP"),
             ("--max-stream-tokens-cap", "lots", "MAX_STREAM_TOKENS_CAP"),
+            (
+                "--stream-send-timeout-seconds",
+                "0",
+                "STREAM_SEND_TIMEOUT_SECONDS",
+            ),
         ] {
             let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
             assert!(error.contains(variable), "{error}");

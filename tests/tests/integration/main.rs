@@ -29,4 +29,5 @@ mod mcp_tools;
 mod redis_shared;
 mod security_budget;
 mod security_cache_partition;
+mod security_stream_send_timeout;
 mod status_routes;
