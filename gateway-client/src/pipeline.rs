@@ -37,7 +37,7 @@ use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     assemble::AssembledAnswer,
-    cache::{CacheStatus, ResponseCache},
+    cache::{CacheLookup, CacheStatus, ResponseCache},
     clock::Clock,
     config::{EmbedderChoice, GatewayConfig, Prices},
     context::{CacheDirective, CallContext, Operation},
@@ -568,8 +568,9 @@ impl Gateway {
             (Some(cache), CacheDirective::Use) if !cache.available() => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) => {
                 match cache.lookup(context, Operation::Chat, model, request).await {
-                    Some(body) => Lookup::Hit(body),
-                    None => Lookup::Miss,
+                    CacheLookup::Hit(body) => Lookup::Hit(body),
+                    CacheLookup::Miss => Lookup::Miss,
+                    CacheLookup::Bypass => Lookup::Bypass,
                 }
             }
         };

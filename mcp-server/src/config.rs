@@ -296,10 +296,31 @@ pub struct Settings {
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
     pub cache_ttl_seconds: u64,
 
-    /// Cached answers kept in all; the oldest go first. An entry takes about 4 KiB for a short
-    /// answer (more for long answers or long tool results in the prompt).
+    /// Cached answers kept in all. Over it (or over CACHE_MAX_MB), the subscription holding the
+    /// most gives up its oldest entries first.
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 20_000)]
     pub cache_max_entries: usize,
+
+    /// Memory the cached entries may take, in MiB (answers, prompt text, embeddings and index
+    /// postings, counted per entry). Shared fairly: the subscription holding the most gives up
+    /// its oldest entries first.
+    #[arg(
+        long,
+        env = "CACHE_MAX_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=1_048_576)
+    )]
+    pub cache_max_mb: u64,
+
+    /// The largest cacheable prompt, in bytes (its messages' text and every hashed part, images
+    /// included). Larger prompts bypass the cache.
+    #[arg(
+        long,
+        env = "CACHE_MAX_PROMPT_BYTES",
+        default_value_t = 32 * 1024,
+        value_parser = clap::value_parser!(u64).range(256..=16_777_216)
+    )]
+    pub cache_max_prompt_bytes: u64,
 
     /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's
     /// backends) or `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature).
@@ -487,6 +508,9 @@ impl Settings {
                 threshold: self.cache_similarity_threshold.map(|t| t.clamp(0.0, 1.0)),
                 ttl: Duration::from_secs(self.cache_ttl_seconds.max(1)),
                 max_entries: self.cache_max_entries.max(1),
+                max_bytes: usize::try_from(self.cache_max_mb << 20).unwrap_or(usize::MAX),
+                max_prompt_bytes: usize::try_from(self.cache_max_prompt_bytes)
+                    .unwrap_or(usize::MAX),
                 include_system: self.cache_include_system,
                 window_messages: self.cache_window_messages.max(1),
                 shared_across_subscriptions: self.cache_shared,
@@ -827,6 +851,11 @@ mod tests {
         assert_eq!(settings.max_tokens_cap, 2000);
         assert_eq!(settings.max_stream_tokens_cap, 16_384);
         assert_eq!(settings.stream_send_timeout_seconds, 30);
+        let cache = settings.cache_settings().unwrap().config;
+        assert_eq!(
+            (cache.max_bytes, cache.max_prompt_bytes),
+            (64 << 20, 32 << 10)
+        );
         assert!(!settings.model_configured());
     }
 
@@ -840,6 +869,8 @@ mod tests {
                 "0",
                 "STREAM_SEND_TIMEOUT_SECONDS",
             ),
+            ("--cache-max-mb", "0", "CACHE_MAX_MB"),
+            ("--cache-max-prompt-bytes", "10", "CACHE_MAX_PROMPT_BYTES"),
         ] {
             let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
             assert!(error.contains(variable), "{error}");

@@ -13,6 +13,11 @@
 //! (or the same URL or file id), so it may hit, while a different one never can, by exact
 //! match or by meaning. Comparing them by content would need a model of images; comparing them
 //! by what the request says is exact and cheap.
+//!
+//! Size: a prompt whose messages (embedded text plus hashed bytes) exceed `max_prompt_bytes` is
+//! not cached at all (hashing stops at the cap, so a huge request costs little). A window text
+//! over [`MEANING_MAX_BYTES`] is matched only exactly: verification of so long a text refuses
+//! all but near-identical prompts anyway, so its entry keeps a hash instead of the text.
 
 use std::fmt::{self, Write as _};
 
@@ -40,6 +45,9 @@ const IGNORED_FIELDS: &[&str] = &[
     "max_completion_tokens",
 ];
 
+/// The longest window text matched by meaning; longer ones are matched only exactly.
+pub const MEANING_MAX_BYTES: usize = 8 * 1024;
+
 /// A prompt, analysed once for both lookup and store.
 pub struct Prompt {
     pub partition: u64,
@@ -47,36 +55,52 @@ pub struct Prompt {
     pub tokens: Vec<Token>,
     pub exact: u64,
     pub keys: Vec<u64>,
+    /// Who asks (a hash of the caller's budget key): entries are evicted fairly by owner.
+    pub owner: u64,
+    /// Whether the window is short enough to be matched by meaning (see [`MEANING_MAX_BYTES`]).
+    pub by_meaning: bool,
 }
 
-/// The prompt and partition of a chat request, or `None` if it can't be cached (no user
-/// message in the window).
+/// Why a request is not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncacheable {
+    /// No user message in the window: nothing was asked.
+    NoQuestion,
+    /// The messages exceed the cacheable prompt size.
+    TooLarge,
+}
+
+/// The prompt and partition of a chat request, or why it can't be cached.
 pub(super) fn analyse(
     config: &CacheConfig,
     context: &CallContext,
     model: &str,
     request: &Map<String, Value>,
-) -> Option<Prompt> {
-    let messages = request.get("messages")?.as_array()?;
+) -> Result<Prompt, Uncacheable> {
+    let messages = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or(Uncacheable::NoQuestion)?;
     let window = Window::of(messages, config);
     if !messages[window.start..]
         .iter()
         .any(|m| window.embeds(m) && role(m) == Some("user"))
     {
-        return None;
+        return Err(Uncacheable::NoQuestion);
     }
     let mut text = String::new();
     let mut roles = String::new();
-    let mut unembedded = Fnv::default();
+    let mut unembedded = Fnv::limited(config.max_prompt_bytes);
     for (index, message) in messages.iter().enumerate() {
         // A position marker, so moving a part to another message changes the hash.
-        let _ = write!(unembedded, "#{index}:");
+        write!(unembedded, "#{index}:").map_err(|_| Uncacheable::TooLarge)?;
         let embedded = index >= window.start && window.embeds(message);
-        if !embedded || is_system(message) {
-            let _ = canonical_json(message, &mut unembedded);
+        let hashed = if !embedded || is_system(message) {
+            canonical_json(message, &mut unembedded)
         } else {
-            let _ = non_text_of(message, &mut unembedded);
-        }
+            non_text_of(message, &mut unembedded)
+        };
+        hashed.map_err(|_| Uncacheable::TooLarge)?;
         if embedded {
             roles.push_str(role(message).unwrap_or(""));
             roles.push('|');
@@ -84,6 +108,9 @@ pub(super) fn analyse(
                 text.push('\n');
             }
             crate::tokens::collect_message_text_without_role(message, &mut text);
+            if text.len() + unembedded.written > config.max_prompt_bytes {
+                return Err(Uncacheable::TooLarge);
+            }
         }
     }
     let tokens = tokenize(&text);
@@ -93,7 +120,7 @@ pub(super) fn analyse(
     } else {
         &context.subscription
     };
-    let mut parameters = Fnv::default();
+    let mut parameters = Fnv::limited(usize::MAX);
     for (key, value) in request {
         if !IGNORED_FIELDS.contains(&key.as_str()) {
             let _ = write!(parameters, "{key:?}=");
@@ -116,12 +143,14 @@ pub(super) fn analyse(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    Some(Prompt {
+    Ok(Prompt {
         partition,
+        by_meaning: text.len() <= MEANING_MAX_BYTES,
         text,
         tokens,
         exact,
         keys,
+        owner: fnv1a(&[context.budget_key.as_bytes()]),
     })
 }
 
@@ -246,20 +275,23 @@ fn canonical_json_without(value: &Value, skip: &str, out: &mut impl fmt::Write) 
     }
 }
 
-/// FNV-1a over everything written to it, so canonical JSON is hashed without being built.
+/// FNV-1a over everything written to it, so canonical JSON is hashed without being built. It
+/// refuses (`fmt::Error`) to take more than its limit, which stops the writer early.
 pub(super) struct Fnv {
     hash: u64,
-}
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self {
-            hash: 0xcbf2_9ce4_8422_2325,
-        }
-    }
+    written: usize,
+    limit: usize,
 }
 
 impl Fnv {
+    fn limited(limit: usize) -> Self {
+        Self {
+            hash: 0xcbf2_9ce4_8422_2325,
+            written: 0,
+            limit,
+        }
+    }
+
     fn write_byte(&mut self, byte: u8) {
         self.hash ^= u64::from(byte);
         self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -268,6 +300,10 @@ impl Fnv {
 
 impl fmt::Write for Fnv {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.written = self.written.saturating_add(s.len());
+        if self.written > self.limit {
+            return Err(fmt::Error);
+        }
         for byte in s.bytes() {
             self.write_byte(byte);
         }
@@ -284,7 +320,9 @@ mod tests {
 
     fn analysed(config: &CacheConfig, request: Value) -> Prompt {
         let context = CallContext::for_subscription("alice", Api::OpenAi);
-        analyse(config, &context, "m", request.as_object().unwrap()).unwrap()
+        analyse(config, &context, "m", request.as_object().unwrap())
+            .ok()
+            .unwrap()
     }
 
     fn user_with_image(url: &str) -> Value {
@@ -409,9 +447,34 @@ mod tests {
     }
 
     #[test]
+    fn prompts_over_the_size_cap_are_not_cached_and_long_ones_match_only_exactly() {
+        let config = CacheConfig {
+            max_prompt_bytes: 32 * 1024,
+            ..CacheConfig::default()
+        };
+        let context = CallContext::for_subscription("alice", Api::OpenAi);
+        let ask = |text: String| json!({"messages": [{"role": "user", "content": text}]});
+        let too_long = ask("word ".repeat(7_000));
+        assert_eq!(
+            analyse(&config, &context, "m", too_long.as_object().unwrap()).err(),
+            Some(Uncacheable::TooLarge)
+        );
+        // A huge image is refused while it is hashed, not after.
+        let huge_image = user_with_image(&format!("data:image/png;base64,{}", "A".repeat(1 << 20)));
+        assert_eq!(
+            analyse(&config, &context, "m", huge_image.as_object().unwrap()).err(),
+            Some(Uncacheable::TooLarge)
+        );
+        let long = analysed(&config, ask("word ".repeat(2_000)));
+        assert!(!long.by_meaning);
+        let short = analysed(&config, ask("What is a token budget?".to_owned()));
+        assert!(short.by_meaning);
+    }
+
+    #[test]
     fn canonical_json_ignores_key_order() {
         let hash = |value: Value| {
-            let mut fnv = Fnv::default();
+            let mut fnv = Fnv::limited(usize::MAX);
             canonical_json(&value, &mut fnv).unwrap();
             fnv.hash
         };
