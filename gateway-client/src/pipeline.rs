@@ -716,6 +716,15 @@ struct StreamRelay {
 
 type EventSender = mpsc::Sender<Result<StreamEvent, GatewayError>>;
 
+/// What the relay does after one upstream event.
+enum Flow {
+    Continue,
+    /// The upstream said `[DONE]`.
+    Done,
+    /// Stop reading: the stream failed, ran past its limit, or lost its consumer.
+    Stop,
+}
+
 /// What relaying an upstream stream came to.
 struct Relayed {
     assembled: AssembledAnswer,
@@ -810,36 +819,13 @@ impl StreamRelay {
             };
             parser.push(&bytes);
             while let Some(data) = parser.next_data() {
-                if data.trim() == "[DONE]" {
-                    finished = true;
-                    break;
-                }
-                let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
-                    tracing::debug!("skipping a stream event that is not JSON");
-                    continue;
-                };
-                if let Some(usage) = Usage::from_body(&chunk) {
-                    relayed.reported = Some(usage);
-                }
-                let over_limit = meter.absorb(&chunk);
-                relayed.counted = meter.counted();
-                if over_limit {
-                    relayed.failure = Some(GatewayError::CompletionLimitExceeded {
-                        limit: self.limit.total(),
-                    });
-                    break 'read;
-                }
-                relayed.assembled.absorb(&chunk);
-                let usage_only = chunk
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty);
-                if usage_only && !self.client_wants_usage {
-                    continue;
-                }
-                if !self.deliver(sender, Ok(StreamEvent::Chunk(chunk))).await {
-                    relayed.consumer_gone = true;
-                    break 'read;
+                match self.pass_on(&data, &mut meter, &mut relayed, sender).await {
+                    Flow::Continue => {}
+                    Flow::Done => {
+                        finished = true;
+                        break;
+                    }
+                    Flow::Stop => break 'read,
                 }
             }
         }
@@ -853,6 +839,47 @@ impl StreamRelay {
             });
         }
         relayed
+    }
+
+    /// Takes in one event of the upstream stream and passes it on to the consumer.
+    async fn pass_on(
+        &self,
+        data: &str,
+        meter: &mut StreamMeter,
+        relayed: &mut Relayed,
+        sender: &EventSender,
+    ) -> Flow {
+        if data.trim() == "[DONE]" {
+            return Flow::Done;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            tracing::debug!("skipping a stream event that is not JSON");
+            return Flow::Continue;
+        };
+        if let Some(usage) = Usage::from_body(&chunk) {
+            relayed.reported = Some(usage);
+        }
+        let over_limit = meter.absorb(&chunk);
+        relayed.counted = meter.counted();
+        if over_limit {
+            relayed.failure = Some(GatewayError::CompletionLimitExceeded {
+                limit: self.limit.total(),
+            });
+            return Flow::Stop;
+        }
+        relayed.assembled.absorb(&chunk);
+        let usage_only = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty);
+        if usage_only && !self.client_wants_usage {
+            return Flow::Continue;
+        }
+        if !self.deliver(sender, Ok(StreamEvent::Chunk(chunk))).await {
+            relayed.consumer_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
     }
 
     /// Ends the consumer's stream: the failure, or the cache store and the normal end.

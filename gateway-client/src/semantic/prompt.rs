@@ -88,31 +88,11 @@ pub(super) fn analyse(
     {
         return Err(Uncacheable::NoQuestion);
     }
-    let mut text = String::new();
-    let mut roles = String::new();
-    let mut unembedded = Fnv::limited(config.max_prompt_bytes);
-    for (index, message) in messages.iter().enumerate() {
-        // A position marker, so moving a part to another message changes the hash.
-        write!(unembedded, "#{index}:").map_err(|_| Uncacheable::TooLarge)?;
-        let embedded = index >= window.start && window.embeds(message);
-        let hashed = if !embedded || is_system(message) {
-            canonical_json(message, &mut unembedded)
-        } else {
-            non_text_of(message, &mut unembedded)
-        };
-        hashed.map_err(|_| Uncacheable::TooLarge)?;
-        if embedded {
-            roles.push_str(role(message).unwrap_or(""));
-            roles.push('|');
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            crate::tokens::collect_message_text_without_role(message, &mut text);
-            if text.len() + unembedded.written > config.max_prompt_bytes {
-                return Err(Uncacheable::TooLarge);
-            }
-        }
-    }
+    let Read {
+        text,
+        roles,
+        unembedded,
+    } = read_messages(messages, &window, config.max_prompt_bytes)?;
     let tokens = tokenize(&text);
     let normalized = normalized(&tokens);
     let subscription = if config.shared_across_subscriptions {
@@ -120,19 +100,11 @@ pub(super) fn analyse(
     } else {
         &context.subscription
     };
-    let mut parameters = Fnv::limited(usize::MAX);
-    for (key, value) in request {
-        if !IGNORED_FIELDS.contains(&key.as_str()) {
-            let _ = write!(parameters, "{key:?}=");
-            let _ = canonical_json(value, &mut parameters);
-            parameters.write_byte(b';');
-        }
-    }
-    let unembedded = unembedded.hash.to_le_bytes();
+    let unembedded = unembedded.to_le_bytes();
     let partition = fnv1a(&[
         subscription.as_bytes(),
         model.as_bytes(),
-        &parameters.hash.to_le_bytes(),
+        &parameters_hash(request).to_le_bytes(),
         &unembedded,
     ]);
     let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes(), &unembedded]);
@@ -152,6 +124,67 @@ pub(super) fn analyse(
         keys,
         owner: fnv1a(&[context.budget_key.as_bytes()]),
     })
+}
+
+/// The messages as analysis reads them.
+struct Read {
+    /// The window's text, message after message.
+    text: String,
+    /// The window's roles, for the exact key.
+    roles: String,
+    /// The hash of everything the text leaves out.
+    unembedded: u64,
+}
+
+/// Reads the window's text and hashes the rest, or stops as soon as the prompt is too large.
+fn read_messages(
+    messages: &[Value],
+    window: &Window,
+    max_bytes: usize,
+) -> Result<Read, Uncacheable> {
+    let mut text = String::new();
+    let mut roles = String::new();
+    let mut unembedded = Fnv::limited(max_bytes);
+    for (index, message) in messages.iter().enumerate() {
+        // A position marker, so moving a part to another message changes the hash.
+        write!(unembedded, "#{index}:").map_err(|_| Uncacheable::TooLarge)?;
+        let embedded = index >= window.start && window.embeds(message);
+        let hashed = if !embedded || is_system(message) {
+            canonical_json(message, &mut unembedded)
+        } else {
+            non_text_of(message, &mut unembedded)
+        };
+        hashed.map_err(|_| Uncacheable::TooLarge)?;
+        if embedded {
+            roles.push_str(role(message).unwrap_or(""));
+            roles.push('|');
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            crate::tokens::collect_message_text_without_role(message, &mut text);
+            if text.len() + unembedded.written > max_bytes {
+                return Err(Uncacheable::TooLarge);
+            }
+        }
+    }
+    Ok(Read {
+        text,
+        roles,
+        unembedded: unembedded.hash,
+    })
+}
+
+/// The hash of every request field that can change the answer.
+fn parameters_hash(request: &Map<String, Value>) -> u64 {
+    let mut parameters = Fnv::limited(usize::MAX);
+    for (key, value) in request {
+        if !IGNORED_FIELDS.contains(&key.as_str()) {
+            let _ = write!(parameters, "{key:?}=");
+            let _ = canonical_json(value, &mut parameters);
+            parameters.write_byte(b';');
+        }
+    }
+    parameters.hash
 }
 
 /// The recent messages whose text is embedded: the last `window_messages` of those embedded at
