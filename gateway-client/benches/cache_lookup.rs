@@ -38,7 +38,7 @@ use futures::executor::block_on;
 use gateway_client::{
     Api, CallContext,
     clock::Clock,
-    semantic::{BuiltinEmbedder, CacheConfig, Index, SemanticCache},
+    semantic::{BuiltinEmbedder, CacheConfig, Index, Limits, SemanticCache},
 };
 use serde_json::{Map, Value, json};
 
@@ -303,6 +303,7 @@ fn cache_lookup(c: &mut Criterion) {
         Arc::new(BuiltinEmbedder),
         CacheConfig {
             max_entries: 200_000,
+            max_bytes: usize::MAX,
             ..CacheConfig::default()
         },
         Clock::new(),
@@ -472,7 +473,7 @@ fn phase_breakdown(
     stored: &[Spec],
     kinds: &[Kind],
 ) -> Vec<String> {
-    let mut twin = Index::new(usize::MAX);
+    let mut twin = Index::new(Limits::entries(usize::MAX));
     let mut partition = 0;
     // The entries holding each key: the twin's posting lists, rebuilt here to count things.
     let mut postings: HashMap<u64, Vec<u32>> = HashMap::new();
@@ -490,7 +491,7 @@ fn phase_breakdown(
                 }
                 ids += 1;
             }
-            twin.insert(prompt.partition, entry);
+            twin.insert(prompt.partition, entry, 0);
         }
     }
     let live = twin.len();

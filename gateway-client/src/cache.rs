@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::context::{CallContext, Operation};
+use crate::{
+    context::{CallContext, Operation},
+    semantic::Uncacheable,
+};
 
 /// What the cache did for one call; reported as `x-llm-cache-status` and in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,31 @@ impl CacheStatus {
     }
 }
 
+/// What a cache lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheLookup {
+    Hit(Value),
+    Miss,
+    /// The request is not one the cache takes (too large, or not a chat call).
+    Bypass,
+}
+
+impl From<Option<Value>> for CacheLookup {
+    fn from(found: Option<Value>) -> Self {
+        found.map_or(Self::Miss, Self::Hit)
+    }
+}
+
+impl From<Uncacheable> for CacheLookup {
+    fn from(why: Uncacheable) -> Self {
+        match why {
+            // Nothing asked yet (no user message in the window): an ordinary miss.
+            Uncacheable::NoQuestion => Self::Miss,
+            Uncacheable::TooLarge => Self::Bypass,
+        }
+    }
+}
+
 /// A response cache for chat completions.
 #[async_trait]
 pub trait ResponseCache: Send + Sync + 'static {
@@ -40,7 +68,7 @@ pub trait ResponseCache: Send + Sync + 'static {
         operation: Operation,
         model: &str,
         request: &Map<String, Value>,
-    ) -> Option<Value>;
+    ) -> CacheLookup;
 
     /// Offers a successful answer for later calls; the cache decides whether to keep it.
     async fn store(

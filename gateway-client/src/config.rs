@@ -14,8 +14,15 @@ pub struct GatewayConfig {
     pub chat_model: String,
     pub embedding_model: String,
     pub budget: BudgetConfig,
-    /// Ceiling on `max_tokens` for non-streamed chat calls (also the default when unset).
+    /// Ceiling on `max_tokens` for non-streamed chat calls, and the limit of any chat call
+    /// that sets none.
     pub max_tokens_cap: u32,
+    /// Ceiling on `max_tokens` for streamed chat calls that ask for one; enforced while the
+    /// stream runs.
+    pub max_stream_tokens_cap: u32,
+    /// How long a stream's consumer may take to accept one chunk before the stream is given up
+    /// and its upstream closed.
+    pub stream_send_timeout: Duration,
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub prices: Prices,

@@ -41,6 +41,10 @@ pub enum GatewayError {
     /// Every backend failed after retries (5xx, connection errors, broken streams).
     #[error("the model API failed after retries: {summary}")]
     UpstreamFailed { summary: String },
+    /// A streamed answer ran past its completion limit (an upstream ignoring `max_tokens`); it
+    /// was cut off there. Only ever told in the stream itself.
+    #[error("the answer ran past its completion limit of {limit} tokens and was cut off")]
+    CompletionLimitExceeded { limit: u64 },
     /// The call's deadline passed.
     #[error("the model API did not answer within {} s", deadline.as_secs())]
     Timeout { deadline: Duration },
@@ -63,6 +67,7 @@ impl GatewayError {
             Self::UpstreamAuth { .. } => "upstream_auth_failed",
             Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
             Self::UpstreamFailed { .. } => "upstream_failed",
+            Self::CompletionLimitExceeded { .. } => "completion_limit_exceeded",
             Self::Timeout { .. } => "upstream_timeout",
             Self::Store(_) => "state_store_failed",
         }

@@ -33,7 +33,7 @@ pub mod tokens;
 pub mod upstream;
 pub mod usage;
 
-pub use cache::{CacheStatus, ResponseCache};
+pub use cache::{CacheLookup, CacheStatus, ResponseCache};
 pub use config::GatewayConfig;
 pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;

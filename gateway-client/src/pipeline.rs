@@ -1,11 +1,13 @@
 //! The policy pipeline. Each call reads top to bottom in the order it runs:
 //!
 //! 1. validate the request and resolve the model;
-//! 2. governance: cap `max_tokens` (non-streamed calls);
+//! 2. governance: check the completion limits and `n`, and cap them (streams have a cap of
+//!    their own);
 //! 3. content safety on the prompt (when on): a refused prompt is never sent and costs nothing;
 //! 4. budget: count the prompt with the model's tokenizer and reserve prompt + completion budget,
 //!    or refuse before anything is sent;
-//! 5. cache lookup: a hit answers at once and the reservation is released;
+//! 5. cache lookup: a hit answers at once and the reservation is released (calls asking for
+//!    several answers, `n > 1`, bypass the cache: one cached answer is not `n` samples);
 //! 6. upstream, with retries, failover and circuit breakers, within the call's deadline;
 //! 7. reconcile the reservation to the real usage;
 //! 8. metrics and the usage ledger;
@@ -14,8 +16,12 @@
 //! 10. cache store.
 //!
 //! Streams run steps 7–10 when the stream ends, in a task of their own, so a slow or vanished
-//! client never holds the upstream open. Their chunks have gone out by then, so a refused
-//! streamed answer ends with an error event instead of the normal end of the stream.
+//! client never holds the upstream open: a consumer that takes no chunk for
+//! `STREAM_SEND_TIMEOUT_SECONDS` is given up on like one that left. Their chunks have gone out by then, so a refused
+//! streamed answer ends with an error event instead of the normal end of the stream. While a
+//! stream runs, its completion tokens are counted: one that runs past its limit (an upstream
+//! that ignores `max_tokens`) is cut off with a `completion_limit_exceeded` event, and the
+//! upstream connection is closed.
 
 use std::{
     pin::Pin,
@@ -31,7 +37,7 @@ use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     assemble::AssembledAnswer,
-    cache::{CacheStatus, ResponseCache},
+    cache::{CacheLookup, CacheStatus, ResponseCache},
     clock::Clock,
     config::{CacheSettings, EmbedderChoice, GatewayConfig, Prices},
     context::{CacheDirective, CallContext, Operation},
@@ -40,7 +46,7 @@ use crate::{
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
-        governance,
+        governance::{self, CompletionLimit, StreamMeter},
     },
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
     shared::{RedisState, RedisStore, SharedCache},
@@ -107,7 +113,9 @@ pub struct Gateway {
     clock: Clock,
     chat_model: String,
     embedding_model: String,
-    max_tokens_cap: u32,
+    caps: governance::Caps,
+    /// How long a stream waits for its consumer to take a chunk before giving up on it.
+    stream_send_timeout: Duration,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
     /// `None` when content safety is off.
@@ -181,7 +189,11 @@ impl Gateway {
             clock,
             chat_model: config.chat_model,
             embedding_model: config.embedding_model,
-            max_tokens_cap: config.max_tokens_cap,
+            caps: governance::Caps {
+                whole: config.max_tokens_cap,
+                stream: config.max_stream_tokens_cap,
+            },
+            stream_send_timeout: config.stream_send_timeout,
             usage_period: config.budget.usage_period,
             prices: config.prices,
             content_safety,
@@ -233,18 +245,18 @@ impl Gateway {
         mut request: Map<String, Value>,
     ) -> Result<ChatOutcome, GatewayError> {
         // 2. governance
-        let completion_budget =
-            governance::govern_max_tokens(&mut request, self.max_tokens_cap, false);
+        let limit = governance::govern(&mut request, self.caps, false)?;
+        let cacheable = limit.choices == 1;
         // 3. content safety on the prompt
         self.screen_prompt(context, &request).await?;
         // 4. budget
         let prompt_estimate = tokens::estimate_chat_prompt(model, &request);
         let reservation = self
             .budget
-            .reserve(context, prompt_estimate + completion_budget)
+            .reserve(context, prompt_estimate + limit.total())
             .await?;
         // 5. cache lookup
-        let cache_status = match self.lookup(context, model, &request).await {
+        let cache_status = match self.lookup(context, model, &request, cacheable).await {
             Lookup::Hit(body) => {
                 let remaining = reservation.settle(0).await;
                 return Ok(ChatOutcome {
@@ -305,7 +317,7 @@ impl Gateway {
         }
         // 10. cache store
         if (cache_status == CacheStatus::Miss || context.cache == CacheDirective::NoCache)
-            && let Some(cache) = self.storable_cache(context)
+            && let Some(cache) = self.storable_cache(context, cacheable)
         {
             cache
                 .store(context, Operation::Chat, model, &request, &body)
@@ -328,13 +340,13 @@ impl Gateway {
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
         let model = self.admit_chat(&mut request, true)?;
-        let completion_budget =
-            governance::govern_max_tokens(&mut request, self.max_tokens_cap, true);
+        let limit = governance::govern(&mut request, self.caps, true)?;
+        let cacheable = limit.choices == 1;
         self.screen_prompt(context, &request).await?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
-            .reserve(context, prompt_estimate + completion_budget)
+            .reserve(context, prompt_estimate + limit.total())
             .await?;
         let client_wants_usage = request
             .get("stream_options")
@@ -342,7 +354,7 @@ impl Gateway {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
-        let cache_status = match self.lookup(context, &model, &request).await {
+        let cache_status = match self.lookup(context, &model, &request, cacheable).await {
             Lookup::Hit(body) => {
                 let remaining = reservation.settle(0).await;
                 let (sender, events) = mpsc::channel(8);
@@ -401,11 +413,13 @@ impl Gateway {
             context: context.clone(),
             model: model.clone(),
             prompt_estimate,
+            limit,
             client_wants_usage,
             idle_timeout: self.upstream.stream_idle_timeout(),
+            send_timeout: self.stream_send_timeout,
             store_in_cache: (cache_status == CacheStatus::Miss
                 || context.cache == CacheDirective::NoCache)
-                .then(|| self.storable_cache(context))
+                .then(|| self.storable_cache(context, cacheable))
                 .flatten()
                 .map(|cache| (cache, request)),
             content_safety: self.content_safety.clone(),
@@ -549,14 +563,17 @@ impl Gateway {
         context: &CallContext,
         model: &str,
         request: &Map<String, Value>,
+        cacheable: bool,
     ) -> Lookup {
         let status = match (&self.cache, context.cache) {
+            _ if !cacheable => Lookup::Bypass,
             (None, _) | (_, CacheDirective::NoCache | CacheDirective::NoStore) => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) if !cache.available() => Lookup::Bypass,
             (Some(cache), CacheDirective::Use) => {
                 match cache.lookup(context, Operation::Chat, model, request).await {
-                    Some(body) => Lookup::Hit(body),
-                    None => Lookup::Miss,
+                    CacheLookup::Hit(body) => Lookup::Hit(body),
+                    CacheLookup::Miss => Lookup::Miss,
+                    CacheLookup::Bypass => Lookup::Bypass,
                 }
             }
         };
@@ -589,8 +606,13 @@ impl Gateway {
         }
     }
 
-    fn storable_cache(&self, context: &CallContext) -> Option<Arc<dyn ResponseCache>> {
+    fn storable_cache(
+        &self,
+        context: &CallContext,
+        cacheable: bool,
+    ) -> Option<Arc<dyn ResponseCache>> {
         match context.cache {
+            _ if !cacheable => None,
             CacheDirective::NoStore => None,
             CacheDirective::Use | CacheDirective::NoCache => {
                 self.cache.clone().filter(|cache| cache.available())
@@ -717,85 +739,57 @@ struct StreamRelay {
     context: CallContext,
     model: String,
     prompt_estimate: u64,
+    limit: CompletionLimit,
     client_wants_usage: bool,
     idle_timeout: Duration,
+    send_timeout: Duration,
     store_in_cache: Option<(Arc<dyn ResponseCache>, Map<String, Value>)>,
     content_safety: Option<Arc<ContentSafety>>,
     started: Instant,
 }
 
+type EventSender = mpsc::Sender<Result<StreamEvent, GatewayError>>;
+
+/// What the relay does after one upstream event.
+enum Flow {
+    Continue,
+    /// The upstream said `[DONE]`.
+    Done,
+    /// Stop reading: the stream failed, ran past its limit, or lost its consumer.
+    Stop,
+}
+
+/// What relaying an upstream stream came to.
+struct Relayed {
+    assembled: AssembledAnswer,
+    /// The usage the upstream reported, if it did.
+    reported: Option<Usage>,
+    /// Completion tokens counted as the chunks went by.
+    counted: u64,
+    failure: Option<GatewayError>,
+    consumer_gone: bool,
+}
+
 impl StreamRelay {
     async fn run(
         self,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
         reservation: Reservation,
         accounting: Accounting,
-        sender: mpsc::Sender<Result<StreamEvent, GatewayError>>,
+        sender: EventSender,
     ) {
-        let mut parser = SseParser::default();
-        let mut assembled = AssembledAnswer::default();
-        let mut reported: Option<Usage> = None;
-        let mut failure: Option<GatewayError> = None;
-        let mut finished = false;
-        let mut consumer_gone = false;
-
-        'read: while !finished {
-            let bytes = match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
-                Ok(Ok(Some(bytes))) => bytes,
-                Ok(Ok(None)) => break,
-                Ok(Err(_)) => {
-                    failure = Some(GatewayError::UpstreamFailed {
-                        summary: "the upstream stream broke off".to_owned(),
-                    });
-                    break;
-                }
-                Err(_) => {
-                    failure = Some(GatewayError::Timeout {
-                        deadline: self.idle_timeout,
-                    });
-                    break;
-                }
+        // `relay` takes the response and drops it when it returns, which closes the upstream
+        // connection if it is still open; the rest never waits on the upstream.
+        let mut relayed = self.relay(response, &sender).await;
+        let usage = relayed.reported.unwrap_or_else(|| {
+            // Whole-text count when the stream ended; the running count if it was cut off.
+            let text = tokens::count(&self.model, &relayed.assembled.text());
+            let completion = if relayed.failure.is_some() {
+                text.max(relayed.counted)
+            } else {
+                text
             };
-            parser.push(&bytes);
-            while let Some(data) = parser.next_data() {
-                if data.trim() == "[DONE]" {
-                    finished = true;
-                    break;
-                }
-                let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
-                    tracing::debug!("skipping a stream event that is not JSON");
-                    continue;
-                };
-                if let Some(usage) = Usage::from_body(&chunk) {
-                    reported = Some(usage);
-                }
-                assembled.absorb(&chunk);
-                let usage_only = chunk
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty);
-                if usage_only && !self.client_wants_usage {
-                    continue;
-                }
-                if sender.send(Ok(StreamEvent::Chunk(chunk))).await.is_err() {
-                    consumer_gone = true;
-                    break 'read;
-                }
-            }
-        }
-        // Dropping the response here closes the upstream connection if it is still open.
-        drop(response);
-        if !finished && failure.is_none() && !consumer_gone && assembled.finish_reason.is_none() {
-            failure = Some(GatewayError::UpstreamFailed {
-                summary: "the upstream stream ended before it finished".to_owned(),
-            });
-        }
-
-        let usage = reported.unwrap_or_else(|| {
-            Usage::new(
-                self.prompt_estimate,
-                tokens::count(&self.model, &assembled.text()),
-            )
+            Usage::new(self.prompt_estimate, completion)
         });
         reservation.settle(usage.total_tokens).await;
         accounting
@@ -803,16 +797,20 @@ impl StreamRelay {
             .await;
         // The chunks have gone out already; a refused answer still must not end as a success
         // (nor be cached), so the client is told in place of the normal end.
-        if failure.is_none()
-            && !consumer_gone
+        if relayed.failure.is_none()
+            && !relayed.consumer_gone
             && let Some(safety) = &self.content_safety
             && let Err(blocked) = safety
-                .check(&self.context, Direction::Response, &assembled.text())
+                .check(
+                    &self.context,
+                    Direction::Response,
+                    &relayed.assembled.text(),
+                )
                 .await
         {
-            failure = Some(blocked);
+            relayed.failure = Some(blocked);
         }
-        let outcome = failure.as_ref().map_or("ok", GatewayError::code);
+        let outcome = relayed.failure.as_ref().map_or("ok", GatewayError::code);
         metrics::call_duration(
             &self.context,
             Operation::Chat,
@@ -820,20 +818,139 @@ impl StreamRelay {
             outcome,
             self.started.elapsed(),
         );
-        if let Some(error) = failure {
-            let _ = sender.send(Err(error)).await;
+        self.finish(relayed, usage, &sender).await;
+    }
+
+    /// Reads the upstream stream and forwards its chunks until it ends, fails, runs past its
+    /// limit, or the consumer goes away.
+    async fn relay(&self, mut response: reqwest::Response, sender: &EventSender) -> Relayed {
+        let mut parser = SseParser::default();
+        let mut meter = StreamMeter::new(&self.model, self.limit);
+        let mut relayed = Relayed {
+            assembled: AssembledAnswer::default(),
+            reported: None,
+            counted: 0,
+            failure: None,
+            consumer_gone: false,
+        };
+        let mut finished = false;
+        'read: while !finished {
+            let bytes = match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
+                Ok(Ok(Some(bytes))) => bytes,
+                Ok(Ok(None)) => break,
+                Ok(Err(_)) => {
+                    relayed.failure = Some(GatewayError::UpstreamFailed {
+                        summary: "the upstream stream broke off".to_owned(),
+                    });
+                    break;
+                }
+                Err(_) => {
+                    relayed.failure = Some(GatewayError::Timeout {
+                        deadline: self.idle_timeout,
+                    });
+                    break;
+                }
+            };
+            parser.push(&bytes);
+            while let Some(data) = parser.next_data() {
+                match self.pass_on(&data, &mut meter, &mut relayed, sender).await {
+                    Flow::Continue => {}
+                    Flow::Done => {
+                        finished = true;
+                        break;
+                    }
+                    Flow::Stop => break 'read,
+                }
+            }
+        }
+        if !finished
+            && relayed.failure.is_none()
+            && !relayed.consumer_gone
+            && !relayed.assembled.finished()
+        {
+            relayed.failure = Some(GatewayError::UpstreamFailed {
+                summary: "the upstream stream ended before it finished".to_owned(),
+            });
+        }
+        relayed
+    }
+
+    /// Takes in one event of the upstream stream and passes it on to the consumer.
+    async fn pass_on(
+        &self,
+        data: &str,
+        meter: &mut StreamMeter,
+        relayed: &mut Relayed,
+        sender: &EventSender,
+    ) -> Flow {
+        if data.trim() == "[DONE]" {
+            return Flow::Done;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            tracing::debug!("skipping a stream event that is not JSON");
+            return Flow::Continue;
+        };
+        if let Some(usage) = Usage::from_body(&chunk) {
+            relayed.reported = Some(usage);
+        }
+        let over_limit = meter.absorb(&chunk);
+        relayed.counted = meter.counted();
+        if over_limit {
+            relayed.failure = Some(GatewayError::CompletionLimitExceeded {
+                limit: self.limit.total(),
+            });
+            return Flow::Stop;
+        }
+        relayed.assembled.absorb(&chunk);
+        let usage_only = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty);
+        if usage_only && !self.client_wants_usage {
+            return Flow::Continue;
+        }
+        if !self.deliver(sender, Ok(StreamEvent::Chunk(chunk))).await {
+            relayed.consumer_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// Ends the consumer's stream: the failure, or the cache store and the normal end.
+    async fn finish(self, relayed: Relayed, usage: Usage, sender: &EventSender) {
+        if let Some(error) = relayed.failure {
+            self.deliver(sender, Err(error)).await;
             return;
         }
-        if consumer_gone {
+        if relayed.consumer_gone {
             return;
         }
         if let Some((cache, request)) = &self.store_in_cache {
-            let body = assembled.into_completion(&self.model, usage);
+            let body = relayed.assembled.into_completion(&self.model, usage);
             cache
                 .store(&self.context, Operation::Chat, &self.model, request, &body)
                 .await;
         }
-        let _ = sender.send(Ok(StreamEvent::Done { usage })).await;
+        self.deliver(sender, Ok(StreamEvent::Done { usage })).await;
+    }
+
+    /// Hands one event to the consumer; false when it is gone, or took nothing for the send
+    /// timeout (a client that stopped reading would otherwise hold the upstream open forever).
+    async fn deliver(
+        &self,
+        sender: &EventSender,
+        event: Result<StreamEvent, GatewayError>,
+    ) -> bool {
+        match tokio::time::timeout(self.send_timeout, sender.send(event)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::info!(
+                    request_id = %self.context.request_id,
+                    "stream consumer took no chunk within the send timeout; closing the upstream"
+                );
+                false
+            }
+        }
     }
 }
 
@@ -922,11 +1039,18 @@ fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::InvalidRequest(format!("request cannot be serialized: {e}")))
 }
 
-/// The text of an answer's first choice, for counting tokens when the upstream reports none.
+/// The text of every choice of an answer, for counting tokens when the upstream reports none.
 fn answer_text(body: &Value) -> String {
     let mut text = String::new();
-    if let Some(message) = body.pointer("/choices/0/message") {
-        tokens::collect_message_text(message, &mut text);
+    for choice in body
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(message) = choice.get("message") {
+            tokens::collect_message_text(message, &mut text);
+        }
     }
     text
 }

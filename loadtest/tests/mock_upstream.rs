@@ -293,6 +293,38 @@ async fn broken_stream_drops_the_connection_before_done() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_flood_ignores_max_tokens_and_counts_readers_that_leave() -> TestResult {
+    let mock = start().await?;
+    mock.push(Reply::flood(" word", 1_000));
+    let mut request = user("hi");
+    request["stream"] = json!(true);
+    request["max_tokens"] = json!(5);
+    let text = post(&mock, "/v1/chat/completions", &request)
+        .await?
+        .text()
+        .await?;
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks = chunks(&data)?;
+    assert_eq!(streamed_content(&chunks), " word".repeat(1_000));
+    assert_eq!(mock.dropped_streams(), 0, "read to the end");
+
+    // A reader that leaves mid-flood is counted once the server notices.
+    mock.push(Reply::flood(" word", 10_000_000));
+    let mut response = post(&mock, "/v1/chat/completions", &request).await?;
+    assert!(response.chunk().await?.is_some());
+    drop(response);
+    tokio::time::timeout(Duration::from_secs(10), mock.dropped_streams_reach(1)).await?;
+    assert_eq!(mock.dropped_streams(), 1);
+
+    // Not streamed: one completion of every delta.
+    mock.push(Reply::flood("ab", 3));
+    let body = post_json(&mock, &user("hi")).await?;
+    assert_eq!(body["choices"][0]["message"]["content"], "ababab");
+    Ok(())
+}
+
+#[tokio::test]
 async fn status_reply_has_openai_error_body_and_retry_after() -> TestResult {
     let mock = start().await?;
     mock.push(

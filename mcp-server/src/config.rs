@@ -160,6 +160,27 @@ pub struct Settings {
     #[arg(long, env = "MAX_TOKENS_CAP", default_value_t = 2000)]
     pub max_tokens_cap: u32,
 
+    /// max_tokens ceiling for streamed model calls that ask for a limit (a stream that asks for
+    /// none gets MAX_TOKENS_CAP). Enforced while the stream runs: one that runs past it is cut
+    /// off with a `completion_limit_exceeded` event.
+    #[arg(
+        long,
+        env = "MAX_STREAM_TOKENS_CAP",
+        default_value_t = 16_384,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_stream_tokens_cap: u32,
+
+    /// Seconds a streaming client may take to accept one chunk. A client that stops reading is
+    /// given up on after this long: its upstream call is closed and its usage booked.
+    #[arg(
+        long,
+        env = "STREAM_SEND_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub stream_send_timeout_seconds: u64,
+
     /// Key for the admin routes (/admin/usage for every subscription).
     #[arg(long, env = "ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<SecretString>,
@@ -275,10 +296,31 @@ pub struct Settings {
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
     pub cache_ttl_seconds: u64,
 
-    /// Cached answers kept in all; the oldest go first. An entry takes about 4 KiB for a short
-    /// answer (more for long answers or long tool results in the prompt).
+    /// Cached answers kept in all. Over it (or over CACHE_MAX_MB), the subscription holding the
+    /// most gives up its oldest entries first.
     #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 20_000)]
     pub cache_max_entries: usize,
+
+    /// Memory the cached entries may take, in MiB (answers, prompt text, embeddings and index
+    /// postings, counted per entry). Shared fairly: the subscription holding the most gives up
+    /// its oldest entries first.
+    #[arg(
+        long,
+        env = "CACHE_MAX_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=1_048_576)
+    )]
+    pub cache_max_mb: u64,
+
+    /// The largest cacheable prompt, in bytes (its messages' text and every hashed part, images
+    /// included). Larger prompts bypass the cache.
+    #[arg(
+        long,
+        env = "CACHE_MAX_PROMPT_BYTES",
+        default_value_t = 32 * 1024,
+        value_parser = clap::value_parser!(u64).range(256..=16_777_216)
+    )]
+    pub cache_max_prompt_bytes: u64,
 
     /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's
     /// backends) or `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature).
@@ -431,6 +473,8 @@ impl Settings {
                 usage_period: period,
             },
             max_tokens_cap: self.max_tokens_cap,
+            max_stream_tokens_cap: self.max_stream_tokens_cap,
+            stream_send_timeout: Duration::from_secs(self.stream_send_timeout_seconds),
             retry: RetryConfig {
                 attempts_per_backend: self.upstream_attempts.max(1),
                 base_backoff: Duration::from_millis(self.upstream_backoff_ms),
@@ -499,6 +543,9 @@ impl Settings {
                 threshold: self.cache_similarity_threshold.map(|t| t.clamp(0.0, 1.0)),
                 ttl: Duration::from_secs(self.cache_ttl_seconds.max(1)),
                 max_entries: self.cache_max_entries.max(1),
+                max_bytes: usize::try_from(self.cache_max_mb << 20).unwrap_or(usize::MAX),
+                max_prompt_bytes: usize::try_from(self.cache_max_prompt_bytes)
+                    .unwrap_or(usize::MAX),
                 include_system: self.cache_include_system,
                 window_messages: self.cache_window_messages.max(1),
                 shared_across_subscriptions: self.cache_shared,
@@ -837,6 +884,13 @@ mod tests {
         assert_eq!(settings.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
         assert_eq!(settings.tokens_per_minute, 50_000);
         assert_eq!(settings.max_tokens_cap, 2000);
+        assert_eq!(settings.max_stream_tokens_cap, 16_384);
+        assert_eq!(settings.stream_send_timeout_seconds, 30);
+        let cache = settings.cache_settings().unwrap().config;
+        assert_eq!(
+            (cache.max_bytes, cache.max_prompt_bytes),
+            (64 << 20, 32 << 10)
+        );
         assert!(!settings.model_configured());
     }
 
@@ -876,6 +930,24 @@ mod tests {
             "a file is required"
         );
         assert!(Settings::from_args(["serve-please"]).is_err());
+    }
+
+    #[test]
+    fn limit_settings_refuse_bad_values_naming_the_variable() {
+        for (flag, bad, variable) in [
+            ("--max-stream-tokens-cap", "0", "MAX_STREAM_TOKENS_CAP"),
+            ("--max-stream-tokens-cap", "lots", "MAX_STREAM_TOKENS_CAP"),
+            (
+                "--stream-send-timeout-seconds",
+                "0",
+                "STREAM_SEND_TIMEOUT_SECONDS",
+            ),
+            ("--cache-max-mb", "0", "CACHE_MAX_MB"),
+            ("--cache-max-prompt-bytes", "10", "CACHE_MAX_PROMPT_BYTES"),
+        ] {
+            let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
+            assert!(error.contains(variable), "{error}");
+        }
     }
 
     #[test]

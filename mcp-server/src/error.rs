@@ -83,6 +83,8 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
         GatewayError::UpstreamAuth { .. } => StatusCode::BAD_GATEWAY,
         GatewayError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         GatewayError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+        // Told only inside a stream that has started; the upstream overran its limit.
+        GatewayError::CompletionLimitExceeded { .. } => StatusCode::BAD_GATEWAY,
         GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::SemanticCache;
 use crate::{
-    cache::ResponseCache,
+    cache::{CacheLookup, ResponseCache},
     context::{Api, CallContext, Operation},
     error::GatewayError,
 };
@@ -555,7 +555,7 @@ impl<'a> Bench<'a> {
             .lookup(&self.context, Operation::Chat, MODEL, &request)
             .await;
         let latency = started.elapsed();
-        let Some(served) = served else {
+        let CacheLookup::Hit(served) = served else {
             return Outcome {
                 served: Served::Nothing,
                 latency,

@@ -6,47 +6,107 @@
 //! candidate sharing no meaningful word could never pass verification anyway, so nothing
 //! servable is lost, and the cost stays near-constant as the partition grows.
 //!
-//! Memory is bounded by a global entry cap (oldest entries go first) and by TTL expiry.
+//! Memory is bounded by TTL expiry and by two caps, on entries and on bytes (each entry's own
+//! bytes counted: answer, prompt text, embedding, postings, and its share of the maps). When an
+//! insert goes over either cap, expired entries are swept first (at most once a second), then
+//! the owner (the subscription, or client, that stored them) holding the most gives up its
+//! oldest entries. One caller filling the cache therefore evicts its own entries before
+//! anyone else's: an owner within its fair share keeps what it stored.
 
 use std::{
     cell::RefCell,
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
+    mem::size_of,
     sync::Arc,
 };
-
-use serde_json::Value;
 
 use super::embed::Embedding;
 
 /// One cached answer.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The prompt text (the recent conversation window) the answer was given to.
+    /// The prompt text (the recent conversation window) the answer was given to, which
+    /// verification re-reads. Empty for a prompt too long to match by meaning: such an entry is
+    /// found by its exact hash alone.
     pub prompt: Arc<str>,
     /// Hash of the normalized prompt, for exact matches.
     pub exact: u64,
     pub embedding: Embedding,
     /// Meaningful words of the prompt, hashed: the inverted index's keys.
     pub keys: Vec<u64>,
-    pub response: Arc<Value>,
+    /// The answer as JSON text: compact, and its size is known exactly.
+    pub response: Arc<str>,
     pub expires_ms: u64,
+    /// Who stored it (a hash of the caller's budget key): the unit of fairness on eviction.
+    pub owner: u64,
 }
 
+/// An `Arc<str>`'s allocation beyond its text: the strong and weak counts.
+const ARC_HEADER: usize = 2 * size_of::<usize>();
+/// One exact-map entry (key, slot) with the hash table's control byte and spare capacity.
+const EXACT_MAP_ENTRY: usize = 24;
+/// One posting (a slot id in a word's list) with the list's spare capacity, and the entry's own
+/// copy of the word's hash.
+const POSTING: usize = 2 * size_of::<u32>() + size_of::<u64>();
+/// The allocator's bookkeeping for the entry's four heap blocks (prompt, answer, embedding,
+/// words): about 16 bytes each.
+const ALLOCATIONS: usize = 4 * 16;
+
 impl Entry {
-    /// Approximate bytes this entry holds (for the README's memory figure).
+    /// Bytes this entry holds in the index: its slot, its texts, its embedding, its postings
+    /// and its share of the exact map and of its owner's eviction queue.
     pub fn approximate_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
+        size_of::<Option<Slot>>()
+            + ARC_HEADER
             + self.prompt.len()
+            + ARC_HEADER
+            + self.response.len()
             + self.embedding.heap_bytes()
-            + self.keys.len() * (8 + 4)
-            + self.response.to_string().len()
+            + self.keys.len() * POSTING
+            + EXACT_MAP_ENTRY
+            + size_of::<QueueItem>()
+            + ALLOCATIONS
+    }
+}
+
+/// The index's caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
+impl Limits {
+    /// No cap but an entry count.
+    pub fn entries(max_entries: usize) -> Self {
+        Self {
+            max_entries,
+            max_bytes: usize::MAX,
+        }
     }
 }
 
 struct Slot {
     entry: Entry,
     generation: u64,
+    /// `entry.approximate_bytes()`, as charged to its owner.
+    bytes: usize,
 }
+
+/// An entry in its owner's insertion order: (partition, slot, generation). Items whose slot
+/// holds another generation by now are stale and skipped.
+type QueueItem = (u64, u32, u64);
+
+/// What one owner holds, and its entries oldest first.
+#[derive(Default)]
+struct Owner {
+    bytes: usize,
+    entries: usize,
+    order: VecDeque<QueueItem>,
+}
+
+/// How often, at most, an insert over the caps sweeps expired entries before evicting live ones.
+const SWEEP_INTERVAL_MS: u64 = 1_000;
 
 #[derive(Default)]
 struct Partition {
@@ -73,21 +133,32 @@ thread_local! {
 
 pub struct Index {
     partitions: HashMap<u64, Partition>,
-    /// Insertion order for eviction: (partition, slot, generation).
-    order: VecDeque<(u64, u32, u64)>,
-    max_entries: usize,
+    owners: HashMap<u64, Owner>,
+    /// Owners by bytes held and by entries held: the heaviest gives way first.
+    by_bytes: BTreeSet<(usize, u64)>,
+    by_entries: BTreeSet<(usize, u64)>,
+    limits: Limits,
     live: usize,
+    bytes: usize,
     next_generation: u64,
+    next_sweep_ms: u64,
 }
 
 impl Index {
-    pub fn new(max_entries: usize) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
             partitions: HashMap::new(),
-            order: VecDeque::new(),
-            max_entries: max_entries.max(1),
+            owners: HashMap::new(),
+            by_bytes: BTreeSet::new(),
+            by_entries: BTreeSet::new(),
+            limits: Limits {
+                max_entries: limits.max_entries.max(1),
+                max_bytes: limits.max_bytes.max(1),
+            },
             live: 0,
+            bytes: 0,
             next_generation: 0,
+            next_sweep_ms: 0,
         }
     }
 
@@ -99,71 +170,120 @@ impl Index {
         self.live == 0
     }
 
-    /// Adds an entry, replacing one with the same exact prompt, evicting the oldest if full.
-    pub fn insert(&mut self, partition_id: u64, entry: Entry) {
+    /// Bytes held by the live entries ([`Entry::approximate_bytes`] summed).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds an entry, replacing one with the same exact prompt, then brings the index back
+    /// within its caps (see the module documentation). `now_ms` decides what has expired.
+    pub fn insert(&mut self, partition_id: u64, entry: Entry, now_ms: u64) {
         let generation = self.next_generation;
         self.next_generation += 1;
+        let (owner, bytes) = (entry.owner, entry.approximate_bytes());
         let partition = self.partitions.entry(partition_id).or_default();
-        if let Some(slot) = partition.exact.get(&entry.exact).copied()
-            && let Some(existing) = partition
-                .slots
-                .get_mut(slot as usize)
-                .and_then(Option::as_mut)
-        {
-            // The same prompt again (concurrent misses, or a store after expiry): refresh it in
-            // place. Its postings already point here; listing it twice would inflate its score.
-            for key in &entry.keys {
-                if !existing.entry.keys.contains(key) {
-                    partition.postings.entry(*key).or_default().push(slot);
-                }
-            }
-            existing.entry = entry;
-            existing.generation = generation;
-            self.order.push_back((partition_id, slot, generation));
+        let (slot, replaced) = partition.put(entry, generation, bytes);
+        if let Some((old_owner, old_bytes)) = replaced {
+            self.bytes -= old_bytes;
+            self.live -= 1;
+            self.charge(old_owner, old_bytes, -1);
+        }
+        self.bytes += bytes;
+        self.live += 1;
+        self.charge(owner, bytes, 1);
+        if let Some(record) = self.owners.get_mut(&owner) {
+            record.order.push_back((partition_id, slot, generation));
+        }
+        self.enforce_limits(now_ms);
+    }
+
+    fn over_limits(&self) -> bool {
+        self.live > self.limits.max_entries || self.bytes > self.limits.max_bytes
+    }
+
+    fn enforce_limits(&mut self, now_ms: u64) {
+        if !self.over_limits() {
             return;
         }
-        let slot = match partition.free.pop() {
-            Some(slot) => slot,
-            None => {
-                partition.slots.push(None);
-                (partition.slots.len() - 1) as u32
-            }
-        };
-        for key in &entry.keys {
-            partition.postings.entry(*key).or_default().push(slot);
+        if now_ms >= self.next_sweep_ms {
+            self.sweep(now_ms);
+            self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         }
-        partition.exact.insert(entry.exact, slot);
-        partition.slots[slot as usize] = Some(Slot { entry, generation });
-        partition.live += 1;
-        self.live += 1;
-        self.order.push_back((partition_id, slot, generation));
-        while self.live > self.max_entries {
-            if !self.evict_oldest() {
+        while self.live > self.limits.max_entries {
+            let Some(&(_, heaviest)) = self.by_entries.last() else {
+                break;
+            };
+            if !self.evict_oldest_of(heaviest) {
+                break;
+            }
+        }
+        while self.bytes > self.limits.max_bytes {
+            let Some(&(_, heaviest)) = self.by_bytes.last() else {
+                break;
+            };
+            if !self.evict_oldest_of(heaviest) {
                 break;
             }
         }
     }
 
-    fn evict_oldest(&mut self) -> bool {
-        while let Some((partition_id, slot, generation)) = self.order.pop_front() {
-            let Some(partition) = self.partitions.get_mut(&partition_id) else {
-                continue;
+    /// Moves `owner`'s tally by one entry of `bytes` (`direction` 1 adds it, -1 removes it),
+    /// keeping the heaviest-owner sets in step and forgetting owners that hold nothing.
+    fn charge(&mut self, owner: u64, bytes: usize, direction: i8) {
+        let record = self.owners.entry(owner).or_default();
+        self.by_bytes.remove(&(record.bytes, owner));
+        self.by_entries.remove(&(record.entries, owner));
+        if direction > 0 {
+            record.bytes += bytes;
+            record.entries += 1;
+        } else {
+            record.bytes = record.bytes.saturating_sub(bytes);
+            record.entries = record.entries.saturating_sub(1);
+        }
+        if record.entries == 0 {
+            self.owners.remove(&owner);
+        } else {
+            self.by_bytes.insert((record.bytes, owner));
+            self.by_entries.insert((record.entries, owner));
+        }
+    }
+
+    /// Removes `owner`'s oldest live entry; false if it has none.
+    fn evict_oldest_of(&mut self, owner: u64) -> bool {
+        loop {
+            let Some((partition_id, slot, generation)) = self
+                .owners
+                .get_mut(&owner)
+                .and_then(|record| record.order.pop_front())
+            else {
+                return false;
             };
-            let current = partition
-                .slots
-                .get(slot as usize)
+            let current = self
+                .partitions
+                .get(&partition_id)
+                .and_then(|partition| partition.slots.get(slot as usize))
                 .and_then(Option::as_ref)
                 .map(|s| s.generation);
             if current == Some(generation) {
-                partition.remove(slot);
-                self.live -= 1;
-                if partition.live == 0 {
-                    self.partitions.remove(&partition_id);
-                }
+                self.remove(partition_id, slot);
                 return true;
             }
         }
-        false
+    }
+
+    fn remove(&mut self, partition_id: u64, slot: u32) {
+        let Some(partition) = self.partitions.get_mut(&partition_id) else {
+            return;
+        };
+        let removed = partition.remove(slot);
+        if partition.live == 0 {
+            self.partitions.remove(&partition_id);
+        }
+        if let Some((owner, bytes)) = removed {
+            self.live -= 1;
+            self.bytes -= bytes;
+            self.charge(owner, bytes, -1);
+        }
     }
 
     /// The live entry whose normalized prompt hashes to `exact`.
@@ -230,9 +350,10 @@ impl Index {
         })
     }
 
-    /// Drops expired entries and cleans up posting lists that have collected dead references.
+    /// Drops expired entries, cleans up posting lists that have collected dead references,
+    /// and forgets eviction-queue items that no longer point at live entries.
     pub fn sweep(&mut self, now_ms: u64) {
-        let mut removed = 0;
+        let mut removed: Vec<(u64, usize)> = Vec::new();
         for partition in self.partitions.values_mut() {
             let expired: Vec<u32> = partition
                 .slots
@@ -244,26 +365,32 @@ impl Index {
                         .map(|_| i as u32)
                 })
                 .collect();
-            for slot in expired {
-                partition.remove(slot);
-                removed += 1;
-            }
+            removed.extend(
+                expired
+                    .into_iter()
+                    .filter_map(|slot| partition.remove(slot)),
+            );
             if partition.stale > partition.live {
                 partition.rebuild_postings();
             }
         }
-        self.live -= removed;
+        for (owner, bytes) in removed {
+            self.live -= 1;
+            self.bytes -= bytes;
+            self.charge(owner, bytes, -1);
+        }
         self.partitions.retain(|_, p| p.live > 0);
-        // Drop eviction-queue items that no longer point at live entries.
-        if self.order.len() > self.live * 2 + 1024 {
-            let partitions = &self.partitions;
-            self.order.retain(|(p, slot, generation)| {
-                partitions
-                    .get(p)
-                    .and_then(|p| p.slots.get(*slot as usize))
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.generation == *generation)
-            });
+        let partitions = &self.partitions;
+        for record in self.owners.values_mut() {
+            if record.order.len() > record.entries * 2 + 64 {
+                record.order.retain(|(p, slot, generation)| {
+                    partitions
+                        .get(p)
+                        .and_then(|p| p.slots.get(*slot as usize))
+                        .and_then(Option::as_ref)
+                        .is_some_and(|s| s.generation == *generation)
+                });
+            }
         }
     }
 }
@@ -276,8 +403,51 @@ impl Partition {
             .map(|s| &s.entry)
     }
 
-    fn remove(&mut self, slot: u32) {
-        if let Some(removed) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+    /// Stores `entry`, in place of a live entry with the same exact prompt if there is one;
+    /// returns its slot and the (owner, bytes) of the entry it replaced.
+    fn put(&mut self, entry: Entry, generation: u64, bytes: usize) -> (u32, Option<(u64, usize)>) {
+        if let Some(slot) = self.exact.get(&entry.exact).copied()
+            && let Some(existing) = self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        {
+            // The same prompt again (concurrent misses, or a store after expiry): refresh it in
+            // place. Its postings already point here; listing it twice would inflate its score.
+            for key in &entry.keys {
+                if !existing.entry.keys.contains(key) {
+                    self.postings.entry(*key).or_default().push(slot);
+                }
+            }
+            let replaced = (existing.entry.owner, existing.bytes);
+            *existing = Slot {
+                entry,
+                generation,
+                bytes,
+            };
+            return (slot, Some(replaced));
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        for key in &entry.keys {
+            self.postings.entry(*key).or_default().push(slot);
+        }
+        self.exact.insert(entry.exact, slot);
+        self.slots[slot as usize] = Some(Slot {
+            entry,
+            generation,
+            bytes,
+        });
+        self.live += 1;
+        (slot, None)
+    }
+
+    /// Empties `slot`; returns the (owner, bytes) of the entry it held.
+    fn remove(&mut self, slot: u32) -> Option<(u64, usize)> {
+        let removed = self.slots.get_mut(slot as usize).and_then(Option::take);
+        if let Some(removed) = &removed {
             if self.exact.get(&removed.entry.exact) == Some(&slot) {
                 self.exact.remove(&removed.entry.exact);
             }
@@ -288,6 +458,7 @@ impl Partition {
         if self.stale > 4 * self.live + 4096 {
             self.rebuild_postings();
         }
+        removed.map(|removed| (removed.entry.owner, removed.bytes))
     }
 
     fn rebuild_postings(&mut self) {
@@ -306,26 +477,35 @@ impl Partition {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn entry(exact: u64, keys: &[u64], expires_ms: u64) -> Entry {
+    const ALICE: u64 = 1;
+    const BOB: u64 = 2;
+
+    fn owned(owner: u64, exact: u64, keys: &[u64], expires_ms: u64) -> Entry {
         Entry {
             prompt: Arc::from(format!("prompt {exact}")),
             exact,
             embedding: Embedding::Dense(vec![1.0]),
             keys: keys.to_vec(),
-            response: Arc::new(Value::from(exact)),
+            response: Arc::from(format!("{{\"answer\":{exact}}}")),
             expires_ms,
+            owner,
         }
+    }
+
+    fn entry(exact: u64, keys: &[u64], expires_ms: u64) -> Entry {
+        owned(ALICE, exact, keys, expires_ms)
     }
 
     #[test]
     fn candidates_share_rare_keys_and_respect_expiry() {
-        let mut index = Index::new(100);
-        index.insert(1, entry(10, &[1, 2], 1_000));
-        index.insert(1, entry(11, &[1, 3], 1_000));
-        index.insert(1, entry(12, &[4], 10));
-        index.insert(2, entry(13, &[2], 1_000));
+        let mut index = Index::new(Limits::entries(100));
+        index.insert(1, entry(10, &[1, 2], 1_000), 0);
+        index.insert(1, entry(11, &[1, 3], 1_000), 0);
+        index.insert(1, entry(12, &[4], 10), 0);
+        index.insert(2, entry(13, &[2], 1_000), 0);
         let found: Vec<u64> = index
             .candidates(1, &[2], 0)
             .iter()
@@ -339,25 +519,30 @@ mod tests {
 
     #[test]
     fn the_cap_evicts_the_oldest_and_replacements_do_not_leak() {
-        let mut index = Index::new(2);
-        index.insert(1, entry(1, &[1], u64::MAX));
-        index.insert(1, entry(2, &[1], u64::MAX));
-        index.insert(1, entry(2, &[1], u64::MAX));
+        let mut index = Index::new(Limits::entries(2));
+        index.insert(1, entry(1, &[1], u64::MAX), 0);
+        index.insert(1, entry(2, &[1], u64::MAX), 0);
+        index.insert(1, entry(2, &[1], u64::MAX), 0);
         assert_eq!(index.len(), 2);
-        index.insert(1, entry(3, &[1], u64::MAX));
+        index.insert(1, entry(3, &[1], u64::MAX), 0);
         assert_eq!(index.len(), 2);
         assert!(index.exact(1, 1, 0).is_none());
         assert!(index.exact(1, 3, 0).is_some());
+        let held: usize = [2, 3]
+            .iter()
+            .map(|e| index.exact(1, *e, 0).unwrap().approximate_bytes())
+            .sum();
+        assert_eq!(index.bytes(), held);
     }
 
     #[test]
     fn storing_a_prompt_again_does_not_inflate_its_score() {
-        let mut index = Index::new(100);
+        let mut index = Index::new(Limits::entries(100));
         for _ in 0..50 {
-            index.insert(1, entry(1, &[1, 2], u64::MAX));
+            index.insert(1, entry(1, &[1, 2], u64::MAX), 0);
         }
-        index.insert(1, entry(2, &[1, 3], u64::MAX));
-        index.insert(1, entry(3, &[1, 3, 4], u64::MAX));
+        index.insert(1, entry(2, &[1, 3], u64::MAX), 0);
+        index.insert(1, entry(3, &[1, 3, 4], u64::MAX), 0);
         assert_eq!(index.len(), 3);
         // Entry 3 shares two keys with the query; entry 1 one. Re-stores of 1 must not matter.
         let found: Vec<u64> = index
@@ -372,9 +557,9 @@ mod tests {
 
     #[test]
     fn emptied_slots_are_not_reused_before_the_postings_are_rebuilt() {
-        let mut index = Index::new(1);
-        index.insert(1, entry(1, &[7], u64::MAX));
-        index.insert(1, entry(2, &[8], u64::MAX)); // evicts 1; its slot is retired
+        let mut index = Index::new(Limits::entries(1));
+        index.insert(1, entry(1, &[7], u64::MAX), 0);
+        index.insert(1, entry(2, &[8], u64::MAX), 0); // evicts 1; its slot is retired
         let found: Vec<u64> = index
             .candidates(1, &[7], 0)
             .iter()
@@ -388,11 +573,88 @@ mod tests {
 
     #[test]
     fn sweep_drops_expired_entries() {
-        let mut index = Index::new(10);
-        index.insert(1, entry(1, &[1], 5));
-        index.insert(1, entry(2, &[1], 50));
+        let mut index = Index::new(Limits::entries(10));
+        index.insert(1, entry(1, &[1], 5), 0);
+        index.insert(1, entry(2, &[1], 50), 0);
         index.sweep(10);
         assert_eq!(index.len(), 1);
         assert_eq!(index.candidates(1, &[1], 10).len(), 1);
+        assert_eq!(index.bytes(), entry(2, &[1], 50).approximate_bytes());
+    }
+
+    #[test]
+    fn one_owner_filling_the_cache_evicts_its_own_entries_first() {
+        let mut index = Index::new(Limits::entries(5));
+        index.insert(10, owned(ALICE, 1, &[1], u64::MAX), 0);
+        for exact in 100..120 {
+            index.insert(20, owned(BOB, exact, &[1], u64::MAX), 0);
+            assert!(index.len() <= 5);
+        }
+        assert!(index.exact(10, 1, 0).is_some(), "alice's entry survived");
+        // Bob keeps his newest four.
+        assert!(index.exact(20, 115, 0).is_none());
+        assert!((116..120).all(|exact| index.exact(20, exact, 0).is_some()));
+    }
+
+    #[test]
+    fn the_byte_budget_is_shared_fairly_too() {
+        let one = owned(ALICE, 100, &[1, 2, 3], u64::MAX).approximate_bytes();
+        let mut index = Index::new(Limits {
+            max_entries: usize::MAX,
+            max_bytes: one * 6,
+        });
+        index.insert(10, owned(ALICE, 1, &[1, 2, 3], u64::MAX), 0);
+        index.insert(10, owned(ALICE, 2, &[1, 2, 3], u64::MAX), 0);
+        for exact in 100..140 {
+            index.insert(20, owned(BOB, exact, &[1, 2, 3], u64::MAX), 0);
+            assert!(index.bytes() <= one * 6, "{} bytes", index.bytes());
+        }
+        assert!(index.exact(10, 1, 0).is_some() && index.exact(10, 2, 0).is_some());
+        assert_eq!(index.len(), 6);
+
+        // The heaviest owner gives way: one huge entry of alice's goes before bob's small ones.
+        let mut huge = owned(ALICE, 3, &[1], u64::MAX);
+        huge.response = Arc::from("x".repeat(one * 4));
+        let mut index = Index::new(Limits {
+            max_entries: usize::MAX,
+            max_bytes: huge.approximate_bytes() + one * 2,
+        });
+        index.insert(10, huge, 0);
+        for exact in 100..103 {
+            index.insert(20, owned(BOB, exact, &[1, 2, 3], u64::MAX), 0);
+        }
+        assert!(index.exact(10, 3, 0).is_none());
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn expired_entries_go_before_anyone_loses_a_live_one() {
+        let mut index = Index::new(Limits::entries(5));
+        // Carol's two entries expire at 60 s; bob's three live on.
+        index.insert(30, owned(3, 1, &[1], 60_000), 0);
+        index.insert(30, owned(3, 2, &[1], 60_000), 0);
+        for exact in 10..13 {
+            index.insert(20, owned(BOB, exact, &[1], u64::MAX), 30_000);
+        }
+        // At 61 s, bob's fourth entry goes over the cap: carol's dead entries are swept, and
+        // bob, now the heaviest, keeps every live entry.
+        index.insert(20, owned(BOB, 13, &[1], u64::MAX), 61_000);
+        assert_eq!(index.len(), 4);
+        assert!((10..14).all(|exact| index.exact(20, exact, 61_000).is_some()));
+    }
+
+    #[test]
+    fn a_replacement_moves_the_entry_to_its_new_owner() {
+        let mut index = Index::new(Limits::entries(3));
+        index.insert(1, owned(ALICE, 1, &[1], u64::MAX), 0);
+        index.insert(1, owned(BOB, 1, &[1], u64::MAX), 0);
+        assert!(!index.owners.contains_key(&ALICE));
+        assert_eq!(index.owners[&BOB].entries, 1);
+        index.insert(2, owned(ALICE, 2, &[1], u64::MAX), 0);
+        index.insert(2, owned(ALICE, 3, &[1], u64::MAX), 0);
+        index.insert(2, owned(ALICE, 4, &[1], u64::MAX), 0);
+        // Alice is the heaviest now: her oldest goes, bob's shared entry stays.
+        assert!(index.exact(1, 1, 0).is_some());
+        assert!(index.exact(2, 2, 0).is_none());
     }
 }

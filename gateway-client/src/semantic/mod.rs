@@ -3,8 +3,9 @@
 //! A lookup, in order:
 //! 1. the prompt: the recent conversation window (user and assistant text, tool calls and tool
 //!    results; system messages only if configured), and the partition: subscription (unless
-//!    shared), model, and every request parameter that can change the answer (tools,
-//!    temperature, response format…);
+//!    shared), model, every request parameter that can change the answer (tools, temperature,
+//!    response format, `user`…), and a hash of everything the window's text leaves out (system
+//!    and older messages, images and other non-text parts; see `prompt`);
 //! 2. a normalized exact match, which is always a hit;
 //! 3. otherwise candidates from the inverted index, ranked by embedding similarity, kept above
 //!    the threshold;
@@ -12,16 +13,19 @@
 //!    negation, direction, and content words) is served.
 //!
 //! Only complete answers are stored: never errors, truncated (`length`) or refused answers.
+//! Memory is bounded by entries and by bytes, shared fairly between the callers that store
+//! (see `index`), and prompts above a size cap are not cached at all (see `prompt`).
 
 mod embed;
 pub mod eval;
 mod index;
 #[cfg(feature = "minilm")]
 pub mod minilm;
+mod prompt;
 pub mod text;
 pub mod verify;
 
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -30,41 +34,31 @@ use serde_json::{Map, Value};
 pub use embed::{
     BUILTIN_THRESHOLD, BuiltinEmbedder, EmbedError, Embedder, Embedding, UpstreamEmbedder,
 };
-pub use index::{Entry, Index};
+pub use index::{Entry, Index, Limits};
+pub use prompt::{MEANING_MAX_BYTES, Prompt, Uncacheable};
 
 use crate::{
-    cache::ResponseCache,
+    cache::{CacheLookup, ResponseCache},
     clock::Clock,
     context::{CallContext, Operation},
 };
-use embed::fnv1a;
-use text::{Kind, Token, tokenize};
+use text::tokenize;
 
 /// The most similar candidates that verification examines per lookup.
 const VERIFIED_CANDIDATES: usize = 4;
-
-/// Request fields that do not change the answer (so they don't split the cache).
-///
-/// Output limits are among them: only complete answers are stored (never `length`), and an
-/// answer that ended on its own is the same answer under any larger limit.
-const IGNORED_FIELDS: &[&str] = &[
-    "messages",
-    "stream",
-    "stream_options",
-    "user",
-    "metadata",
-    "store",
-    "max_tokens",
-    "max_completion_tokens",
-];
 
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// Minimum similarity for a candidate; `None` uses the embedder's tuned default.
     pub threshold: Option<f32>,
     pub ttl: Duration,
-    /// Entries kept in all, across partitions; the oldest go first.
+    /// Entries kept in all, across partitions. Over it (or over `max_bytes`), the owner holding
+    /// the most gives up its oldest entries.
     pub max_entries: usize,
+    /// Bytes the entries may hold in all (answer, prompt text, embedding, postings…).
+    pub max_bytes: usize,
+    /// The largest prompt cached: embedded text plus hashed messages. Larger ones bypass.
+    pub max_prompt_bytes: usize,
     /// Embed system messages too (ignored by default).
     pub include_system: bool,
     /// How many recent messages make up the prompt.
@@ -79,20 +73,13 @@ impl Default for CacheConfig {
             threshold: None,
             ttl: Duration::from_secs(3600),
             max_entries: 20_000,
+            max_bytes: 64 << 20,
+            max_prompt_bytes: 32 << 10,
             include_system: false,
             window_messages: 8,
             shared_across_subscriptions: false,
         }
     }
-}
-
-/// A prompt, analysed once for both lookup and store.
-pub struct Prompt {
-    pub partition: u64,
-    pub text: String,
-    pub tokens: Vec<Token>,
-    pub exact: u64,
-    pub keys: Vec<u64>,
 }
 
 pub struct SemanticCache {
@@ -112,7 +99,10 @@ impl SemanticCache {
         Self {
             embedder,
             threshold,
-            index: RwLock::new(Index::new(config.max_entries)),
+            index: RwLock::new(Index::new(Limits {
+                max_entries: config.max_entries,
+                max_bytes: config.max_bytes,
+            })),
             config,
             clock,
             inserts: std::sync::atomic::AtomicU64::new(0),
@@ -135,87 +125,49 @@ impl SemanticCache {
         self.len() == 0
     }
 
-    /// The prompt and partition of a chat request, or `None` if it can't be cached (no user
-    /// message in the window).
+    /// Bytes the entries hold (see [`Entry::approximate_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.index.read().bytes()
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The prompt and partition of a chat request, or `None` if it can't be cached.
     pub fn prompt(
         &self,
         context: &CallContext,
         model: &str,
         request: &Map<String, Value>,
     ) -> Option<Prompt> {
-        let messages = request.get("messages")?.as_array()?;
-        let kept: Vec<&Value> = messages
-            .iter()
-            .filter(|m| {
-                self.config.include_system
-                    || !matches!(
-                        m.get("role").and_then(Value::as_str),
-                        Some("system" | "developer")
-                    )
-            })
-            .collect();
-        let window = &kept[kept
-            .len()
-            .saturating_sub(self.config.window_messages.max(1))..];
-        if !window
-            .iter()
-            .any(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        {
-            return None;
-        }
-        let mut text = String::new();
-        let mut roles = String::new();
-        for message in window {
-            let role = message.get("role").and_then(Value::as_str).unwrap_or("");
-            roles.push_str(role);
-            roles.push('|');
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            crate::tokens::collect_message_text_without_role(message, &mut text);
-        }
-        let tokens = tokenize(&text);
-        let normalized = normalized(&tokens);
-        let subscription = if self.config.shared_across_subscriptions {
-            "*"
-        } else {
-            &context.subscription
-        };
-        let mut parameters = String::new();
-        for (key, value) in request {
-            if !IGNORED_FIELDS.contains(&key.as_str()) {
-                let _ = write!(parameters, "{key}=");
-                canonical_json(value, &mut parameters);
-                parameters.push(';');
-            }
-        }
-        let partition = fnv1a(&[
-            subscription.as_bytes(),
-            model.as_bytes(),
-            parameters.as_bytes(),
-        ]);
-        let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes()]);
-        let mut keys: Vec<u64> = tokens
-            .iter()
-            .filter(|t| t.kind != Kind::Light)
-            .map(|t| fnv1a(&[t.canonical.as_bytes()]))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        Some(Prompt {
-            partition,
-            text,
-            tokens,
-            exact,
-            keys,
-        })
+        self.analyse(context, model, request).ok()
+    }
+
+    /// The prompt and partition of a chat request, or why it can't be cached.
+    pub fn analyse(
+        &self,
+        context: &CallContext,
+        model: &str,
+        request: &Map<String, Value>,
+    ) -> Result<Prompt, Uncacheable> {
+        prompt::analyse(&self.config, context, model, request)
     }
 
     /// Finds an answer for `prompt`: exact, or similar and verified.
-    pub async fn find(&self, prompt: &Prompt) -> Option<Arc<Value>> {
+    pub async fn find(&self, prompt: &Prompt) -> Option<Value> {
+        let found = self.find_text(prompt).await?;
+        serde_json::from_str(&found).ok()
+    }
+
+    /// [`Self::find`]'s answer as the JSON text it is kept as.
+    async fn find_text(&self, prompt: &Prompt) -> Option<Arc<str>> {
         let now = self.clock.now_ms();
         if let Some(entry) = self.index.read().exact(prompt.partition, prompt.exact, now) {
             return Some(entry.response.clone());
+        }
+        if !prompt.by_meaning {
+            return None;
         }
         let embedding = match self.embedder.embed(&prompt.text, &prompt.tokens).await {
             Ok(embedding) => embedding,
@@ -250,27 +202,16 @@ impl SemanticCache {
 
     /// Keeps `response` for `prompt` if it is a complete answer.
     pub async fn keep(&self, prompt: Prompt, response: &Value) {
-        if !is_storable(response) {
-            return;
+        if let Some(entry) = self.entry_for(&prompt, response).await {
+            self.insert_entry(prompt.partition, entry);
         }
-        let embedding = match self.embedder.embed(&prompt.text, &prompt.tokens).await {
-            Ok(embedding) => embedding,
-            Err(error) => {
-                tracing::warn!(%error, "answer not cached: embedding failed");
-                return;
-            }
-        };
+    }
+
+    /// Inserts an entry (made here, or elsewhere and carried through shared state).
+    pub fn insert_entry(&self, partition: u64, entry: Entry) {
         let now = self.clock.now_ms();
-        let entry = Entry {
-            prompt: Arc::from(prompt.text),
-            exact: prompt.exact,
-            embedding,
-            keys: prompt.keys,
-            response: Arc::new(response.clone()),
-            expires_ms: now + u64::try_from(self.config.ttl.as_millis()).unwrap_or(u64::MAX),
-        };
         let mut index = self.index.write();
-        index.insert(prompt.partition, entry);
+        index.insert(partition, entry, now);
         let inserts = self
             .inserts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -278,33 +219,35 @@ impl SemanticCache {
             index.sweep(now);
         }
         metrics::gauge!("gateway_cache_entries").set(index.len() as f64);
+        metrics::gauge!("gateway_cache_bytes").set(index.bytes() as f64);
     }
 
-    /// Inserts an entry made elsewhere (another instance, through shared state).
-    pub fn insert_entry(&self, partition: u64, entry: Entry) {
-        let mut index = self.index.write();
-        index.insert(partition, entry);
-        metrics::gauge!("gateway_cache_entries").set(index.len() as f64);
-    }
-
-    /// Builds an entry for `prompt` without storing it (for shared state to carry).
+    /// Builds an entry for `prompt` without storing it (for shared state to carry). A prompt
+    /// matched only exactly keeps no text, words or embedding: its hash is all it needs.
     pub async fn entry_for(&self, prompt: &Prompt, response: &Value) -> Option<Entry> {
         if !is_storable(response) {
             return None;
         }
-        let embedding = self
-            .embedder
-            .embed(&prompt.text, &prompt.tokens)
-            .await
-            .ok()?;
+        let (text, keys, embedding) = if prompt.by_meaning {
+            match self.embedder.embed(&prompt.text, &prompt.tokens).await {
+                Ok(embedding) => (prompt.text.as_str(), prompt.keys.clone(), embedding),
+                Err(error) => {
+                    tracing::warn!(%error, "answer not cached: embedding failed");
+                    return None;
+                }
+            }
+        } else {
+            ("", Vec::new(), Embedding::Sparse(Vec::new()))
+        };
         Some(Entry {
-            prompt: Arc::from(prompt.text.as_str()),
+            prompt: Arc::from(text),
             exact: prompt.exact,
             embedding,
-            keys: prompt.keys.clone(),
-            response: Arc::new(response.clone()),
+            keys,
+            response: Arc::from(response.to_string()),
             expires_ms: self.clock.now_ms()
                 + u64::try_from(self.config.ttl.as_millis()).unwrap_or(u64::MAX),
+            owner: prompt.owner,
         })
     }
 }
@@ -317,12 +260,14 @@ impl ResponseCache for SemanticCache {
         operation: Operation,
         model: &str,
         request: &Map<String, Value>,
-    ) -> Option<Value> {
+    ) -> CacheLookup {
         if operation != Operation::Chat {
-            return None;
+            return CacheLookup::Bypass;
         }
-        let prompt = self.prompt(context, model, request)?;
-        self.find(&prompt).await.map(|v| (*v).clone())
+        match self.analyse(context, model, request) {
+            Ok(prompt) => self.find(&prompt).await.into(),
+            Err(why) => why.into(),
+        }
     }
 
     async fn store(
@@ -371,45 +316,6 @@ pub fn is_storable(response: &Value) -> bool {
                 && says_something
                 && matches!(finish, Some("stop" | "tool_calls" | "function_call"))
         })
-}
-
-fn normalized(tokens: &[Token]) -> String {
-    let mut out = String::new();
-    for token in tokens {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&token.surface);
-    }
-    out
-}
-
-/// JSON with object keys sorted, so equal parameters always hash alike.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for key in keys {
-                let _ = write!(out, "{key:?}:");
-                if let Some(inner) = map.get(key) {
-                    canonical_json(inner, out);
-                }
-                out.push(',');
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for item in items {
-                canonical_json(item, out);
-                out.push(',');
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 fn refusal_label(reason: verify::Refusal) -> &'static str {
@@ -469,5 +375,61 @@ mod dev_set {
             );
         }
         println!("wrong: {wrong}");
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::context::Api;
+
+    fn request(text: &str) -> Map<String, Value> {
+        serde_json::json!({"messages": [{"role": "user", "content": text}]})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    fn answer() -> Value {
+        serde_json::json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}]})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_make_room_before_anyone_loses_a_live_one() {
+        let cache = SemanticCache::new(
+            Arc::new(BuiltinEmbedder),
+            CacheConfig {
+                ttl: Duration::from_secs(60),
+                max_entries: 3,
+                shared_across_subscriptions: true,
+                ..CacheConfig::default()
+            },
+            Clock::new(),
+        );
+        let carol = CallContext::for_subscription("carol", Api::OpenAi);
+        let bob = CallContext::for_subscription("bob", Api::OpenAi);
+        let keep = |context: &CallContext, text: &str| {
+            let prompt = cache.prompt(context, "m", &request(text)).unwrap();
+            let cache = &cache;
+            async move { cache.keep(prompt, &answer()).await }
+        };
+        let served = |text: &str| {
+            let prompt = cache.prompt(&bob, "m", &request(text)).unwrap();
+            let cache = &cache;
+            async move { cache.find(&prompt).await.is_some() }
+        };
+        keep(&carol, "Which port does the admin API use?").await;
+        keep(&carol, "How large may a request body be?").await;
+        tokio::time::advance(Duration::from_secs(30)).await;
+        keep(&bob, "Where are the audit logs kept?").await;
+        // Carol's entries have expired; bob's two new ones take their room, and his first one,
+        // still live, stays.
+        tokio::time::advance(Duration::from_secs(31)).await;
+        keep(&bob, "Who rotates the signing keys?").await;
+        keep(&bob, "When do the nightly backups run?").await;
+        assert_eq!(cache.len(), 3);
+        assert!(served("Where are the audit logs kept?").await);
+        assert!(served("When do the nightly backups run?").await);
     }
 }

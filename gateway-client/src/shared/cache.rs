@@ -11,6 +11,10 @@
 //!
 //! While Redis is unreachable the cache is bypassed: answers can't be shared, and a local-only
 //! cache would make instances disagree.
+//!
+//! The local limits hold for shared entries too: prompts over the size cap are never stored
+//! (here or in Redis), entries read from Redis go through the same fair, byte-bounded index,
+//! each carrying the owner that stored it, and the stream keeps `CACHE_MAX_ENTRIES` entries.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +25,7 @@ use serde_json::{Map, Value};
 
 use super::RedisState;
 use crate::{
-    cache::ResponseCache,
+    cache::{CacheLookup, ResponseCache},
     clock::Clock,
     context::{CallContext, Operation},
     semantic::{Embedding, Entry, SemanticCache},
@@ -43,9 +47,13 @@ struct WireEntry {
     prompt: String,
     embedding: WireEmbedding,
     keys: Vec<u64>,
+    /// The answer as JSON (not as text: instances of any version read it alike).
     response: Value,
     expires_ms: u64,
     origin: String,
+    /// Who stored it; entries from instances that did not say belong to no one in particular.
+    #[serde(default)]
+    owner: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,7 +63,7 @@ enum WireEmbedding {
 }
 
 impl WireEntry {
-    fn from_entry(partition: u64, entry: &Entry, origin: &str) -> Self {
+    fn from_entry(partition: u64, entry: &Entry, origin: &str) -> Option<Self> {
         let embedding = match &entry.embedding {
             Embedding::Sparse(features) => WireEmbedding::Sparse {
                 ids: features.iter().map(|(id, _)| *id).collect(),
@@ -63,16 +71,17 @@ impl WireEntry {
             },
             Embedding::Dense(values) => WireEmbedding::Dense(values.clone()),
         };
-        Self {
+        Some(Self {
             partition,
             exact: entry.exact,
             prompt: entry.prompt.to_string(),
             embedding,
             keys: entry.keys.clone(),
-            response: (*entry.response).clone(),
+            response: serde_json::from_str(&entry.response).ok()?,
             expires_ms: entry.expires_ms,
             origin: origin.to_owned(),
-        }
+            owner: entry.owner,
+        })
     }
 
     fn into_entry(self) -> (u64, Entry) {
@@ -89,8 +98,9 @@ impl WireEntry {
                 exact: self.exact,
                 embedding,
                 keys: self.keys,
-                response: Arc::new(self.response),
+                response: Arc::from(self.response.to_string()),
                 expires_ms: self.expires_ms,
+                owner: self.owner,
             },
         )
     }
@@ -168,7 +178,10 @@ impl SharedCache {
         let Some(wire) = raw.and_then(|raw| serde_json::from_str::<WireEntry>(raw).ok()) else {
             return;
         };
-        if wire.origin == self.origin || wire.expires_ms <= self.clock.now_ms() {
+        if wire.origin == self.origin
+            || wire.expires_ms <= self.clock.now_ms()
+            || wire.prompt.len() > self.local.config().max_prompt_bytes
+        {
             return;
         }
         let (partition, entry) = wire.into_entry();
@@ -177,8 +190,8 @@ impl SharedCache {
 
     async fn publish(&self, partition: u64, entry: &Entry) {
         let ttl_ms = entry.expires_ms.saturating_sub(self.clock.now_ms()).max(1);
-        let Ok(payload) =
-            serde_json::to_string(&WireEntry::from_entry(partition, entry, &self.origin))
+        let Some(Ok(payload)) = WireEntry::from_entry(partition, entry, &self.origin)
+            .map(|w| serde_json::to_string(&w))
         else {
             return;
         };
@@ -212,7 +225,7 @@ impl SharedCache {
         }
     }
 
-    async fn fetch_exact(&self, partition: u64, exact: u64) -> Option<Arc<Value>> {
+    async fn fetch_exact(&self, partition: u64, exact: u64) -> Option<Value> {
         let key = exact_key(partition, exact);
         let raw: Option<String> = self
             .redis
@@ -224,8 +237,8 @@ impl SharedCache {
         if wire.expires_ms <= self.clock.now_ms() {
             return None;
         }
+        let response = wire.response.clone();
         let (partition, entry) = wire.into_entry();
-        let response = entry.response.clone();
         self.local.insert_entry(partition, entry);
         Some(response)
     }
@@ -243,17 +256,20 @@ impl ResponseCache for SharedCache {
         operation: Operation,
         model: &str,
         request: &Map<String, Value>,
-    ) -> Option<Value> {
+    ) -> CacheLookup {
         if operation != Operation::Chat {
-            return None;
+            return CacheLookup::Bypass;
         }
-        let prompt = self.local.prompt(context, model, request)?;
+        let prompt = match self.local.analyse(context, model, request) {
+            Ok(prompt) => prompt,
+            Err(why) => return why.into(),
+        };
         if let Some(found) = self.local.find(&prompt).await {
-            return Some((*found).clone());
+            return CacheLookup::Hit(found);
         }
         self.fetch_exact(prompt.partition, prompt.exact)
             .await
-            .map(|found| (*found).clone())
+            .into()
     }
 
     async fn store(
@@ -275,5 +291,41 @@ impl ResponseCache for SharedCache {
         };
         self.local.insert_entry(prompt.partition, entry.clone());
         self.publish(prompt.partition, &entry).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn entries_keep_their_owner_and_answer_through_redis() {
+        let entry = Entry {
+            prompt: Arc::from("What is a token budget?"),
+            exact: 7,
+            embedding: Embedding::Sparse(vec![(1, 1.0)]),
+            keys: vec![3],
+            response: Arc::from(r#"{"choices":[{"index":0}]}"#),
+            expires_ms: 99,
+            owner: 42,
+        };
+        let wire = WireEntry::from_entry(5, &entry, "a").unwrap();
+        let raw = serde_json::to_string(&wire).unwrap();
+        let (partition, back) = serde_json::from_str::<WireEntry>(&raw)
+            .unwrap()
+            .into_entry();
+        assert_eq!((partition, back.owner, back.exact), (5, 42, 7));
+        assert_eq!(
+            serde_json::from_str::<Value>(&back.response).unwrap(),
+            serde_json::json!({"choices": [{"index": 0}]})
+        );
+        // An entry written by an instance that did not record owners still reads.
+        let mut old: Value = serde_json::from_str(&raw).unwrap();
+        old.as_object_mut().unwrap().remove("owner");
+        let (_, old) = serde_json::from_value::<WireEntry>(old)
+            .unwrap()
+            .into_entry();
+        assert_eq!(old.owner, 0);
     }
 }

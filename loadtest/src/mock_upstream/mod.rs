@@ -265,6 +265,19 @@ impl MockUpstream {
         self.inner.shared.request_count.load(Ordering::Relaxed)
     }
 
+    /// Flood streams ([`Reply::Flood`]) dropped before their end: their reader closed the
+    /// connection mid-stream.
+    pub fn dropped_streams(&self) -> usize {
+        *self.inner.shared.dropped_streams.borrow()
+    }
+
+    /// Waits until at least `count` flood streams were dropped before their end (see
+    /// [`dropped_streams`](Self::dropped_streams)); put a timeout around it.
+    pub async fn dropped_streams_reach(&self, count: usize) {
+        let mut dropped = self.inner.shared.dropped_streams.subscribe();
+        let _ = dropped.wait_for(|dropped| *dropped >= count).await;
+    }
+
     /// Forgets recorded requests and queued replies, and restarts the failure-injection count.
     pub fn clear(&self) {
         let shared = &self.inner.shared;
@@ -287,6 +300,8 @@ struct Shared {
     chat_count: AtomicU64,
     /// Source of response and tool call ids.
     next_id: AtomicU64,
+    /// Flood streams dropped before their end.
+    dropped_streams: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -299,6 +314,7 @@ impl Shared {
             request_count: AtomicUsize::new(0),
             chat_count: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
+            dropped_streams: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -429,7 +445,7 @@ async fn not_found(method: Method, uri: Uri, _: Recorded) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Chat completions.
 
-async fn chat(shared: &Shared, body: Option<Value>, deployment: Option<&str>) -> Response {
+async fn chat(shared: &Arc<Shared>, body: Option<Value>, deployment: Option<&str>) -> Response {
     let Some(body) = body else {
         return invalid_json();
     };
@@ -475,7 +491,11 @@ async fn chat(shared: &Shared, body: Option<Value>, deployment: Option<&str>) ->
 }
 
 /// Unwraps `Delay`/`WithUsage` and delivers the reply in the shape the request asked for.
-async fn answer_chat(shared: &Shared, request: &ChatRequest<'_>, mut reply: Reply) -> Response {
+async fn answer_chat(
+    shared: &Arc<Shared>,
+    request: &ChatRequest<'_>,
+    mut reply: Reply,
+) -> Response {
     let mut usage_override: Option<Usage> = None;
     loop {
         reply = match reply {
@@ -533,6 +553,9 @@ async fn answer_chat(shared: &Shared, request: &ChatRequest<'_>, mut reply: Repl
             }
             Reply::Stream { deltas, fail_after } => {
                 return stream_script(shared, request, &deltas, fail_after, usage_override);
+            }
+            Reply::Flood { delta, chunks } => {
+                return flood(shared, request, &delta, chunks, usage_override);
             }
         };
     }
@@ -607,6 +630,85 @@ fn stream_script(
         Ok(wire::sse_response(sse.done(usage)?, false))
     };
     build().unwrap_or_else(|err| wire::internal_error(&err))
+}
+
+/// A [`Reply::Flood`]: the same delta `chunks` times, made as it is sent.
+fn flood(
+    shared: &Arc<Shared>,
+    request: &ChatRequest<'_>,
+    delta: &str,
+    chunks: usize,
+    usage_override: Option<Usage>,
+) -> Response {
+    let usage = usage(
+        request,
+        usage_override,
+        delta.chars().count().saturating_mul(chunks),
+    );
+    if !request.stream {
+        let answer = Answer {
+            content: Some(delta.repeat(chunks)),
+            tool_calls: Vec::new(),
+            finish_reason: "stop",
+            usage,
+        };
+        return deliver(shared, request, &answer);
+    }
+    let id = completion_id(shared);
+    let meta = Meta {
+        id: &id,
+        created: unix_now(),
+        model: &request.model,
+    };
+    let (head, repeated, tail) = match wire::flood_events(meta, delta, request.include_usage, usage)
+    {
+        Ok(events) => events,
+        Err(err) => return wire::internal_error(&err),
+    };
+    let events = head
+        .into_iter()
+        .chain(std::iter::repeat_n(repeated, chunks))
+        .chain(tail)
+        .map(Ok::<_, io::Error>);
+    let tracked = Tracked {
+        events: futures::stream::iter(events),
+        ended: false,
+        shared: Arc::clone(shared),
+    };
+    wire::sse_body_response(axum::body::Body::from_stream(tracked))
+}
+
+/// A streamed body that counts itself in [`MockUpstream::dropped_streams`] when it is dropped
+/// before its end: the reader went away (or was cut off) mid-stream.
+struct Tracked<S> {
+    events: S,
+    ended: bool,
+    shared: Arc<Shared>,
+}
+
+impl<S: futures::Stream + Unpin> futures::Stream for Tracked<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = std::pin::Pin::new(&mut self.events).poll_next(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
+    }
+}
+
+impl<S> Drop for Tracked<S> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared
+                .dropped_streams
+                .send_modify(|dropped| *dropped += 1);
+        }
+    }
 }
 
 fn completion_id(shared: &Shared) -> String {

@@ -51,6 +51,14 @@ pub enum Reply {
         deltas: Vec<String>,
         fail_after: Option<usize>,
     },
+    /// A runaway model: `delta` as a content chunk `chunks` times, whatever the request's
+    /// `max_tokens`, then a normal end (finish chunk, usage chunk when asked, `[DONE]`). The
+    /// chunks are made as they are sent, so a flood of millions costs no memory up front. A
+    /// flood whose reader leaves before its end is counted by
+    /// [`MockUpstream::dropped_streams`](super::MockUpstream::dropped_streams).
+    ///
+    /// A non-streamed request gets the deltas joined into one completion.
+    Flood { delta: String, chunks: usize },
     /// Explicit usage override wrapped around another reply: the reported usage numbers. The
     /// outermost override wins.
     WithUsage {
@@ -120,6 +128,14 @@ impl Reply {
         Self::Stream {
             deltas: deltas.into_iter().map(Into::into).collect(),
             fail_after: Some(fail_after),
+        }
+    }
+
+    /// [`Reply::Flood`].
+    pub fn flood(delta: impl Into<String>, chunks: usize) -> Self {
+        Self::Flood {
+            delta: delta.into(),
+            chunks,
         }
     }
 

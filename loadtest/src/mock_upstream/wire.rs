@@ -339,6 +339,23 @@ pub(crate) fn answer_events(
     sse.done(answer.usage)
 }
 
+/// A flood's events: the opening ones, the content event repeated, and the closing ones.
+pub(crate) fn flood_events(
+    meta: Meta<'_>,
+    delta: &str,
+    include_usage: bool,
+    usage: Usage,
+) -> serde_json::Result<(Vec<Bytes>, Bytes, Vec<Bytes>)> {
+    let mut head = SseBuilder::new(meta, include_usage);
+    head.role()?;
+    let mut repeated = SseBuilder::new(meta, include_usage);
+    repeated.content(delta)?;
+    let repeated = repeated.events.pop().unwrap_or_default();
+    let mut tail = SseBuilder::new(meta, include_usage);
+    tail.finish("stop")?;
+    Ok((head.events, repeated, tail.done(usage)?))
+}
+
 /// One raw `data: <event>\n\n` per string.
 pub(crate) fn raw_events(events: &[String]) -> Vec<Bytes> {
     events
@@ -399,6 +416,11 @@ pub(crate) fn json_response(body: Vec<u8>) -> Response {
 /// A 200 `text/event-stream` response. With `abort`, the body breaks off (the connection is
 /// dropped) after the events, so the client never sees the end of the stream.
 pub(crate) fn sse_response(events: Vec<Bytes>, abort: bool) -> Response {
+    sse_body_response(streamed_body(events, abort))
+}
+
+/// A 200 `text/event-stream` response with this body.
+pub(crate) fn sse_body_response(body: Body) -> Response {
     (
         [
             (
@@ -407,7 +429,7 @@ pub(crate) fn sse_response(events: Vec<Bytes>, abort: bool) -> Response {
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        streamed_body(events, abort),
+        body,
     )
         .into_response()
 }

@@ -28,4 +28,8 @@ mod mcp_rate_limit;
 mod mcp_schemas;
 mod mcp_tools;
 mod redis_shared;
+mod security_budget;
+mod security_cache_budget;
+mod security_cache_partition;
+mod security_stream_send_timeout;
 mod status_routes;
