@@ -481,18 +481,12 @@ impl Settings {
     }
 
     /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
-    pub fn mcp_url(&self, local: std::net::SocketAddr) -> String {
+    pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
         match &self.mcp_url {
-            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
-            _ => {
-                let host = match local.ip() {
-                    ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
-                    ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                    ip => ip.to_string(),
-                };
-                format!("http://{host}:{}/mcp", local.port())
+            Some(url) if !url.trim().is_empty() => {
+                agent::McpEndpoint::configured(url.trim(), local)
             }
+            _ => agent::McpEndpoint::local(local),
         }
     }
 

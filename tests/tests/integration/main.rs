@@ -27,4 +27,5 @@ mod mcp_rate_limit;
 mod mcp_schemas;
 mod mcp_tools;
 mod redis_shared;
+mod security_mcp_credentials;
 mod status_routes;
