@@ -37,6 +37,7 @@ use crate::{
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
+    names::ModelLabels,
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
@@ -110,6 +111,8 @@ pub struct Gateway {
     max_tokens_cap: u32,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
+    /// What each model is called in metrics: configured names, else `other`.
+    model_labels: Arc<ModelLabels>,
     /// `None` when content safety is off.
     content_safety: Option<Arc<ContentSafety>>,
 }
@@ -152,6 +155,11 @@ impl Gateway {
             config.retry,
             config.breaker,
         )?);
+        let model_labels = Arc::new(configured_models(
+            [&config.chat_model, &config.embedding_model],
+            &config.prices,
+            &upstream,
+        )?);
         let cache = match (cache, config.cache) {
             (Some(cache), _) => Some(cache),
             (None, Some(settings)) => {
@@ -181,6 +189,7 @@ impl Gateway {
             max_tokens_cap: config.max_tokens_cap,
             usage_period: config.budget.usage_period,
             prices: config.prices,
+            model_labels,
             content_safety,
         })
     }
@@ -219,7 +228,8 @@ impl Gateway {
             Ok(done) => done.cache.as_str(),
             Err(error) => error.code(),
         };
-        metrics::call_duration(context, Operation::Chat, &model, outcome, started.elapsed());
+        let label = self.model_labels.label(&model);
+        metrics::call_duration(context, Operation::Chat, label, outcome, started.elapsed());
         result
     }
 
@@ -412,6 +422,7 @@ impl Gateway {
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
+            model_labels: self.model_labels.clone(),
         };
         tokio::spawn(relay.run(response, reservation, accounting, sender));
         Ok(ChatStream {
@@ -441,7 +452,7 @@ impl Gateway {
                 ));
             }
         }
-        let model = resolve_model(&mut request, &self.embedding_model)?;
+        let model = resolve_model(&mut request, &self.embedding_model, &self.upstream)?;
         if let Some(safety) = &self.content_safety {
             safety
                 .check(
@@ -471,7 +482,7 @@ impl Gateway {
                 metrics::call_duration(
                     context,
                     Operation::Embeddings,
-                    &model,
+                    self.model_labels.label(&model),
                     error.code(),
                     started.elapsed(),
                 );
@@ -491,7 +502,7 @@ impl Gateway {
         metrics::call_duration(
             context,
             Operation::Embeddings,
-            &model,
+            self.model_labels.label(&model),
             "ok",
             started.elapsed(),
         );
@@ -538,7 +549,7 @@ impl Gateway {
             request.remove("stream");
             request.remove("stream_options");
         }
-        resolve_model(request, &self.chat_model)
+        resolve_model(request, &self.chat_model, &self.upstream)
     }
 
     async fn lookup(
@@ -606,6 +617,7 @@ impl Gateway {
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
+            model_labels: self.model_labels.clone(),
         }
         .record(context, operation, model, usage)
         .await;
@@ -654,6 +666,7 @@ struct Accounting {
     store: Arc<dyn StateStore>,
     clock: Clock,
     usage_period: crate::config::QuotaPeriod,
+    model_labels: Arc<ModelLabels>,
 }
 
 impl Accounting {
@@ -661,7 +674,7 @@ impl Accounting {
         metrics::tokens(
             context,
             operation,
-            model,
+            self.model_labels.label(model),
             usage.prompt_tokens,
             usage.completion_tokens,
         );
@@ -782,7 +795,7 @@ impl StreamRelay {
         metrics::call_duration(
             &self.context,
             Operation::Chat,
-            &self.model,
+            accounting.model_labels.label(&self.model),
             outcome,
             self.started.elapsed(),
         );
@@ -867,19 +880,50 @@ fn validate_messages(request: &Map<String, Value>) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn resolve_model(request: &mut Map<String, Value>, default: &str) -> Result<String, GatewayError> {
-    match request.get("model") {
+/// The call's model (`default` when the request names none), checked before it goes anywhere.
+fn resolve_model(
+    request: &mut Map<String, Value>,
+    default: &str,
+    upstream: &Upstream,
+) -> Result<String, GatewayError> {
+    let model = match request.get("model") {
         None | Some(Value::Null) => {
             request.insert("model".to_owned(), Value::from(default));
-            Ok(default.to_owned())
+            default.to_owned()
         }
-        Some(Value::String(model)) if !model.trim().is_empty() && model.len() <= 256 => {
-            Ok(model.clone())
+        Some(Value::String(model)) => model.clone(),
+        Some(_) => {
+            return Err(GatewayError::InvalidModel(
+                "`model` must be a string".to_owned(),
+            ));
         }
-        Some(_) => Err(GatewayError::InvalidRequest(
-            "`model` must be a non-empty string".to_owned(),
-        )),
+    };
+    upstream.check_model(&model)?;
+    Ok(model)
+}
+
+/// The models configured (chat, embeddings, priced), checked against the backends at start.
+fn configured_models(
+    [chat_model, embedding_model]: [&String; 2],
+    prices: &Prices,
+    upstream: &Upstream,
+) -> Result<ModelLabels, GatewayError> {
+    if upstream.is_configured() {
+        for (setting, model) in [
+            ("CHAT_MODEL", chat_model),
+            ("EMBEDDING_MODEL", embedding_model),
+        ] {
+            upstream.check_model(model).map_err(|error| {
+                GatewayError::InvalidRequest(format!("{setting} `{model}`: {error}"))
+            })?;
+        }
     }
+    Ok(ModelLabels::new(
+        [chat_model, embedding_model]
+            .into_iter()
+            .chain(prices.0.keys())
+            .cloned(),
+    ))
 }
 
 fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {

@@ -133,14 +133,15 @@ pub struct Settings {
     pub azure_openai_api_version: String,
 
     /// Chat model (or Azure deployment) name.
-    #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini")]
+    #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini", value_parser = model_name)]
     pub chat_model: String,
 
     /// Embedding model (or Azure deployment) name.
     #[arg(
         long,
         env = "EMBEDDING_MODEL",
-        default_value = "text-embedding-3-small"
+        default_value = "text-embedding-3-small",
+        value_parser = model_name
     )]
     pub embedding_model: String,
 
@@ -575,6 +576,7 @@ impl FromStr for PriceTable {
             let (input, output) = rates
                 .split_once('/')
                 .ok_or_else(|| format!("`{rates}` is not of the form input/output"))?;
+            let model = model_name(model)?;
             let parse = |v: &str| {
                 v.trim()
                     .parse::<f64>()
@@ -583,7 +585,7 @@ impl FromStr for PriceTable {
                     .ok_or_else(|| format!("`{v}` is not a price"))
             };
             prices.0.insert(
-                model.trim().to_owned(),
+                model,
                 Price {
                     input_per_million: parse(input)?,
                     output_per_million: parse(output)?,
@@ -592,6 +594,14 @@ impl FromStr for PriceTable {
         }
         Ok(Self(prices))
     }
+}
+
+/// A configured model name (CHAT_MODEL, EMBEDDING_MODEL, MODEL_PRICES): the rules callers' model
+/// names follow too (bounded length, no control characters).
+fn model_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    gateway_client::names::check_model_name(name)?;
+    Ok(name.to_owned())
 }
 
 /// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common
@@ -855,6 +865,19 @@ mod tests {
         assert_eq!(table.0.of("gpt-4o").output_per_million, 10.0);
         assert!("gpt=1".parse::<PriceTable>().is_err());
         assert!("gpt=x/1".parse::<PriceTable>().is_err());
+        assert!("gpt\u{1f}x=1/1".parse::<PriceTable>().is_err());
+    }
+
+    #[test]
+    fn names_that_become_keys_refuse_control_characters() {
+        assert!(Settings::from_args(["--chat-model", "gpt-4o-mini\u{1f}x"]).is_err());
+        assert!(Settings::from_args(["--embedding-model", "emb\nx"]).is_err());
+        assert!(Settings::from_args(["--chat-model", " "]).is_err());
+        let trimmed = Settings::from_args(["--chat-model", " gpt-4o "]).unwrap();
+        assert_eq!(trimmed.chat_model, "gpt-4o");
+        // Subscription names become budget keys and ledger fields.
+        assert!("a\u{1f}b=k".parse::<SubscriptionKeys>().is_err());
+        assert!("a b=k".parse::<SubscriptionKeys>().is_err());
     }
 
     #[test]

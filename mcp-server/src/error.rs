@@ -71,6 +71,7 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
     match error {
         GatewayError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
         GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        GatewayError::InvalidModel(_) => StatusCode::BAD_REQUEST,
         GatewayError::ExceedsBudget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         GatewayError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         GatewayError::QuotaExhausted { .. } => StatusCode::FORBIDDEN,

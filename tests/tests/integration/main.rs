@@ -28,4 +28,5 @@ mod mcp_schemas;
 mod mcp_tools;
 mod redis_shared;
 mod security_mcp_credentials;
+mod security_names;
 mod status_routes;
