@@ -11,6 +11,7 @@ mod agent_messy_models;
 mod agent_routing;
 mod agent_stream;
 mod auth;
+mod auth_matrix;
 mod cache_semantic;
 mod dns_rebinding;
 mod gateway_budget;
