@@ -315,6 +315,37 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
+    /// Time allowed for a request's headers to arrive once its first byte has, in seconds; a
+    /// trickled header is cut.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_read_timeout_seconds: u64,
+
+    /// How long a connection may wait for its next request (fresh or kept alive), or a response
+    /// make no write progress, before it is closed, in seconds. Longer than the idle timeout of
+    /// a proxy in front (60 s for many), so the proxy closes idle connections first.
+    #[arg(
+        long,
+        env = "IDLE_TIMEOUT_SECONDS",
+        default_value_t = 75,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections served at once; one more is answered 503 `server_busy` and closed. The
+    /// open-file limit is raised at start to fit them where the system allows.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_connections: u32,
+
     /// How long shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -347,6 +378,15 @@ impl Settings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            retry_after_format: self.retry_after_format,
+        }
     }
 
     /// Whether an upstream model is configured at all.
@@ -807,6 +847,29 @@ mod tests {
         assert_eq!(settings.tokens_per_minute, 50_000);
         assert_eq!(settings.max_tokens_cap, 2000);
         assert!(!settings.model_configured());
+        let limits = settings.connection_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(75));
+        assert_eq!(limits.max_connections, 4096);
+    }
+
+    #[test]
+    fn connection_settings_are_refused_out_of_range() {
+        for (flag, value) in [
+            ("--header-read-timeout-seconds", "0"),
+            ("--idle-timeout-seconds", "0"),
+            ("--max-connections", "0"),
+            ("--max-connections", "2000000"),
+            ("--max-connections", "-1"),
+        ] {
+            let error = Settings::from_args([format!("{flag}={value}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&flag[2..].to_uppercase().replace('-', "_")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum ApiError {
     /// An agent turn that could not finish.
     #[error("{0}")]
     Agent(AgentError, RetryAfterFormat),
+    /// The server is serving as many connections as it may (MAX_CONNECTIONS).
+    #[error("the server is at its limit of {limit} connections (MAX_CONNECTIONS); retry shortly")]
+    ServerBusy { limit: usize },
     /// Something broke inside the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -145,6 +148,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error, _) => gateway_status(error),
             Self::Agent(error, _) => agent_status(error),
+            Self::ServerBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +165,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error, _) => error.code(),
             Self::Agent(error, _) => error.code(),
+            Self::ServerBusy { .. } => "server_busy",
             Self::Internal(_) => "internal_error",
         }
     }

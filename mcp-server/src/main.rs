@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let settings = Settings::from_env();
     telemetry::init_logging(settings.log_format);
+    mcp_server::connections::raise_open_file_limit(settings.connection_limits().max_connections);
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,

@@ -28,6 +28,7 @@ mod mcp_rate_limit;
 mod mcp_schemas;
 mod mcp_tools;
 mod redis_shared;
+mod security_connections;
 mod security_mcp_credentials;
 mod security_names;
 mod status_routes;
