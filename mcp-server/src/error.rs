@@ -275,6 +275,18 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     })
 }
 
+/// [`read_body`] within `timeout` (REQUEST_TIMEOUT_SECONDS): a body trickled slower than that is
+/// a 408, so it cannot hold its connection open for as long as it likes.
+pub async fn read_body_within(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_body(body, limit))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))?
+}
+
 /// Whether a body error is a size limit (ours, or the router's RequestBodyLimitLayer's).
 fn is_length_limit(error: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);

@@ -1,6 +1,6 @@
-//! Connections have limits: a trickled header is cut, an idle socket is closed, a client that
-//! stops reading is let go, one connection over MAX_CONNECTIONS gets a 503 in the envelope, and
-//! shutdown still drains requests in flight.
+//! Connections have limits: a trickled header is cut, a trickled body is refused, an idle socket
+//! is closed, a client that stops reading is let go, one connection over MAX_CONNECTIONS gets a
+//! 503 in the envelope, and shutdown still drains requests in flight.
 //!
 //! These run on real sockets with real timeouts of a second or two: tokio's paused clock would
 //! jump while the test waits on the network.
@@ -108,6 +108,46 @@ async fn a_trickled_header_is_cut_at_the_header_timeout() {
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
         "cut after {elapsed:?}"
     );
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_refused_at_the_request_timeout() {
+    let (mock, server) = start_with_mock(&["--request-timeout-seconds", "1"]).await;
+    for path in ["/v1/chat/completions", "/agent/chat"] {
+        let mut stream = connect(&server).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+             content-length: 1000\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let (mut reader, mut writer) = stream.split();
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if writer.write_all(b" ").await.is_err() {
+                    return;
+                }
+            }
+        };
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(GIVE_UP, async {
+            tokio::select! {
+                _ = trickle => {},
+                _ = reader.read_to_end(&mut answer) => {},
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "{path}: a trickled body held the request open"
+        );
+        let answer = raw::parse(&String::from_utf8_lossy(&answer));
+        assert_eq!(answer.status, 408, "{path}: {}", answer.body);
+        assert_eq!(answer.json()["error"]["code"], "request_timeout");
+        assert!(started.elapsed() < Duration::from_secs(3), "{path}");
+    }
+    assert_eq!(mock.request_count(), 0);
 }
 
 #[tokio::test]
