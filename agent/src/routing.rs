@@ -3,9 +3,18 @@
 //! MCP routing sends each call through the `/mcp` endpoint like any client, so the calls pass
 //! the same keys, rate limits and metrics. A failure there (a 429, a protocol error, a dropped
 //! connection) becomes a tool error the model sees; it never ends the turn.
+//!
+//! The caller's key goes only to this server's own `/mcp` ([`McpEndpoint::is_own`]); any other
+//! endpoint gets the agent's own key or none. Error texts never show the endpoint's credentials:
+//! its URL is shown without userinfo or query ([`UrlRedaction`]).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
+use reqwest_rmcp::Url;
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient,
     model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
@@ -75,20 +84,178 @@ impl ToolRouter {
     }
 }
 
+/// Where MCP routing sends tool calls, and whether that is this server's own `/mcp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpEndpoint {
+    url: String,
+    own: bool,
+}
+
+impl McpEndpoint {
+    /// This server's own `/mcp` on the address it listens on.
+    pub fn local(listening: SocketAddr) -> Self {
+        let host = match listening.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        Self {
+            url: format!("http://{host}:{}/mcp", listening.port()),
+            own: true,
+        }
+    }
+
+    /// A configured URL (MCP_URL). It counts as this server's own only when it names the
+    /// listener literally: plain `http`, no userinfo, the listening port, and the listening IP
+    /// (or a loopback IP of the same family when listening on every address). Host names are
+    /// never trusted to be us: what they resolve to is not ours to decide.
+    pub fn configured(url: &str, listening: SocketAddr) -> Self {
+        let own = Url::parse(url).is_ok_and(|parsed| names_listener(&parsed, listening));
+        Self {
+            url: url.to_owned(),
+            own,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether callers' keys may be sent there.
+    pub fn is_own(&self) -> bool {
+        self.own
+    }
+}
+
+fn names_listener(url: &Url, listening: SocketAddr) -> bool {
+    if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    if url.port_or_known_default() != Some(listening.port()) {
+        return false;
+    }
+    // An IP literal only (IPv6 ones come bracketed); a name does not parse as an IP.
+    let Some(Ok(ip)) = url
+        .host_str()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .map(str::parse::<IpAddr>)
+    else {
+        return false;
+    };
+    let local = listening.ip();
+    ip == local || (local.is_unspecified() && ip.is_loopback() && ip.is_ipv4() == local.is_ipv4())
+}
+
+/// How an MCP URL may appear in error texts: scheme, host, port and path only. The userinfo,
+/// query and fragment (a password, an Azure Functions `code`…) are removed wherever they occur.
+#[derive(Debug, Clone)]
+pub struct UrlRedaction {
+    shown: String,
+    /// The whole URL as texts may spell it (as configured, normalized, without userinfo),
+    /// longest first: each becomes `shown`.
+    forms: Vec<String>,
+    /// Its secret parts (password, query, fragment, query values), longest first: each becomes
+    /// [`REDACTED`] wherever it is left.
+    secrets: Vec<String>,
+}
+
+/// What takes the place of a secret part of the URL.
+const REDACTED: &str = "[redacted]";
+
+impl UrlRedaction {
+    pub fn new(url: &str) -> Self {
+        let Ok(parsed) = Url::parse(url) else {
+            // Unparseable: show nothing of it.
+            return Self {
+                shown: "the configured MCP URL".to_owned(),
+                forms: vec![url.to_owned()],
+                secrets: Vec::new(),
+            };
+        };
+        let mut bare = parsed.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        let forms = vec![url.to_owned(), parsed.to_string(), bare.to_string()];
+        bare.set_query(None);
+        bare.set_fragment(None);
+
+        let mut secrets: Vec<String> = [parsed.password(), parsed.query(), parsed.fragment()]
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+        // Query values on their own, raw and decoded; short ones are not secrets.
+        let raw_values = parsed
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .filter_map(|pair| pair.split_once('=').map(|(_, value)| value.to_owned()));
+        let decoded_values = parsed.query_pairs().map(|(_, value)| value.into_owned());
+        secrets.extend(raw_values.chain(decoded_values).filter(|v| v.len() >= 4));
+        Self {
+            shown: bare.to_string(),
+            forms: longest_first(forms),
+            secrets: longest_first(secrets),
+        }
+    }
+
+    /// The URL as errors show it, e.g. `http://host/mcp`.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// `text` with the URL shown bare and every secret part of it removed.
+    pub fn apply(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        let replacements = self
+            .forms
+            .iter()
+            .map(|form| (form, self.shown.as_str()))
+            .chain(self.secrets.iter().map(|secret| (secret, REDACTED)));
+        for (hidden, with) in replacements {
+            if text.contains(hidden.as_str()) {
+                text = text.replace(hidden.as_str(), with);
+            }
+        }
+        text
+    }
+}
+
+fn longest_first(mut texts: Vec<String>) -> Vec<String> {
+    texts.retain(|text| !text.is_empty());
+    texts.sort_by_key(|text| std::cmp::Reverse(text.len()));
+    texts.dedup();
+    texts
+}
+
 /// MCP routing: one reusable streamable-HTTP client per subscription key.
 pub struct McpTools {
-    url: String,
-    fallback_key: Option<SecretString>,
+    endpoint: McpEndpoint,
+    redaction: UrlRedaction,
+    agent_key: Option<SecretString>,
     clients: Mutex<HashMap<String, Arc<McpClient>>>,
 }
 
 impl McpTools {
-    pub fn new(url: String, fallback_key: Option<SecretString>) -> Self {
+    /// `agent_key` is presented when no caller key applies: always, for an endpoint that is not
+    /// this server's own.
+    pub fn new(endpoint: McpEndpoint, agent_key: Option<SecretString>) -> Self {
         Self {
-            url,
-            fallback_key,
+            redaction: UrlRedaction::new(endpoint.url()),
+            endpoint,
+            agent_key,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The key to present: the caller's only to our own `/mcp`, else the agent's.
+    fn key_for(&self, caller_key: Option<&SecretString>) -> String {
+        let caller_key = caller_key.filter(|_| self.endpoint.is_own());
+        caller_key
+            .or(self.agent_key.as_ref())
+            .map(|k| k.expose_secret().to_owned())
+            .unwrap_or_default()
     }
 
     async fn call(
@@ -97,13 +264,10 @@ impl McpTools {
         arguments: Map<String, Value>,
         caller_key: Option<&SecretString>,
     ) -> ToolOutcome {
-        let key = caller_key
-            .or(self.fallback_key.as_ref())
-            .map(|k| k.expose_secret().to_owned())
-            .unwrap_or_default();
+        let key = self.key_for(caller_key);
         let client = match self.client_for(&key).await {
             Ok(client) => client,
-            Err(message) => return ToolOutcome::error(message),
+            Err(message) => return ToolOutcome::error(self.redaction.apply(&message)),
         };
         let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
         match client.call_tool(params).await {
@@ -117,7 +281,7 @@ impl McpTools {
                         .collect();
                     let text = text.join("\n");
                     if is_error {
-                        json!({"error": text})
+                        json!({"error": self.redaction.apply(&text)})
                     } else {
                         serde_json::from_str(&text).unwrap_or(Value::String(text))
                     }
@@ -125,7 +289,7 @@ impl McpTools {
                 ToolOutcome { result, is_error }
             }
             Err(rmcp::ServiceError::McpError(error)) => {
-                ToolOutcome::error(error.message.to_string())
+                ToolOutcome::error(self.redaction.apply(&error.message))
             }
             Err(error) => {
                 // The server refused this one request with an HTTP status (a 429 from its rate
@@ -139,7 +303,7 @@ impl McpTools {
                 }
                 // The connection may be broken: forget it, the next call reconnects.
                 self.clients.lock().await.remove(&key);
-                ToolOutcome::error(format!("MCP call failed: {error}"))
+                ToolOutcome::error(self.redaction.apply(&format!("MCP call failed: {error}")))
             }
         }
     }
@@ -149,7 +313,8 @@ impl McpTools {
         if let Some(client) = clients.get(key) {
             return Ok(client.clone());
         }
-        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.clone());
+        let mut config =
+            StreamableHttpClientTransportConfig::with_uri(self.endpoint.url().to_owned());
         if !key.is_empty() {
             let value = http::HeaderValue::from_str(key)
                 .map_err(|_| "the subscription key is not a valid header value".to_owned())?;
@@ -175,7 +340,10 @@ impl McpTools {
                     _ => None,
                 };
                 let reason = reason.unwrap_or_else(|| error.to_string());
-                format!("cannot reach the MCP server at {}: {reason}", self.url)
+                format!(
+                    "cannot reach the MCP server at {}: {reason}",
+                    self.redaction.shown()
+                )
             })?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
@@ -219,7 +387,62 @@ fn describe_status(refusal: &HttpStatusError) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn listening(addr: &str) -> SocketAddr {
+        addr.parse().unwrap()
+    }
+
+    #[test]
+    fn only_the_listener_itself_is_our_own_endpoint() {
+        let own = |url: &str, at: &str| McpEndpoint::configured(url, listening(at)).is_own();
+        assert!(McpEndpoint::local(listening("0.0.0.0:8000")).is_own());
+        assert_eq!(
+            McpEndpoint::local(listening("0.0.0.0:8000")).url(),
+            "http://127.0.0.1:8000/mcp"
+        );
+        assert!(own("http://127.0.0.1:8000/mcp", "127.0.0.1:8000"));
+        assert!(own("http://127.0.0.1:8000/mcp", "0.0.0.0:8000"));
+        assert!(own("http://[::1]:8000/mcp", "[::]:8000"));
+        assert!(own("http://10.0.0.5:8000/mcp", "10.0.0.5:8000"));
+        // Another port, another address, a host name, userinfo, TLS: not provably us.
+        assert!(!own("http://127.0.0.1:8001/mcp", "127.0.0.1:8000"));
+        assert!(!own("http://127.0.0.2:8000/mcp", "127.0.0.1:8000"));
+        assert!(!own("http://127.0.0.1:8000/mcp", "10.0.0.5:8000"));
+        assert!(!own("http://localhost:8000/mcp", "127.0.0.1:8000"));
+        assert!(!own("http://u:p@127.0.0.1:8000/mcp", "127.0.0.1:8000"));
+        assert!(!own("https://127.0.0.1:8000/mcp", "127.0.0.1:8000"));
+        assert!(!own("http://127.0.0.1/mcp", "127.0.0.1:8000"));
+        assert!(!own("not a url", "127.0.0.1:8000"));
+    }
+
+    #[test]
+    fn urls_in_errors_lose_userinfo_and_query() {
+        let redaction =
+            UrlRedaction::new("http://svc:pa55word@host.example/mcp?code=FUNC-KEY#frag");
+        assert_eq!(redaction.shown(), "http://host.example/mcp");
+        let text = redaction.apply(
+            "error sending request for url (http://svc:pa55word@host.example/mcp?code=FUNC-KEY#frag): \
+             refused; again at http://host.example/mcp?code=FUNC-KEY#frag; the code FUNC-KEY and \
+             pa55word",
+        );
+        assert_eq!(
+            text.matches("http://host.example/mcp)").count()
+                + text.matches("http://host.example/mcp;").count(),
+            2,
+            "{text}"
+        );
+        for secret in ["pa55word", "FUNC-KEY", "code=", "svc:", "frag"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let garbled = UrlRedaction::new("::not a url?code=FUNC-KEY");
+        assert!(
+            !garbled
+                .apply("at ::not a url?code=FUNC-KEY")
+                .contains("FUNC-KEY")
+        );
+    }
 
     #[test]
     fn http_refusals_read_as_plain_words() {

@@ -12,6 +12,9 @@ pub enum GatewayError {
     /// The request is malformed.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The model (or Azure deployment) name is not acceptable; see `names`.
+    #[error("{0}")]
+    InvalidModel(String),
     /// One call needs more tokens than a whole minute's budget allows; it can never be admitted.
     #[error(
         "this call needs {needed} tokens but the budget is {limit} tokens per minute; send a shorter prompt or a lower max_tokens"
@@ -59,6 +62,7 @@ impl GatewayError {
         match self {
             Self::NotConfigured => "model_not_configured",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidModel(_) => "invalid_model",
             Self::ExceedsBudget { .. } => "request_exceeds_budget",
             Self::BudgetExceeded { .. } => "token_budget_exceeded",
             Self::QuotaExhausted { .. } => "token_quota_exhausted",

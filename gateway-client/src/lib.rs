@@ -14,6 +14,7 @@
 //! - [`cache`]: the cache seam ([`ResponseCache`]); [`semantic`]: the semantic cache behind it.
 //! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
+//! - [`names`]: model and deployment names: what is accepted, what labels metrics.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
 pub mod assemble;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod metrics;
+pub mod names;
 pub mod period;
 pub mod pipeline;
 pub mod policy;

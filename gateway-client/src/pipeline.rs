@@ -43,6 +43,7 @@ use crate::{
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
+    names::ModelLabels,
     policy::{
         budget::{Budget, Reservation},
         content_safety::{self, ContentSafety, Direction},
@@ -118,6 +119,8 @@ pub struct Gateway {
     stream_send_timeout: Duration,
     usage_period: crate::config::QuotaPeriod,
     prices: Prices,
+    /// What each model is called in metrics: configured names, else `other`.
+    model_labels: Arc<ModelLabels>,
     /// `None` when content safety is off.
     content_safety: Option<Arc<ContentSafety>>,
 }
@@ -160,6 +163,11 @@ impl Gateway {
             config.retry,
             config.breaker,
         )?);
+        let model_labels = Arc::new(configured_models(
+            [&config.chat_model, &config.embedding_model],
+            &config.prices,
+            &upstream,
+        )?);
         let cache = match (cache, config.cache) {
             (Some(cache), _) => Some(cache),
             (None, Some(settings)) => {
@@ -196,6 +204,7 @@ impl Gateway {
             stream_send_timeout: config.stream_send_timeout,
             usage_period: config.budget.usage_period,
             prices: config.prices,
+            model_labels,
             content_safety,
         })
     }
@@ -234,7 +243,8 @@ impl Gateway {
             Ok(done) => done.cache.as_str(),
             Err(error) => error.code(),
         };
-        metrics::call_duration(context, Operation::Chat, &model, outcome, started.elapsed());
+        let label = self.model_labels.label(&model);
+        metrics::call_duration(context, Operation::Chat, label, outcome, started.elapsed());
         result
     }
 
@@ -429,6 +439,7 @@ impl Gateway {
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
+            model_labels: self.model_labels.clone(),
         };
         tokio::spawn(relay.run(response, reservation, accounting, sender));
         Ok(ChatStream {
@@ -458,7 +469,7 @@ impl Gateway {
                 ));
             }
         }
-        let model = resolve_model(&mut request, &self.embedding_model)?;
+        let model = resolve_model(&mut request, &self.embedding_model, &self.upstream)?;
         if let Some(safety) = &self.content_safety {
             safety
                 .check(
@@ -488,7 +499,7 @@ impl Gateway {
                 metrics::call_duration(
                     context,
                     Operation::Embeddings,
-                    &model,
+                    self.model_labels.label(&model),
                     error.code(),
                     started.elapsed(),
                 );
@@ -508,7 +519,7 @@ impl Gateway {
         metrics::call_duration(
             context,
             Operation::Embeddings,
-            &model,
+            self.model_labels.label(&model),
             "ok",
             started.elapsed(),
         );
@@ -555,7 +566,7 @@ impl Gateway {
             request.remove("stream");
             request.remove("stream_options");
         }
-        resolve_model(request, &self.chat_model)
+        resolve_model(request, &self.chat_model, &self.upstream)
     }
 
     async fn lookup(
@@ -631,6 +642,7 @@ impl Gateway {
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
+            model_labels: self.model_labels.clone(),
         }
         .record(context, operation, model, usage)
         .await;
@@ -710,6 +722,7 @@ struct Accounting {
     store: Arc<dyn StateStore>,
     clock: Clock,
     usage_period: crate::config::QuotaPeriod,
+    model_labels: Arc<ModelLabels>,
 }
 
 impl Accounting {
@@ -717,7 +730,7 @@ impl Accounting {
         metrics::tokens(
             context,
             operation,
-            model,
+            self.model_labels.label(model),
             usage.prompt_tokens,
             usage.completion_tokens,
         );
@@ -814,7 +827,7 @@ impl StreamRelay {
         metrics::call_duration(
             &self.context,
             Operation::Chat,
-            &self.model,
+            accounting.model_labels.label(&self.model),
             outcome,
             self.started.elapsed(),
         );
@@ -1018,19 +1031,50 @@ fn validate_messages(request: &Map<String, Value>) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn resolve_model(request: &mut Map<String, Value>, default: &str) -> Result<String, GatewayError> {
-    match request.get("model") {
+/// The call's model (`default` when the request names none), checked before it goes anywhere.
+fn resolve_model(
+    request: &mut Map<String, Value>,
+    default: &str,
+    upstream: &Upstream,
+) -> Result<String, GatewayError> {
+    let model = match request.get("model") {
         None | Some(Value::Null) => {
             request.insert("model".to_owned(), Value::from(default));
-            Ok(default.to_owned())
+            default.to_owned()
         }
-        Some(Value::String(model)) if !model.trim().is_empty() && model.len() <= 256 => {
-            Ok(model.clone())
+        Some(Value::String(model)) => model.clone(),
+        Some(_) => {
+            return Err(GatewayError::InvalidModel(
+                "`model` must be a string".to_owned(),
+            ));
         }
-        Some(_) => Err(GatewayError::InvalidRequest(
-            "`model` must be a non-empty string".to_owned(),
-        )),
+    };
+    upstream.check_model(&model)?;
+    Ok(model)
+}
+
+/// The models configured (chat, embeddings, priced), checked against the backends at start.
+fn configured_models(
+    [chat_model, embedding_model]: [&String; 2],
+    prices: &Prices,
+    upstream: &Upstream,
+) -> Result<ModelLabels, GatewayError> {
+    if upstream.is_configured() {
+        for (setting, model) in [
+            ("CHAT_MODEL", chat_model),
+            ("EMBEDDING_MODEL", embedding_model),
+        ] {
+            upstream.check_model(model).map_err(|error| {
+                GatewayError::InvalidRequest(format!("{setting} `{model}`: {error}"))
+            })?;
+        }
     }
+    Ok(ModelLabels::new(
+        [chat_model, embedding_model]
+            .into_iter()
+            .chain(prices.0.keys())
+            .cloned(),
+    ))
 }
 
 fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::Caller,
-    error::{ApiError, read_body},
+    error::{ApiError, read_body_within},
     gateway_routes::call_context,
     http::AppState,
 };
@@ -53,7 +53,13 @@ impl FromRequest<Arc<AppState>> for AgentCall {
         let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::Internal("an agent route ran without the auth layer".into())
         })?;
-        let body = read_body(body, state.settings.max_request_body_bytes).await?;
+        let settings = &state.settings;
+        let body = read_body_within(
+            body,
+            settings.max_request_body_bytes,
+            settings.request_timeout(),
+        )
+        .await?;
         let request = parse_request(state, &body)?;
         Ok(Self {
             context: call_context(&caller, &parts.headers, Api::Agent),

@@ -133,14 +133,15 @@ pub struct Settings {
     pub azure_openai_api_version: String,
 
     /// Chat model (or Azure deployment) name.
-    #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini")]
+    #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini", value_parser = model_name)]
     pub chat_model: String,
 
     /// Embedding model (or Azure deployment) name.
     #[arg(
         long,
         env = "EMBEDDING_MODEL",
-        default_value = "text-embedding-3-small"
+        default_value = "text-embedding-3-small",
+        value_parser = model_name
     )]
     pub embedding_model: String,
 
@@ -356,6 +357,37 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
+    /// Time allowed for a request's headers to arrive once its first byte has, in seconds; a
+    /// trickled header is cut.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_read_timeout_seconds: u64,
+
+    /// How long a connection may wait for its next request (fresh or kept alive), or a response
+    /// make no write progress, before it is closed, in seconds. Longer than the idle timeout of
+    /// a proxy in front (60 s for many), so the proxy closes idle connections first.
+    #[arg(
+        long,
+        env = "IDLE_TIMEOUT_SECONDS",
+        default_value_t = 75,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections served at once; one more is answered 503 `server_busy` and closed. The
+    /// open-file limit is raised at start to fit them where the system allows.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_connections: u32,
+
     /// How long shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -423,6 +455,15 @@ impl Settings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            retry_after_format: self.retry_after_format,
+        }
     }
 
     /// Whether an upstream model is configured at all.
@@ -563,18 +604,12 @@ impl Settings {
     }
 
     /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
-    pub fn mcp_url(&self, local: std::net::SocketAddr) -> String {
+    pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
         match &self.mcp_url {
-            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
-            _ => {
-                let host = match local.ip() {
-                    ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
-                    ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                    ip => ip.to_string(),
-                };
-                format!("http://{host}:{}/mcp", local.port())
+            Some(url) if !url.trim().is_empty() => {
+                agent::McpEndpoint::configured(url.trim(), local)
             }
+            _ => agent::McpEndpoint::local(local),
         }
     }
 
@@ -663,6 +698,7 @@ impl FromStr for PriceTable {
             let (input, output) = rates
                 .split_once('/')
                 .ok_or_else(|| format!("`{rates}` is not of the form input/output"))?;
+            let model = model_name(model)?;
             let parse = |v: &str| {
                 v.trim()
                     .parse::<f64>()
@@ -671,7 +707,7 @@ impl FromStr for PriceTable {
                     .ok_or_else(|| format!("`{v}` is not a price"))
             };
             prices.0.insert(
-                model.trim().to_owned(),
+                model,
                 Price {
                     input_per_million: parse(input)?,
                     output_per_million: parse(output)?,
@@ -680,6 +716,14 @@ impl FromStr for PriceTable {
         }
         Ok(Self(prices))
     }
+}
+
+/// A configured model name (CHAT_MODEL, EMBEDDING_MODEL, MODEL_PRICES): the rules callers' model
+/// names follow too (bounded length, no control characters).
+fn model_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    gateway_client::names::check_model_name(name)?;
+    Ok(name.to_owned())
 }
 
 /// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common
@@ -892,6 +936,29 @@ mod tests {
             (64 << 20, 32 << 10)
         );
         assert!(!settings.model_configured());
+        let limits = settings.connection_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(75));
+        assert_eq!(limits.max_connections, 4096);
+    }
+
+    #[test]
+    fn connection_settings_are_refused_out_of_range() {
+        for (flag, value) in [
+            ("--header-read-timeout-seconds", "0"),
+            ("--idle-timeout-seconds", "0"),
+            ("--max-connections", "0"),
+            ("--max-connections", "2000000"),
+            ("--max-connections", "-1"),
+        ] {
+            let error = Settings::from_args([format!("{flag}={value}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&flag[2..].to_uppercase().replace('-', "_")),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -1006,6 +1073,19 @@ mod tests {
         assert_eq!(table.0.of("gpt-4o").output_per_million, 10.0);
         assert!("gpt=1".parse::<PriceTable>().is_err());
         assert!("gpt=x/1".parse::<PriceTable>().is_err());
+        assert!("gpt\u{1f}x=1/1".parse::<PriceTable>().is_err());
+    }
+
+    #[test]
+    fn names_that_become_keys_refuse_control_characters() {
+        assert!(Settings::from_args(["--chat-model", "gpt-4o-mini\u{1f}x"]).is_err());
+        assert!(Settings::from_args(["--embedding-model", "emb\nx"]).is_err());
+        assert!(Settings::from_args(["--chat-model", " "]).is_err());
+        let trimmed = Settings::from_args(["--chat-model", " gpt-4o "]).unwrap();
+        assert_eq!(trimmed.chat_model, "gpt-4o");
+        // Subscription names become budget keys and ledger fields.
+        assert!("a\u{1f}b=k".parse::<SubscriptionKeys>().is_err());
+        assert!("a b=k".parse::<SubscriptionKeys>().is_err());
     }
 
     #[test]

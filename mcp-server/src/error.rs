@@ -58,6 +58,9 @@ pub enum ApiError {
     /// An agent turn that could not finish.
     #[error("{0}")]
     Agent(AgentError, RetryAfterFormat),
+    /// The server is serving as many connections as it may (MAX_CONNECTIONS).
+    #[error("the server is at its limit of {limit} connections (MAX_CONNECTIONS); retry shortly")]
+    ServerBusy { limit: usize },
     /// Something broke inside the server. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,6 +74,7 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
     match error {
         GatewayError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
         GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        GatewayError::InvalidModel(_) => StatusCode::BAD_REQUEST,
         GatewayError::ExceedsBudget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         GatewayError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         GatewayError::QuotaExhausted { .. } => StatusCode::FORBIDDEN,
@@ -146,6 +150,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error, _) => gateway_status(error),
             Self::Agent(error, _) => agent_status(error),
+            Self::ServerBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +167,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error, _) => error.code(),
             Self::Agent(error, _) => error.code(),
+            Self::ServerBusy { .. } => "server_busy",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -269,6 +275,18 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
             ApiError::bad_request("invalid_body", "the request body could not be read")
         }
     })
+}
+
+/// [`read_body`] within `timeout` (REQUEST_TIMEOUT_SECONDS): a body trickled slower than that is
+/// a 408, so it cannot hold its connection open for as long as it likes.
+pub async fn read_body_within(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_body(body, limit))
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))?
 }
 
 /// Whether a body error is a size limit (ours, or the router's RequestBodyLimitLayer's).

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, REMAINING_TOKENS, read_body},
+    error::{ApiError, REMAINING_TOKENS, read_body_within},
     http::AppState,
 };
 
@@ -72,8 +72,14 @@ impl FromRequest<Arc<AppState>> for ModelCall {
             .extensions
             .get::<Caller>()
             .ok_or_else(|| ApiError::Internal("a model route ran without the auth layer".into()))?;
-        let mut request =
-            json_object(&read_body(body, state.settings.max_request_body_bytes).await?)?;
+        let settings = &state.settings;
+        let body = read_body_within(
+            body,
+            settings.max_request_body_bytes,
+            settings.request_timeout(),
+        )
+        .await?;
+        let mut request = json_object(&body)?;
         let api = match deployment {
             Some(deployment) => {
                 request.insert("model".to_owned(), Value::String(deployment));

@@ -80,7 +80,7 @@ impl AppState {
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
             ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
-                settings.mcp_url(local),
+                settings.mcp_endpoint(local),
                 settings.agent_subscription_key.clone(),
             )),
         };

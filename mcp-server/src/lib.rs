@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`config`]: every setting, parsed once.
 //! - [`cache_eval`]: `tollgate cache-eval`, the semantic cache measured on labelled pairs.
+//! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
 //! - [`http`]: the router, its layers and the small status handlers.
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
@@ -21,6 +22,7 @@ pub mod agent_routes;
 pub mod auth;
 pub mod cache_eval;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod gateway_routes;
 pub mod http;
@@ -29,9 +31,8 @@ pub mod retry_after;
 mod status_page;
 pub mod telemetry;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
-use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -64,34 +65,31 @@ pub async fn serve(
     });
 
     let cancel = CancellationToken::new();
+    let limits = state.settings.connection_limits();
     let app = http::app(state, cancel.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, mcp = %format!("http://{addr}/mcp"), "tollgate is serving");
 
     let draining = cancel.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         draining.cancel();
     });
+    let server = connections::serve_connections(listener, app, limits, cancel.clone());
 
-    let result = tokio::select! {
-        result = server => result,
+    tokio::select! {
+        () = server => {},
         () = async {
             cancel.cancelled().await;
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!(?grace, "in-flight requests outlived the shutdown grace period");
-            Ok(())
         }
-    };
+    }
     upkeep.abort();
     forget_idle.abort();
-    result
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -19,6 +19,7 @@ async fn main() -> std::process::ExitCode {
         None => {}
     }
     telemetry::init_logging(settings.log_format);
+    mcp_server::connections::raise_open_file_limit(settings.connection_limits().max_connections);
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,

@@ -3,10 +3,12 @@
 //! [`TestServer::start`] binds `127.0.0.1:0` and serves the real app on it; the listener is bound
 //! before the server task starts, so a test can connect at once with no readiness wait.
 //! [`start_with_mock`] and [`start_with_model`] put a server in front of a model upstream.
-//! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests.
+//! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests, [`raw`]
+//! HTTP/1.1 written by hand (odd paths, connection behaviour).
 
 pub mod agent;
 pub mod gateway;
+pub mod raw;
 pub mod redis;
 
 use std::net::SocketAddr;

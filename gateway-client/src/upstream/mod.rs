@@ -25,7 +25,7 @@ use crate::{
     config::{BackendConfig, BreakerConfig, RetryConfig},
     context::Operation,
     error::GatewayError,
-    metrics,
+    metrics, names,
 };
 
 /// One upstream with its breaker. Its label (host and port) names it in logs and metrics.
@@ -64,6 +64,11 @@ impl Backend {
                 urlencode_path_segment(model),
             ),
         }
+    }
+
+    /// Whether the model name becomes a path segment of this backend's URLs.
+    fn names_deployments(&self) -> bool {
+        matches!(self.config, BackendConfig::Azure { .. })
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -180,6 +185,16 @@ impl Upstream {
         self.retry.stream_idle_timeout
     }
 
+    /// Whether these backends can take `model`: any upstream takes a sound model name; an Azure
+    /// one puts it in its URL path, so it must also be a deployment name.
+    pub fn check_model(&self, model: &str) -> Result<(), GatewayError> {
+        names::check_model_name(model).map_err(GatewayError::InvalidModel)?;
+        if self.backends.iter().any(Backend::names_deployments) {
+            names::check_deployment_name(model).map_err(GatewayError::InvalidModel)?;
+        }
+        Ok(())
+    }
+
     /// Sends one call with retries and failover, within `deadline`.
     pub async fn send(
         &self,
@@ -192,6 +207,8 @@ impl Upstream {
         if self.backends.is_empty() {
             return Err(GatewayError::NotConfigured);
         }
+        // Callers check at admission; this guards every path to a URL (the embedder's too).
+        self.check_model(model)?;
         let call = self.send_with_failover(operation, model, body, stream, deadline);
         let timed_out = || GatewayError::Timeout {
             deadline: self.retry.call_deadline,

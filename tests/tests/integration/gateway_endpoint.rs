@@ -240,7 +240,7 @@ async fn malformed_bodies_are_400s_and_never_reach_the_upstream() {
     // The Azure route names the model by its path, so only `/v1` can get a bad one.
     let bad_model = (
         "{\"model\": 7, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
-        "invalid_request",
+        "invalid_model",
     );
     let embedding_cases: [(&str, &str); 3] = [
         ("{}", "invalid_request"),
