@@ -79,6 +79,9 @@ const NEGATING_PREFIXES: &[&str] = &["un", "dis", "de", "in", "im", "non", "anti
 /// -es twice, -s) and an undoubled consonant, with room to spare (a test checks the bound).
 pub const MAX_LEMMAS: usize = 8;
 
+/// 64-bit words of a concept signature (see [`Lemmas`]).
+const SIGNATURE_WORDS: usize = 16;
+
 /// FNV-1a: the keys are short words, for which SipHash's setup dominates a lookup.
 #[derive(Default)]
 pub(super) struct Fnv(u64);
@@ -213,7 +216,7 @@ pub fn interned(word: &str) -> Option<&'static str> {
 /// The entry for a word that may be joined from two with `_` ("turn_off"); the lexicon spells
 /// those with a space.
 fn entry_of_joined(word: &str) -> Option<Entry> {
-    if word.contains('_') {
+    if word.as_bytes().contains(&b'_') {
         entry(&word.replace('_', " "))
     } else {
         entry(word)
@@ -234,6 +237,11 @@ pub struct Lemmas<'a> {
     len: usize,
     /// No form was known: the single lemma is the word itself.
     unknown: bool,
+    /// Some lemma has antonyms.
+    antonyms: bool,
+    /// A bit per concept id (modulo 1024): two words whose signatures don't meet share no
+    /// concept, which settles most pairs without merging their lists.
+    signature: [u64; SIGNATURE_WORDS],
 }
 
 impl<'a> Lemmas<'a> {
@@ -256,7 +264,12 @@ impl<'a> Lemmas<'a> {
 
     /// Some sense of one lemma is some sense of the other's.
     pub fn share_concept(&self, other: &Lemmas<'_>) -> bool {
-        self.entries().any(|mine| {
+        let meet = self
+            .signature
+            .iter()
+            .zip(&other.signature)
+            .any(|(mine, theirs)| mine & theirs != 0);
+        meet && self.entries().any(|mine| {
             other
                 .entries()
                 .any(|theirs| sorted_intersect(mine.concepts, theirs.concepts))
@@ -265,8 +278,10 @@ impl<'a> Lemmas<'a> {
 
     /// A lemma of `other` is an antonym of one of these.
     pub fn opposed_by(&self, other: &Lemmas<'_>) -> bool {
-        self.entries()
-            .any(|entry| other.as_slice().iter().any(|w| entry.antonyms.contains(w)))
+        self.antonyms
+            && self
+                .entries()
+                .any(|entry| other.as_slice().iter().any(|w| entry.antonyms.contains(w)))
     }
 
     /// Some lemma is a unit of measurement or money.
@@ -285,6 +300,10 @@ impl<'a> Lemmas<'a> {
             self.words[self.len] = word;
             self.entries[self.len] = entry;
             self.len += 1;
+            self.antonyms |= entry.is_some_and(|e| !e.antonyms.is_empty());
+            for id in entry.iter().flat_map(|e| e.concepts) {
+                self.signature[(id / 64) as usize % SIGNATURE_WORDS] |= 1 << (id % 64);
+            }
         }
     }
 }
@@ -298,13 +317,20 @@ pub fn lemmas(word: &str) -> Lemmas<'_> {
         entries: [None; MAX_LEMMAS],
         len: 0,
         unknown: false,
+        antonyms: false,
+        signature: [0; SIGNATURE_WORDS],
     };
     let mut candidate = String::new();
     let mut consider = |stem: &str, ending: &str, known: &mut Lemmas<'_>| {
-        candidate.clear();
-        candidate.push_str(stem);
-        candidate.push_str(ending);
-        if let Some((key, entry)) = lexicon.get(&candidate) {
+        let found = if ending.is_empty() {
+            lexicon.get(stem)
+        } else {
+            candidate.clear();
+            candidate.push_str(stem);
+            candidate.push_str(ending);
+            lexicon.get(&candidate)
+        };
+        if let Some((key, entry)) = found {
             known.push(key, Some(entry));
         }
     };
@@ -377,30 +403,46 @@ pub fn is_unit(word: &str) -> bool {
     lemmas(word).is_unit()
 }
 
-/// Whether `a` and `b` are one word in British and American spelling, directly or through
-/// their lemmas ("analysed"/"analyze").
+/// Whether `a` and `b` are one word in British and American spelling ("colour"/"color").
 pub fn spelling_variants(a: &str, b: &str) -> bool {
-    if a.chars().nth(3).is_none() || b.chars().nth(3).is_none() {
+    // No British and American forms differ in length by more than 2 ("ogue"/"og", "mme"/"m").
+    if a.len().abs_diff(b.len()) > 2 || fewer_than_4_chars(a) || fewer_than_4_chars(b) {
         return false;
     }
-    [(a, b), (b, a)].into_iter().any(|(x, y)| {
-        UK_US
-            .iter()
-            .any(|(uk, us)| replaced_anywhere(x.as_bytes(), uk.as_bytes(), us.as_bytes(), y))
-    })
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    respelt(long.as_bytes(), short.as_bytes())
+        || (long.len() == short.len() && respelt(short.as_bytes(), long.as_bytes()))
 }
 
-/// Whether replacing one occurrence of `from` in `x` by `to` gives `y`.
-fn replaced_anywhere(x: &[u8], from: &[u8], to: &[u8], y: &str) -> bool {
-    let y = y.as_bytes();
-    if y.len() + from.len() != x.len() + to.len() {
+fn fewer_than_4_chars(word: &str) -> bool {
+    // 16 bytes hold at least 4 characters
+    word.len() < 4 || (word.len() < 16 && word.chars().nth(3).is_none())
+}
+
+/// Whether replacing one British spelling in `x` by its American form gives `y`: `x` is
+/// P + uk + S and `y` is P + us + S, so P lies within their common prefix, S within their
+/// common suffix, and uk covers all that differs; few rules and places remain to try.
+fn respelt(x: &[u8], y: &[u8]) -> bool {
+    // Every British form is at least as long as its American one.
+    let Some(growth) = x.len().checked_sub(y.len()) else {
         return false;
-    }
-    (0..x.len()).any(|at| {
-        x[at..].starts_with(from)
-            && y.starts_with(&x[..at])
-            && y[at..].starts_with(to)
-            && y[at + to.len()..] == x[at + from.len()..]
+    };
+    let prefix = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+    let suffix = x
+        .iter()
+        .rev()
+        .zip(y.iter().rev())
+        .take_while(|(p, q)| p == q)
+        .count();
+    let differing = x.len().saturating_sub(prefix + suffix);
+    UK_US.iter().any(|(uk, us)| {
+        let (uk, us) = (uk.as_bytes(), us.as_bytes());
+        if uk.len() - us.len() != growth || uk.len() < differing || x.len() < uk.len() {
+            return false;
+        }
+        let rest = x.len() - uk.len();
+        (rest.saturating_sub(suffix)..=prefix.min(rest))
+            .any(|at| x[at..].starts_with(uk) && y[at..].starts_with(us))
     })
 }
 
@@ -410,27 +452,22 @@ pub fn negation_prefix(a: &str, b: &str) -> bool {
 }
 
 pub(super) fn negation_prefix_of(la: &Lemmas<'_>, a: &str, lb: &Lemmas<'_>, b: &str) -> bool {
-    /// The lemmas and the word itself.
-    fn forms<'w>(lemmas: &Lemmas<'w>, word: &'w str) -> ([&'w str; MAX_LEMMAS + 1], usize) {
-        let mut all = [""; MAX_LEMMAS + 1];
-        all[..lemmas.len].copy_from_slice(lemmas.as_slice());
-        all[lemmas.len] = word;
-        (all, lemmas.len + 1)
-    }
-    let (fa, na) = forms(la, a);
-    let (fb, nb) = forms(lb, b);
-    let prefixed = |long: &str, prefix: &str, short: &str| {
-        long.len() == prefix.len() + short.len()
-            && long.starts_with(prefix)
-            && long.ends_with(short)
-    };
-    NEGATING_PREFIXES.iter().any(|prefix| {
-        fa[..na].iter().any(|x| {
-            fb[..nb]
-                .iter()
-                .any(|y| prefixed(x, prefix, y) || prefixed(y, prefix, x))
+    let forms_b = || lb.as_slice().iter().copied().chain(std::iter::once(b));
+    la.as_slice()
+        .iter()
+        .copied()
+        .chain(std::iter::once(a))
+        .any(|x| {
+            forms_b().any(|y| {
+                let (long, short) = if x.len() > y.len() { (x, y) } else { (y, x) };
+                // the prefixes are 2 to 4 letters long
+                (2..=4).contains(&(long.len() - short.len()))
+                    && long.ends_with(short)
+                    && long
+                        .get(..long.len() - short.len())
+                        .is_some_and(|prefix| NEGATING_PREFIXES.contains(&prefix))
+            })
         })
-    })
 }
 
 #[cfg(test)]

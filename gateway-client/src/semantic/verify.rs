@@ -488,8 +488,9 @@ fn word_match(
     lemmas_b: &Lemmas<'_>,
     vectors: Option<&dyn WordVectors>,
 ) -> (f32, bool) {
+    let joined = |w: &str| w.as_bytes().contains(&b'_');
     let without_joins = |w: &str| w.bytes().filter(|&c| c != b'_').collect::<Vec<u8>>();
-    if a == b || (a.contains('_') || b.contains('_')) && without_joins(a) == without_joins(b) {
+    if a == b || (joined(a) || joined(b)) && without_joins(a) == without_joins(b) {
         return (1.0, false);
     }
     let shared_lemma = lemmas_a.as_slice().iter().any(|x| lemmas_b.contains(x));
