@@ -3,18 +3,20 @@
 //! Embedding similarity finds candidates; it cannot tell "for my project" from "for his
 //! project". Both prompts are analysed (see `analysis`) and compared part by part; a candidate
 //! is refused on any difference that can change the answer:
-//! - a conversion ("5 kilograms to pounds", however phrased) with another amount or direction;
+//! - a conversion ("5 kilograms to pounds", however phrased) with another amount or units;
 //! - numbers, negation, referents (who or what: his/all/this/today…) or degree (most/least);
 //! - the question asked (when/where/how many…), unless the other side names what it asks for
 //!   ("how many" / "the number of");
-//! - what a number counts, names and identifiers;
-//! - the content words, aligned one to one: a pair of opposites (antonyms, a negating prefix), a
-//!   possessive on one side only, a word swapped for an unlike one, a direction reversed, or a
-//!   word added that is specific or modifies another.
+//! - the unit a number counts, names and identifiers;
+//! - the words, aligned one to one: a pair of opposites (antonyms, a negating prefix), a
+//!   possessive on one side only, words on both sides that match nothing on the other, a
+//!   direction reversed, or a word on one side only that is possessive, modifies the next word,
+//!   or is not implied by the other side. Two words may match one ("house plants"/"houseplants"),
+//!   and request verbs ("tell", "make") may go unmatched.
 //!
-//! Words align when they are the same word, lemma or spelling, share a lexicon concept, or are
-//! close in the model's vectors. When unsure it refuses: a miss costs a model call, a wrong hit
-//! costs trust.
+//! Words match when they are the same word, lemma or spelling (0.95 when they share a lexicon
+//! concept), or when the model's vectors put them close. When unsure it refuses: a miss costs a
+//! model call, a wrong hit costs trust.
 
 use super::{
     analysis::{Kind, Token, analyze},
