@@ -737,20 +737,43 @@ fn push_parts<'t>(
     while end > start && lower.as_bytes()[end - 1] == b'\'' {
         end -= 1;
     }
+    let parts = split_parts(original, lower, start, end);
+    let last = parts.len().saturating_sub(1);
+    for (index, (part, part_lower)) in parts.into_iter().enumerate() {
+        let first = sentence_start && index == 0;
+        let closed = CLOSED
+            .get_key_value(part_lower.as_ref())
+            .map(|(word, closed)| (*word, closed));
+        words.push(Word {
+            cap: is_capitalized(&part, first),
+            text: part_lower,
+            possessive: possessive && index == last,
+            closed,
+        });
+    }
+}
+
+/// The parts of the word `original[start..end]`, each as written and lowercased.
+fn split_parts<'t>(
+    original: &'t str,
+    lower: &'t str,
+    start: usize,
+    end: usize,
+) -> Vec<(Cow<'t, str>, Cow<'t, str>)> {
     let word = &original[start..end];
-    let has_digit = word.bytes().any(|b| b.is_ascii_digit());
-    let mut parts: Vec<(Cow<'t, str>, Cow<'t, str>)> = Vec::new();
+    let hyphenated = word.contains('-') && !word.bytes().any(|b| b.is_ascii_digit());
     let range = |from: usize, to: usize| {
         (
             Cow::Borrowed(&original[from..to]),
             Cow::Borrowed(&lower[from..to]),
         )
     };
-    if word.contains('-') && !has_digit && joined_in_vocabulary(word) {
+    let mut parts: Vec<(Cow<'t, str>, Cow<'t, str>)> = Vec::new();
+    if hyphenated && joined_in_vocabulary(word) {
         let joined: String = word.chars().filter(|&c| c != '-').collect();
         let lowered = joined.to_ascii_lowercase();
         parts.push((Cow::Owned(joined), Cow::Owned(lowered)));
-    } else if word.contains('-') && !has_digit {
+    } else if hyphenated {
         let mut offset = start;
         for piece in word.split('-') {
             let (from, to) = (offset, offset + piece.len());
@@ -758,6 +781,7 @@ fn push_parts<'t>(
             if piece.is_empty() {
                 continue;
             }
+            // a single letter joins the next part: "e-mail"
             match parts.last_mut() {
                 Some((kept, kept_lower)) if kept.len() == 1 => {
                     kept.to_mut().push_str(&original[from..to]);
@@ -772,19 +796,7 @@ fn push_parts<'t>(
     } else {
         parts.push(range(start, end));
     }
-    let last = parts.len().saturating_sub(1);
-    for (index, (part, part_lower)) in parts.into_iter().enumerate() {
-        let first = sentence_start && index == 0;
-        let closed = CLOSED
-            .get_key_value(part_lower.as_ref())
-            .map(|(word, closed)| (*word, closed));
-        words.push(Word {
-            cap: is_capitalized(&part, first),
-            text: part_lower,
-            possessive: possessive && index == last,
-            closed,
-        });
-    }
+    parts
 }
 
 /// Whether the model knows a hyphenated word written solid ("wi-fi" → "wifi").

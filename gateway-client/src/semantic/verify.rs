@@ -354,10 +354,37 @@ fn align<'t>(
     vectors: Option<&dyn WordVectors>,
 ) -> Result<Unaligned<'t>, Refusal> {
     let (words_a, words_b) = (aligned_words(a, b), aligned_words(b, a));
+    let scores = score_pairs(&words_a, &words_b, vectors)?;
+    let (only_a, only_b) = pair_off(&words_a, &words_b, &scores)?;
+    let mut in_compounds = Vec::new();
+    match_compounds(a, &only_a, &only_b, &mut in_compounds, vectors);
+    match_compounds(b, &only_b, &only_a, &mut in_compounds, vectors);
+    let left = |side: Vec<&'t Token>| -> Vec<&'t Token> {
+        side.into_iter()
+            .filter(|t| !in_compounds.iter().any(|c| std::ptr::eq(*c, *t)))
+            .collect()
+    };
+    let (only_a, only_b) = (left(only_a), left(only_b));
+    let strict = |side: &[&Token]| side.iter().any(|t| t.kind != Kind::Request);
+    if strict(&only_a) && strict(&only_b) {
+        return Err(Refusal::Swap);
+    }
+    Ok(Unaligned {
+        only_a,
+        only_b,
+        in_compounds,
+    })
+}
+
+/// Every pair's score, row by row (a word of `a` against each of `b`); refuses on opposites.
+fn score_pairs(
+    words_a: &[&Token],
+    words_b: &[&Token],
+    vectors: Option<&dyn WordVectors>,
+) -> Result<Vec<f32>, Refusal> {
     let lemmas_b: Vec<Lemmas<'_>> = words_b.iter().map(|t| lexicon::lemmas(&t.word)).collect();
-    let width = words_b.len();
-    let mut scores = Vec::with_capacity(words_a.len() * width);
-    for ta in &words_a {
+    let mut scores = Vec::with_capacity(words_a.len() * words_b.len());
+    for ta in words_a {
         let lemmas_a = lexicon::lemmas(&ta.word);
         for (tb, lemmas_b) in words_b.iter().zip(&lemmas_b) {
             let (score, opposite) = word_match(&ta.word, &lemmas_a, &tb.word, lemmas_b, vectors);
@@ -367,21 +394,29 @@ fn align<'t>(
             scores.push(score);
         }
     }
-    let mut used = vec![false; width];
+    Ok(scores)
+}
+
+/// Pairs each word of `a` with its best match in `b`; refuses when only one of them is
+/// possessive. Returns the words of each side that match nothing on the other.
+fn pair_off<'t>(
+    words_a: &[&'t Token],
+    words_b: &[&'t Token],
+    scores: &[f32],
+) -> Result<(Vec<&'t Token>, Vec<&'t Token>), Refusal> {
+    let width = words_b.len();
     let mut only_a = Vec::new();
     for (i, ta) in words_a.iter().enumerate() {
-        let row = &scores[i * width..(i + 1) * width];
         // the best score; of equal ones, the last
-        let best = row
-            .iter()
-            .enumerate()
-            .fold(None, |best: Option<(f32, usize)>, (j, &s)| match best {
+        let best = scores[i * width..(i + 1) * width].iter().enumerate().fold(
+            None,
+            |best: Option<(f32, usize)>, (j, &s)| match best {
                 Some((top, _)) if s < top => best,
                 _ => Some((s, j)),
-            });
+            },
+        );
         match best {
             Some((score, j)) if score >= SAME_MEANING => {
-                used[j] = true;
                 if ta.possessive != words_b[j].possessive {
                     return Err(Refusal::Possessive);
                 }
@@ -389,43 +424,17 @@ fn align<'t>(
             _ => only_a.push(*ta),
         }
     }
-    let only_b: Vec<&Token> = (0..width)
+    let only_b = (0..width)
         .filter(|&j| {
-            !used[j]
-                && !scores
-                    .iter()
-                    .skip(j)
-                    .step_by(width)
-                    .any(|&s| s >= SAME_MEANING)
+            !scores
+                .iter()
+                .skip(j)
+                .step_by(width)
+                .any(|&s| s >= SAME_MEANING)
         })
         .map(|j| words_b[j])
         .collect();
-    let mut in_compounds = Vec::new();
-    match_compounds(a, &only_a, &only_b, &mut in_compounds, vectors);
-    match_compounds(b, &only_b, &only_a, &mut in_compounds, vectors);
-    let mut unaligned = Unaligned {
-        only_a,
-        only_b,
-        in_compounds,
-    };
-    let matched = |t: &Token, unaligned: &Unaligned<'_>| unaligned.in_compound(t);
-    unaligned.only_a = unaligned
-        .only_a
-        .iter()
-        .copied()
-        .filter(|t| !matched(t, &unaligned))
-        .collect();
-    unaligned.only_b = unaligned
-        .only_b
-        .iter()
-        .copied()
-        .filter(|t| !matched(t, &unaligned))
-        .collect();
-    let strict = |side: &[&Token]| side.iter().any(|t| t.kind != Kind::Request);
-    if strict(&unaligned.only_a) && strict(&unaligned.only_b) {
-        return Err(Refusal::Swap);
-    }
-    Ok(unaligned)
+    Ok((only_a, only_b))
 }
 
 /// Two adjacent words of `tokens`, one of them unmatched (in `mine`), that together name what an
