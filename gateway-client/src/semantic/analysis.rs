@@ -82,7 +82,8 @@ const CONTRACTIONS: &[(&str, &str)] = &[
     ("whats", "what is"),
 ];
 
-/// Cardinal and multiplicative numerals: a quantity in words is that quantity in digits.
+/// Cardinal and multiplicative numerals, a closed class: a quantity in words is that quantity in
+/// digits.
 const NUMBER_WORDS: &[(&str, &str)] = &[
     ("zero", "0"),
     ("one", "1"),
@@ -124,7 +125,7 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("triple", "x3"),
 ];
 
-/// Ordinals and positions in a sequence: which one of a series is meant.
+/// Ordinals and positions in a sequence (a closed class): which one of a series is meant.
 const ORDINALS: &[(&str, &str)] = &[
     ("first", "#1"),
     ("second", "#2"),
@@ -357,7 +358,8 @@ const FUNCTION_WORDS: &[&str] = &[
     "exactly",
 ];
 
-/// Verbs that only ask for an answer; one side may have them and the other not.
+/// Verbs (and nouns) of asking: they frame the request ("tell me", "any tips on"), not its
+/// subject, so one side may have them and the other not.
 const REQUEST_VERBS: &[&str] = &[
     "tell",
     "show",

@@ -223,7 +223,7 @@ fn entry_of_joined(word: &str) -> Option<Entry> {
     }
 }
 
-/// Whether the static model's vocabulary holds `word` whole ("wifi", "email").
+/// Whether the static model's vocabulary holds `word` whole ("email", "online").
 pub fn in_vocabulary(word: &str) -> bool {
     VOCABULARY_WORDS.contains(word)
 }
