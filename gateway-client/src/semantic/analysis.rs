@@ -995,6 +995,33 @@ mod tests {
     }
 
     #[test]
+    fn any_text_is_analysed_without_panicking() {
+        for text in [
+            "",
+            "'",
+            "'s",
+            "--",
+            "a-",
+            "x--y",
+            "5-",
+            "%%",
+            "\u{2019}s don\u{2019}t",
+            "caf\u{e9} na\u{ef}ve Stra\u{df}e \u{130}stanbul \u{212a}",
+            "\u{1f600} emoji's \u{301}accent",
+            "WON'T it'S",
+            "\u{0}\t\n\r",
+        ] {
+            let tokens = analyze(text);
+            assert!(tokens.iter().all(|t| !t.word.is_empty()), "{text:?}");
+        }
+        assert_eq!(
+            words_of("caf\u{e9}", Kind::Content),
+            ["caf"],
+            "letters are ASCII"
+        );
+    }
+
+    #[test]
     fn names_directions_and_degree() {
         assert_eq!(
             words_of("Is the flight from London to Madrid direct?", Kind::Entity),
