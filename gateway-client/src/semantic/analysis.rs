@@ -463,6 +463,8 @@ struct Word<'t> {
     /// Capitalized mid-sentence, or all caps: a name.
     cap: bool,
     possessive: bool,
+    /// The first word of a sentence.
+    starts_sentence: bool,
     /// The table's own copy of the word and what it says, for a closed-class word.
     closed: Option<(&'static str, &'static Closed)>,
 }
@@ -493,8 +495,11 @@ pub fn analyze(text: &str) -> Vec<Token> {
     let words = split_words(&expanded, &lower);
     let mut tokens: Vec<Token> = Vec::with_capacity(words.len());
     let mut phrase = String::new();
-    let mut at = 0;
+    let (mut at, mut sentence_from) = (0, 0);
     while let Some(word) = words.get(at) {
+        if word.starts_sentence {
+            sentence_from = tokens.len();
+        }
         let next = words.get(at + 1);
         if let Some(next) = next
             && let Some(joined) = join(word, next, &mut phrase)
@@ -507,7 +512,7 @@ pub fn analyze(text: &str) -> Vec<Token> {
             at += 2;
             continue;
         }
-        at += classify(word, next, &mut tokens);
+        at += classify(word, next, &mut tokens, sentence_from);
     }
     why_forms(&mut tokens);
     tokens
@@ -539,7 +544,12 @@ fn join(word: &Word<'_>, next: &Word<'_>, phrase: &mut String) -> Option<String>
 }
 
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
-fn classify(word: &Word<'_>, next: Option<&Word<'_>>, tokens: &mut Vec<Token>) -> usize {
+fn classify(
+    word: &Word<'_>,
+    next: Option<&Word<'_>>,
+    tokens: &mut Vec<Token>,
+    sentence_from: usize,
+) -> usize {
     let text: &str = &word.text;
     let class = word.class();
     let next_class = next.map(Word::class);
@@ -568,8 +578,11 @@ fn classify(word: &Word<'_>, next: Option<&Word<'_>>, tokens: &mut Vec<Token>) -
         Token::new(word.interned(), Kind::Degree)
     } else if let Some(referent) = class.referent {
         fixed(referent, Kind::Referent)
-    } else if let Some(question) = class.question {
+    } else if let Some(question) = class.question.filter(|_| asks(&tokens[sentence_from..])) {
         fixed(question, Kind::Question)
+    } else if class.question.is_some() {
+        // a conjunction: "what do I do when it fails"
+        Token::new(word.interned(), Kind::Function)
     } else if let Some(how) = next_class.and_then(|c| c.how).filter(|_| text == "how") {
         tokens.push(fixed(how, Kind::Question));
         return 2;
@@ -596,6 +609,17 @@ fn classify(word: &Word<'_>, next: Option<&Word<'_>>, tokens: &mut Vec<Token>) -
     };
     tokens.push(token);
     1
+}
+
+/// Whether a question word after `earlier` (its sentence so far) asks the question: nothing
+/// it could depend on comes before it ("Tell me when…" asks; "What do I do when…" does not).
+fn asks(earlier: &[Token]) -> bool {
+    !earlier.iter().any(|t| {
+        matches!(
+            t.kind,
+            Kind::Content | Kind::Entity | Kind::Number | Kind::Question
+        ) || matches!(t.word.as_ref(), "what" | "which" | "how")
+    })
 }
 
 /// Digits, possibly with a decimal point or thousands separators.
@@ -643,11 +667,17 @@ fn expand_contractions(text: &str) -> Cow<'_, str> {
 /// starts with a letter must also start a word.
 fn replace_contraction(text: &str, from: &str, to: &str) -> Option<String> {
     let (bytes, pattern) = (text.as_bytes(), from.as_bytes());
-    let word_start = pattern.first().is_some_and(u8::is_ascii_alphabetic);
+    // "won't" must start a word; "n't" ends one ("don't"); every contraction ends a word
+    // ("'d" is not the start of "'default'", "whats" not of "WhatsApp").
+    let word_start =
+        pattern.first().is_some_and(u8::is_ascii_alphabetic) && !from.starts_with("n'");
     let mut out: Option<String> = None;
     let (mut copied, mut at) = (0, 0);
     while at + pattern.len() <= bytes.len() {
         let found = bytes[at..at + pattern.len()].eq_ignore_ascii_case(pattern)
+            && !bytes
+                .get(at + pattern.len())
+                .is_some_and(|b| b.is_ascii_alphanumeric())
             && !(word_start
                 && text[..at]
                     .chars()
@@ -750,6 +780,7 @@ fn push_parts<'t>(
             cap: is_capitalized(&part, first),
             text: part_lower,
             possessive: possessive && index == last,
+            starts_sentence: first,
             closed,
         });
     }

@@ -383,16 +383,32 @@ fn score_pairs(
     vectors: Option<&dyn WordVectors>,
 ) -> Result<Vec<f32>, Refusal> {
     let lemmas_b: Vec<Lemmas<'_>> = words_b.iter().map(|t| lexicon::lemmas(&t.word)).collect();
-    let mut scores = Vec::with_capacity(words_a.len() * words_b.len());
-    for ta in words_a {
+    let width = words_b.len();
+    let mut scores = Vec::with_capacity(words_a.len() * width);
+    let mut opposites = Vec::new();
+    for (i, ta) in words_a.iter().enumerate() {
         let lemmas_a = lexicon::lemmas(&ta.word);
-        for (tb, lemmas_b) in words_b.iter().zip(&lemmas_b) {
+        for (j, (tb, lemmas_b)) in words_b.iter().zip(&lemmas_b).enumerate() {
             let (score, opposite) = word_match(&ta.word, &lemmas_a, &tb.word, lemmas_b, vectors);
             if opposite {
-                return Err(Refusal::Polarity);
+                opposites.push((i, j));
             }
             scores.push(score);
         }
+    }
+    // An opposite counts only between two words that found no partner of the same meaning:
+    // "break"/"keep" in two prompts that both say "breaker" and "keeps" change nothing.
+    let partnered_a = |i: usize| {
+        scores[i * width..(i + 1) * width]
+            .iter()
+            .any(|&s| s >= SAME_MEANING)
+    };
+    let partnered_b = |j: usize| (0..words_a.len()).any(|i| scores[i * width + j] >= SAME_MEANING);
+    if opposites
+        .iter()
+        .any(|&(i, j)| !partnered_a(i) && !partnered_b(j))
+    {
+        return Err(Refusal::Polarity);
     }
     Ok(scores)
 }
@@ -555,9 +571,13 @@ fn reversed_direction(a: &[&Token], b: &[&Token]) -> bool {
     let (pairs_a, pairs_b) = (directions(a), directions(b));
     pairs_a.iter().any(|(way, object)| {
         let mut same_way = pairs_b.iter().filter(|(w, _)| w == way).peekable();
-        same_way.peek().is_some()
+        let swapped = same_way.peek().is_some()
             && !same_way.any(|(_, o)| o == object)
-            && b.iter().any(|t| t.word == *object)
+            && b.iter().any(|t| t.word == *object);
+        // "deploy to staging" against "deploy from staging"
+        let turned = pairs_b.iter().any(|(w, o)| o == object && w != way)
+            && !pairs_b.contains(&(*way, *object));
+        swapped || turned
     })
 }
 
@@ -744,6 +764,50 @@ mod tests {
             )],
             Refusal::Direction,
         );
+    }
+
+    #[test]
+    fn the_same_object_another_way() {
+        refused(
+            &[(
+                "How do I deploy to staging?",
+                "How do I deploy from staging?",
+            )],
+            Refusal::Direction,
+        );
+    }
+
+    #[test]
+    fn a_question_word_inside_a_clause_is_a_conjunction() {
+        served(&[(
+            "What should I do if a backend fails?",
+            "What should I do when a backend fails?",
+        )]);
+        refused(
+            &[(
+                "When was the Eiffel Tower built?",
+                "Where was the Eiffel Tower built?",
+            )],
+            Refusal::Question,
+        );
+    }
+
+    #[test]
+    fn contractions_end_words() {
+        refused(
+            &[("Does the app open links?", "Doesn't the app open links?")],
+            Refusal::Negation,
+        );
+        served(&[("How do I install WhatsApp?", "How can I install WhatsApp?")]);
+    }
+
+    #[test]
+    fn opposites_count_only_between_unpartnered_words() {
+        // break/keep are WordNet antonyms, and both prompts say "breaker" and "keep".
+        served(&[(
+            "Why does the circuit breaker keep tripping?",
+            "Why does my circuit breaker keep tripping?",
+        )]);
     }
 
     #[test]
