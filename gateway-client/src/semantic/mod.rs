@@ -9,16 +9,19 @@
 //! 2. a normalized exact match, which is always a hit;
 //! 3. otherwise candidates from the inverted index, ranked by embedding similarity, kept above
 //!    the threshold;
-//! 4. verification: the first candidate that asks the same thing (same numbers, names,
-//!    negation, direction, and content words) is served.
+//! 4. verification: the first candidate that asks the same thing is served: both prompts are
+//!    analysed (`analysis`) and compared (`verify`): same numbers, names, negation, referents,
+//!    question and direction, and content words that align through the lexicon (`lexicon`).
 //!
 //! Only complete answers are stored: never errors, truncated (`length`) or refused answers.
 //! Memory is bounded by entries and by bytes, shared fairly between the callers that store
 //! (see `index`), and prompts above a size cap are not cached at all (see `prompt`).
 
+pub mod analysis;
 mod embed;
 pub mod eval;
 mod index;
+pub mod lexicon;
 #[cfg(feature = "minilm")]
 pub mod minilm;
 mod prompt;
@@ -42,7 +45,6 @@ use crate::{
     clock::Clock,
     context::{CallContext, Operation},
 };
-use text::tokenize;
 
 /// The most similar candidates that verification examines per lookup.
 const VERIFIED_CANDIDATES: usize = 4;
@@ -96,6 +98,8 @@ impl SemanticCache {
         let threshold = config
             .threshold
             .unwrap_or_else(|| embedder.default_threshold());
+        // The verifier's tables load now, not on the first lookup.
+        analysis::warm();
         Self {
             embedder,
             threshold,
@@ -185,8 +189,10 @@ impl SemanticCache {
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         // Verification re-reads each candidate's prompt; the few most similar are enough.
+        let mut query: Option<Vec<analysis::Token>> = None;
         for (similarity, entry) in scored.into_iter().take(VERIFIED_CANDIDATES) {
-            match verify::verify_tokens(&prompt.tokens, &tokenize(&entry.prompt)) {
+            let query = query.get_or_insert_with(|| analysis::analyze(&prompt.text));
+            match verify::verify(query, &analysis::analyze(&entry.prompt), None) {
                 Ok(()) => {
                     tracing::debug!(similarity, "semantic cache hit");
                     return Some(entry.response.clone());
@@ -319,13 +325,21 @@ pub fn is_storable(response: &Value) -> bool {
 }
 
 fn refusal_label(reason: verify::Refusal) -> &'static str {
+    use verify::Refusal;
     match reason {
-        verify::Refusal::Numbers => "numbers",
-        verify::Refusal::Negation => "negation",
-        verify::Refusal::Entities => "entities",
-        verify::Refusal::Substitution => "substitution",
-        verify::Refusal::Direction => "direction",
-        verify::Refusal::TooDifferent => "too_different",
+        Refusal::Conversion => "conversion",
+        Refusal::Number => "number",
+        Refusal::Negation => "negation",
+        Refusal::Referent => "referent",
+        Refusal::Degree => "degree",
+        Refusal::Question => "question",
+        Refusal::NumberRole => "number_role",
+        Refusal::Entity => "entity",
+        Refusal::Polarity => "polarity",
+        Refusal::Possessive => "possessive",
+        Refusal::Swap => "swap",
+        Refusal::Direction => "direction",
+        Refusal::Extra => "extra",
     }
 }
 
@@ -363,7 +377,7 @@ mod dev_set {
             let ea = BuiltinEmbedder::embed_tokens(&a.tokens);
             let eb = BuiltinEmbedder::embed_tokens(&b.tokens);
             let similarity = ea.similarity(&eb);
-            let verdict = verify::verify_tokens(&b.tokens, &a.tokens);
+            let verdict = verify::verify_text(query, cached, None);
             let hit = a.exact == b.exact || (similarity >= cache.threshold() && verdict.is_ok());
             let ok = hit == (expect == "hit");
             if !ok {

