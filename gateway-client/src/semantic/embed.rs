@@ -72,6 +72,11 @@ pub trait Embedder: Send + Sync + 'static {
     fn default_threshold(&self) -> f32;
     /// Embeds `text`, whose analysed `tokens` are given too (the built-in embedder uses them).
     async fn embed(&self, text: &str, tokens: &[Token]) -> Result<Embedding, EmbedError>;
+    /// Word vectors for verification to align words the lexicon does not relate, if this
+    /// embedder has them.
+    fn word_vectors(&self) -> Option<&dyn super::verify::WordVectors> {
+        None
+    }
 }
 
 /// The built-in embedder: hashed, weighted features of the analysed tokens.

@@ -189,10 +189,9 @@ impl SemanticCache {
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         // Verification re-reads each candidate's prompt; the few most similar are enough.
-        let mut query: Option<Vec<analysis::Token>> = None;
         for (similarity, entry) in scored.into_iter().take(VERIFIED_CANDIDATES) {
-            let query = query.get_or_insert_with(|| analysis::analyze(&prompt.text));
-            match verify::verify(query, &analysis::analyze(&entry.prompt), None) {
+            let cached = analysis::analyze(&entry.prompt);
+            match verify::verify(&prompt.analysed, &cached, self.embedder.word_vectors()) {
                 Ok(()) => {
                     tracing::debug!(similarity, "semantic cache hit");
                     return Some(entry.response.clone());

@@ -24,9 +24,10 @@ use std::fmt::{self, Write as _};
 use serde_json::{Map, Value};
 
 use super::{
-    CacheConfig,
+    CacheConfig, analysis,
     embed::fnv1a,
-    text::{Kind, Token, tokenize},
+    lexicon,
+    text::{Token, tokenize},
 };
 use crate::context::CallContext;
 
@@ -52,7 +53,10 @@ pub const MEANING_MAX_BYTES: usize = 8 * 1024;
 pub struct Prompt {
     pub partition: u64,
     pub text: String,
+    /// The built-in embedder's tokens.
     pub tokens: Vec<Token>,
+    /// What verification compares (see [`super::analysis`]).
+    pub analysed: Vec<analysis::Token>,
     pub exact: u64,
     pub keys: Vec<u64>,
     /// Who asks (a hash of the caller's budget key): entries are evicted fairly by owner.
@@ -108,22 +112,44 @@ pub(super) fn analyse(
         &unembedded,
     ]);
     let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes(), &unembedded]);
-    let mut keys: Vec<u64> = tokens
-        .iter()
-        .filter(|t| t.kind != Kind::Light)
-        .map(|t| fnv1a(&[t.canonical.as_bytes()]))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let analysed = analysis::analyze(&text);
+    let keys = meaning_keys(&analysed);
     Ok(Prompt {
         partition,
         by_meaning: text.len() <= MEANING_MAX_BYTES,
         text,
         tokens,
+        analysed,
         exact,
         keys,
         owner: fnv1a(&[context.budget_key.as_bytes()]),
     })
+}
+
+/// The inverted index's keys for a prompt: the first lemma of each word that carries meaning, and
+/// each concept of its content words, so a candidate that says "obtain" is found for "get". A
+/// prompt that shares none of them with another could not pass verification against it anyway.
+fn meaning_keys(analysed: &[analysis::Token]) -> Vec<u64> {
+    let mut keys = Vec::new();
+    for token in analysed {
+        match token.kind {
+            analysis::Kind::Content => {
+                keys.push(fnv1a(&[b"w", lexicon::lemmas(&token.word).first().as_bytes()]));
+                keys.extend(
+                    lexicon::concepts(&token.word)
+                        .into_iter()
+                        .map(|id| fnv1a(&[b"c", &id.to_le_bytes()])),
+                );
+            }
+            analysis::Kind::Entity | analysis::Kind::Number => {
+                keys.push(fnv1a(&[b"w", token.word.as_bytes()]));
+            }
+            _ => {}
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// The messages as analysis reads them.
