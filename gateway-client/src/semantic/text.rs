@@ -1,9 +1,10 @@
-//! Text analysis for the built-in embedder, the exact-match key and the inverted index (the
-//! verifier has its own, in `analysis`).
+//! Text analysis for the built-in embedder and the exact-match key (the verifier and the
+//! inverted index read `analysis`, which relates words through the WordNet lexicon).
 //!
 //! A prompt becomes a list of [`Token`]s: lowercased, contractions expanded, punctuation dropped,
-//! each word reduced to a light stem and mapped through a small table of common English
-//! equivalences, and classified (light word, number, negation, entity, content word).
+//! each word reduced to a light stem, and classified (light word, number, negation, entity,
+//! content word). There is no synonym table here: which words mean the same is the lexicon's
+//! and the embedding model's business.
 
 /// What a token contributes to meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,68 +208,6 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("triple", "x3"),
 ];
 
-/// Common English equivalences, mapped to one canonical stem. These are general synonyms a
-/// careful reader would accept in any question, not tuned to a data set.
-const EQUIVALENCES: &[(&str, &str)] = &[
-    ("advantag", "benefit"),
-    ("benefit", "benefit"),
-    ("upsid", "benefit"),
-    ("pro", "benefit"),
-    ("disadvantag", "drawback"),
-    ("downsid", "drawback"),
-    ("con", "drawback"),
-    ("configur", "configur"),
-    ("setup", "configur"),
-    ("begin", "start"),
-    ("commenc", "start"),
-    ("finish", "end"),
-    ("halt", "stop"),
-    ("big", "larg"),
-    ("huge", "larg"),
-    ("little", "small"),
-    ("tiny", "small"),
-    ("rapid", "fast"),
-    ("speedy", "fast"),
-    ("eras", "delet"),
-    ("remov", "delet"),
-    ("utiliz", "use"),
-    ("employ", "use"),
-    ("assist", "help"),
-    ("requir", "need"),
-    ("purchas", "buy"),
-    ("meaning", "mean"),
-    ("definition", "mean"),
-    ("defin", "mean"),
-    ("why", "caus"),
-    ("reason", "caus"),
-    ("interpret", "read"),
-    ("modify", "chang"),
-    ("alter", "chang"),
-    ("fix", "repair"),
-    ("correct", "repair"),
-    ("auto", "automat"),
-    ("automatic", "automat"),
-    ("app", "app"),
-    ("application", "app"),
-    ("repo", "repositor"),
-    ("doc", "document"),
-    ("docs", "document"),
-    ("config", "configur"),
-    ("db", "databas"),
-];
-
-/// Multi-word phrases with a one-word equivalent, applied before tokenizing.
-const PHRASES: &[(&str, &str)] = &[
-    ("set up", "setup"),
-    ("sign in", "login"),
-    ("log in", "login"),
-    ("sign out", "logout"),
-    ("log out", "logout"),
-    ("how come", "why"),
-    ("what causes", "why"),
-    ("what is the reason", "why"),
-];
-
 /// Contractions, expanded before tokenizing.
 const CONTRACTIONS: &[(&str, &str)] = &[
     ("won't", "will not"),
@@ -311,7 +250,7 @@ pub fn tokenize(text: &str) -> Vec<Token> {
             }
         }
     }
-    apply_phrases(tokens)
+    tokens
 }
 
 /// The exact-match form of a prompt: tokens' surfaces joined by single spaces.
@@ -414,11 +353,7 @@ fn classify(word: &str, sentence_start: bool, in_quote: bool) -> Token {
             kind: Kind::Light,
         };
     }
-    let stemmed = stem(&lower);
-    let canonical = EQUIVALENCES
-        .iter()
-        .find(|(from, _)| *from == stemmed)
-        .map_or(stemmed, |(_, to)| (*to).to_owned());
+    let canonical = stem(&lower);
     let kind = if LIGHT_WORDS.contains(&canonical.as_str()) {
         Kind::Light
     } else {
@@ -429,27 +364,6 @@ fn classify(word: &str, sentence_start: bool, in_quote: bool) -> Token {
         canonical,
         kind,
     }
-}
-
-/// Folds known phrases ("set up" → "setup") into single tokens.
-fn apply_phrases(tokens: Vec<Token>) -> Vec<Token> {
-    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    'outer: while i < tokens.len() {
-        for (phrase, single) in PHRASES {
-            let words: Vec<&str> = phrase.split(' ').collect();
-            if i + words.len() <= tokens.len()
-                && words.iter().zip(&tokens[i..]).all(|(w, t)| t.surface == *w)
-            {
-                out.push(classify(single, false, false));
-                i += words.len();
-                continue 'outer;
-            }
-        }
-        out.push(tokens[i].clone());
-        i += 1;
-    }
-    out
 }
 
 /// A light suffix-stripping stemmer: enough to equate plural, tense and comparison forms
@@ -563,12 +477,6 @@ mod tests {
         assert_ne!(stem("restart"), stem("start"));
         assert!(same_word(&stem("painted"), &stem("painter")));
         assert!(!same_word("port", "path"));
-    }
-
-    #[test]
-    fn phrases_fold() {
-        let tokens = canon("How do I set up logging?");
-        assert!(tokens.contains(&("configur".to_owned(), Kind::Content)));
     }
 
     #[test]
