@@ -39,7 +39,7 @@ const GROUPS: &[&[&str]] = &[
     &[
         "How long does a cached answer stay valid?",
         "How long does a cached answer remain valid?",
-        "For how long is a cached answer valid?",
+        "How long do cached answers stay valid?",
         "How long does a cached answer stay valid?",
     ],
     &[
