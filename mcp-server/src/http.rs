@@ -66,8 +66,7 @@ impl AppState {
                 .filter(|u| !u.trim().is_empty())
             {
                 Some(url) => {
-                    let redis = RedisState::connect(url.trim())
-                        .map_err(|e| GatewayError::Store(e.to_string()))?;
+                    let redis = RedisState::connect(url.trim()).map_err(GatewayError::Store)?;
                     Gateway::with_redis(settings.gateway_config(), redis, &instance.id)?
                 }
                 None => {

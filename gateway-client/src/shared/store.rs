@@ -117,11 +117,16 @@ impl RedisStore {
             1 => Admission::Throttled {
                 retry_after_ms: window + MINUTE_MS - request.now_ms,
             },
-            _ => Admission::QuotaExhausted {
+            2 => Admission::QuotaExhausted {
                 resets_in_ms: request
                     .quota
                     .map_or(0, |q| q.end_ms.saturating_sub(request.now_ms)),
             },
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "the budget script answered an unknown code {other}"
+                )));
+            }
         })
     }
 }
