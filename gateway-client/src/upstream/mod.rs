@@ -52,6 +52,7 @@ impl Backend {
         let path = match operation {
             Operation::Chat => "chat/completions",
             Operation::Embeddings => "embeddings",
+            Operation::Moderations => "moderations",
         };
         match &self.config {
             BackendConfig::OpenAi { base_url, .. } => {
