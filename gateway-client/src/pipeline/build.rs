@@ -1,6 +1,7 @@
 //! The gateway's parts, built once at start from its settings: the model API, the response
-//! cache (and its embedder), content safety. The composition root calls [`parts`] (through
-//! [`super::Gateway::new`] or [`super::Gateway::with_redis`]); tests build parts of their own.
+//! cache (and its embedder), content safety. The composition root calls [`parts`] or
+//! [`shared_parts`] and hands them to [`super::Gateway::from_parts`]; tests build parts of
+//! their own (a fake model API, a paused clock).
 
 use std::sync::Arc;
 
@@ -65,9 +66,10 @@ pub fn parts(
     })
 }
 
-/// The parts of a gateway whose budgets, ledger and cache live in Redis; starts its health
-/// probe.
-pub(super) fn shared_parts(
+/// The parts of a gateway whose budgets, ledger and cache are shared through Redis with every
+/// other instance using the same Redis (`instance_id` tells its cache entries apart); starts
+/// its health probe.
+pub fn shared_parts(
     config: &GatewayConfig,
     redis: Arc<RedisState>,
     instance_id: &str,

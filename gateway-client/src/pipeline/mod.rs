@@ -43,7 +43,7 @@ use futures::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use build::{GatewayParts, build_embedder, parts, semantic_cache};
+pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
 pub use relay::completion_as_chunks;
 
 use crate::{
@@ -54,7 +54,6 @@ use crate::{
     model_api::ModelApi,
     names::ModelLabels,
     policy::{budget::Budget, content_safety::ContentSafety, governance},
-    shared::RedisState,
     store::StateStore,
     usage::{Usage, UsageReport},
 };
@@ -132,25 +131,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway. The response cache is `cache` when given, else the semantic cache
-    /// that `config.cache` describes, else none.
+    /// Builds the gateway with parts of its own (see [`parts`]). The response cache is `cache`
+    /// when given, else the semantic cache that `config.cache` describes, else none.
     pub fn new(
         config: GatewayConfig,
         store: Arc<dyn StateStore>,
         cache: Option<Arc<dyn ResponseCache>>,
     ) -> Result<Self, GatewayError> {
         let parts = build::parts(&config, store, cache, None)?;
-        Self::from_parts(config, parts)
-    }
-
-    /// Builds a gateway whose budgets, usage ledger and cache are shared through Redis with
-    /// every other instance using the same Redis. `instance_id` tells its cache entries apart.
-    pub fn with_redis(
-        config: GatewayConfig,
-        redis: Arc<RedisState>,
-        instance_id: &str,
-    ) -> Result<Self, GatewayError> {
-        let parts = build::shared_parts(&config, redis, instance_id)?;
         Self::from_parts(config, parts)
     }
 
