@@ -253,6 +253,15 @@ impl StateStore for RedisStore {
             else {
                 continue;
             };
+            let prompt = match kind {
+                "p" => true,
+                "c" => false,
+                // Strings are open-ended; a field of another kind is not ours to count.
+                _ => {
+                    tracing::warn!("skipping a usage field of an unknown kind");
+                    continue;
+                }
+            };
             let index = match records
                 .iter()
                 .position(|r| r.subscription == subscription && r.model == model)
@@ -268,9 +277,10 @@ impl StateStore for RedisStore {
                     records.len() - 1
                 }
             };
-            match kind {
-                "p" => records[index].prompt_tokens += value,
-                _ => records[index].completion_tokens += value,
+            if prompt {
+                records[index].prompt_tokens += value;
+            } else {
+                records[index].completion_tokens += value;
             }
         }
         // Usage recorded locally while Redis was away is reported too.
