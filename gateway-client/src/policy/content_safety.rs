@@ -612,4 +612,71 @@ mod tests {
             Err(GatewayError::ContentBlocked { category }) if category == "moderation_unavailable"
         ));
     }
+
+    /// A moderation endpoint that answers with `answer`, seen through the ModelApi seam.
+    struct CannedModeration(Result<Value, GatewayError>);
+
+    #[async_trait::async_trait]
+    impl ModelApi for CannedModeration {
+        async fn whole(
+            &self,
+            operation: Operation,
+            _model: &str,
+            body: Bytes,
+            _deadline: Instant,
+        ) -> Result<Bytes, GatewayError> {
+            assert_eq!(operation, Operation::Moderations);
+            let sent: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(sent, json!({"input": "some text"}));
+            self.0.clone().map(|answer| Bytes::from(answer.to_string()))
+        }
+
+        async fn stream(
+            &self,
+            _operation: Operation,
+            _model: &str,
+            _body: Bytes,
+            _deadline: Instant,
+        ) -> Result<crate::model_api::ByteStream, GatewayError> {
+            Err(GatewayError::NotConfigured)
+        }
+
+        fn is_configured(&self) -> bool {
+            true
+        }
+
+        fn check_model(&self, _model: &str) -> Result<(), GatewayError> {
+            Ok(())
+        }
+    }
+
+    fn moderation(answer: Result<Value, GatewayError>, fail_closed: bool) -> Moderation {
+        Moderation {
+            api: Arc::new(CannedModeration(answer)),
+            timeout: Duration::from_secs(1),
+            fail_closed,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn moderation_verdicts_come_through_the_model_api() {
+        let flagged = json!({"results": [{"flagged": true, "categories": {"violence": true}}]});
+        let verdict = moderation(Ok(flagged), false).verdict("some text").await;
+        assert_eq!(verdict.as_deref(), Some("violence"));
+        let clean = json!({"results": [{"flagged": false}]});
+        assert_eq!(moderation(Ok(clean), true).verdict("some text").await, None);
+        let down = || {
+            Err(GatewayError::UpstreamFailed {
+                summary: "down".to_owned(),
+            })
+        };
+        assert_eq!(moderation(down(), false).verdict("some text").await, None);
+        assert_eq!(
+            moderation(down(), true)
+                .verdict("some text")
+                .await
+                .as_deref(),
+            Some("moderation_unavailable")
+        );
+    }
 }
