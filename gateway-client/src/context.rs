@@ -28,6 +28,8 @@ impl Api {
 pub enum Operation {
     Chat,
     Embeddings,
+    /// A content-safety check on a moderation endpoint.
+    Moderations,
 }
 
 impl Operation {
@@ -35,6 +37,7 @@ impl Operation {
         match self {
             Self::Chat => "chat",
             Self::Embeddings => "embeddings",
+            Self::Moderations => "moderations",
         }
     }
 }

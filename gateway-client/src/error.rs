@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{semantic::EmbedError, store::StoreError};
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     /// No upstream is configured.
@@ -53,7 +55,13 @@ pub enum GatewayError {
     Timeout { deadline: Duration },
     /// The shared state store failed in a way the call cannot work around.
     #[error("state store failed: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
+    /// An embedding the gateway needed could not be made.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// The gateway could not be put together from its settings; reported at start.
+    #[error("{0}")]
+    Startup(String),
 }
 
 impl GatewayError {
@@ -74,6 +82,8 @@ impl GatewayError {
             Self::CompletionLimitExceeded { .. } => "completion_limit_exceeded",
             Self::Timeout { .. } => "upstream_timeout",
             Self::Store(_) => "state_store_failed",
+            Self::Embed(_) => "embedding_failed",
+            Self::Startup(_) => "startup_failed",
         }
     }
 }

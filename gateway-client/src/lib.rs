@@ -4,7 +4,11 @@
 //! endpoint both come through [`Gateway`], so the same policies apply to both.
 //!
 //! Layout:
-//! - [`pipeline`]: the policies in the order they run (read it first).
+//! - [`pipeline`]: the policies in the order they run (read it first): `admission`, `call`,
+//!   `settlement`, `relay`.
+//! - [`protocol`]: wire protocols at the edge ([`Protocol`]) and the neutral call form
+//!   ([`ModelCall`]); [`OpenAiChat`] for the chat-completions routes.
+//! - [`model_api`]: the [`ModelApi`] seam (whole, stream) the pipeline calls the model through.
 //! - [`policy`]: one module per policy: `governance` (max_tokens), `budget` (tokens) and
 //!   `content_safety` (blocked terms, patterns, presets, moderation; off by default).
 //! - [`upstream`]: backend pool, retries, failover, circuit breakers, SSE parsing.
@@ -24,10 +28,12 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod metrics;
+pub mod model_api;
 pub mod names;
 pub mod period;
 pub mod pipeline;
 pub mod policy;
+pub mod protocol;
 pub mod semantic;
 pub mod shared;
 pub mod store;
@@ -39,6 +45,8 @@ pub use cache::{CacheLookup, CacheStatus, ResponseCache};
 pub use config::GatewayConfig;
 pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;
+pub use model_api::{ByteStream, ModelApi};
 pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
+pub use protocol::{ModelCall, OpenAiChat, Protocol};
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

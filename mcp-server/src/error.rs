@@ -91,6 +91,8 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
         GatewayError::CompletionLimitExceeded { .. } => StatusCode::BAD_GATEWAY,
         GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        GatewayError::Embed(_) => StatusCode::BAD_GATEWAY,
+        GatewayError::Startup(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -114,7 +116,19 @@ fn gateway_retry_after(error: &GatewayError) -> Option<Duration> {
         GatewayError::UpstreamRateLimited { retry_after, .. } => {
             Some(retry_after.unwrap_or(Duration::from_secs(1)))
         }
-        _ => None,
+        GatewayError::NotConfigured
+        | GatewayError::InvalidRequest(_)
+        | GatewayError::InvalidModel(_)
+        | GatewayError::ExceedsBudget { .. }
+        | GatewayError::ContentBlocked { .. }
+        | GatewayError::UpstreamRejected { .. }
+        | GatewayError::UpstreamAuth { .. }
+        | GatewayError::UpstreamFailed { .. }
+        | GatewayError::CompletionLimitExceeded { .. }
+        | GatewayError::Timeout { .. }
+        | GatewayError::Store(_)
+        | GatewayError::Embed(_)
+        | GatewayError::Startup(_) => None,
     }
 }
 

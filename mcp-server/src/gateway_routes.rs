@@ -16,7 +16,7 @@ use axum::{
 };
 use futures::StreamExt;
 use gateway_client::{
-    Api, CacheDirective, CacheStatus, CallContext, ChatStream, GatewayError, StreamEvent,
+    Api, CacheDirective, CacheStatus, CallContext, ChatStream, OpenAiChat, Operation, Protocol,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::{Map, Value};
@@ -100,24 +100,24 @@ async fn chat(
     request: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let format = state.settings.retry_after_format;
-    let streaming = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if streaming {
+    let protocol = OpenAiChat;
+    let call = protocol
+        .read_request(Operation::Chat, request)
+        .map_err(|e| ApiError::Gateway(e, format))?;
+    if call.stream {
         let stream = state
             .gateway
-            .chat_stream(&context, request)
+            .chat_stream(&context, call.request)
             .await
             .map_err(|e| ApiError::Gateway(e, format))?;
-        return Ok(sse_response(stream, &context));
+        return Ok(sse_response(stream, &context, protocol));
     }
     let outcome = state
         .gateway
-        .chat(&context, request)
+        .chat(&context, call.request)
         .await
         .map_err(|e| ApiError::Gateway(e, format))?;
-    let mut response = Json(outcome.body).into_response();
+    let mut response = Json(protocol.write_answer(outcome.body)).into_response();
     insert_gateway_headers(
         response.headers_mut(),
         outcome.cache,
@@ -149,25 +149,25 @@ async fn embed(
     Ok(response)
 }
 
-/// Relays a gateway stream as OpenAI-style server-sent events, ending with `[DONE]`.
-fn sse_response(stream: ChatStream, context: &CallContext) -> Response {
+/// Relays a gateway stream as server-sent events written by `protocol`.
+fn sse_response<P: Protocol + Copy>(
+    stream: ChatStream,
+    context: &CallContext,
+    protocol: P,
+) -> Response {
     let cache = stream.cache;
     let remaining = stream.remaining_tokens;
-    let events = stream.map(|item| {
-        Ok::<Event, Infallible>(match item {
-            Ok(StreamEvent::Chunk(chunk)) => Event::default().data(chunk.to_string()),
-            Ok(StreamEvent::Done { .. }) => Event::default().data("[DONE]"),
-            Err(error) => Event::default().data(stream_error(&error).to_string()),
-        })
+    let events = stream.map(move |item| {
+        // A failure after the stream started can only be told in the stream itself.
+        let data = match item {
+            Ok(event) => protocol.write_event(&event),
+            Err(error) => protocol.write_error(&error).to_string(),
+        };
+        Ok::<Event, Infallible>(Event::default().data(data))
     });
     let mut response = Sse::new(events).into_response();
     insert_gateway_headers(response.headers_mut(), cache, remaining, None, context);
     response
-}
-
-/// A failure after the stream started can only be told in the stream itself.
-fn stream_error(error: &GatewayError) -> Value {
-    serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}})
 }
 
 fn insert_gateway_headers(

@@ -16,7 +16,9 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use gateway_client::{Gateway, GatewayError, MemoryStore, StateStore, shared::RedisState};
+use gateway_client::{
+    Gateway, GatewayError, MemoryStore, StateStore, pipeline, shared::RedisState,
+};
 use http::{HeaderMap, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -59,23 +61,22 @@ impl AppState {
         local: SocketAddr,
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
-        let gateway = Arc::new(
-            match settings
-                .redis_url
-                .as_deref()
-                .filter(|u| !u.trim().is_empty())
-            {
-                Some(url) => {
-                    let redis = RedisState::connect(url.trim())
-                        .map_err(|e| GatewayError::Store(e.to_string()))?;
-                    Gateway::with_redis(settings.gateway_config(), redis, &instance.id)?
-                }
-                None => {
-                    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-                    Gateway::new(settings.gateway_config(), store, None)?
-                }
-            },
-        );
+        let config = settings.gateway_config();
+        let parts = match settings
+            .redis_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(url) => {
+                let redis = RedisState::connect(url.trim()).map_err(GatewayError::Store)?;
+                pipeline::shared_parts(&config, redis, &instance.id)?
+            }
+            None => {
+                let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+                pipeline::parts(&config, store, None, None)?
+            }
+        };
+        let gateway = Arc::new(Gateway::from_parts(config, parts)?);
         let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),

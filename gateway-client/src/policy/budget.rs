@@ -94,7 +94,7 @@ impl Budget {
                     resets_in: Duration::from_millis(resets_in_ms),
                 })
             }
-            Err(error) => Err(GatewayError::Store(error.to_string())),
+            Err(error) => Err(GatewayError::Store(error)),
         }
     }
 }

@@ -13,18 +13,27 @@
 //! `custom_regex`, `secrets`, `card_numbers`, the moderation categories OpenAI defines (anything
 //! else a moderation endpoint reports becomes `moderation`), and `moderation_unavailable` when a
 //! fail-closed moderation endpoint cannot be reached. The offending text is never logged.
+//!
+//! The moderation endpoint is called through an upstream pool of its own, like every model
+//! call: one deadline, retries, a circuit breaker, upstream metrics.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use bytes::Bytes;
 use regex::{Regex, RegexBuilder};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
 use crate::{
-    config::{ContentSafetyConfig, ModerationConfig, SafetyPreset},
-    context::CallContext,
+    config::{
+        BackendConfig, BreakerConfig, ContentSafetyConfig, ModerationConfig, RetryConfig,
+        SafetyPreset,
+    },
+    context::{CallContext, Operation},
     error::GatewayError,
     metrics,
+    model_api::ModelApi,
+    upstream::Upstream,
 };
 
 /// Compiled size limit of one rule: generous for real rules, a bound for runaway ones.
@@ -242,26 +251,42 @@ fn passes_luhn(candidate: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// An OpenAI-compatible moderation endpoint.
-#[derive(Debug)]
+/// The model name moderation calls go under: it names no URL path (the endpoint is OpenAI-style)
+/// and the body carries none, so the endpoint picks its own model.
+const MODERATION_MODEL: &str = "moderation";
+
+/// An OpenAI-compatible moderation endpoint, behind an upstream pool of its own.
 struct Moderation {
-    http: reqwest::Client,
-    url: String,
-    api_key: Option<SecretString>,
+    api: Arc<dyn ModelApi>,
     timeout: Duration,
     fail_closed: bool,
 }
 
+impl std::fmt::Debug for Moderation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Moderation")
+            .field("timeout", &self.timeout)
+            .field("fail_closed", &self.fail_closed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Moderation {
     fn new(config: &ModerationConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|error| format!("cannot build the moderation HTTP client: {error}"))?;
-        Ok(Self {
-            http,
-            url: format!("{}/moderations", config.url.trim().trim_end_matches('/')),
+        let backend = BackendConfig::OpenAi {
+            base_url: config.url.trim().to_owned(),
             api_key: config.api_key.clone(),
+        };
+        // The setting is the deadline of the whole moderation call, retries included.
+        let retry = RetryConfig {
+            attempt_timeout: config.timeout,
+            call_deadline: config.timeout,
+            ..RetryConfig::default()
+        };
+        let upstream = Upstream::new(vec![backend], retry, BreakerConfig::default())
+            .map_err(|error| format!("cannot build the moderation client: {error}"))?;
+        Ok(Self {
+            api: Arc::new(upstream),
             timeout: config.timeout,
             fail_closed: config.fail_closed,
         })
@@ -283,26 +308,17 @@ impl Moderation {
     }
 
     async fn ask(&self, text: &str) -> Result<Option<String>, String> {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .timeout(self.timeout)
-            .json(&serde_json::json!({ "input": text }));
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose_secret());
-        }
-        let response = request
-            .send()
+        let body = serde_json::to_vec(&serde_json::json!({ "input": text }))
+            .map(Bytes::from)
+            .map_err(|error| format!("moderation request unwritable: {error}"))?;
+        let deadline = Instant::now() + self.timeout;
+        let answer = self
+            .api
+            .whole(Operation::Moderations, MODERATION_MODEL, body, deadline)
             .await
-            .map_err(|error| format!("moderation request failed: {}", error.without_url()))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("moderation endpoint answered {status}"));
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|error| format!("moderation answer unreadable: {}", error.without_url()))?;
+            .map_err(|error| format!("moderation request failed: {error}"))?;
+        let body: Value = serde_json::from_slice(&answer)
+            .map_err(|error| format!("moderation answer unreadable: {error}"))?;
         let result = body
             .pointer("/results/0")
             .ok_or("moderation answer has no results")?;
@@ -595,5 +611,72 @@ mod tests {
             closed.check(&context, Direction::Prompt, "hello").await,
             Err(GatewayError::ContentBlocked { category }) if category == "moderation_unavailable"
         ));
+    }
+
+    /// A moderation endpoint that answers with `answer`, seen through the ModelApi seam.
+    struct CannedModeration(Result<Value, GatewayError>);
+
+    #[async_trait::async_trait]
+    impl ModelApi for CannedModeration {
+        async fn whole(
+            &self,
+            operation: Operation,
+            _model: &str,
+            body: Bytes,
+            _deadline: Instant,
+        ) -> Result<Bytes, GatewayError> {
+            assert_eq!(operation, Operation::Moderations);
+            let sent: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(sent, json!({"input": "some text"}));
+            self.0.clone().map(|answer| Bytes::from(answer.to_string()))
+        }
+
+        async fn stream(
+            &self,
+            _operation: Operation,
+            _model: &str,
+            _body: Bytes,
+            _deadline: Instant,
+        ) -> Result<crate::model_api::ByteStream, GatewayError> {
+            Err(GatewayError::NotConfigured)
+        }
+
+        fn is_configured(&self) -> bool {
+            true
+        }
+
+        fn check_model(&self, _model: &str) -> Result<(), GatewayError> {
+            Ok(())
+        }
+    }
+
+    fn moderation(answer: Result<Value, GatewayError>, fail_closed: bool) -> Moderation {
+        Moderation {
+            api: Arc::new(CannedModeration(answer)),
+            timeout: Duration::from_secs(1),
+            fail_closed,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn moderation_verdicts_come_through_the_model_api() {
+        let flagged = json!({"results": [{"flagged": true, "categories": {"violence": true}}]});
+        let verdict = moderation(Ok(flagged), false).verdict("some text").await;
+        assert_eq!(verdict.as_deref(), Some("violence"));
+        let clean = json!({"results": [{"flagged": false}]});
+        assert_eq!(moderation(Ok(clean), true).verdict("some text").await, None);
+        let down = || {
+            Err(GatewayError::UpstreamFailed {
+                summary: "down".to_owned(),
+            })
+        };
+        assert_eq!(moderation(down(), false).verdict("some text").await, None);
+        assert_eq!(
+            moderation(down(), true)
+                .verdict("some text")
+                .await
+                .as_deref(),
+            Some("moderation_unavailable")
+        );
     }
 }

@@ -12,10 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::text::{Kind, Token};
-use crate::{
-    context::Operation,
-    upstream::{Answer, Upstream},
-};
+use crate::{context::Operation, model_api::ModelApi, upstream::Upstream};
 
 /// A vector: sparse (sorted feature ids with weights) or dense. Always unit length.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +56,7 @@ impl Embedding {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     #[error("embedding failed: {0}")]
     Failed(String),
@@ -202,14 +199,11 @@ impl Embedder for UpstreamEmbedder {
             .map(Bytes::from)
             .map_err(|e| EmbedError::Failed(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        let answer = self
+        let body = self
             .upstream
-            .send(Operation::Embeddings, &self.model, body, false, deadline)
+            .whole(Operation::Embeddings, &self.model, body, deadline)
             .await
             .map_err(|e| EmbedError::Failed(e.to_string()))?;
-        let Answer::Full { body, .. } = answer else {
-            return Err(EmbedError::Failed("unexpected stream".to_owned()));
-        };
         let parsed: Value =
             serde_json::from_slice(&body).map_err(|e| EmbedError::Failed(e.to_string()))?;
         let values: Vec<f32> = parsed

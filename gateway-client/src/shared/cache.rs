@@ -164,7 +164,7 @@ impl SharedCache {
                             }
                         }
                     }
-                    _ => {
+                    Ok(Err(_)) | Err(_) => {
                         drop(cache);
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }

@@ -117,11 +117,16 @@ impl RedisStore {
             1 => Admission::Throttled {
                 retry_after_ms: window + MINUTE_MS - request.now_ms,
             },
-            _ => Admission::QuotaExhausted {
+            2 => Admission::QuotaExhausted {
                 resets_in_ms: request
                     .quota
                     .map_or(0, |q| q.end_ms.saturating_sub(request.now_ms)),
             },
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "the budget script answered an unknown code {other}"
+                )));
+            }
         })
     }
 }
@@ -248,6 +253,15 @@ impl StateStore for RedisStore {
             else {
                 continue;
             };
+            let prompt = match kind {
+                "p" => true,
+                "c" => false,
+                // Strings are open-ended; a field of another kind is not ours to count.
+                _ => {
+                    tracing::warn!("skipping a usage field of an unknown kind");
+                    continue;
+                }
+            };
             let index = match records
                 .iter()
                 .position(|r| r.subscription == subscription && r.model == model)
@@ -263,9 +277,10 @@ impl StateStore for RedisStore {
                     records.len() - 1
                 }
             };
-            match kind {
-                "p" => records[index].prompt_tokens += value,
-                _ => records[index].completion_tokens += value,
+            if prompt {
+                records[index].prompt_tokens += value;
+            } else {
+                records[index].completion_tokens += value;
             }
         }
         // Usage recorded locally while Redis was away is reported too.

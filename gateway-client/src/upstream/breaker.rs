@@ -70,7 +70,7 @@ impl Breaker {
             State::Open { .. } => None,
             State::HalfOpen { probe_since } => match probe_since {
                 Some(since) if now.duration_since(*since) < self.config.open_for => None,
-                _ => {
+                Some(_) | None => {
                     *probe_since = Some(now);
                     Some(Permit::Probe)
                 }

@@ -13,6 +13,7 @@ pub mod sse;
 
 use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use rand::Rng;
@@ -25,7 +26,9 @@ use crate::{
     config::{BackendConfig, BreakerConfig, RetryConfig},
     context::Operation,
     error::GatewayError,
-    metrics, names,
+    metrics,
+    model_api::{ByteStream, ModelApi},
+    names,
 };
 
 /// One upstream with its breaker. Its label (host and port) names it in logs and metrics.
@@ -49,6 +52,7 @@ impl Backend {
         let path = match operation {
             Operation::Chat => "chat/completions",
             Operation::Embeddings => "embeddings",
+            Operation::Moderations => "moderations",
         };
         match &self.config {
             BackendConfig::OpenAi { base_url, .. } => {
@@ -79,7 +83,8 @@ impl Backend {
             BackendConfig::Azure {
                 api_key: Some(key), ..
             } => request.header("api-key", key.expose_secret()),
-            _ => request,
+            BackendConfig::OpenAi { api_key: None, .. }
+            | BackendConfig::Azure { api_key: None, .. } => request,
         }
     }
 
@@ -120,18 +125,6 @@ fn urlencode_path_segment(segment: &str) -> String {
         .collect()
 }
 
-/// A successful answer: the whole body, or an open stream.
-pub enum Answer {
-    Full {
-        backend: Arc<str>,
-        body: Bytes,
-    },
-    Stream {
-        backend: Arc<str>,
-        response: reqwest::Response,
-    },
-}
-
 /// Why one attempt failed, and whether another attempt could succeed.
 enum Failure {
     Retryable {
@@ -141,10 +134,123 @@ enum Failure {
     Final(GatewayError),
 }
 
+impl Failure {
+    fn retryable(summary: String) -> Self {
+        Self::Retryable {
+            error: GatewayError::UpstreamFailed { summary },
+            retry_after: None,
+        }
+    }
+}
+
+/// How a successful response is taken in: read whole, or handed on as a stream.
+trait Reading: Copy + Send + Sync {
+    type Output: Send;
+
+    fn read(
+        self,
+        response: reqwest::Response,
+        backend: &Backend,
+        attempt_deadline: Instant,
+    ) -> impl Future<Output = Result<Self::Output, Failure>> + Send;
+}
+
+/// The whole body, read within the attempt's deadline (a body that breaks off is retried).
+#[derive(Clone, Copy)]
+struct Whole;
+
+impl Reading for Whole {
+    type Output = Bytes;
+
+    async fn read(
+        self,
+        response: reqwest::Response,
+        backend: &Backend,
+        attempt_deadline: Instant,
+    ) -> Result<Bytes, Failure> {
+        match tokio::time::timeout_at(attempt_deadline, response.bytes()).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) | Err(_) => {
+                metrics::upstream_error(&backend.label, "body");
+                Err(Failure::retryable(format!(
+                    "{} broke off its answer",
+                    backend.label
+                )))
+            }
+        }
+    }
+}
+
+/// The open stream: nothing is retried once its bytes have started to flow.
+#[derive(Clone, Copy)]
+struct Streamed;
+
+impl Reading for Streamed {
+    type Output = ByteStream;
+
+    async fn read(
+        self,
+        response: reqwest::Response,
+        _backend: &Backend,
+        _attempt_deadline: Instant,
+    ) -> Result<ByteStream, Failure> {
+        let chunks = futures::stream::unfold(response, |mut response| async move {
+            match response.chunk().await {
+                Ok(Some(bytes)) => Some((Ok(bytes), response)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(GatewayError::UpstreamFailed {
+                        summary: "the upstream stream broke off".to_owned(),
+                    }),
+                    response,
+                )),
+            }
+        });
+        Ok(Box::pin(chunks))
+    }
+}
+
 pub struct Upstream {
     http: reqwest::Client,
     backends: Vec<Backend>,
     retry: RetryConfig,
+}
+
+#[async_trait]
+impl ModelApi for Upstream {
+    async fn whole(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Bytes, GatewayError> {
+        self.send(operation, model, body, Whole, deadline).await
+    }
+
+    async fn stream(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<ByteStream, GatewayError> {
+        self.send(operation, model, body, Streamed, deadline).await
+    }
+
+    fn is_configured(&self) -> bool {
+        !self.backends.is_empty()
+    }
+
+    /// Any upstream takes a sound model name; an Azure one puts it in its URL path, so it must
+    /// also be a deployment name.
+    fn check_model(&self, model: &str) -> Result<(), GatewayError> {
+        names::check_model_name(model).map_err(GatewayError::InvalidModel)?;
+        if self.backends.iter().any(Backend::names_deployments) {
+            names::check_deployment_name(model).map_err(GatewayError::InvalidModel)?;
+        }
+        Ok(())
+    }
 }
 
 impl Upstream {
@@ -158,7 +264,7 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| GatewayError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| GatewayError::Startup(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             http,
             backends: backends
@@ -167,10 +273,6 @@ impl Upstream {
                 .collect(),
             retry,
         })
-    }
-
-    pub fn is_configured(&self) -> bool {
-        !self.backends.is_empty()
     }
 
     pub fn backends(&self) -> &[Backend] {
@@ -185,31 +287,21 @@ impl Upstream {
         self.retry.stream_idle_timeout
     }
 
-    /// Whether these backends can take `model`: any upstream takes a sound model name; an Azure
-    /// one puts it in its URL path, so it must also be a deployment name.
-    pub fn check_model(&self, model: &str) -> Result<(), GatewayError> {
-        names::check_model_name(model).map_err(GatewayError::InvalidModel)?;
-        if self.backends.iter().any(Backend::names_deployments) {
-            names::check_deployment_name(model).map_err(GatewayError::InvalidModel)?;
-        }
-        Ok(())
-    }
-
     /// Sends one call with retries and failover, within `deadline`.
-    pub async fn send(
+    async fn send<R: Reading>(
         &self,
         operation: Operation,
         model: &str,
         body: Bytes,
-        stream: bool,
+        reading: R,
         deadline: Instant,
-    ) -> Result<Answer, GatewayError> {
+    ) -> Result<R::Output, GatewayError> {
         if self.backends.is_empty() {
             return Err(GatewayError::NotConfigured);
         }
         // Callers check at admission; this guards every path to a URL (the embedder's too).
         self.check_model(model)?;
-        let call = self.send_with_failover(operation, model, body, stream, deadline);
+        let call = self.send_with_failover(operation, model, body, reading, deadline);
         let timed_out = || GatewayError::Timeout {
             deadline: self.retry.call_deadline,
         };
@@ -225,58 +317,27 @@ impl Upstream {
         }
     }
 
-    async fn send_with_failover(
+    async fn send_with_failover<R: Reading>(
         &self,
         operation: Operation,
         model: &str,
         body: Bytes,
-        stream: bool,
+        reading: R,
         deadline: Instant,
-    ) -> Result<Answer, GatewayError> {
+    ) -> Result<R::Output, GatewayError> {
         let mut last_error: Option<GatewayError> = None;
         for (index, backend) in self.backends.iter().enumerate() {
-            for attempt in 0..self.retry.attempts_per_backend.max(1) {
-                let Some(permit) = backend.breaker.admit() else {
-                    tracing::debug!(backend = %backend.label, "circuit open: skipping backend");
-                    break;
-                };
-                if attempt > 0 {
-                    metrics::retry(&backend.label);
-                }
-                let outcome = self
-                    .attempt(backend, operation, model, body.clone(), stream, deadline)
-                    .await;
-                let (error, retry_after) = match outcome {
-                    Ok(answer) => {
-                        backend.breaker.record_success();
-                        return Ok(answer);
-                    }
-                    Err(Failure::Final(error)) => {
-                        // The backend answered, so it is alive; the request itself is at fault.
-                        if permit == Permit::Probe {
-                            backend.breaker.record_success();
-                        }
-                        return Err(error);
-                    }
-                    Err(Failure::Retryable { error, retry_after }) => {
-                        backend.breaker.record_failure();
-                        (error, retry_after)
-                    }
-                };
-                tracing::info!(backend = %backend.label, attempt, error = %error, "upstream attempt failed");
-                last_error = Some(error);
-                if attempt + 1 >= self.retry.attempts_per_backend {
-                    break;
-                }
-                let wait = match retry_after {
-                    Some(wait) if wait > self.retry.max_retry_after => break,
-                    Some(wait) => wait,
-                    None => self.backoff(attempt),
-                };
-                if Instant::now() + wait >= deadline {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
+            let call = Call {
+                operation,
+                model,
+                body: &body,
+                deadline,
+            };
+            match self.try_backend(backend, &call, reading).await {
+                Tried::Answered(output) => return Ok(output),
+                Tried::Refused(error) => return Err(error),
+                Tried::GaveUp(Some(error)) => last_error = Some(error),
+                Tried::GaveUp(None) => {}
             }
             if index + 1 < self.backends.len() {
                 metrics::failover(&backend.label);
@@ -286,6 +347,74 @@ impl Upstream {
         Err(last_error.unwrap_or_else(|| GatewayError::UpstreamFailed {
             summary: "every backend's circuit is open".to_owned(),
         }))
+    }
+
+    /// The attempts on one backend, until one answers, one fails for good, the retries run
+    /// out or its breaker opens.
+    async fn try_backend<R: Reading>(
+        &self,
+        backend: &Backend,
+        call: &Call<'_>,
+        reading: R,
+    ) -> Tried<R::Output> {
+        let mut last: Option<GatewayError> = None;
+        for attempt in 0..self.retry.attempts_per_backend.max(1) {
+            let Some(permit) = backend.breaker.admit() else {
+                tracing::debug!(backend = %backend.label, "circuit open: skipping backend");
+                break;
+            };
+            if attempt > 0 {
+                metrics::retry(&backend.label);
+            }
+            let (error, retry_after) = match self.attempt(backend, call, reading).await {
+                Ok(output) => {
+                    backend.breaker.record_success();
+                    return Tried::Answered(output);
+                }
+                Err(Failure::Final(error)) => {
+                    // The backend answered, so it is alive; the request itself is at fault.
+                    if permit == Permit::Probe {
+                        backend.breaker.record_success();
+                    }
+                    return Tried::Refused(error);
+                }
+                Err(Failure::Retryable { error, retry_after }) => {
+                    backend.breaker.record_failure();
+                    (error, retry_after)
+                }
+            };
+            tracing::info!(backend = %backend.label, attempt, error = %error, "upstream attempt failed");
+            last = Some(error);
+            if !self
+                .wait_before_retry(attempt, retry_after, call.deadline)
+                .await
+            {
+                break;
+            }
+        }
+        Tried::GaveUp(last)
+    }
+
+    /// Waits before the next attempt on the same backend; false when there should be none.
+    async fn wait_before_retry(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        deadline: Instant,
+    ) -> bool {
+        if attempt + 1 >= self.retry.attempts_per_backend {
+            return false;
+        }
+        let wait = match retry_after {
+            Some(wait) if wait > self.retry.max_retry_after => return false,
+            Some(wait) => wait,
+            None => self.backoff(attempt),
+        };
+        if Instant::now() + wait >= deadline {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
     }
 
     /// Exponential backoff with jitter: half fixed, half random, so retries spread out.
@@ -300,20 +429,20 @@ impl Upstream {
         half + half.mul_f64(jitter)
     }
 
-    async fn attempt(
+    /// One request to one backend, within the attempt's own timeout.
+    async fn attempt<R: Reading>(
         &self,
         backend: &Backend,
-        operation: Operation,
-        model: &str,
-        body: Bytes,
-        stream: bool,
-        deadline: Instant,
-    ) -> Result<Answer, Failure> {
-        let attempt_deadline = deadline.min(Instant::now() + self.retry.attempt_timeout);
+        call: &Call<'_>,
+        reading: R,
+    ) -> Result<R::Output, Failure> {
+        let attempt_deadline = call
+            .deadline
+            .min(Instant::now() + self.retry.attempt_timeout);
         let request = backend
-            .authorize(self.http.post(backend.url(operation, model)))
+            .authorize(self.http.post(backend.url(call.operation, call.model)))
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
+            .body(call.body.clone());
         let response = match tokio::time::timeout_at(attempt_deadline, request.send()).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
@@ -323,83 +452,82 @@ impl Upstream {
                     "transport"
                 };
                 metrics::upstream_error(&backend.label, kind);
-                return Err(Failure::Retryable {
-                    error: GatewayError::UpstreamFailed {
-                        summary: format!("{kind} error talking to {}", backend.label),
-                    },
-                    retry_after: None,
-                });
+                return Err(Failure::retryable(format!(
+                    "{kind} error talking to {}",
+                    backend.label
+                )));
             }
             Err(_) => {
                 metrics::upstream_error(&backend.label, "timeout");
-                return Err(Failure::Retryable {
-                    error: GatewayError::UpstreamFailed {
-                        summary: format!("{} did not answer in time", backend.label),
-                    },
-                    retry_after: None,
-                });
+                return Err(Failure::retryable(format!(
+                    "{} did not answer in time",
+                    backend.label
+                )));
             }
         };
-        let status = response.status();
-        if status.is_success() {
-            if stream {
-                return Ok(Answer::Stream {
-                    backend: backend.label.clone(),
-                    response,
-                });
-            }
-            return match tokio::time::timeout_at(attempt_deadline, response.bytes()).await {
-                Ok(Ok(body)) => Ok(Answer::Full {
-                    backend: backend.label.clone(),
-                    body,
-                }),
-                _ => {
-                    metrics::upstream_error(&backend.label, "body");
-                    Err(Failure::Retryable {
-                        error: GatewayError::UpstreamFailed {
-                            summary: format!("{} broke off its answer", backend.label),
-                        },
-                        retry_after: None,
-                    })
-                }
-            };
+        if response.status().is_success() {
+            return reading.read(response, backend, attempt_deadline).await;
         }
+        Err(refusal(response, backend, attempt_deadline).await)
+    }
+}
 
-        metrics::upstream_error(&backend.label, status_label(status));
-        let retry_after = retry_after(response.headers());
-        let body = tokio::time::timeout_at(attempt_deadline, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let summary = summarize_error_body(&body, backend.secret());
-        match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                tracing::error!(backend = %backend.label, %status, %summary, "the model API refused the gateway's key");
-                Err(Failure::Final(GatewayError::UpstreamAuth {
-                    status: status.as_u16(),
-                }))
-            }
-            StatusCode::TOO_MANY_REQUESTS => Err(Failure::Retryable {
-                error: GatewayError::UpstreamRateLimited {
-                    retry_after,
-                    summary,
-                },
-                retry_after,
-            }),
-            s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
-                Err(Failure::Retryable {
-                    error: GatewayError::UpstreamFailed {
-                        summary: format!("{} answered {}: {summary}", backend.label, s.as_u16()),
-                    },
-                    retry_after,
-                })
-            }
-            s => Err(Failure::Final(GatewayError::UpstreamRejected {
-                status: s.as_u16(),
-                summary,
-            })),
+/// One call as every attempt sends it.
+struct Call<'a> {
+    operation: Operation,
+    model: &'a str,
+    body: &'a Bytes,
+    deadline: Instant,
+}
+
+/// What the attempts on one backend came to.
+enum Tried<T> {
+    Answered(T),
+    /// Failed in a way no other attempt would mend.
+    Refused(GatewayError),
+    /// Retries ran out or the breaker is open; the last error, if an attempt was made.
+    GaveUp(Option<GatewayError>),
+}
+
+/// Why a backend's error answer failed the attempt, and whether to retry it.
+async fn refusal(
+    response: reqwest::Response,
+    backend: &Backend,
+    attempt_deadline: Instant,
+) -> Failure {
+    let status = response.status();
+    metrics::upstream_error(&backend.label, status_label(status));
+    let retry_after = retry_after(response.headers());
+    let body = tokio::time::timeout_at(attempt_deadline, response.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let summary = summarize_error_body(&body, backend.secret());
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            tracing::error!(backend = %backend.label, %status, %summary, "the model API refused the gateway's key");
+            Failure::Final(GatewayError::UpstreamAuth {
+                status: status.as_u16(),
+            })
         }
+        StatusCode::TOO_MANY_REQUESTS => Failure::Retryable {
+            error: GatewayError::UpstreamRateLimited {
+                retry_after,
+                summary,
+            },
+            retry_after,
+        },
+        s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => Failure::Retryable {
+            error: GatewayError::UpstreamFailed {
+                summary: format!("{} answered {}: {summary}", backend.label, s.as_u16()),
+            },
+            retry_after,
+        },
+        s => Failure::Final(GatewayError::UpstreamRejected {
+            status: s.as_u16(),
+            summary,
+        }),
     }
 }
 

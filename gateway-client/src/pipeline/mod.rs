@@ -1,0 +1,214 @@
+//! The policy pipeline. Each call reads top to bottom in the order it runs, one module a stage:
+//!
+//! - [`build`]: the gateway's parts, put together once at start;
+//! - [`admission`]: validate the request and resolve the model; governance (check and cap the
+//!   completion limits and `n`; streams have a cap of their own); content safety on the prompt
+//!   (when on: a refused prompt is never sent and costs nothing); the budget (count the prompt
+//!   with the model's tokenizer and reserve prompt + completion budget, or refuse before anything
+//!   is sent). Admission hands back an [`admission::Admitted`] guard that owns the reservation:
+//!   dropped unsettled, it releases it;
+//! - [`call`]: the cache lookup (a hit answers at once and releases the reservation; calls
+//!   asking for several answers, `n > 1`, bypass the cache: one cached answer is not `n`
+//!   samples), then the model API through [`ModelApi`], whole or streamed, within the call's
+//!   deadline;
+//! - [`settlement`]: reconcile the reservation to the real usage; metrics and the usage ledger;
+//!   content safety on the answer (when on: the tokens are spent, but a refused answer is
+//!   neither returned nor cached); cache store;
+//! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way.
+//!
+//! Streams settle when the stream ends, in a task of their own, so a slow or vanished client
+//! never holds the upstream open: a consumer that takes no chunk for
+//! `STREAM_SEND_TIMEOUT_SECONDS` is given up on like one that left. Their chunks have gone out by
+//! then, so a refused streamed answer ends with an error event instead of the normal end of the
+//! stream. While a stream runs, its completion tokens are counted: one that runs past its limit
+//! (an upstream that ignores `max_tokens`) is cut off with a `completion_limit_exceeded` event,
+//! and the upstream connection is closed.
+
+mod admission;
+mod build;
+mod call;
+mod relay;
+mod settlement;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::Stream;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
+pub use relay::completion_as_chunks;
+
+use crate::{
+    cache::{CacheStatus, ResponseCache},
+    clock::Clock,
+    config::{GatewayConfig, Prices, QuotaPeriod},
+    error::GatewayError,
+    model_api::ModelApi,
+    names::ModelLabels,
+    policy::{budget::Budget, content_safety::ContentSafety, governance},
+    store::StateStore,
+    usage::{Usage, UsageReport},
+};
+
+/// The answer to a non-streamed chat call.
+#[derive(Debug, Clone)]
+pub struct ChatOutcome {
+    /// The upstream's (or the cache's) answer, unchanged.
+    pub body: Value,
+    pub model: String,
+    /// Tokens this call consumed (zero for a cache hit).
+    pub usage: Usage,
+    pub cache: CacheStatus,
+    /// Tokens left in the caller's budget this minute.
+    pub remaining_tokens: u64,
+}
+
+/// The answer to an embeddings call.
+#[derive(Debug, Clone)]
+pub struct EmbeddingsOutcome {
+    pub body: Value,
+    pub model: String,
+    pub usage: Usage,
+    pub remaining_tokens: u64,
+}
+
+/// One item of a streamed chat answer.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    /// A `chat.completion.chunk`, to forward as is.
+    Chunk(Value),
+    /// The stream ended well; the tokens it used, as reconciled.
+    Done { usage: Usage },
+}
+
+/// A streamed chat answer. Dropping it cancels the upstream call.
+pub struct ChatStream {
+    pub model: String,
+    pub cache: CacheStatus,
+    /// Tokens left in the caller's budget when the stream started.
+    pub remaining_tokens: u64,
+    events: mpsc::Receiver<Result<StreamEvent, GatewayError>>,
+}
+
+impl Stream for ChatStream {
+    type Item = Result<StreamEvent, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+/// The gateway: every model call goes through here.
+pub struct Gateway {
+    model_api: Arc<dyn ModelApi>,
+    budget: Budget,
+    store: Arc<dyn StateStore>,
+    cache: Option<Arc<dyn ResponseCache>>,
+    clock: Clock,
+    chat_model: String,
+    embedding_model: String,
+    caps: governance::Caps,
+    /// The whole of one call, retries and failover included.
+    call_deadline: Duration,
+    /// How long a stream may go without a byte from the upstream.
+    stream_idle_timeout: Duration,
+    /// How long a stream waits for its consumer to take a chunk before giving up on it.
+    stream_send_timeout: Duration,
+    usage_period: QuotaPeriod,
+    prices: Prices,
+    /// What each model is called in metrics: configured names, else `other`.
+    model_labels: Arc<ModelLabels>,
+    /// `None` when content safety is off.
+    content_safety: Option<Arc<ContentSafety>>,
+}
+
+impl Gateway {
+    /// Builds the gateway with parts of its own (see [`parts`]). The response cache is `cache`
+    /// when given, else the semantic cache that `config.cache` describes, else none.
+    pub fn new(
+        config: GatewayConfig,
+        store: Arc<dyn StateStore>,
+        cache: Option<Arc<dyn ResponseCache>>,
+    ) -> Result<Self, GatewayError> {
+        let parts = build::parts(&config, store, cache, None)?;
+        Self::from_parts(config, parts)
+    }
+
+    /// The gateway over parts built elsewhere (by [`parts`], or by a test with a fake model
+    /// API and a paused clock). The models configured are checked against the model API.
+    pub fn from_parts(config: GatewayConfig, parts: GatewayParts) -> Result<Self, GatewayError> {
+        let model_labels = Arc::new(build::configured_models(
+            [&config.chat_model, &config.embedding_model],
+            &config.prices,
+            parts.model_api.as_ref(),
+        )?);
+        Ok(Self {
+            budget: Budget::new(parts.store.clone(), config.budget, parts.clock),
+            model_api: parts.model_api,
+            store: parts.store,
+            cache: parts.cache,
+            clock: parts.clock,
+            chat_model: config.chat_model,
+            embedding_model: config.embedding_model,
+            caps: governance::Caps {
+                whole: config.max_tokens_cap,
+                stream: config.max_stream_tokens_cap,
+            },
+            call_deadline: config.retry.call_deadline,
+            stream_idle_timeout: config.retry.stream_idle_timeout,
+            stream_send_timeout: config.stream_send_timeout,
+            usage_period: config.budget.usage_period,
+            prices: config.prices,
+            model_labels,
+            content_safety: parts.content_safety,
+        })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.model_api.is_configured()
+    }
+
+    pub fn chat_model(&self) -> &str {
+        &self.chat_model
+    }
+
+    pub fn state_store(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// Why shared state is degraded (e.g. Redis unreachable), if it is.
+    pub fn degraded_reason(&self) -> Option<String> {
+        self.store.degraded_reason()
+    }
+
+    pub fn tokens_per_minute(&self) -> u64 {
+        self.budget.tokens_per_minute()
+    }
+
+    /// The chargeback report for the current period; `only` limits it to one subscription.
+    pub async fn usage_report(&self, only: Option<&str>) -> Result<UsageReport, GatewayError> {
+        let bounds = self.usage_period.bounds(self.clock.now_ms());
+        let mut records = self.store.usage(bounds.0).await?;
+        if let Some(name) = only {
+            records.retain(|r| r.subscription == name);
+        }
+        Ok(UsageReport::build(
+            self.usage_period.as_str(),
+            bounds,
+            records,
+            &self.prices,
+        ))
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.call_deadline
+    }
+}

@@ -1,0 +1,298 @@
+//! The pipeline over a fake model API: no sockets, paused time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::{Gateway, GatewayParts, StreamEvent};
+use crate::{
+    cache::{CacheLookup, CacheStatus, ResponseCache},
+    clock::Clock,
+    config::{
+        BreakerConfig, BudgetConfig, ContentSafetyConfig, GatewayConfig, Prices, QuotaPeriod,
+        RetryConfig,
+    },
+    context::{Api, CallContext, Operation},
+    error::GatewayError,
+    model_api::{ByteStream, ModelApi},
+    store::MemoryStore,
+};
+
+const BUDGET: u64 = 1_000;
+
+/// Answers each call with the next canned answer; with none left, never answers.
+#[derive(Default)]
+struct FakeApi {
+    answers: Mutex<VecDeque<Result<Vec<Bytes>, GatewayError>>>,
+    calls: AtomicUsize,
+}
+
+impl FakeApi {
+    fn answering(answers: impl IntoIterator<Item = Result<Vec<Bytes>, GatewayError>>) -> Self {
+        Self {
+            answers: Mutex::new(answers.into_iter().collect()),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    async fn next(&self) -> Result<Vec<Bytes>, GatewayError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = self.answers.lock().pop_front();
+        match answer {
+            Some(answer) => answer,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl ModelApi for FakeApi {
+    async fn whole(
+        &self,
+        _operation: Operation,
+        _model: &str,
+        _body: Bytes,
+        _deadline: Instant,
+    ) -> Result<Bytes, GatewayError> {
+        Ok(self.next().await?.concat().into())
+    }
+
+    async fn stream(
+        &self,
+        _operation: Operation,
+        _model: &str,
+        _body: Bytes,
+        _deadline: Instant,
+    ) -> Result<ByteStream, GatewayError> {
+        let chunks = self.next().await?;
+        Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok))))
+    }
+
+    fn is_configured(&self) -> bool {
+        true
+    }
+
+    fn check_model(&self, _model: &str) -> Result<(), GatewayError> {
+        Ok(())
+    }
+}
+
+/// A cache that has an answer for everything.
+struct AlwaysHit(Value);
+
+#[async_trait]
+impl ResponseCache for AlwaysHit {
+    async fn lookup(
+        &self,
+        _context: &CallContext,
+        _operation: Operation,
+        _model: &str,
+        _request: &Map<String, Value>,
+    ) -> CacheLookup {
+        CacheLookup::Hit(self.0.clone())
+    }
+
+    async fn store(
+        &self,
+        _context: &CallContext,
+        _operation: Operation,
+        _model: &str,
+        _request: &Map<String, Value>,
+        _response: &Value,
+    ) {
+    }
+}
+
+fn config() -> GatewayConfig {
+    GatewayConfig {
+        backends: Vec::new(),
+        chat_model: "gpt-4o-mini".to_owned(),
+        embedding_model: "text-embedding-3-small".to_owned(),
+        budget: BudgetConfig {
+            tokens_per_minute: BUDGET,
+            quota: None,
+            usage_period: QuotaPeriod::Monthly,
+        },
+        max_tokens_cap: 100,
+        max_stream_tokens_cap: 100,
+        stream_send_timeout: Duration::from_secs(10),
+        retry: RetryConfig::default(),
+        breaker: BreakerConfig::default(),
+        prices: Prices::default(),
+        content_safety: ContentSafetyConfig::default(),
+        cache: None,
+    }
+}
+
+fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway {
+    let parts = GatewayParts {
+        model_api: api,
+        store: Arc::new(MemoryStore::new()),
+        cache,
+        // The start of a minute, so the budget window does not turn over mid-test.
+        clock: Clock::starting_at(1_795_563_000_000),
+        content_safety: None,
+    };
+    Gateway::from_parts(config(), parts).unwrap()
+}
+
+fn context() -> CallContext {
+    CallContext::for_subscription("alice", Api::OpenAi)
+}
+
+fn request(max_tokens: u64) -> Map<String, Value> {
+    json!({"messages": [{"role": "user", "content": "hello"}], "max_tokens": max_tokens})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+fn completion() -> Value {
+    json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    })
+}
+
+fn whole(body: &Value) -> Result<Vec<Bytes>, GatewayError> {
+    Ok(vec![Bytes::from(body.to_string())])
+}
+
+/// Whether the whole budget is free: a reservation of all of it passes.
+async fn budget_is_free(gateway: &Gateway) -> bool {
+    match gateway.budget.reserve(&context(), BUDGET).await {
+        Ok(reservation) => {
+            reservation.settle(0).await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_admission_sends_nothing() {
+    let api = Arc::new(FakeApi::answering([whole(&completion())]));
+    let gateway = gateway(api.clone(), None);
+    let mut greedy = request(100);
+    greedy.insert("n".to_owned(), json!(20));
+    let refused = gateway.chat(&context(), greedy).await.unwrap_err();
+    assert!(
+        matches!(refused, GatewayError::ExceedsBudget { limit: BUDGET, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(api.calls.load(Ordering::SeqCst), 0);
+    assert!(budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_answer_is_settled_to_its_usage() {
+    let api = Arc::new(FakeApi::answering([whole(&completion())]));
+    let gateway = gateway(api, None);
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.usage.total_tokens, 15);
+    assert_eq!(outcome.remaining_tokens, BUDGET - 15);
+    assert_eq!(outcome.cache, CacheStatus::Bypass);
+    assert!(!budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cache_hit_releases_the_reservation() {
+    let api = Arc::new(FakeApi::default());
+    let gateway = gateway(api.clone(), Some(Arc::new(AlwaysHit(completion()))));
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.cache, CacheStatus::Hit);
+    assert_eq!(outcome.remaining_tokens, BUDGET);
+    assert_eq!(api.calls.load(Ordering::SeqCst), 0);
+    assert!(budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_error_releases_the_reservation() {
+    let failed = GatewayError::UpstreamFailed {
+        summary: "down".to_owned(),
+    };
+    let api = Arc::new(FakeApi::answering([Err(failed.clone()), Err(failed)]));
+    let gateway = gateway(api, None);
+    let error = gateway.chat(&context(), request(100)).await.unwrap_err();
+    assert_eq!(error.code(), "upstream_failed");
+    assert!(budget_is_free(&gateway).await);
+    let error = gateway.chat_stream(&context(), request(100)).await.err();
+    assert_eq!(error.map(|e| e.code()), Some("upstream_failed"));
+    assert!(budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_that_is_not_json_releases_the_reservation() {
+    let api = Arc::new(FakeApi::answering([Ok(vec![Bytes::from_static(
+        b"<html>",
+    )])]));
+    let gateway = gateway(api, None);
+    let error = gateway.chat(&context(), request(100)).await.unwrap_err();
+    assert_eq!(error.code(), "upstream_failed");
+    assert!(budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_guard_releases_its_reservation() {
+    let gateway = gateway(Arc::new(FakeApi::default()), None);
+    let reservation = gateway.budget.reserve(&context(), BUDGET).await.unwrap();
+    let admitted = super::admission::Admitted::new(reservation);
+    assert!(!budget_is_free(&gateway).await);
+    drop(admitted);
+    // The release runs in a task of its own.
+    tokio::task::yield_now().await;
+    assert!(budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_abandoned_while_sent_stays_charged() {
+    // No answer ever comes; the caller gives up while the model API has the call.
+    let api = Arc::new(FakeApi::default());
+    let gateway = gateway(api.clone(), None);
+    let abandoned = tokio::time::timeout(
+        Duration::from_secs(1),
+        gateway.chat(&context(), request(100)),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    assert_eq!(api.calls.load(Ordering::SeqCst), 1);
+    tokio::task::yield_now().await;
+    assert!(!budget_is_free(&gateway).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_is_relayed_and_settled() {
+    let chunk = |content: &str, finish: Value| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]});
+    let usage = json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}});
+    let events = [chunk("hi", Value::Null), chunk("", json!("stop")), usage]
+        .iter()
+        .map(|c| Bytes::from(format!("data: {c}\n\n")))
+        .chain([Bytes::from_static(b"data: [DONE]\n\n")])
+        .collect();
+    let gateway = gateway(Arc::new(FakeApi::answering([Ok(events)])), None);
+    let stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
+    let events: Vec<_> = stream.collect().await;
+    assert_eq!(events.len(), 3, "two chunks, then the end: {events:?}");
+    let Some(Ok(StreamEvent::Done { usage })) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(usage.total_tokens, 12);
+    let remaining = gateway.budget.reserve(&context(), BUDGET - 12).await;
+    assert!(remaining.is_ok(), "settled to 12 tokens");
+}
