@@ -7,7 +7,7 @@
 
 use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use gateway_client::config::{
     BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
     GatewayConfig, ModerationConfig, Price, Prices, QuotaPeriod, RetryConfig, SafetyPreset,
@@ -59,15 +59,30 @@ pub struct Settings {
     pub agent_subscription_key: Option<SecretString>,
 
     /// Model calls that may ask for tools in one agent turn (then one last answer without tools).
-    #[arg(long, env = "AGENT_MAX_ITERATIONS", default_value_t = 6)]
+    #[arg(
+        long,
+        env = "AGENT_MAX_ITERATIONS",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub agent_max_iterations: u32,
 
     /// Deadline of one agent turn, in seconds.
-    #[arg(long, env = "AGENT_TIMEOUT_SECONDS", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "AGENT_TIMEOUT_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub agent_timeout_seconds: u64,
 
     /// Deadline of one tool call made by the agent, in seconds.
-    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "AGENT_TOOL_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub agent_tool_timeout_seconds: u64,
 
     /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
@@ -192,15 +207,30 @@ pub struct Settings {
     pub model_prices: PriceTable,
 
     /// Deadline of one model call, retries and failover included, in seconds.
-    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub upstream_timeout_seconds: u64,
 
     /// Deadline of one attempt against one backend, in seconds.
-    #[arg(long, env = "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub upstream_attempt_timeout_seconds: u64,
 
     /// Attempts per backend before failing over to the next one.
-    #[arg(long, env = "UPSTREAM_ATTEMPTS", default_value_t = 3)]
+    #[arg(
+        long,
+        env = "UPSTREAM_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub upstream_attempts: u32,
 
     /// First retry backoff in milliseconds (doubles per retry, with jitter).
@@ -212,15 +242,30 @@ pub struct Settings {
     pub upstream_max_retry_after_seconds: u64,
 
     /// Failures within BREAKER_WINDOW_SECONDS that open a backend's circuit breaker.
-    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "BREAKER_FAILURES",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub breaker_failures: u32,
 
     /// Window in which breaker failures are counted, in seconds.
-    #[arg(long, env = "BREAKER_WINDOW_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "BREAKER_WINDOW_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub breaker_window_seconds: u64,
 
     /// How long an open breaker keeps traffic off a backend before probing it, in seconds.
-    #[arg(long, env = "BREAKER_OPEN_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "BREAKER_OPEN_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub breaker_open_seconds: u64,
 
     /// Content safety on gateway prompts and answers: `off` or `on`. When on, a refused prompt
@@ -280,7 +325,12 @@ pub struct Settings {
     pub moderation_fail_closed: bool,
 
     /// Deadline of one moderation call, in milliseconds.
-    #[arg(long, env = "MODERATION_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "MODERATION_TIMEOUT_MS",
+        default_value_t = 3000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub moderation_timeout_ms: u64,
 
     /// The semantic cache: `on` or `off`.
@@ -290,16 +340,26 @@ pub struct Settings {
     /// Minimum similarity (0–1, higher is stricter) for a cached answer to be considered; a
     /// verification step then refuses near-misses. [default: tuned per embedder: builtin 0.6,
     /// upstream 0.82, minilm 0.8]
-    #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD")]
+    #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD", value_parser = unit_interval)]
     pub cache_similarity_threshold: Option<f32>,
 
     /// Lifetime of a cached answer, in seconds.
-    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "CACHE_TTL_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub cache_ttl_seconds: u64,
 
     /// Cached answers kept in all. Over it (or over CACHE_MAX_MB), the subscription holding the
     /// most gives up its oldest entries first.
-    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "CACHE_MAX_ENTRIES",
+        default_value_t = 20_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub cache_max_entries: usize,
 
     /// Memory the cached entries may take, in MiB (answers, prompt text, embeddings and index
@@ -333,7 +393,12 @@ pub struct Settings {
     pub cache_minilm_dir: Option<std::path::PathBuf>,
 
     /// How many recent messages make up a cached prompt.
-    #[arg(long, env = "CACHE_WINDOW_MESSAGES", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "CACHE_WINDOW_MESSAGES",
+        default_value_t = 8,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub cache_window_messages: usize,
 
     /// Include system messages in the cached prompt (ignored by default).
@@ -438,15 +503,61 @@ impl Settings {
         Self::parse()
     }
 
-    /// Parses settings from an argument list (`--port 0 …`); env vars still fill the gaps.
+    /// Parses settings from an argument list (`--port 0 …`) alone: env vars are not read, so a
+    /// test's result never depends on the shell it runs in.
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Self::try_parse_from(
+        let command = Self::command().mut_args(|arg| arg.env(None));
+        let mut matches = command.try_get_matches_from(
             std::iter::once("tollgate".into()).chain(args.into_iter().map(Into::into)),
-        )
+        )?;
+        Self::from_arg_matches_mut(&mut matches)
+    }
+
+    /// Parses settings from `(ENV_VAR, value)` pairs, as if they were the environment (and
+    /// nothing else were): each pair becomes its setting's flag, then [`Self::from_args`].
+    pub fn from_map(vars: &[(&str, &str)]) -> Result<Self, clap::Error> {
+        let command = Self::command();
+        let mut args = Vec::with_capacity(vars.len() * 2);
+        for (name, value) in vars {
+            let flag = command
+                .get_arguments()
+                .find(|arg| arg.get_env().is_some_and(|env| env == *name))
+                .and_then(|arg| arg.get_long())
+                .ok_or_else(|| {
+                    Self::command().error(
+                        clap::error::ErrorKind::UnknownArgument,
+                        format!("{name} is not a tollgate setting"),
+                    )
+                })?;
+            args.push(format!("--{flag}={value}"));
+        }
+        Self::from_args(args)
+    }
+
+    /// What the router and its handlers read.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            max_request_body_bytes: self.max_request_body_bytes,
+            request_timeout: self.request_timeout(),
+            retry_after_format: self.retry_after_format,
+            tool_routing: self.tool_routing,
+            keys_required: self.subscription_keys.is_some(),
+        }
+    }
+
+    /// What the `/mcp` route reads.
+    pub fn mcp_settings(&self) -> McpSettings {
+        McpSettings {
+            fast_path: self.mcp_fast_path == Switch::On,
+            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            max_request_body_bytes: self.max_request_body_bytes,
+            request_timeout: self.request_timeout(),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -457,8 +568,8 @@ impl Settings {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
 
-    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
-        crate::connections::ConnectionLimits {
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
@@ -517,21 +628,19 @@ impl Settings {
             max_stream_tokens_cap: self.max_stream_tokens_cap,
             stream_send_timeout: Duration::from_secs(self.stream_send_timeout_seconds),
             retry: RetryConfig {
-                attempts_per_backend: self.upstream_attempts.max(1),
+                attempts_per_backend: self.upstream_attempts,
                 base_backoff: Duration::from_millis(self.upstream_backoff_ms),
                 max_backoff: Duration::from_secs(5)
                     .max(Duration::from_millis(self.upstream_backoff_ms)),
                 max_retry_after: Duration::from_secs(self.upstream_max_retry_after_seconds),
-                attempt_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds.max(1)),
-                call_deadline: Duration::from_secs(self.upstream_timeout_seconds.max(1)),
-                stream_idle_timeout: Duration::from_secs(
-                    self.upstream_attempt_timeout_seconds.max(1),
-                ),
+                attempt_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds),
+                call_deadline: Duration::from_secs(self.upstream_timeout_seconds),
+                stream_idle_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds),
             },
             breaker: BreakerConfig {
-                failure_threshold: self.breaker_failures.max(1),
-                window: Duration::from_secs(self.breaker_window_seconds.max(1)),
-                open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
+                failure_threshold: self.breaker_failures,
+                window: Duration::from_secs(self.breaker_window_seconds),
+                open_for: Duration::from_secs(self.breaker_open_seconds),
             },
             prices: self.model_prices.0.clone(),
             cache: self.cache_settings(),
@@ -561,7 +670,7 @@ impl Settings {
                 .map(|url| ModerationConfig {
                     url: url.trim().to_owned(),
                     api_key: self.moderation_api_key.clone(),
-                    timeout: Duration::from_millis(self.moderation_timeout_ms.max(1)),
+                    timeout: Duration::from_millis(self.moderation_timeout_ms),
                     fail_closed: self.moderation_fail_closed,
                 }),
         }
@@ -581,14 +690,14 @@ impl Settings {
         };
         Some(CacheSettings {
             config: CacheConfig {
-                threshold: self.cache_similarity_threshold.map(|t| t.clamp(0.0, 1.0)),
-                ttl: Duration::from_secs(self.cache_ttl_seconds.max(1)),
-                max_entries: self.cache_max_entries.max(1),
+                threshold: self.cache_similarity_threshold,
+                ttl: Duration::from_secs(self.cache_ttl_seconds),
+                max_entries: self.cache_max_entries,
                 max_bytes: usize::try_from(self.cache_max_mb << 20).unwrap_or(usize::MAX),
                 max_prompt_bytes: usize::try_from(self.cache_max_prompt_bytes)
                     .unwrap_or(usize::MAX),
                 include_system: self.cache_include_system,
-                window_messages: self.cache_window_messages.max(1),
+                window_messages: self.cache_window_messages,
                 shared_across_subscriptions: self.cache_shared,
             },
             embedder,
@@ -597,9 +706,9 @@ impl Settings {
 
     pub fn agent_config(&self) -> agent::AgentConfig {
         agent::AgentConfig {
-            max_iterations: self.agent_max_iterations.max(1),
-            turn_deadline: Duration::from_secs(self.agent_timeout_seconds.max(1)),
-            tool_timeout: Duration::from_secs(self.agent_tool_timeout_seconds.max(1)),
+            max_iterations: self.agent_max_iterations,
+            turn_deadline: Duration::from_secs(self.agent_timeout_seconds),
+            tool_timeout: Duration::from_secs(self.agent_tool_timeout_seconds),
         }
     }
 
@@ -621,6 +730,41 @@ impl Settings {
             self.website_slot_name.clone(),
         )
     }
+}
+
+/// What the router and its handlers read: typed, so nothing past the composition root sees the
+/// raw settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_request_body_bytes: usize,
+    /// REQUEST_TIMEOUT_SECONDS: the short routes' deadline, and the time a body may take.
+    pub request_timeout: Duration,
+    pub retry_after_format: RetryAfterFormat,
+    pub tool_routing: ToolRouting,
+    /// Whether SUBSCRIPTION_KEYS is set (the status page says so).
+    pub keys_required: bool,
+}
+
+/// What the `/mcp` route reads.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// MCP_FAST_PATH=on.
+    pub fast_path: bool,
+    /// ALLOWED_HOSTS as given (the route adds the loopback names).
+    pub allowed_hosts: Vec<String>,
+    /// ALLOWED_ORIGINS as given (empty: loopback pages only).
+    pub allowed_origins: Vec<String>,
+    pub max_request_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// The connection settings (see [`crate::connections`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub retry_after_format: RetryAfterFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -720,6 +864,15 @@ impl FromStr for PriceTable {
 
 /// A configured model name (CHAT_MODEL, EMBEDDING_MODEL, MODEL_PRICES): the rules callers' model
 /// names follow too (bounded length, no control characters).
+/// CACHE_SIMILARITY_THRESHOLD: a cosine similarity from 0 to 1.
+fn unit_interval(raw: &str) -> Result<f32, String> {
+    raw.trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|value| (0.0..=1.0).contains(value))
+        .ok_or_else(|| format!("`{raw}` is not a number from 0 to 1"))
+}
+
 fn model_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     gateway_client::names::check_model_name(name)?;
@@ -1015,6 +1168,67 @@ mod tests {
             let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
             assert!(error.contains(variable), "{error}");
         }
+    }
+
+    #[test]
+    fn values_that_were_clamped_are_refused_naming_the_variable_and_the_range() {
+        for variable in [
+            "UPSTREAM_ATTEMPTS",
+            "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS",
+            "UPSTREAM_TIMEOUT_SECONDS",
+            "BREAKER_FAILURES",
+            "BREAKER_WINDOW_SECONDS",
+            "BREAKER_OPEN_SECONDS",
+            "MODERATION_TIMEOUT_MS",
+            "CACHE_TTL_SECONDS",
+            "CACHE_MAX_ENTRIES",
+            "CACHE_WINDOW_MESSAGES",
+            "AGENT_MAX_ITERATIONS",
+            "AGENT_TIMEOUT_SECONDS",
+            "AGENT_TOOL_TIMEOUT_SECONDS",
+        ] {
+            let error = Settings::from_map(&[(variable, "0")])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(variable), "{error}");
+            assert!(
+                error.contains("1.."),
+                "{variable} should say what it accepts: {error}"
+            );
+            assert!(Settings::from_map(&[(variable, "1")]).is_ok(), "{variable}");
+        }
+        for bad in ["1.5", "-0.1", "high"] {
+            let error = Settings::from_map(&[("CACHE_SIMILARITY_THRESHOLD", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("CACHE_SIMILARITY_THRESHOLD"), "{error}");
+            assert!(error.contains("from 0 to 1"), "{error}");
+        }
+    }
+
+    #[test]
+    fn settings_from_a_map_use_the_env_var_names_and_nothing_else() {
+        let settings =
+            Settings::from_map(&[("OPENAI_API_KEY", "sk-test"), ("TOKENS_PER_MINUTE", "7")])
+                .unwrap();
+        assert!(settings.model_configured());
+        assert_eq!(settings.tokens_per_minute, 7);
+        let error = Settings::from_map(&[("NOT_A_SETTING", "1")]).unwrap_err();
+        assert!(error.to_string().contains("NOT_A_SETTING"), "{error}");
+    }
+
+    #[test]
+    fn argument_lists_ignore_the_process_environment() {
+        // No env var is read by `from_args`, whatever the shell exported: every setting with an
+        // env var has it stripped before parsing.
+        let command = Settings::command().mut_args(|arg| arg.env(None));
+        assert!(command.get_arguments().all(|arg| arg.get_env().is_none()));
+        // And the binary's own command does read them (the stripping is not permanent).
+        assert!(
+            Settings::command()
+                .get_arguments()
+                .any(|arg| arg.get_env().is_some_and(|env| env == "OPENAI_API_KEY"))
+        );
     }
 
     #[test]

@@ -15,16 +15,14 @@ use axum::{
     },
 };
 use futures::StreamExt;
-use gateway_client::{
-    Api, CacheDirective, CacheStatus, CallContext, ChatStream, GatewayError, StreamEvent,
-};
+use gateway_client::{Api, CacheDirective, CacheStatus, CallContext, ChatStream, StreamEvent};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::{Map, Value};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, REMAINING_TOKENS, read_body_within},
-    http::AppState,
+    error::{ApiError, REMAINING_TOKENS, envelope_json, read_body_within},
+    state::AppState,
 };
 
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-llm-cache-status");
@@ -72,11 +70,11 @@ impl FromRequest<Arc<AppState>> for ModelCall {
             .extensions
             .get::<Caller>()
             .ok_or_else(|| ApiError::Internal("a model route ran without the auth layer".into()))?;
-        let settings = &state.settings;
+        let settings = &state.http;
         let body = read_body_within(
             body,
             settings.max_request_body_bytes,
-            settings.request_timeout(),
+            settings.request_timeout,
         )
         .await?;
         let mut request = json_object(&body)?;
@@ -99,24 +97,15 @@ async fn chat(
     context: CallContext,
     request: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let format = state.settings.retry_after_format;
     let streaming = request
         .get("stream")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     if streaming {
-        let stream = state
-            .gateway
-            .chat_stream(&context, request)
-            .await
-            .map_err(|e| ApiError::Gateway(e, format))?;
+        let stream = state.gateway.chat_stream(&context, request).await?;
         return Ok(sse_response(stream, &context));
     }
-    let outcome = state
-        .gateway
-        .chat(&context, request)
-        .await
-        .map_err(|e| ApiError::Gateway(e, format))?;
+    let outcome = state.gateway.chat(&context, request).await?;
     let mut response = Json(outcome.body).into_response();
     insert_gateway_headers(
         response.headers_mut(),
@@ -133,11 +122,7 @@ async fn embed(
     context: CallContext,
     request: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let outcome = state
-        .gateway
-        .embeddings(&context, request)
-        .await
-        .map_err(|e| ApiError::Gateway(e, state.settings.retry_after_format))?;
+    let outcome = state.gateway.embeddings(&context, request).await?;
     let mut response = Json(outcome.body).into_response();
     insert_gateway_headers(
         response.headers_mut(),
@@ -157,17 +142,13 @@ fn sse_response(stream: ChatStream, context: &CallContext) -> Response {
         Ok::<Event, Infallible>(match item {
             Ok(StreamEvent::Chunk(chunk)) => Event::default().data(chunk.to_string()),
             Ok(StreamEvent::Done { .. }) => Event::default().data("[DONE]"),
-            Err(error) => Event::default().data(stream_error(&error).to_string()),
+            // A failure after the stream started can only be told in the stream itself.
+            Err(error) => Event::default().data(envelope_json(error.code(), &error.to_string())),
         })
     });
     let mut response = Sse::new(events).into_response();
     insert_gateway_headers(response.headers_mut(), cache, remaining, None, context);
     response
-}
-
-/// A failure after the stream started can only be told in the stream itself.
-fn stream_error(error: &GatewayError) -> Value {
-    serde_json::json!({"error": {"code": error.code(), "message": error.to_string()}})
 }
 
 fn insert_gateway_headers(
