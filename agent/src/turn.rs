@@ -3,7 +3,7 @@
 //! The same loop serves the JSON route and the streaming route; when a sender is given, model
 //! calls stream and every tool call and text delta is reported as it happens.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use gateway_client::{

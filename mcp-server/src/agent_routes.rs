@@ -22,9 +22,9 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::Caller,
-    error::{ApiError, read_body_within},
+    error::{ApiError, envelope_json, read_body_within},
     gateway_routes::call_context,
-    http::AppState,
+    state::AppState,
 };
 
 /// Characters of a tool result shown in a streamed `tool_call` event.
@@ -53,11 +53,11 @@ impl FromRequest<Arc<AppState>> for AgentCall {
         let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::Internal("an agent route ran without the auth layer".into())
         })?;
-        let settings = &state.settings;
+        let settings = &state.http;
         let body = read_body_within(
             body,
             settings.max_request_body_bytes,
-            settings.request_timeout(),
+            settings.request_timeout,
         )
         .await?;
         let request = parse_request(state, &body)?;
@@ -81,8 +81,7 @@ pub async fn chat(
     let turn = state
         .agent
         .run(&context, caller.key.as_ref(), &request)
-        .await
-        .map_err(|e| ApiError::Agent(e, state.settings.retry_after_format))?;
+        .await?;
     Ok(Json(ChatReply {
         turn: &turn,
         instance_id: &state.instance.id,
@@ -134,12 +133,9 @@ fn parse_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, ApiError>
     let value: Value = serde_json::from_slice(body).map_err(invalid)?;
     require_objects(&value)?;
     let request: ChatRequest = serde_json::from_value(value).map_err(invalid)?;
-    let format = state.settings.retry_after_format;
-    request
-        .validate()
-        .map_err(|error| ApiError::Agent(error, format))?;
+    request.validate()?;
     if !state.gateway.is_configured() {
-        return Err(ApiError::Gateway(GatewayError::NotConfigured, format));
+        return Err(GatewayError::NotConfigured.into());
     }
     Ok(request)
 }
@@ -167,22 +163,20 @@ fn require_objects(value: &Value) -> Result<(), ApiError> {
 
 fn to_sse(event: AgentEvent, instance_id: &str) -> Event {
     let (name, data) = match event {
-        AgentEvent::ToolCall(record) => ("tool_call", tool_call_summary(&record)),
-        AgentEvent::Delta(text) => ("delta", json!({"text": text})),
+        AgentEvent::ToolCall(record) => ("tool_call", tool_call_summary(&record).to_string()),
+        AgentEvent::Delta(text) => ("delta", json!({"text": text}).to_string()),
         AgentEvent::Done(turn) => (
             "done",
             serde_json::to_value(ChatReply {
                 turn: &turn,
                 instance_id,
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .to_string(),
         ),
-        AgentEvent::Error(error) => (
-            "error",
-            json!({"error": {"code": error.code(), "message": error.to_string()}}),
-        ),
+        AgentEvent::Error(error) => ("error", envelope_json(error.code(), &error.to_string())),
     };
-    Event::default().event(name).data(data.to_string())
+    Event::default().event(name).data(data)
 }
 
 fn tool_call_summary(record: &ToolCallRecord) -> Value {

@@ -7,7 +7,8 @@
 use std::{net::IpAddr, sync::Arc};
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, FromRequestParts, Request, State},
+    http::request::Parts,
     middleware::Next,
     response::Response,
 };
@@ -53,10 +54,12 @@ impl Caller {
 #[derive(Debug, Default)]
 pub struct Authenticator {
     subscriptions: Vec<(Arc<str>, SecretString)>,
+    /// ADMIN_KEY: sees every subscription's usage.
+    admin_key: Option<SecretString>,
 }
 
 impl Authenticator {
-    pub fn new(keys: Option<&SubscriptionKeys>) -> Self {
+    pub fn new(keys: Option<&SubscriptionKeys>, admin_key: Option<SecretString>) -> Self {
         let subscriptions = keys
             .map(|keys| {
                 keys.0
@@ -65,7 +68,20 @@ impl Authenticator {
                     .collect()
             })
             .unwrap_or_default();
-        Self { subscriptions }
+        Self {
+            subscriptions,
+            admin_key,
+        }
+    }
+
+    /// Whether `headers` present ADMIN_KEY, compared in constant time.
+    fn is_admin(&self, headers: &HeaderMap) -> bool {
+        match (&self.admin_key, presented_key(headers)) {
+            (Some(admin), Some(presented)) => {
+                bool::from(admin.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
+            }
+            _ => false,
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -148,6 +164,58 @@ pub async fn require_caller(
     Ok(next.run(request).await)
 }
 
+/// Whose usage a request may read (`/admin/usage`): ADMIN_KEY sees every subscription, a
+/// subscription key only its own. On a server with neither kind of key, everything is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageViewer {
+    Admin,
+    Subscription(Arc<str>),
+    Open,
+}
+
+impl UsageViewer {
+    /// The one subscription this viewer may see, or `None` for all of them.
+    pub fn only(self) -> Option<Arc<str>> {
+        match self {
+            Self::Subscription(name) => Some(name),
+            Self::Admin | Self::Open => None,
+        }
+    }
+}
+
+/// A router state that holds the [`Authenticator`], so key extractors need not know the state.
+pub trait KeyChecks {
+    fn authenticator(&self) -> &Authenticator;
+}
+
+impl<S> FromRequestParts<S> for UsageViewer
+where
+    S: KeyChecks + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let authenticator = state.authenticator();
+        if authenticator.is_admin(&parts.headers) {
+            return Ok(Self::Admin);
+        }
+        let client_ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let caller = authenticator.authenticate(&parts.headers, client_ip)?;
+        match caller.subscription {
+            Some(name) => Ok(Self::Subscription(name)),
+            None if authenticator.admin_key.is_some() => Err(if caller.key.is_some() {
+                ApiError::InvalidKey
+            } else {
+                ApiError::MissingKey
+            }),
+            None => Ok(Self::Open),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -155,7 +223,7 @@ mod tests {
     use http::HeaderValue;
 
     fn authenticator() -> Authenticator {
-        Authenticator::new(Some(&"alice=key-a,bob=key-b".parse().unwrap()))
+        Authenticator::new(Some(&"alice=key-a,bob=key-b".parse().unwrap()), None)
     }
 
     fn headers(name: &str, value: &str) -> HeaderMap {
@@ -199,7 +267,7 @@ mod tests {
 
     #[test]
     fn open_servers_key_limits_by_ip_but_label_anonymously() {
-        let auth = Authenticator::new(None);
+        let auth = Authenticator::new(None, None);
         let caller = auth
             .authenticate(&HeaderMap::new(), Some("10.1.2.3".parse().unwrap()))
             .unwrap();

@@ -1,22 +1,22 @@
-//! Every setting tollgate reads, in one place.
+//! Every setting tollgate reads, in one place, in three parts:
 //!
-//! Settings come from env vars (each also has a flag); `tollgate --help` lists them with their
-//! defaults. Parsing turns raw strings into typed values here, so the rest of the code never sees
-//! an env var or a malformed value. Tests build `Settings` from an argument list instead of
-//! mutating the process environment.
+//! - this file, the clap surface: every setting with its env var, flag, default and range, and
+//!   the ways to parse them (the binary's `from_env`; `from_args` and `from_map` for tests, which
+//!   never read the process environment);
+//! - [`parse`]: the values that are more than a number or a name (keys, rates, prices, rules);
+//! - [`build`]: the typed configs built from [`Settings`] for the crates and the HTTP layer.
+//!
+//! `tollgate --help` lists every setting with its env var and default. A bad value is refused
+//! at start with a message naming the variable and what it accepts; nothing is clamped.
 
-use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
+use std::net::IpAddr;
 
-use clap::{Parser, ValueEnum};
-use gateway_client::config::{
-    BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
-    GatewayConfig, ModerationConfig, Price, Prices, QuotaPeriod, RetryConfig, SafetyPreset,
-    TokenQuota,
+use clap::{
+    CommandFactory, FromArgMatches, Parser, ValueEnum,
+    builder::{PossibleValuesParser, TypedValueParser},
 };
-use gateway_client::semantic::CacheConfig;
+use gateway_client::config::QuotaPeriod;
 use secrecy::SecretString;
-
-const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// tollgate: an MCP server, an agent runtime and an AI gateway in one binary.
 #[derive(Debug, Clone, Parser)]
@@ -59,15 +59,30 @@ pub struct Settings {
     pub agent_subscription_key: Option<SecretString>,
 
     /// Model calls that may ask for tools in one agent turn (then one last answer without tools).
-    #[arg(long, env = "AGENT_MAX_ITERATIONS", default_value_t = 6)]
+    #[arg(
+        long,
+        env = "AGENT_MAX_ITERATIONS",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub agent_max_iterations: u32,
 
     /// Deadline of one agent turn, in seconds.
-    #[arg(long, env = "AGENT_TIMEOUT_SECONDS", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "AGENT_TIMEOUT_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub agent_timeout_seconds: u64,
 
     /// Deadline of one tool call made by the agent, in seconds.
-    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "AGENT_TOOL_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub agent_tool_timeout_seconds: u64,
 
     /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
@@ -154,8 +169,13 @@ pub struct Settings {
     pub token_quota: Option<u64>,
 
     /// Period of TOKEN_QUOTA and of the /admin/usage report (UTC calendar periods).
-    #[arg(long, env = "TOKEN_QUOTA_PERIOD", value_enum, default_value_t = QuotaPeriodSetting::Monthly)]
-    pub token_quota_period: QuotaPeriodSetting,
+    #[arg(
+        long,
+        env = "TOKEN_QUOTA_PERIOD",
+        default_value = "monthly",
+        value_parser = quota_period()
+    )]
+    pub token_quota_period: QuotaPeriod,
 
     /// max_tokens ceiling applied to non-streamed model calls (and set when a call has none).
     #[arg(long, env = "MAX_TOKENS_CAP", default_value_t = 2000)]
@@ -192,15 +212,30 @@ pub struct Settings {
     pub model_prices: PriceTable,
 
     /// Deadline of one model call, retries and failover included, in seconds.
-    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "UPSTREAM_TIMEOUT_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub upstream_timeout_seconds: u64,
 
     /// Deadline of one attempt against one backend, in seconds.
-    #[arg(long, env = "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub upstream_attempt_timeout_seconds: u64,
 
     /// Attempts per backend before failing over to the next one.
-    #[arg(long, env = "UPSTREAM_ATTEMPTS", default_value_t = 3)]
+    #[arg(
+        long,
+        env = "UPSTREAM_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub upstream_attempts: u32,
 
     /// First retry backoff in milliseconds (doubles per retry, with jitter).
@@ -212,15 +247,30 @@ pub struct Settings {
     pub upstream_max_retry_after_seconds: u64,
 
     /// Failures within BREAKER_WINDOW_SECONDS that open a backend's circuit breaker.
-    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "BREAKER_FAILURES",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub breaker_failures: u32,
 
     /// Window in which breaker failures are counted, in seconds.
-    #[arg(long, env = "BREAKER_WINDOW_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "BREAKER_WINDOW_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub breaker_window_seconds: u64,
 
     /// How long an open breaker keeps traffic off a backend before probing it, in seconds.
-    #[arg(long, env = "BREAKER_OPEN_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "BREAKER_OPEN_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub breaker_open_seconds: u64,
 
     /// Content safety on gateway prompts and answers: `off` or `on`. When on, a refused prompt
@@ -280,7 +330,12 @@ pub struct Settings {
     pub moderation_fail_closed: bool,
 
     /// Deadline of one moderation call, in milliseconds.
-    #[arg(long, env = "MODERATION_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "MODERATION_TIMEOUT_MS",
+        default_value_t = 3000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub moderation_timeout_ms: u64,
 
     /// The semantic cache: `on` or `off`.
@@ -290,16 +345,26 @@ pub struct Settings {
     /// Minimum similarity (0–1, higher is stricter) for a cached answer to be considered; a
     /// verification step then refuses near-misses. [default: tuned per embedder: builtin 0.6,
     /// upstream 0.82, minilm 0.8]
-    #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD")]
+    #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD", value_parser = unit_interval)]
     pub cache_similarity_threshold: Option<f32>,
 
     /// Lifetime of a cached answer, in seconds.
-    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "CACHE_TTL_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub cache_ttl_seconds: u64,
 
     /// Cached answers kept in all. Over it (or over CACHE_MAX_MB), the subscription holding the
     /// most gives up its oldest entries first.
-    #[arg(long, env = "CACHE_MAX_ENTRIES", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "CACHE_MAX_ENTRIES",
+        default_value_t = 20_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub cache_max_entries: usize,
 
     /// Memory the cached entries may take, in MiB (answers, prompt text, embeddings and index
@@ -333,7 +398,12 @@ pub struct Settings {
     pub cache_minilm_dir: Option<std::path::PathBuf>,
 
     /// How many recent messages make up a cached prompt.
-    #[arg(long, env = "CACHE_WINDOW_MESSAGES", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "CACHE_WINDOW_MESSAGES",
+        default_value_t = 8,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub cache_window_messages: usize,
 
     /// Include system messages in the cached prompt (ignored by default).
@@ -438,188 +508,39 @@ impl Settings {
         Self::parse()
     }
 
-    /// Parses settings from an argument list (`--port 0 …`); env vars still fill the gaps.
+    /// Parses settings from an argument list (`--port 0 …`) alone: env vars are not read, so a
+    /// test's result never depends on the shell it runs in.
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Self::try_parse_from(
+        let command = Self::command().mut_args(|arg| arg.env(None));
+        let mut matches = command.try_get_matches_from(
             std::iter::once("tollgate".into()).chain(args.into_iter().map(Into::into)),
-        )
+        )?;
+        Self::from_arg_matches_mut(&mut matches)
     }
 
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_seconds)
-    }
-
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_seconds)
-    }
-
-    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
-        crate::connections::ConnectionLimits {
-            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
-            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-            retry_after_format: self.retry_after_format,
+    /// Parses settings from `(ENV_VAR, value)` pairs, as if they were the environment (and
+    /// nothing else were): each pair becomes its setting's flag, then [`Self::from_args`].
+    pub fn from_map(vars: &[(&str, &str)]) -> Result<Self, clap::Error> {
+        let command = Self::command();
+        let mut args = Vec::with_capacity(vars.len() * 2);
+        for (name, value) in vars {
+            let flag = command
+                .get_arguments()
+                .find(|arg| arg.get_env().is_some_and(|env| env == *name))
+                .and_then(|arg| arg.get_long())
+                .ok_or_else(|| {
+                    Self::command().error(
+                        clap::error::ErrorKind::UnknownArgument,
+                        format!("{name} is not a tollgate setting"),
+                    )
+                })?;
+            args.push(format!("--{flag}={value}"));
         }
-    }
-
-    /// Whether an upstream model is configured at all.
-    pub fn model_configured(&self) -> bool {
-        !self.backend_configs().is_empty()
-    }
-
-    /// The upstream pool: Azure if its endpoint is set, else the OpenAI-compatible list (the
-    /// public OpenAI API when only a key is given).
-    pub fn backend_configs(&self) -> Vec<BackendConfig> {
-        if let Some(endpoint) = self
-            .azure_openai_endpoint
-            .as_ref()
-            .filter(|e| !e.trim().is_empty())
-        {
-            return vec![BackendConfig::Azure {
-                endpoint: endpoint.trim().to_owned(),
-                api_key: self.azure_openai_api_key.clone(),
-                api_version: self.azure_openai_api_version.clone(),
-            }];
-        }
-        let mut urls: Vec<String> = self
-            .openai_base_url
-            .iter()
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if urls.is_empty() && self.openai_api_key.is_some() {
-            urls.push(DEFAULT_OPENAI_BASE_URL.to_owned());
-        }
-        urls.into_iter()
-            .map(|base_url| BackendConfig::OpenAi {
-                base_url,
-                api_key: self.openai_api_key.clone(),
-            })
-            .collect()
-    }
-
-    pub fn gateway_config(&self) -> GatewayConfig {
-        let period = self.token_quota_period.into();
-        GatewayConfig {
-            backends: self.backend_configs(),
-            chat_model: self.chat_model.clone(),
-            embedding_model: self.embedding_model.clone(),
-            budget: BudgetConfig {
-                tokens_per_minute: self.tokens_per_minute,
-                quota: self.token_quota.map(|tokens| TokenQuota { tokens, period }),
-                usage_period: period,
-            },
-            max_tokens_cap: self.max_tokens_cap,
-            max_stream_tokens_cap: self.max_stream_tokens_cap,
-            stream_send_timeout: Duration::from_secs(self.stream_send_timeout_seconds),
-            retry: RetryConfig {
-                attempts_per_backend: self.upstream_attempts.max(1),
-                base_backoff: Duration::from_millis(self.upstream_backoff_ms),
-                max_backoff: Duration::from_secs(5)
-                    .max(Duration::from_millis(self.upstream_backoff_ms)),
-                max_retry_after: Duration::from_secs(self.upstream_max_retry_after_seconds),
-                attempt_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds.max(1)),
-                call_deadline: Duration::from_secs(self.upstream_timeout_seconds.max(1)),
-                stream_idle_timeout: Duration::from_secs(
-                    self.upstream_attempt_timeout_seconds.max(1),
-                ),
-            },
-            breaker: BreakerConfig {
-                failure_threshold: self.breaker_failures.max(1),
-                window: Duration::from_secs(self.breaker_window_seconds.max(1)),
-                open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
-            },
-            prices: self.model_prices.0.clone(),
-            cache: self.cache_settings(),
-            content_safety: self.content_safety_config(),
-        }
-    }
-
-    /// Content safety as the gateway takes it; the rule settings apply only when it is on.
-    pub fn content_safety_config(&self) -> ContentSafetyConfig {
-        if self.content_safety == Switch::Off {
-            return ContentSafetyConfig::default();
-        }
-        ContentSafetyConfig {
-            enabled: true,
-            blocked_terms: self
-                .content_blocked_terms
-                .iter()
-                .map(|term| term.trim().to_owned())
-                .filter(|term| !term.is_empty())
-                .collect(),
-            blocked_patterns: self.content_blocked_patterns.0.clone(),
-            presets: self.content_safety_presets.0.clone(),
-            moderation: self
-                .moderation_url
-                .as_ref()
-                .filter(|url| !url.trim().is_empty())
-                .map(|url| ModerationConfig {
-                    url: url.trim().to_owned(),
-                    api_key: self.moderation_api_key.clone(),
-                    timeout: Duration::from_millis(self.moderation_timeout_ms.max(1)),
-                    fail_closed: self.moderation_fail_closed,
-                }),
-        }
-    }
-
-    /// The semantic cache's settings, or `None` when SEMANTIC_CACHE=off.
-    pub fn cache_settings(&self) -> Option<CacheSettings> {
-        if self.semantic_cache == Switch::Off {
-            return None;
-        }
-        let embedder = match self.cache_embedder {
-            EmbedderSetting::Builtin => EmbedderChoice::Builtin,
-            EmbedderSetting::Upstream => EmbedderChoice::Upstream,
-            EmbedderSetting::Minilm => EmbedderChoice::MiniLm {
-                model_dir: self.cache_minilm_dir.clone().unwrap_or_default(),
-            },
-        };
-        Some(CacheSettings {
-            config: CacheConfig {
-                threshold: self.cache_similarity_threshold.map(|t| t.clamp(0.0, 1.0)),
-                ttl: Duration::from_secs(self.cache_ttl_seconds.max(1)),
-                max_entries: self.cache_max_entries.max(1),
-                max_bytes: usize::try_from(self.cache_max_mb << 20).unwrap_or(usize::MAX),
-                max_prompt_bytes: usize::try_from(self.cache_max_prompt_bytes)
-                    .unwrap_or(usize::MAX),
-                include_system: self.cache_include_system,
-                window_messages: self.cache_window_messages.max(1),
-                shared_across_subscriptions: self.cache_shared,
-            },
-            embedder,
-        })
-    }
-
-    pub fn agent_config(&self) -> agent::AgentConfig {
-        agent::AgentConfig {
-            max_iterations: self.agent_max_iterations.max(1),
-            turn_deadline: Duration::from_secs(self.agent_timeout_seconds.max(1)),
-            tool_timeout: Duration::from_secs(self.agent_tool_timeout_seconds.max(1)),
-        }
-    }
-
-    /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
-    pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
-        match &self.mcp_url {
-            Some(url) if !url.trim().is_empty() => {
-                agent::McpEndpoint::configured(url.trim(), local)
-            }
-            _ => agent::McpEndpoint::local(local),
-        }
-    }
-
-    pub fn instance(&self) -> tools::Instance {
-        tools::Instance::new(
-            self.instance_id.clone(),
-            self.website_instance_id.clone(),
-            self.website_site_name.clone(),
-            self.website_slot_name.clone(),
-        )
+        Self::from_args(args)
     }
 }
 
@@ -662,260 +583,42 @@ pub enum EmbedderSetting {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum QuotaPeriodSetting {
-    Hourly,
-    Daily,
-    Weekly,
-    Monthly,
-    Yearly,
-}
-
-impl From<QuotaPeriodSetting> for QuotaPeriod {
-    fn from(setting: QuotaPeriodSetting) -> Self {
-        match setting {
-            QuotaPeriodSetting::Hourly => Self::Hourly,
-            QuotaPeriodSetting::Daily => Self::Daily,
-            QuotaPeriodSetting::Weekly => Self::Weekly,
-            QuotaPeriodSetting::Monthly => Self::Monthly,
-            QuotaPeriodSetting::Yearly => Self::Yearly,
-        }
-    }
-}
-
-/// `MODEL_PRICES`: `model=input/output,…` in USD per million tokens.
-#[derive(Debug, Clone, Default)]
-pub struct PriceTable(pub Prices);
-
-impl FromStr for PriceTable {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut prices = Prices::default();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (model, rates) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("`{entry}` is not of the form model=input/output"))?;
-            let (input, output) = rates
-                .split_once('/')
-                .ok_or_else(|| format!("`{rates}` is not of the form input/output"))?;
-            let model = model_name(model)?;
-            let parse = |v: &str| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| format!("`{v}` is not a price"))
-            };
-            prices.0.insert(
-                model,
-                Price {
-                    input_per_million: parse(input)?,
-                    output_per_million: parse(output)?,
-                },
-            );
-        }
-        Ok(Self(prices))
-    }
-}
-
-/// A configured model name (CHAT_MODEL, EMBEDDING_MODEL, MODEL_PRICES): the rules callers' model
-/// names follow too (bounded length, no control characters).
-fn model_name(raw: &str) -> Result<String, String> {
-    let name = raw.trim();
-    gateway_client::names::check_model_name(name)?;
-    Ok(name.to_owned())
-}
-
-/// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common
-/// inside regexes (`\d{2,4}`), a doubled semicolon is not.
-pub const PATTERN_SEPARATOR: &str = ";;";
-
-/// `CONTENT_BLOCKED_PATTERNS`: regexes separated by [`PATTERN_SEPARATOR`], each checked here.
-#[derive(Debug, Clone, Default)]
-pub struct BlockedPatterns(pub Vec<String>);
-
-impl FromStr for BlockedPatterns {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut patterns = Vec::new();
-        for pattern in raw.split(PATTERN_SEPARATOR).map(str::trim) {
-            if pattern.is_empty() {
-                continue;
-            }
-            gateway_client::policy::content_safety::check_pattern(pattern)?;
-            patterns.push(pattern.to_owned());
-        }
-        Ok(Self(patterns))
-    }
-}
-
-/// `CONTENT_SAFETY_PRESETS`: `secrets,card-numbers`, a subset, or `none`.
-#[derive(Debug, Clone, Default)]
-pub struct SafetyPresets(pub Vec<SafetyPreset>);
-
-impl FromStr for SafetyPresets {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut presets = Vec::new();
-        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let preset = match name.to_ascii_lowercase().as_str() {
-                "none" => continue,
-                "secrets" => SafetyPreset::Secrets,
-                "card-numbers" | "card_numbers" => SafetyPreset::CardNumbers,
-                _ => {
-                    return Err(format!(
-                        "unknown preset `{name}`; the presets are secrets, card-numbers (or none)"
-                    ));
-                }
-            };
-            if !presets.contains(&preset) {
-                presets.push(preset);
-            }
-        }
-        Ok(Self(presets))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// A subscription: a name (safe to log and to use as a metrics label) and its secret key.
-#[derive(Clone)]
-pub struct Subscription {
-    pub name: String,
-    pub key: SecretString,
-}
-
-impl fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `SUBSCRIPTION_KEYS`: `name=key,name=key…`.
-#[derive(Debug, Clone, Default)]
-pub struct SubscriptionKeys(pub Vec<Subscription>);
-
-impl FromStr for SubscriptionKeys {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut subscriptions: Vec<Subscription> = Vec::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            // Never echo the entry itself: it holds a secret.
-            let Some((name, key)) = entry.split_once('=') else {
-                return Err(format!(
-                    "entry {} has no `=`; expected name=key",
-                    subscriptions.len() + 1
-                ));
-            };
-            let (name, key) = (name.trim(), key.trim());
-            if name.is_empty() || key.is_empty() {
-                return Err(format!(
-                    "entry {} has an empty name or key",
-                    subscriptions.len() + 1
-                ));
-            }
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                return Err(format!(
-                    "subscription name `{name}` may use only letters, digits, `-`, `_` and `.`"
-                ));
-            }
-            if subscriptions.iter().any(|s| s.name == name) {
-                return Err(format!("subscription name `{name}` appears twice"));
-            }
-            subscriptions.push(Subscription {
-                name: name.to_owned(),
-                key: SecretString::from(key.to_owned()),
-            });
+/// TOKEN_QUOTA_PERIOD: the library's own [`QuotaPeriod`], by name.
+fn quota_period() -> impl TypedValueParser<Value = QuotaPeriod> {
+    PossibleValuesParser::new(["hourly", "daily", "weekly", "monthly", "yearly"]).try_map(|name| {
+        match name.as_str() {
+            "hourly" => Ok(QuotaPeriod::Hourly),
+            "daily" => Ok(QuotaPeriod::Daily),
+            "weekly" => Ok(QuotaPeriod::Weekly),
+            "monthly" => Ok(QuotaPeriod::Monthly),
+            "yearly" => Ok(QuotaPeriod::Yearly),
+            other => Err(format!("`{other}` is not a quota period")),
         }
-        Ok(Self(subscriptions))
-    }
+    })
 }
 
-/// A rate: `calls` per `period` (`120/60` is 120 calls per 60 seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateSpec {
-    pub calls: NonZeroU32,
-    pub period: Duration,
-}
+mod build;
+mod parse;
 
-impl FromStr for RateSpec {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let (calls, seconds) = raw
-            .trim()
-            .split_once('/')
-            .ok_or_else(|| format!("`{raw}` is not of the form calls/seconds"))?;
-        let calls: u32 = calls
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{calls}` is not a whole number of calls"))?;
-        let calls = NonZeroU32::new(calls)
-            .ok_or_else(|| "the number of calls must be at least 1".to_owned())?;
-        let seconds: u64 = seconds
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{seconds}` is not a whole number of seconds"))?;
-        if seconds == 0 {
-            return Err("the period must be at least 1 second".to_owned());
-        }
-        Ok(Self {
-            calls,
-            period: Duration::from_secs(seconds),
-        })
-    }
-}
-
-impl fmt::Display for RateSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.calls, self.period.as_secs())
-    }
-}
-
-/// `MCP_TOOL_RATE_LIMITS`: `tool=calls/seconds,…`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ToolRateLimits(pub Vec<(String, RateSpec)>);
-
-impl FromStr for ToolRateLimits {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut limits = Vec::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (tool, rate) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("`{entry}` is not of the form tool=calls/seconds"))?;
-            let tool = tool.trim();
-            if tools::spec(tool).is_none() {
-                let known: Vec<&str> = tools::catalog().iter().map(|t| t.name).collect();
-                return Err(format!(
-                    "unknown tool `{tool}`; the tools are {}",
-                    known.join(", ")
-                ));
-            }
-            limits.push((tool.to_owned(), rate.parse()?));
-        }
-        Ok(Self(limits))
-    }
-}
+pub use build::{ConnectionLimits, HttpSettings, McpSettings};
+pub use parse::{
+    BlockedPatterns, PATTERN_SEPARATOR, PriceTable, RateSpec, SafetyPresets, Subscription,
+    SubscriptionKeys, ToolRateLimits,
+};
+use parse::{model_name, unit_interval};
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use gateway_client::config::{BackendConfig, SafetyPreset};
     use secrecy::ExposeSecret;
+    use std::time::Duration;
 
     #[test]
     fn defaults_match_the_contract() {
@@ -935,7 +638,7 @@ mod tests {
             (cache.max_bytes, cache.max_prompt_bytes),
             (64 << 20, 32 << 10)
         );
-        assert!(!settings.model_configured());
+        assert!(settings.backend_configs().is_empty());
         let limits = settings.connection_limits();
         assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
         assert_eq!(limits.idle_timeout, Duration::from_secs(75));
@@ -1018,13 +721,74 @@ mod tests {
     }
 
     #[test]
+    fn values_that_were_clamped_are_refused_naming_the_variable_and_the_range() {
+        for variable in [
+            "UPSTREAM_ATTEMPTS",
+            "UPSTREAM_ATTEMPT_TIMEOUT_SECONDS",
+            "UPSTREAM_TIMEOUT_SECONDS",
+            "BREAKER_FAILURES",
+            "BREAKER_WINDOW_SECONDS",
+            "BREAKER_OPEN_SECONDS",
+            "MODERATION_TIMEOUT_MS",
+            "CACHE_TTL_SECONDS",
+            "CACHE_MAX_ENTRIES",
+            "CACHE_WINDOW_MESSAGES",
+            "AGENT_MAX_ITERATIONS",
+            "AGENT_TIMEOUT_SECONDS",
+            "AGENT_TOOL_TIMEOUT_SECONDS",
+        ] {
+            let error = Settings::from_map(&[(variable, "0")])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(variable), "{error}");
+            assert!(
+                error.contains("1.."),
+                "{variable} should say what it accepts: {error}"
+            );
+            assert!(Settings::from_map(&[(variable, "1")]).is_ok(), "{variable}");
+        }
+        for bad in ["1.5", "-0.1", "high"] {
+            let error = Settings::from_map(&[("CACHE_SIMILARITY_THRESHOLD", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("CACHE_SIMILARITY_THRESHOLD"), "{error}");
+            assert!(error.contains("from 0 to 1"), "{error}");
+        }
+    }
+
+    #[test]
+    fn settings_from_a_map_use_the_env_var_names_and_nothing_else() {
+        let settings =
+            Settings::from_map(&[("OPENAI_API_KEY", "sk-test"), ("TOKENS_PER_MINUTE", "7")])
+                .unwrap();
+        assert!(!settings.backend_configs().is_empty());
+        assert_eq!(settings.tokens_per_minute, 7);
+        let error = Settings::from_map(&[("NOT_A_SETTING", "1")]).unwrap_err();
+        assert!(error.to_string().contains("NOT_A_SETTING"), "{error}");
+    }
+
+    #[test]
+    fn argument_lists_ignore_the_process_environment() {
+        // No env var is read by `from_args`, whatever the shell exported: every setting with an
+        // env var has it stripped before parsing.
+        let command = Settings::command().mut_args(|arg| arg.env(None));
+        assert!(command.get_arguments().all(|arg| arg.get_env().is_none()));
+        // And the binary's own command does read them (the stripping is not permanent).
+        assert!(
+            Settings::command()
+                .get_arguments()
+                .any(|arg| arg.get_env().is_some_and(|env| env == "OPENAI_API_KEY"))
+        );
+    }
+
+    #[test]
     fn backends_come_from_the_openai_list_or_azure() {
         let pool = Settings::from_args(["--openai-base-url", "http://a/v1,http://b/v1"]).unwrap();
         assert_eq!(pool.backend_configs().len(), 2);
         let key_only = Settings::from_args(["--openai-api-key", "sk-x"]).unwrap();
         assert!(matches!(
             &key_only.backend_configs()[..],
-            [BackendConfig::OpenAi { base_url, .. }] if base_url == DEFAULT_OPENAI_BASE_URL
+            [BackendConfig::OpenAi { base_url, .. }] if base_url == build::DEFAULT_OPENAI_BASE_URL
         ));
         let azure =
             Settings::from_args(["--azure-openai-endpoint", "https://x.openai.azure.com"]).unwrap();

@@ -46,10 +46,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
-use crate::{
-    config::RetryAfterFormat,
-    error::{ApiError, ErrorBody, ErrorDetail},
-};
+pub use crate::config::ConnectionLimits;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 
 /// Refusals (503s to connections over the limit) being written at once; beyond this, a
 /// connection over the limit is closed without an answer.
@@ -58,15 +56,6 @@ const MAX_CONCURRENT_REFUSALS: usize = 256;
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as "too many open files", so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
-
-/// The connection settings (see the module docs).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-    pub retry_after_format: RetryAfterFormat,
-}
 
 /// Serves `app` on `listener` until `stop` is cancelled, then waits for the open connections
 /// to finish (the caller bounds that wait with its grace period).
@@ -477,6 +466,7 @@ pub fn raise_open_file_limit(_max_connections: usize) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RetryAfterFormat;
 
     #[test]
     fn the_busy_answer_is_a_whole_http_answer_in_the_envelope() {

@@ -48,16 +48,16 @@ pub enum ApiError {
     #[error("{message}")]
     RateLimited {
         message: String,
-        retry_after: HeaderValue,
+        retry_after: Duration,
         /// Extra headers describing the limit (`x-ratelimit-*`).
         headers: Vec<(HeaderName, HeaderValue)>,
     },
     /// A model call the gateway refused or could not complete.
     #[error("{0}")]
-    Gateway(GatewayError, RetryAfterFormat),
+    Gateway(#[from] GatewayError),
     /// An agent turn that could not finish.
     #[error("{0}")]
-    Agent(AgentError, RetryAfterFormat),
+    Agent(#[from] AgentError),
     /// The server is serving as many connections as it may (MAX_CONNECTIONS).
     #[error("the server is at its limit of {limit} connections (MAX_CONNECTIONS); retry shortly")]
     ServerBusy { limit: usize },
@@ -162,10 +162,21 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Gateway(error, _) => gateway_status(error),
-            Self::Agent(error, _) => agent_status(error),
+            Self::Gateway(error) => gateway_status(error),
+            Self::Agent(error) => agent_status(error),
             Self::ServerBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long the client should wait before retrying, for the refusals where waiting helps.
+    pub fn retry_wait(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Gateway(error) | Self::Agent(AgentError::Gateway(error)) => {
+                gateway_retry_after(error)
+            }
+            _ => None,
         }
     }
 
@@ -179,8 +190,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Timeout(_) => "request_timeout",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Gateway(error, _) => error.code(),
-            Self::Agent(error, _) => error.code(),
+            Self::Gateway(error) => error.code(),
+            Self::Agent(error) => error.code(),
             Self::ServerBusy { .. } => "server_busy",
             Self::Internal(_) => "internal_error",
         }
@@ -198,32 +209,42 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = envelope(status, self.code(), &message);
+        if let Some(wait) = self.retry_wait() {
+            response.extensions_mut().insert(RetryWait(wait));
+        }
         match self {
-            Self::RateLimited {
-                retry_after,
-                headers,
-                ..
-            } => {
+            Self::RateLimited { headers, .. } => {
                 let response_headers = response.headers_mut();
-                response_headers.insert(header::RETRY_AFTER, retry_after);
                 for (name, value) in headers {
                     response_headers.insert(name, value);
                 }
             }
-            Self::Gateway(error, format) | Self::Agent(AgentError::Gateway(error), format) => {
-                if let Some(wait) = gateway_retry_after(&error) {
-                    response.headers_mut().insert(
-                        header::RETRY_AFTER,
-                        format.header_value(wait, SystemTime::now()),
-                    );
-                }
-                if matches!(error, GatewayError::BudgetExceeded { .. }) {
-                    response
-                        .headers_mut()
-                        .insert(REMAINING_TOKENS, HeaderValue::from_static("0"));
-                }
+            Self::Gateway(GatewayError::BudgetExceeded { .. })
+            | Self::Agent(AgentError::Gateway(GatewayError::BudgetExceeded { .. })) => {
+                response
+                    .headers_mut()
+                    .insert(REMAINING_TOKENS, HeaderValue::from_static("0"));
             }
             _ => {}
+        }
+        response
+    }
+}
+
+/// How long a refused client should wait before retrying, left in the response's extensions by
+/// [`ApiError`]. The router's outermost layer ([`render_retry_after`]) writes it as
+/// `Retry-After` in RETRY_AFTER_FORMAT, so handlers never need the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryWait(pub Duration);
+
+/// Renders a response's [`RetryWait`] as its `Retry-After` header.
+pub fn render_retry_after(format: RetryAfterFormat) -> impl Fn(Response) -> Response + Clone {
+    move |mut response: Response| {
+        if let Some(RetryWait(wait)) = response.extensions_mut().remove::<RetryWait>() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                format.header_value(wait, SystemTime::now()),
+            );
         }
         response
     }
@@ -239,6 +260,14 @@ impl From<JsonRejection> for ApiError {
         };
         Self::bad_request(code, rejection.body_text())
     }
+}
+
+/// The envelope as JSON text: what a stream that has started sends as its error event.
+pub fn envelope_json(code: &str, message: &str) -> String {
+    serde_json::to_string(&ErrorBody {
+        error: ErrorDetail { code, message },
+    })
+    .unwrap_or_default()
 }
 
 /// Builds the envelope answer for any status; also used to rewrite bare error answers from

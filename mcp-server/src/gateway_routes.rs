@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::{
     auth::Caller,
     error::{ApiError, REMAINING_TOKENS, read_body_within},
-    http::AppState,
+    state::AppState,
 };
 
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-llm-cache-status");
@@ -72,11 +72,11 @@ impl FromRequest<Arc<AppState>> for ModelCall {
             .extensions
             .get::<Caller>()
             .ok_or_else(|| ApiError::Internal("a model route ran without the auth layer".into()))?;
-        let settings = &state.settings;
+        let settings = &state.http;
         let body = read_body_within(
             body,
             settings.max_request_body_bytes,
-            settings.request_timeout(),
+            settings.request_timeout,
         )
         .await?;
         let mut request = json_object(&body)?;
@@ -99,24 +99,23 @@ async fn chat(
     context: CallContext,
     request: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let format = state.settings.retry_after_format;
     let protocol = OpenAiChat;
     let call = protocol
         .read_request(Operation::Chat, request)
-        .map_err(|e| ApiError::Gateway(e, format))?;
+        .map_err(ApiError::from)?;
     if call.stream {
         let stream = state
             .gateway
             .chat_stream(&context, call.request)
             .await
-            .map_err(|e| ApiError::Gateway(e, format))?;
+            .map_err(ApiError::from)?;
         return Ok(sse_response(stream, &context, protocol));
     }
     let outcome = state
         .gateway
         .chat(&context, call.request)
         .await
-        .map_err(|e| ApiError::Gateway(e, format))?;
+        .map_err(ApiError::from)?;
     let mut response = Json(protocol.write_answer(outcome.body)).into_response();
     insert_gateway_headers(
         response.headers_mut(),
@@ -133,11 +132,7 @@ async fn embed(
     context: CallContext,
     request: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let outcome = state
-        .gateway
-        .embeddings(&context, request)
-        .await
-        .map_err(|e| ApiError::Gateway(e, state.settings.retry_after_format))?;
+    let outcome = state.gateway.embeddings(&context, request).await?;
     let mut response = Json(outcome.body).into_response();
     insert_gateway_headers(
         response.headers_mut(),

@@ -3,9 +3,7 @@
 //! Public routes (`/`, `/health`, `/metrics`) need no key; everything else passes
 //! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
-
-use agent::{Agent, McpTools, ToolRouter};
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -16,15 +14,10 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use gateway_client::{
-    Gateway, GatewayError, MemoryStore, StateStore, pipeline, shared::RedisState,
-};
 use http::{HeaderMap, StatusCode, header};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tools::Instance;
-use tower::{Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder, util::MapResponseLayer};
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -33,75 +26,11 @@ use tower_http::{
 };
 
 use crate::{
-    admin, agent_routes,
-    auth::{self, Authenticator},
-    config::{Settings, ToolRouting},
+    admin, agent_routes, auth,
     error::{self, ApiError},
-    gateway_routes,
-    mcp::{self, limits::McpLimits, traffic::McpTraffic},
+    gateway_routes, mcp,
+    state::AppState,
 };
-
-/// What handlers share.
-pub struct AppState {
-    pub settings: Settings,
-    pub instance: Arc<Instance>,
-    pub authenticator: Arc<Authenticator>,
-    pub gateway: Arc<Gateway>,
-    pub agent: Arc<Agent>,
-    pub prometheus: PrometheusHandle,
-    pub mcp_traffic: Arc<McpTraffic>,
-    pub started: Instant,
-}
-
-impl AppState {
-    /// `local` is the address the server listens on: the agent's default MCP endpoint.
-    pub fn new(
-        settings: Settings,
-        prometheus: PrometheusHandle,
-        local: SocketAddr,
-    ) -> Result<Self, GatewayError> {
-        let instance = Arc::new(settings.instance());
-        let config = settings.gateway_config();
-        let parts = match settings
-            .redis_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-        {
-            Some(url) => {
-                let redis = RedisState::connect(url.trim()).map_err(GatewayError::Store)?;
-                pipeline::shared_parts(&config, redis, &instance.id)?
-            }
-            None => {
-                let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-                pipeline::parts(&config, store, None, None)?
-            }
-        };
-        let gateway = Arc::new(Gateway::from_parts(config, parts)?);
-        let authenticator = Arc::new(Authenticator::new(settings.subscription_keys.as_ref()));
-        let router = match settings.tool_routing {
-            ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
-            ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
-                settings.mcp_endpoint(local),
-                settings.agent_subscription_key.clone(),
-            )),
-        };
-        let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
-        let mcp_traffic = Arc::new(McpTraffic::new(
-            McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
-            settings.retry_after_format,
-        ));
-        Ok(Self {
-            settings,
-            instance,
-            authenticator,
-            gateway,
-            agent,
-            prometheus,
-            mcp_traffic,
-            started: Instant::now(),
-        })
-    }
-}
 
 /// Builds the whole application. `shutdown` stops rmcp's in-flight work on shutdown.
 pub fn app(
@@ -112,14 +41,14 @@ pub fn app(
 + Send
 + Sync
 + 'static {
-    let settings = &state.settings;
+    let settings = &state.http;
     let short_deadline =
-        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout());
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout);
 
     let mcp = Router::new().route(
         "/mcp",
         mcp::route(
-            settings,
+            &state.mcp,
             state.instance.clone(),
             state.mcp_traffic.clone(),
             shutdown,
@@ -164,17 +93,19 @@ pub fn app(
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
     // Layers every request meets, stacked once around the whole router instead of once per
     // route: a per-route layer costs a boxed clone of the route on every request. Top to bottom
-    // is the order a request meets them: request id, give every bare error the JSON envelope,
-    // bound the body (axum's body extractors have their own 2 MB default; the configured limit
-    // rules).
+    // is the order a request meets them: request id, render Retry-After for every refusal that
+    // asks for one (the one place RETRY_AFTER_FORMAT is applied), give every bare error the JSON
+    // envelope, bound the body (axum's body extractors have their own 2 MB default; the
+    // configured limit rules).
     ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(MapResponseLayer::new(error::render_retry_after(
+            settings.retry_after_format,
+        )))
         .layer(middleware::from_fn(envelope_bare_errors))
-        .layer(RequestBodyLimitLayer::new(
-            state.settings.max_request_body_bytes,
-        ))
-        .layer(DefaultBodyLimit::max(state.settings.max_request_body_bytes))
+        .layer(RequestBodyLimitLayer::new(settings.max_request_body_bytes))
+        .layer(DefaultBodyLimit::max(settings.max_request_body_bytes))
         .service(routes)
 }
 
@@ -254,7 +185,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         reason: degraded,
         instance_id: &state.instance.id,
         version: env!("CARGO_PKG_VERSION"),
-        tool_routing: state.settings.tool_routing.as_str(),
+        tool_routing: state.http.tool_routing.as_str(),
         model_configured: state.gateway.is_configured(),
         state_store: state.gateway.state_store(),
         uptime_seconds: state.started.elapsed().as_secs(),

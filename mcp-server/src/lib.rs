@@ -4,6 +4,7 @@
 //! - [`config`]: every setting, parsed once.
 //! - [`cache_eval`]: `tollgate cache-eval`, the semantic cache measured on labelled pairs.
 //! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
+//! - [`state`]: [`state::AppState`], what handlers share, with the typed settings they read.
 //! - [`http`]: the router, its layers and the small status handlers.
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
@@ -28,6 +29,7 @@ pub mod gateway_routes;
 pub mod http;
 pub mod mcp;
 pub mod retry_after;
+pub mod state;
 mod status_page;
 pub mod telemetry;
 
@@ -50,7 +52,7 @@ pub async fn serve(
     let grace = settings.shutdown_grace();
     let local = listener.local_addr()?;
     let state = Arc::new(
-        http::AppState::new(settings, prometheus, local)
+        state::AppState::new(&settings, prometheus, local)
             .map_err(|e| std::io::Error::other(format!("cannot start the gateway: {e}")))?,
     );
 
@@ -65,7 +67,7 @@ pub async fn serve(
     });
 
     let cancel = CancellationToken::new();
-    let limits = state.settings.connection_limits();
+    let limits = settings.connection_limits();
     let app = http::app(state, cancel.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, mcp = %format!("http://{addr}/mcp"), "tollgate is serving");
@@ -114,5 +116,97 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// The modules' dependency order, checked from their sources: each module may use only the
+/// modules listed before it, so there are no cycles. Handlers depend on [`state`], the router
+/// ([`http`]) on the handlers, and nothing depends back on the router.
+#[cfg(test)]
+mod module_order {
+    #![allow(clippy::unwrap_used)]
+
+    /// Lowest first. `mcp` is one module (its files may use each other).
+    const LAYERS: &[&str] = &[
+        "config",
+        "retry_after",
+        "telemetry",
+        "error",
+        "connections",
+        "auth",
+        "mcp",
+        "state",
+        "status_page",
+        "gateway_routes",
+        "agent_routes",
+        "admin",
+        "http",
+        "cache_eval",
+    ];
+
+    fn source_of(module: &str) -> String {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let file = src.join(format!("{module}.rs"));
+        if file.exists() {
+            return std::fs::read_to_string(file).unwrap();
+        }
+        std::fs::read_dir(src.join(module))
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+            .collect()
+    }
+
+    /// The source without comments: a doc link is not a dependency.
+    fn code_of(module: &str) -> String {
+        source_of(module)
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The crate modules a source names, as `crate::name` or inside `use crate::{…}`.
+    fn uses(source: &str) -> Vec<&'static str> {
+        let mut named = Vec::new();
+        for (index, _) in source.match_indices("crate::") {
+            let rest = &source[index + "crate::".len()..];
+            let scope = if rest.starts_with('{') {
+                &rest[..rest.find("};").unwrap_or(rest.len())]
+            } else {
+                rest
+            };
+            for module in LAYERS {
+                let at_start = scope.starts_with(module)
+                    && !scope[module.len()..]
+                        .starts_with(|c: char| c == '_' || c.is_alphanumeric());
+                let in_braces = scope.starts_with('{')
+                    && scope
+                        .split(|c: char| !(c == '_' || c.is_alphanumeric()))
+                        .any(|word| word == *module);
+                if (at_start || in_braces) && !named.contains(module) {
+                    named.push(*module);
+                }
+            }
+        }
+        named
+    }
+
+    #[test]
+    fn every_module_uses_only_modules_below_it() {
+        for (level, module) in LAYERS.iter().enumerate() {
+            for used in uses(&code_of(module)) {
+                let used_level = LAYERS.iter().position(|m| *m == used).unwrap();
+                assert!(
+                    used_level < level || used == *module,
+                    "`{module}` uses `{used}`, which is not below it: a cycle in the making"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_sees_both_forms_of_use() {
+        let source = "use crate::{auth::Caller, error::ApiError};\nlet x = crate::state::AppState;";
+        assert_eq!(uses(source), ["error", "auth", "state"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub fn render(state: &AppState, host: &str) -> String {
     let mut tools = String::new();
@@ -14,7 +14,7 @@ pub fn render(state: &AppState, host: &str) -> String {
             escape(spec.description)
         );
     }
-    let auth = if state.settings.subscription_keys.is_some() {
+    let auth = if state.http.keys_required {
         "subscription key required (<code>Ocp-Apim-Subscription-Key</code>, <code>api-key</code> or <code>Authorization: Bearer</code>)"
     } else {
         "open (no subscription keys configured)"
@@ -38,7 +38,7 @@ code{{background:#f3f3f3;padding:0 .25rem}}dt{{font-weight:600}}</style></head>
         version = env!("CARGO_PKG_VERSION"),
         instance = escape(&state.instance.id),
         host = escape(host),
-        routing = state.settings.tool_routing.as_str(),
+        routing = state.http.tool_routing.as_str(),
         store = state.gateway.state_store(),
     )
 }

@@ -134,7 +134,10 @@ fn meaning_keys(analysed: &[analysis::Token]) -> Vec<u64> {
     for token in analysed {
         match token.kind {
             analysis::Kind::Content => {
-                keys.push(fnv1a(&[b"w", lexicon::lemmas(&token.word).first().as_bytes()]));
+                keys.push(fnv1a(&[
+                    b"w",
+                    lexicon::lemmas(&token.word).first().as_bytes(),
+                ]));
                 keys.extend(
                     lexicon::concepts(&token.word)
                         .into_iter()

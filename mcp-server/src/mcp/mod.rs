@@ -29,7 +29,7 @@ pub use handler::TollgateMcp;
 
 use crate::{
     auth::Caller,
-    config::{Settings, Switch},
+    config::McpSettings,
     error::{ApiError, read_body},
 };
 use fast_path::FastPath;
@@ -47,7 +47,7 @@ const LOOPBACK_ORIGINS: &[&str] = &[
 
 /// ALLOWED_HOSTS plus loopback names. A rebinding attack can't make a browser send a loopback
 /// Host, and the agent's MCP routing calls this server on loopback whatever the public hostname.
-fn allowed_hosts(settings: &Settings) -> Vec<String> {
+fn allowed_hosts(settings: &McpSettings) -> Vec<String> {
     let mut hosts: Vec<String> = settings
         .allowed_hosts
         .iter()
@@ -66,7 +66,7 @@ fn allowed_hosts(settings: &Settings) -> Vec<String> {
 /// `Arc` and called by reference: mounted as a tower service, it would be cloned (its whole
 /// config, allowlists included) twice per request.
 pub fn route<S>(
-    settings: &Settings,
+    settings: &McpSettings,
     instance: Arc<Instance>,
     traffic: Arc<McpTraffic>,
     shutdown: CancellationToken,
@@ -76,12 +76,13 @@ where
 {
     let hosts = allowed_hosts(settings);
     let endpoint = Arc::new(Endpoint {
-        fast_path: (settings.mcp_fast_path == Switch::On)
+        fast_path: settings
+            .fast_path
             .then(|| FastPath::new(instance.clone(), &hosts)),
         rmcp: service(settings, hosts, instance, shutdown),
         traffic,
         max_body_bytes: settings.max_request_body_bytes,
-        request_timeout: settings.request_timeout(),
+        request_timeout: settings.request_timeout,
     });
     any(move |request: Request| {
         let endpoint = Arc::clone(&endpoint);
@@ -150,7 +151,7 @@ impl Endpoint {
 
 /// The MCP endpoint: no sessions, JSON answers, Host/Origin checked against the allowlists.
 fn service(
-    settings: &Settings,
+    settings: &McpSettings,
     allowed_hosts: Vec<String>,
     instance: Arc<Instance>,
     shutdown: CancellationToken,

@@ -7,7 +7,7 @@ use std::{
     borrow::Cow,
     collections::HashMap,
     sync::{Arc, PoisonError, RwLock},
-    time::{Instant, SystemTime},
+    time::Instant,
 };
 
 use axum::response::Response;
@@ -16,7 +16,7 @@ use metrics::{Counter, Histogram, SharedString};
 use serde::Deserialize;
 
 use super::limits::{Allowance, McpLimits, Refusal};
-use crate::{auth::Caller, config::RetryAfterFormat, error::ApiError};
+use crate::{auth::Caller, error::ApiError};
 
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -39,7 +39,6 @@ const KNOWN_METHODS: &[&str] = &[
 
 pub struct McpTraffic {
     limits: McpLimits,
-    retry_after_format: RetryAfterFormat,
     recorders: Recorders,
     anonymous: Arc<str>,
 }
@@ -131,10 +130,9 @@ pub struct Admission<'a> {
 }
 
 impl McpTraffic {
-    pub fn new(limits: McpLimits, retry_after_format: RetryAfterFormat) -> Self {
+    pub fn new(limits: McpLimits) -> Self {
         Self {
             limits,
-            retry_after_format,
             recorders: Recorders::default(),
             anonymous: Arc::from(crate::auth::ANONYMOUS),
         }
@@ -173,7 +171,7 @@ impl McpTraffic {
                         started,
                         subscription,
                     );
-                    return Err(refusal_error(self, refusal));
+                    return Err(refusal_error(refusal));
                 }
             },
             _ => None,
@@ -203,7 +201,7 @@ impl Admission<'_> {
     }
 }
 
-fn refusal_error(traffic: &McpTraffic, refusal: Refusal) -> ApiError {
+fn refusal_error(refusal: Refusal) -> ApiError {
     let scope = match refusal.scope {
         super::limits::Scope::Key => "key".to_owned(),
         super::limits::Scope::Tool(tool) => format!("tool:{tool}"),
@@ -232,9 +230,7 @@ fn refusal_error(traffic: &McpTraffic, refusal: Refusal) -> ApiError {
     }
     ApiError::RateLimited {
         message,
-        retry_after: traffic
-            .retry_after_format
-            .header_value(refusal.wait, SystemTime::now()),
+        retry_after: refusal.wait,
         headers,
     }
 }

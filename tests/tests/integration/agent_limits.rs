@@ -1,7 +1,9 @@
 //! The agent's deadlines: the whole turn, each tool call (MCP routing against a server that
 //! never answers), and each model call.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use loadtest::mock_upstream::Reply;
 use serde_json::Value;
@@ -23,7 +25,9 @@ async fn turn_with_a_slow_model(deadline_flag: &str) -> (u16, Value, Duration) {
     (status, body, started.elapsed())
 }
 
-#[tokio::test]
+// Paused time: the 1 s deadline and the mock's 3 s delay are reached by auto-advance, so the
+// test takes no real second and the window it asserts is exact.
+#[tokio::test(start_paused = true)]
 async fn a_turn_past_its_deadline_is_a_504() {
     let (status, body, took) = turn_with_a_slow_model("--agent-timeout-seconds").await;
     assert_eq!(status, 504, "{body}");
@@ -35,7 +39,7 @@ async fn a_turn_past_its_deadline_is_a_504() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_model_call_past_the_upstream_deadline_is_a_504() {
     let (status, body, took) = turn_with_a_slow_model("--upstream-timeout-seconds").await;
     assert_eq!(status, 504, "{body}");
@@ -43,7 +47,7 @@ async fn a_model_call_past_the_upstream_deadline_is_a_504() {
     assert!(took < PROMPTLY, "{took:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tool_that_never_answers_times_out_and_the_turn_goes_on() {
     let silent = SilentPeer::start().await;
     let mcp_url = silent.url("/mcp");

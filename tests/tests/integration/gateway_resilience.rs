@@ -2,7 +2,9 @@
 //! retry of a request the upstream refused, failover to the next backend, and the circuit
 //! breaker tripping and recovering.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use loadtest::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
@@ -27,7 +29,9 @@ fn answer(body: &Value) -> &str {
     body["choices"][0]["message"]["content"].as_str().unwrap()
 }
 
-#[tokio::test]
+// Paused time: the upstream's one-second Retry-After is waited on tokio's clock, so the test
+// needs no real second and the wait it checks is exact.
+#[tokio::test(start_paused = true)]
 async fn retries_honor_the_upstreams_retry_after() {
     let mock = start_mock().await;
     let server = server(&mock.base_url(), &[]).await;
@@ -172,7 +176,8 @@ async fn calls_fail_over_to_the_next_backend() {
     );
 }
 
-#[tokio::test]
+// Paused time: the breaker keeps tokio's clock, so its open second passes without a real one.
+#[tokio::test(start_paused = true)]
 async fn the_breaker_trips_then_probes_and_recovers() {
     let first = start_mock().await;
     let second = start_mock().await;

@@ -10,6 +10,7 @@ mod agent_limits;
 mod agent_messy_models;
 mod agent_routing;
 mod agent_stream;
+mod app_oneshot;
 mod auth;
 mod auth_matrix;
 mod cache_eval_sets;

@@ -1,0 +1,238 @@
+//! Building: the typed configs the crates and the HTTP layer take, made from [`Settings`].
+
+use std::time::Duration;
+
+use gateway_client::config::{
+    BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
+    GatewayConfig, ModerationConfig, RetryConfig, TokenQuota,
+};
+use gateway_client::semantic::CacheConfig;
+
+use super::{EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
+
+pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+impl Settings {
+    /// What the router and its handlers read.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            max_request_body_bytes: self.max_request_body_bytes,
+            request_timeout: self.request_timeout(),
+            retry_after_format: self.retry_after_format,
+            tool_routing: self.tool_routing,
+            keys_required: self.subscription_keys.is_some(),
+        }
+    }
+
+    /// What the `/mcp` route reads.
+    pub fn mcp_settings(&self) -> McpSettings {
+        McpSettings {
+            fast_path: self.mcp_fast_path == Switch::On,
+            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            max_request_body_bytes: self.max_request_body_bytes,
+            request_timeout: self.request_timeout(),
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            retry_after_format: self.retry_after_format,
+        }
+    }
+
+    /// The upstream pool: Azure if its endpoint is set, else the OpenAI-compatible list (the
+    /// public OpenAI API when only a key is given).
+    pub fn backend_configs(&self) -> Vec<BackendConfig> {
+        if let Some(endpoint) = self
+            .azure_openai_endpoint
+            .as_ref()
+            .filter(|e| !e.trim().is_empty())
+        {
+            return vec![BackendConfig::Azure {
+                endpoint: endpoint.trim().to_owned(),
+                api_key: self.azure_openai_api_key.clone(),
+                api_version: self.azure_openai_api_version.clone(),
+            }];
+        }
+        let mut urls: Vec<String> = self
+            .openai_base_url
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() && self.openai_api_key.is_some() {
+            urls.push(DEFAULT_OPENAI_BASE_URL.to_owned());
+        }
+        urls.into_iter()
+            .map(|base_url| BackendConfig::OpenAi {
+                base_url,
+                api_key: self.openai_api_key.clone(),
+            })
+            .collect()
+    }
+
+    pub fn gateway_config(&self) -> GatewayConfig {
+        let period = self.token_quota_period;
+        GatewayConfig {
+            backends: self.backend_configs(),
+            chat_model: self.chat_model.clone(),
+            embedding_model: self.embedding_model.clone(),
+            budget: BudgetConfig {
+                tokens_per_minute: self.tokens_per_minute,
+                quota: self.token_quota.map(|tokens| TokenQuota { tokens, period }),
+                usage_period: period,
+            },
+            max_tokens_cap: self.max_tokens_cap,
+            max_stream_tokens_cap: self.max_stream_tokens_cap,
+            stream_send_timeout: Duration::from_secs(self.stream_send_timeout_seconds),
+            retry: RetryConfig {
+                attempts_per_backend: self.upstream_attempts,
+                base_backoff: Duration::from_millis(self.upstream_backoff_ms),
+                max_backoff: Duration::from_secs(5)
+                    .max(Duration::from_millis(self.upstream_backoff_ms)),
+                max_retry_after: Duration::from_secs(self.upstream_max_retry_after_seconds),
+                attempt_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds),
+                call_deadline: Duration::from_secs(self.upstream_timeout_seconds),
+                stream_idle_timeout: Duration::from_secs(self.upstream_attempt_timeout_seconds),
+            },
+            breaker: BreakerConfig {
+                failure_threshold: self.breaker_failures,
+                window: Duration::from_secs(self.breaker_window_seconds),
+                open_for: Duration::from_secs(self.breaker_open_seconds),
+            },
+            prices: self.model_prices.0.clone(),
+            cache: self.cache_settings(),
+            content_safety: self.content_safety_config(),
+        }
+    }
+
+    /// Content safety as the gateway takes it; the rule settings apply only when it is on.
+    pub fn content_safety_config(&self) -> ContentSafetyConfig {
+        if self.content_safety == Switch::Off {
+            return ContentSafetyConfig::default();
+        }
+        ContentSafetyConfig {
+            enabled: true,
+            blocked_terms: self
+                .content_blocked_terms
+                .iter()
+                .map(|term| term.trim().to_owned())
+                .filter(|term| !term.is_empty())
+                .collect(),
+            blocked_patterns: self.content_blocked_patterns.0.clone(),
+            presets: self.content_safety_presets.0.clone(),
+            moderation: self
+                .moderation_url
+                .as_ref()
+                .filter(|url| !url.trim().is_empty())
+                .map(|url| ModerationConfig {
+                    url: url.trim().to_owned(),
+                    api_key: self.moderation_api_key.clone(),
+                    timeout: Duration::from_millis(self.moderation_timeout_ms),
+                    fail_closed: self.moderation_fail_closed,
+                }),
+        }
+    }
+
+    /// The semantic cache's settings, or `None` when SEMANTIC_CACHE=off.
+    pub fn cache_settings(&self) -> Option<CacheSettings> {
+        if self.semantic_cache == Switch::Off {
+            return None;
+        }
+        let embedder = match self.cache_embedder {
+            EmbedderSetting::Builtin => EmbedderChoice::Builtin,
+            EmbedderSetting::Upstream => EmbedderChoice::Upstream,
+            EmbedderSetting::Minilm => EmbedderChoice::MiniLm {
+                model_dir: self.cache_minilm_dir.clone().unwrap_or_default(),
+            },
+        };
+        Some(CacheSettings {
+            config: CacheConfig {
+                threshold: self.cache_similarity_threshold,
+                ttl: Duration::from_secs(self.cache_ttl_seconds),
+                max_entries: self.cache_max_entries,
+                max_bytes: usize::try_from(self.cache_max_mb << 20).unwrap_or(usize::MAX),
+                max_prompt_bytes: usize::try_from(self.cache_max_prompt_bytes)
+                    .unwrap_or(usize::MAX),
+                include_system: self.cache_include_system,
+                window_messages: self.cache_window_messages,
+                shared_across_subscriptions: self.cache_shared,
+            },
+            embedder,
+        })
+    }
+
+    pub fn agent_config(&self) -> agent::AgentConfig {
+        agent::AgentConfig {
+            max_iterations: self.agent_max_iterations,
+            turn_deadline: Duration::from_secs(self.agent_timeout_seconds),
+            tool_timeout: Duration::from_secs(self.agent_tool_timeout_seconds),
+        }
+    }
+
+    /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
+    pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
+        match &self.mcp_url {
+            Some(url) if !url.trim().is_empty() => {
+                agent::McpEndpoint::configured(url.trim(), local)
+            }
+            _ => agent::McpEndpoint::local(local),
+        }
+    }
+
+    pub fn instance(&self) -> tools::Instance {
+        tools::Instance::new(
+            self.instance_id.clone(),
+            self.website_instance_id.clone(),
+            self.website_site_name.clone(),
+            self.website_slot_name.clone(),
+        )
+    }
+}
+
+/// What the router and its handlers read: typed, so nothing past the composition root sees the
+/// raw settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_request_body_bytes: usize,
+    /// REQUEST_TIMEOUT_SECONDS: the short routes' deadline, and the time a body may take.
+    pub request_timeout: Duration,
+    pub retry_after_format: RetryAfterFormat,
+    pub tool_routing: ToolRouting,
+    /// Whether SUBSCRIPTION_KEYS is set (the status page says so).
+    pub keys_required: bool,
+}
+
+/// What the `/mcp` route reads.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// MCP_FAST_PATH=on.
+    pub fast_path: bool,
+    /// ALLOWED_HOSTS as given (the route adds the loopback names).
+    pub allowed_hosts: Vec<String>,
+    /// ALLOWED_ORIGINS as given (empty: loopback pages only).
+    pub allowed_origins: Vec<String>,
+    pub max_request_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// The connection settings (see [`crate::connections`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub retry_after_format: RetryAfterFormat,
+}

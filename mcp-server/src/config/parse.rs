@@ -1,0 +1,238 @@
+//! Parsing: the setting values that are more than a number or a name, from their text.
+
+use std::{fmt, num::NonZeroU32, str::FromStr, time::Duration};
+
+use gateway_client::config::{Price, Prices, SafetyPreset};
+use secrecy::SecretString;
+
+/// `MODEL_PRICES`: `model=input/output,…` in USD per million tokens.
+#[derive(Debug, Clone, Default)]
+pub struct PriceTable(pub Prices);
+
+impl FromStr for PriceTable {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut prices = Prices::default();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (model, rates) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not of the form model=input/output"))?;
+            let (input, output) = rates
+                .split_once('/')
+                .ok_or_else(|| format!("`{rates}` is not of the form input/output"))?;
+            let model = model_name(model)?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| format!("`{v}` is not a price"))
+            };
+            prices.0.insert(
+                model,
+                Price {
+                    input_per_million: parse(input)?,
+                    output_per_million: parse(output)?,
+                },
+            );
+        }
+        Ok(Self(prices))
+    }
+}
+
+/// A configured model name (CHAT_MODEL, EMBEDDING_MODEL, MODEL_PRICES): the rules callers' model
+/// names follow too (bounded length, no control characters).
+/// CACHE_SIMILARITY_THRESHOLD: a cosine similarity from 0 to 1.
+pub(super) fn unit_interval(raw: &str) -> Result<f32, String> {
+    raw.trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|value| (0.0..=1.0).contains(value))
+        .ok_or_else(|| format!("`{raw}` is not a number from 0 to 1"))
+}
+
+pub(super) fn model_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    gateway_client::names::check_model_name(name)?;
+    Ok(name.to_owned())
+}
+
+/// Separates the regexes of `CONTENT_BLOCKED_PATTERNS`: commas and single semicolons are common
+/// inside regexes (`\d{2,4}`), a doubled semicolon is not.
+pub const PATTERN_SEPARATOR: &str = ";;";
+
+/// `CONTENT_BLOCKED_PATTERNS`: regexes separated by [`PATTERN_SEPARATOR`], each checked here.
+#[derive(Debug, Clone, Default)]
+pub struct BlockedPatterns(pub Vec<String>);
+
+impl FromStr for BlockedPatterns {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut patterns = Vec::new();
+        for pattern in raw.split(PATTERN_SEPARATOR).map(str::trim) {
+            if pattern.is_empty() {
+                continue;
+            }
+            gateway_client::policy::content_safety::check_pattern(pattern)?;
+            patterns.push(pattern.to_owned());
+        }
+        Ok(Self(patterns))
+    }
+}
+
+/// `CONTENT_SAFETY_PRESETS`: `secrets,card-numbers`, a subset, or `none`.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyPresets(pub Vec<SafetyPreset>);
+
+impl FromStr for SafetyPresets {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut presets = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let preset = match name.to_ascii_lowercase().as_str() {
+                "none" => continue,
+                "secrets" => SafetyPreset::Secrets,
+                "card-numbers" | "card_numbers" => SafetyPreset::CardNumbers,
+                _ => {
+                    return Err(format!(
+                        "unknown preset `{name}`; the presets are secrets, card-numbers (or none)"
+                    ));
+                }
+            };
+            if !presets.contains(&preset) {
+                presets.push(preset);
+            }
+        }
+        Ok(Self(presets))
+    }
+}
+
+/// A subscription: a name (safe to log and to use as a metrics label) and its secret key.
+#[derive(Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub key: SecretString,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SUBSCRIPTION_KEYS`: `name=key,name=key…`.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionKeys(pub Vec<Subscription>);
+
+impl FromStr for SubscriptionKeys {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut subscriptions: Vec<Subscription> = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            // Never echo the entry itself: it holds a secret.
+            let Some((name, key)) = entry.split_once('=') else {
+                return Err(format!(
+                    "entry {} has no `=`; expected name=key",
+                    subscriptions.len() + 1
+                ));
+            };
+            let (name, key) = (name.trim(), key.trim());
+            if name.is_empty() || key.is_empty() {
+                return Err(format!(
+                    "entry {} has an empty name or key",
+                    subscriptions.len() + 1
+                ));
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(format!(
+                    "subscription name `{name}` may use only letters, digits, `-`, `_` and `.`"
+                ));
+            }
+            if subscriptions.iter().any(|s| s.name == name) {
+                return Err(format!("subscription name `{name}` appears twice"));
+            }
+            subscriptions.push(Subscription {
+                name: name.to_owned(),
+                key: SecretString::from(key.to_owned()),
+            });
+        }
+        Ok(Self(subscriptions))
+    }
+}
+
+/// A rate: `calls` per `period` (`120/60` is 120 calls per 60 seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub calls: NonZeroU32,
+    pub period: Duration,
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let (calls, seconds) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{raw}` is not of the form calls/seconds"))?;
+        let calls: u32 = calls
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{calls}` is not a whole number of calls"))?;
+        let calls = NonZeroU32::new(calls)
+            .ok_or_else(|| "the number of calls must be at least 1".to_owned())?;
+        let seconds: u64 = seconds
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{seconds}` is not a whole number of seconds"))?;
+        if seconds == 0 {
+            return Err("the period must be at least 1 second".to_owned());
+        }
+        Ok(Self {
+            calls,
+            period: Duration::from_secs(seconds),
+        })
+    }
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.calls, self.period.as_secs())
+    }
+}
+
+/// `MCP_TOOL_RATE_LIMITS`: `tool=calls/seconds,…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolRateLimits(pub Vec<(String, RateSpec)>);
+
+impl FromStr for ToolRateLimits {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut limits = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (tool, rate) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not of the form tool=calls/seconds"))?;
+            let tool = tool.trim();
+            if tools::spec(tool).is_none() {
+                let known: Vec<&str> = tools::catalog().iter().map(|t| t.name).collect();
+                return Err(format!(
+                    "unknown tool `{tool}`; the tools are {}",
+                    known.join(", ")
+                ));
+            }
+            limits.push((tool.to_owned(), rate.parse()?));
+        }
+        Ok(Self(limits))
+    }
+}
