@@ -17,6 +17,7 @@ mod embed;
 mod index;
 #[cfg(feature = "minilm")]
 pub mod minilm;
+pub mod static_model;
 pub mod text;
 pub mod verify;
 
@@ -30,6 +31,7 @@ pub use embed::{
     BUILTIN_THRESHOLD, BuiltinEmbedder, EmbedError, Embedder, Embedding, UpstreamEmbedder,
 };
 pub use index::{Entry, Index};
+pub use static_model::{STATIC_THRESHOLD, StaticEmbedder, StaticModel};
 
 use crate::{
     cache::ResponseCache,
