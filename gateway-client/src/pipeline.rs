@@ -630,6 +630,11 @@ pub fn build_embedder(
 ) -> Result<Arc<dyn Embedder>, GatewayError> {
     match choice {
         EmbedderChoice::Builtin => Ok(Arc::new(BuiltinEmbedder)),
+        EmbedderChoice::Static => crate::semantic::StaticEmbedder::new()
+            .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+            .map_err(|e| {
+                GatewayError::InvalidRequest(format!("cannot load the static model: {e}"))
+            }),
         EmbedderChoice::Upstream => Ok(Arc::new(UpstreamEmbedder::new(
             upstream.clone(),
             embedding_model.to_owned(),

@@ -267,7 +267,7 @@ pub struct Settings {
 
     /// Minimum similarity (0–1, higher is stricter) for a cached answer to be considered; a
     /// verification step then refuses near-misses. [default: tuned per embedder: builtin 0.6,
-    /// upstream 0.82, minilm 0.8]
+    /// upstream 0.82, minilm 0.8, static 0.65]
     #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD")]
     pub cache_similarity_threshold: Option<f32>,
 
@@ -281,7 +281,8 @@ pub struct Settings {
     pub cache_max_entries: usize,
 
     /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's
-    /// backends) or `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature).
+    /// backends), `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature) or `static`
+    /// (a static model distilled from all-MiniLM-L6-v2, built into the binary).
     #[arg(long, env = "CACHE_EMBEDDER", value_enum, default_value_t = EmbedderSetting::Builtin)]
     pub cache_embedder: EmbedderSetting,
 
@@ -458,6 +459,7 @@ impl Settings {
             EmbedderSetting::Minilm => EmbedderChoice::MiniLm {
                 model_dir: self.cache_minilm_dir.clone().unwrap_or_default(),
             },
+            EmbedderSetting::Static => EmbedderChoice::Static,
         };
         Some(CacheSettings {
             config: CacheConfig {
@@ -542,6 +544,7 @@ pub enum EmbedderSetting {
     Builtin,
     Upstream,
     Minilm,
+    Static,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -853,6 +856,21 @@ mod tests {
         assert!(none.content_safety_config().presets.is_empty());
         assert!(Settings::from_args(["--content-blocked-patterns", "(unclosed"]).is_err());
         assert!(Settings::from_args(["--content-safety-presets", "secretz"]).is_err());
+    }
+
+    #[test]
+    fn the_cache_embedder_is_chosen_by_name() {
+        let default = Settings::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(
+            default.cache_settings().unwrap().embedder,
+            EmbedderChoice::Builtin
+        );
+        let chosen = Settings::from_args(["--cache-embedder", "static"]).unwrap();
+        assert_eq!(
+            chosen.cache_settings().unwrap().embedder,
+            EmbedderChoice::Static
+        );
+        assert!(Settings::from_args(["--cache-embedder", "statik"]).is_err());
     }
 
     #[test]
