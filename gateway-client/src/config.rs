@@ -47,6 +47,8 @@ pub enum EmbedderChoice {
     Upstream,
     /// all-MiniLM-L6-v2 from a local directory (cargo feature `minilm`).
     MiniLm { model_dir: std::path::PathBuf },
+    /// The static model distilled from all-MiniLM-L6-v2, compiled into the binary.
+    Static,
 }
 
 /// One upstream model API.

@@ -344,7 +344,7 @@ pub struct Settings {
 
     /// Minimum similarity (0–1, higher is stricter) for a cached answer to be considered; a
     /// verification step then refuses near-misses. [default: tuned per embedder: builtin 0.6,
-    /// upstream 0.82, minilm 0.8]
+    /// upstream 0.82, minilm 0.8, static 0.65]
     #[arg(long, env = "CACHE_SIMILARITY_THRESHOLD", value_parser = unit_interval)]
     pub cache_similarity_threshold: Option<f32>,
 
@@ -389,8 +389,9 @@ pub struct Settings {
     pub cache_max_prompt_bytes: u64,
 
     /// The embedder: `builtin` (no download), `upstream` (EMBEDDING_MODEL through the gateway's
-    /// backends) or `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature).
-    #[arg(long, env = "CACHE_EMBEDDER", value_enum, default_value_t = EmbedderSetting::Builtin)]
+    /// backends), `minilm` (local all-MiniLM-L6-v2; needs the `minilm` build feature) or `static`
+    /// (a static model distilled from all-MiniLM-L6-v2, built into the binary).
+    #[arg(long, env = "CACHE_EMBEDDER", value_enum, default_value_t = EmbedderSetting::Static)]
     pub cache_embedder: EmbedderSetting,
 
     /// Directory with all-MiniLM-L6-v2's model.safetensors, tokenizer.json and config.json.
@@ -580,6 +581,7 @@ pub enum EmbedderSetting {
     Builtin,
     Upstream,
     Minilm,
+    Static,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -143,6 +143,9 @@ pub fn build_embedder(
 ) -> Result<Arc<dyn Embedder>, GatewayError> {
     match choice {
         EmbedderChoice::Builtin => Ok(Arc::new(BuiltinEmbedder)),
+        EmbedderChoice::Static => crate::semantic::StaticEmbedder::new()
+            .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+            .map_err(|e| GatewayError::Startup(format!("cannot load the static model: {e}"))),
         EmbedderChoice::Upstream => Ok(Arc::new(UpstreamEmbedder::new(
             upstream.clone(),
             embedding_model.to_owned(),
@@ -151,12 +154,10 @@ pub fn build_embedder(
         EmbedderChoice::MiniLm { model_dir } => {
             crate::semantic::minilm::MiniLmEmbedder::load(model_dir)
                 .map(|e| Arc::new(e) as Arc<dyn Embedder>)
-                .map_err(|e| {
-                    GatewayError::InvalidRequest(format!("cannot load the MiniLM model: {e}"))
-                })
+                .map_err(|e| GatewayError::Startup(format!("cannot load the MiniLM model: {e}")))
         }
         #[cfg(not(feature = "minilm"))]
-        EmbedderChoice::MiniLm { .. } => Err(GatewayError::InvalidRequest(
+        EmbedderChoice::MiniLm { .. } => Err(GatewayError::Startup(
             "CACHE_EMBEDDER=minilm needs tollgate built with `--features minilm`".to_owned(),
         )),
     }

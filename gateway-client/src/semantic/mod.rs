@@ -25,6 +25,7 @@ pub mod lexicon;
 #[cfg(feature = "minilm")]
 pub mod minilm;
 mod prompt;
+pub mod static_model;
 pub mod text;
 pub mod verify;
 
@@ -39,6 +40,7 @@ pub use embed::{
 };
 pub use index::{Entry, Index, Limits};
 pub use prompt::{MEANING_MAX_BYTES, Prompt, Uncacheable};
+pub use static_model::{STATIC_THRESHOLD, StaticEmbedder, StaticModel};
 
 use crate::{
     cache::{CacheLookup, ResponseCache},

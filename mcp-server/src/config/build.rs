@@ -157,6 +157,7 @@ impl Settings {
             EmbedderSetting::Minilm => EmbedderChoice::MiniLm {
                 model_dir: self.cache_minilm_dir.clone().unwrap_or_default(),
             },
+            EmbedderSetting::Static => EmbedderChoice::Static,
         };
         Some(CacheSettings {
             config: CacheConfig {
