@@ -13,8 +13,8 @@ pub mod redis;
 
 use std::net::SocketAddr;
 
-use loadtest::{MockOptions, MockUpstream, Reply};
 use mcp_server::Settings;
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// The upstream key the test servers present to the model upstream.

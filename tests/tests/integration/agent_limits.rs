@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::mock_upstream::Reply;
+use mock_upstream::Reply;
 use serde_json::Value;
 use tests::{
     agent::{SilentPeer, chat, client, message, tool_calls},

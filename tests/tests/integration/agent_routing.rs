@@ -4,7 +4,7 @@
 //!
 //! Metrics are process-wide, so every test uses subscription names no other test uses.
 
-use loadtest::mock_upstream::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,

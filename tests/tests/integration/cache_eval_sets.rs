@@ -15,8 +15,8 @@ use gateway_client::{
         eval::{self, Mode, Outcome, Row, Served, Summary},
     },
 };
-use loadtest::MockUpstream;
 use mcp_server::Settings;
+use mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 use tests::{
     TestServer, UPSTREAM_KEY,

@@ -9,7 +9,7 @@ use gateway_client::{
     clock::Clock,
     semantic::{BuiltinEmbedder, CacheConfig, SemanticCache},
 };
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,

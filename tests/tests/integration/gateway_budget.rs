@@ -9,8 +9,8 @@ use std::{
 };
 
 use gateway_client::{Api, CallContext, Gateway, GatewayError, MemoryStore, StreamEvent};
-use loadtest::{MockOptions, MockUpstream, Reply};
 use mcp_server::Settings;
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Map, Value, json};
 use tests::{
     TestServer,

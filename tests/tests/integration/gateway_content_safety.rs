@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::{Json, Router, extract::State, routing::post};
 use http::HeaderMap;
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer, bind_loopback,

@@ -3,7 +3,7 @@
 //! the Azure-style routes, malformed bodies, relayed upstream refusals, the response headers,
 //! and a server with no model configured.
 
-use loadtest::{MockUpstream, RecordedRequest, Reply};
+use mock_upstream::{MockUpstream, RecordedRequest, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,

@@ -1,6 +1,6 @@
 //! The longer token quota: spent quota is a 403, as APIM answers, and says when it resets.
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::Value;
 use tests::{
     gateway::{chat_body, header, post_chat, start_keyed},

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::{MockOptions, MockUpstream, Reply};
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,

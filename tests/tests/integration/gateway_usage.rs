@@ -4,7 +4,7 @@
 //! The Prometheus registry is shared by every test in this process, so each test uses
 //! subscription names (and mock upstreams, whose ports label backends) of its own.
 
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use loadtest::{
-    MockOptions, MockUpstream, RunConfig, Summary, Target, mock_upstream::DEFAULT_MODEL,
-};
+use loadtest::{RunConfig, Summary, Target};
+use mock_upstream::{DEFAULT_MODEL, MockOptions, MockUpstream};
 use tests::{TestServer, gateway::chat_body};
 use tokio::sync::Mutex;
 

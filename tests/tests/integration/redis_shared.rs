@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use gateway_client::{shared::RedisState, shared::RedisStore, store::conformance};
-use loadtest::MockUpstream;
+use mock_upstream::MockUpstream;
 use serde_json::Value;
 use tests::{
     TestServer,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gateway_client::tokens;
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,

@@ -1,7 +1,7 @@
 //! The cache's memory is bounded by entries and bytes, shared fairly between subscriptions, and
 //! large prompts bypass it (security review, finding 6).
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,

@@ -2,7 +2,7 @@
 //! control character never splits a ledger row, and names nobody configured never grow the
 //! metrics.
 
-use loadtest::MockUpstream;
+use mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 use tests::{
     TestServer,

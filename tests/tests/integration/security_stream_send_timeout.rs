@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::json;
 use tests::{gateway::usage_report, start_mock, start_with_model};
 use tokio::{

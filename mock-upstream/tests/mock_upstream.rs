@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
