@@ -31,6 +31,7 @@ pub mod policy;
 pub mod semantic;
 pub mod shared;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod upstream;
 pub mod usage;

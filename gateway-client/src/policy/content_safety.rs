@@ -254,7 +254,7 @@ struct Moderation {
 
 impl Moderation {
     fn new(config: &ModerationConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(config.timeout)
             .build()
             .map_err(|error| format!("cannot build the moderation HTTP client: {error}"))?;

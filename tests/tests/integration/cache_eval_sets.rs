@@ -77,7 +77,7 @@ async fn every_labelled_set_meets_its_floors() {
         Ok(semantic_cache(&settings.gateway_config())?.unwrap())
     };
     let pipeline = Pipeline {
-        client: reqwest::Client::new(),
+        client: tests::http_client(),
         server: &server,
         mock: &mock,
         keys: new_cache().unwrap(),

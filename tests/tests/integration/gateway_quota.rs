@@ -23,7 +23,7 @@ async fn a_spent_quota_is_403_until_its_period_ends() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     // Each call really uses 490 tokens; the third one's reservation (its prompt plus the
     // 50-token cap) no longer fits what is left of the 1000-token quota.
     for _ in 0..3 {

@@ -82,7 +82,7 @@ async fn a_client_that_stops_reading_releases_the_upstream_and_is_billed() {
     );
 
     // The tokens relayed before the client stalled are booked.
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let booked = async {
         loop {
             let report = usage_report(&client, &server, "admin").await;
