@@ -14,7 +14,7 @@ use std::{
     sync::Arc,
 };
 
-use reqwest_rmcp::Url;
+use reqwest::Url;
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient,
     model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
@@ -323,6 +323,8 @@ impl McpTools {
                 value,
             )]));
         }
+        // rmcp builds its reqwest client inside; reqwest needs the TLS crypto provider first.
+        gateway_client::tls::install_crypto_provider();
         let transport = StreamableHttpClientTransport::from_config(config);
         // Stateless 2026-07-28 when the server has it (no handshake); the handshake otherwise.
         let client = ClientConfig::default()
@@ -355,7 +357,7 @@ impl McpTools {
 }
 
 /// rmcp's HTTP transport error over its reqwest client.
-type HttpError = StreamableHttpError<reqwest_rmcp::Error>;
+type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What to tell the model when the MCP server refused a request with an HTTP status (429 or
 /// 5xx), or `None` for any other failure.

@@ -37,6 +37,7 @@ pub mod protocol;
 pub mod semantic;
 pub mod shared;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod upstream;
 pub mod usage;

@@ -6,13 +6,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use mock_upstream::{DEFAULT_EMBEDDING_DIMS, DEFAULT_MODEL, MockOptions};
 
-use crate::{
-    mock_upstream::{DEFAULT_EMBEDDING_DIMS, DEFAULT_MODEL, MockOptions},
-    prompts,
-    runner::RunConfig,
-    target::Target,
-};
+use crate::{prompts, runner::RunConfig, target::Target};
 
 /// Load testing tools for tollgate: a load generator with a k6-style summary, and a mock
 /// OpenAI-compatible upstream.

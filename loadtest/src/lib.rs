@@ -1,5 +1,8 @@
 //! Load testing tools for tollgate.
 //!
+//! The mock OpenAI-compatible upstream lives in its own crate, `mock-upstream`; the
+//! `loadtest mock-upstream` subcommand only parses flags and serves it.
+//!
 //! # Layout
 //!
 //! - The load generator (`loadtest --base-url URL …`, or [`run`] from Rust):
@@ -10,15 +13,6 @@
 //!   - [`prompts`]: the built-in pool of paraphrased prompts, and prompts files.
 //!   - [`stats`]: the summary maths, pure: latency percentiles, rates, hit ratio ([`Summary`]).
 //!   - [`report`]: the k6-style text summary.
-//! - [`mock_upstream`]: a scripted, deterministic OpenAI-compatible model server (chat completions
-//!   with tool calls and streaming, embeddings, `GET /v1/models`, Azure deployment-style routes).
-//!   Integration tests start it on port 0 with [`MockUpstream::start`] and script replies with
-//!   [`MockUpstream::push`]; the `loadtest mock-upstream` subcommand serves it for demos and
-//!   benchmarks.
-//!   - `mock_upstream/reply.rs`: [`Reply`], the scripted behaviours.
-//!   - `mock_upstream/script.rs`: the default "model" used when no reply is queued.
-//!   - `mock_upstream/wire.rs`: the exact OpenAI response shapes, SSE framing and error bodies.
-//!   - `mock_upstream/embed.rs`: deterministic hashed embeddings.
 //! - [`cli`]: the command line definition of the `loadtest` binary (`src/main.rs` only parses,
 //!   binds and runs).
 //!
@@ -36,14 +30,12 @@
 //! ```
 
 pub mod cli;
-pub mod mock_upstream;
 pub mod prompts;
 pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod target;
 
-pub use mock_upstream::{MockOptions, MockUpstream, RecordedRequest, Reply};
 pub use runner::{RunConfig, RunError, run};
 pub use stats::Summary;
 pub use target::Target;

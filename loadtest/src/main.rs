@@ -5,9 +5,9 @@ use std::{io::Write as _, process::ExitCode};
 use clap::Parser as _;
 use loadtest::{
     cli::{Cli, Command, LoadArgs, MockUpstreamArgs},
-    mock_upstream::MockUpstream,
     report,
 };
+use mock_upstream::MockUpstream;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 

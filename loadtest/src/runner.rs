@@ -113,6 +113,10 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
     if config.duration.is_zero() {
         return Err(RunError::ZeroDuration);
     }
+    // reqwest is built without a default TLS crypto provider: install ours (or keep the caller's).
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
         .pool_max_idle_per_host(config.concurrency)

@@ -13,6 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Before anything can build an HTTP client (reqwest is built without a default provider).
+    gateway_client::tls::install_crypto_provider();
     let settings = Settings::from_env();
     match &settings.command {
         Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,

@@ -17,7 +17,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// # Panics
 /// When reqwest cannot build a client: a broken test setup.
 pub fn client() -> reqwest::Client {
-    match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+    match gateway_client::tls::client_builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+    {
         Ok(client) => client,
         Err(error) => panic!("cannot build an HTTP client: {error}"),
     }

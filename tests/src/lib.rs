@@ -13,8 +13,9 @@ pub mod redis;
 
 use std::net::SocketAddr;
 
-use loadtest::{MockOptions, MockUpstream, Reply};
+pub use gateway_client::tls::install_crypto_provider;
 use mcp_server::Settings;
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// The upstream key the test servers present to the model upstream.
@@ -32,6 +33,18 @@ pub async fn bind_loopback() -> (TcpListener, SocketAddr) {
     match listener.local_addr() {
         Ok(addr) => (listener, addr),
         Err(error) => panic!("bound listener has no address: {error}"),
+    }
+}
+
+/// A plain HTTP client (reqwest is built without a default TLS crypto provider, so clients are
+/// built after installing one).
+///
+/// # Panics
+/// When reqwest cannot build a client: a broken test setup.
+pub fn http_client() -> reqwest::Client {
+    match gateway_client::tls::client_builder().build() {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build an HTTP client: {error}"),
     }
 }
 
@@ -101,6 +114,8 @@ impl TestServer {
     /// # Panics
     /// When the flags don't parse or no loopback port can be bound: a broken test setup.
     pub async fn start(flags: &[&str]) -> Self {
+        // Tests then build rmcp and OpenAI clients against the server: they need the provider.
+        install_crypto_provider();
         let settings = match Settings::from_args(flags.iter().copied()) {
             Ok(settings) => settings,
             Err(error) => panic!("test settings do not parse: {error}"),

@@ -812,7 +812,7 @@ mod tests {
             .keep(prompt("How do I restart my web app?"), &answer)
             .await;
         let hit = cache.find(&prompt("How can I restart my web app?")).await;
-        assert_eq!(hit.as_deref(), Some(&answer));
+        assert_eq!(hit.as_ref(), Some(&answer));
         let miss = cache
             .find(&prompt("Translate good morning into Spanish."))
             .await;

@@ -259,7 +259,7 @@ impl Upstream {
         retry: RetryConfig,
         breaker: BreakerConfig,
     ) -> Result<Self, GatewayError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)

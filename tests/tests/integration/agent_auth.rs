@@ -1,7 +1,7 @@
 //! Subscription keys on the agent routes: refused without a known key, and the caller's key never
 //! reaches the model upstream, which sees only the gateway's own key.
 
-use loadtest::mock_upstream::Reply;
+use mock_upstream::Reply;
 use tests::{
     UPSTREAM_KEY,
     agent::{client, json_body, message, tools_succeeded_via},

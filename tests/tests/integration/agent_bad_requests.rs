@@ -2,7 +2,7 @@
 //! bodies (4xx in the JSON envelope, also on the streaming route) and a server with no model
 //! configured (503).
 
-use loadtest::mock_upstream::Reply;
+use mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,

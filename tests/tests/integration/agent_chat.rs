@@ -2,7 +2,7 @@
 //! (tool calls, usage summed over the turn, instance, model, cache), history, `x-request-id`,
 //! and the mock model's own tool-using script.
 
-use loadtest::mock_upstream::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     agent::{chat, client, is_uuid, message, tool_calls, tools_succeeded_via},

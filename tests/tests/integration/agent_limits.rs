@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use loadtest::mock_upstream::Reply;
+use mock_upstream::Reply;
 use serde_json::Value;
 use tests::{
     agent::{SilentPeer, chat, client, message, tool_calls},

@@ -2,7 +2,7 @@
 //! answer (a tool error the model can recover from, a nudge, a last call without tools) or a
 //! clear 502, never a 500 or a hang.
 
-use loadtest::mock_upstream::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,

@@ -4,7 +4,7 @@
 //!
 //! Metrics are process-wide, so every test uses subscription names no other test uses.
 
-use loadtest::mock_upstream::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
@@ -45,7 +45,7 @@ async fn four_tool_turn(
 
 /// Samples of `name` on `server`'s /metrics with these labels, summed (0 when there are none).
 async fn count(server: &TestServer, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = scrape(&reqwest::Client::new(), server).await;
+    let text = scrape(&tests::http_client(), server).await;
     metric(&text, name, labels).unwrap_or(0.0)
 }
 

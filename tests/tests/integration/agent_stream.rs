@@ -1,7 +1,7 @@
 //! `POST /agent/chat/stream`: `tool_call` events, then `delta` events spelling out the reply,
 //! then one `done` event with the same summary as `/agent/chat`; an `error` event on failure.
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,

@@ -8,7 +8,7 @@ const KEYS: &[&str] = &["--subscription-keys", "alice=key-alice,bob=key-bob"];
 #[tokio::test]
 async fn mcp_needs_a_known_key() {
     let server = TestServer::start(KEYS).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let ping = rpc(1, "ping", json!({}));
 
     let response = post_mcp(&client, &server, &ping, &[]).await;
@@ -29,7 +29,7 @@ async fn mcp_needs_a_known_key() {
 #[tokio::test]
 async fn each_of_the_three_key_headers_is_accepted() {
     let server = TestServer::start(KEYS).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let ping = rpc(1, "ping", json!({}));
     for (header, value) in [
         ("ocp-apim-subscription-key", "key-alice"),
@@ -44,7 +44,7 @@ async fn each_of_the_three_key_headers_is_accepted() {
 #[tokio::test]
 async fn public_routes_need_no_key() {
     let server = TestServer::start(KEYS).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for path in ["/", "/health", "/metrics"] {
         let response = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");

@@ -5,7 +5,7 @@
 //!
 //! Requests are written by hand over a real socket, so no client library normalizes the paths.
 
-use loadtest::MockUpstream;
+use mock_upstream::MockUpstream;
 use serde_json::json;
 use tests::{
     TestServer,

@@ -15,8 +15,8 @@ use gateway_client::{
         eval::{self, Mode, Outcome, Row, Served, Summary},
     },
 };
-use loadtest::MockUpstream;
 use mcp_server::Settings;
+use mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 use tests::{
     TestServer, UPSTREAM_KEY,
@@ -77,7 +77,7 @@ async fn every_labelled_set_meets_its_floors() {
         Ok(semantic_cache(&settings.gateway_config())?.unwrap())
     };
     let pipeline = Pipeline {
-        client: reqwest::Client::new(),
+        client: tests::http_client(),
         server: &server,
         mock: &mock,
         keys: new_cache().unwrap(),

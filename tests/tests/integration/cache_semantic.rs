@@ -9,7 +9,7 @@ use gateway_client::{
     clock::Clock,
     semantic::{BuiltinEmbedder, CacheConfig, SemanticCache},
 };
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -29,7 +29,7 @@ async fn ask(client: &reqwest::Client, server: &TestServer, body: &Value) -> (St
 #[tokio::test]
 async fn subscriptions_do_not_see_each_others_answers() {
     let (mock, server) = start_with_mock(&["--subscription-keys", "team-a=ka,team-b=kb"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = chat_body("What is a deployment slot?");
     let a = post_chat(&client, &server, Some("ka"), &body).await;
     assert_eq!(header(&a, "x-llm-cache-status"), Some("miss"));
@@ -48,7 +48,7 @@ async fn a_shared_cache_serves_every_subscription() {
         "--cache-shared",
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = chat_body("What is a deployment slot?");
     post_chat(&client, &server, Some("ka"), &body).await;
     let b = post_chat(&client, &server, Some("kb"), &body).await;
@@ -58,7 +58,7 @@ async fn a_shared_cache_serves_every_subscription() {
 #[tokio::test]
 async fn parameters_that_change_the_answer_partition_the_cache() {
     let (_mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let mut cold = chat_body("Name a color.");
     cold["temperature"] = json!(0.0);
     let mut hot = cold.clone();
@@ -74,7 +74,7 @@ async fn parameters_that_change_the_answer_partition_the_cache() {
 #[tokio::test]
 async fn errors_and_truncated_answers_are_never_cached() {
     let (mock, server) = start_with_mock(&["--upstream-attempts", "1"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let not_cached = |prompt: &'static str, answer: Reply, what: &'static str| {
         mock.push(answer);
         let (client, server) = (&client, &server);
@@ -125,7 +125,7 @@ async fn errors_and_truncated_answers_are_never_cached() {
 #[tokio::test]
 async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
     let (mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::text("Slots let you swap builds without downtime."));
     let (_, whole) = ask(&client, &server, &chat_body("What is a deployment slot?")).await;
     let calls = mock.chat_requests().len();
@@ -156,7 +156,7 @@ async fn a_streamed_request_is_served_from_a_hit_as_a_valid_stream() {
 #[tokio::test]
 async fn a_streamed_answer_is_cached_for_later_calls() {
     let (mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::stream(["Scale ", "out ", "to add instances."]));
     let stream = streamed_chat_body("How do I scale out?");
     let response = post_chat(&client, &server, None, &stream).await;
@@ -173,7 +173,7 @@ async fn a_streamed_answer_is_cached_for_later_calls() {
 #[tokio::test]
 async fn no_cache_and_no_store_are_honored() {
     let (mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = chat_body("What is semantic caching?");
     let send = |directive: &'static str| {
         client
@@ -197,7 +197,7 @@ async fn no_cache_and_no_store_are_honored() {
 #[tokio::test]
 async fn the_cache_can_be_turned_off() {
     let (_mock, server) = start_with_mock(&["--semantic-cache", "off"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = chat_body("What is semantic caching?");
     assert_eq!(ask(&client, &server, &body).await.0, "bypass");
     assert_eq!(ask(&client, &server, &body).await.0, "bypass");

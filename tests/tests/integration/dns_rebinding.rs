@@ -16,7 +16,7 @@ async fn ping_status(
 #[tokio::test]
 async fn foreign_hosts_are_refused_by_default() {
     let server = TestServer::start(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let ping = rpc(1, "ping", json!({}));
     let response = post_mcp(&client, &server, &ping, &[("host", "evil.example")]).await;
     assert_eq!(response.status(), 403);
@@ -36,7 +36,7 @@ async fn foreign_hosts_are_refused_by_default() {
 #[tokio::test]
 async fn origins_must_be_allowed() {
     let server = TestServer::start(&["--allowed-origins", "http://localhost:6274"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let evil = [("origin", "http://evil.example")];
     assert_eq!(ping_status(&client, &server, &evil).await, 403);
     let allowed = [("origin", "http://localhost:6274")];
@@ -48,7 +48,7 @@ async fn origins_must_be_allowed() {
 #[tokio::test]
 async fn without_allowed_origins_only_loopback_origins_pass() {
     let server = TestServer::start(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let local = [("origin", "http://localhost:3000")];
     assert_eq!(ping_status(&client, &server, &local).await, 200);
     let own = format!("http://127.0.0.1:{}", server.addr.port());
@@ -69,7 +69,7 @@ async fn without_allowed_origins_only_loopback_origins_pass() {
 #[tokio::test]
 async fn a_deployment_hostname_can_be_allowed() {
     let server = TestServer::start(&["--allowed-hosts", "tollgate.example.com"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let ours = [("host", "tollgate.example.com")];
     assert_eq!(ping_status(&client, &server, &ours).await, 200);
     let other = [("host", "other.example.com")];

@@ -9,8 +9,8 @@ use std::{
 };
 
 use gateway_client::{Api, CallContext, Gateway, GatewayError, MemoryStore, StreamEvent};
-use loadtest::{MockOptions, MockUpstream, Reply};
 use mcp_server::Settings;
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Map, Value, json};
 use tests::{
     TestServer,
@@ -44,7 +44,7 @@ async fn server(
 async fn refusal(format: &str, name: &str) -> reqwest::Response {
     let mock = start_mock().await;
     let server = server(&mock, name, 300, &["--retry-after-format", format]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = format!("k-{name}");
     minute_headroom(HEADROOM).await;
     mock.push(Reply::text("fine").with_usage(100, 100));
@@ -79,7 +79,7 @@ async fn the_budget_refuses_before_any_upstream_call() {
 async fn each_subscription_has_a_budget_of_its_own() {
     let mock = start_mock().await;
     let server = server(&mock, "budget-keys", 300, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     minute_headroom(HEADROOM).await;
     mock.push(Reply::text("fine").with_usage(100, 100));
     mock.push(Reply::text("fine").with_usage(100, 100));
@@ -127,7 +127,7 @@ async fn retry_after_as_an_iso8601_timestamp() {
 async fn a_call_bigger_than_the_whole_budget_is_refused_outright() {
     let mock = start_mock().await;
     let server = server(&mock, "budget-huge", 300, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     // Streams are not capped, so this one asks for more than a minute's budget.
     let mut body = streamed_chat_body("hi");
     body["max_tokens"] = json!(5000);
@@ -142,7 +142,7 @@ async fn a_call_bigger_than_the_whole_budget_is_refused_outright() {
 async fn usage_is_reconciled_to_what_the_upstream_reports() {
     let mock = start_mock().await;
     let server = server(&mock, "budget-reconcile", 1000, &["--admin-key", "admin"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = Some("k-budget-reconcile");
     minute_headroom(HEADROOM).await;
 
@@ -194,7 +194,7 @@ async fn fifty_concurrent_calls_never_overshoot_the_budget() {
     .unwrap();
     let limit = 1000;
     let server = server(&mock, "budget-burst", limit, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     minute_headroom(HEADROOM).await;
     // Each answer uses exactly its 100-token completion budget.
     for _ in 0..50 {
@@ -354,7 +354,7 @@ async fn streams_and_whole_calls_reconcile_exactly() {
 async fn budgets_count_embeddings_too() {
     let mock = start_mock().await;
     let server = server(&mock, "budget-embed", 1000, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     minute_headroom(HEADROOM).await;
     mock.push_embeddings(Reply::text("unused").with_usage(40, 0));
     let response = post_embeddings(

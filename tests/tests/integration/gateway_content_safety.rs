@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::{Json, Router, extract::State, routing::post};
 use http::HeaderMap;
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer, bind_loopback,
@@ -68,7 +68,7 @@ fn blocked_count(
 async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
     let mock = start_mock().await;
     let server = server(&mock, "cs-prompt", ON).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = Some("k-cs-prompt");
     minute_headroom(std::time::Duration::from_secs(3)).await;
 
@@ -162,7 +162,7 @@ async fn blocked_prompts_never_reach_the_upstream_and_cost_nothing() {
 async fn blocked_answers_are_not_returned() {
     let mock = start_mock().await;
     let server = server(&mock, "cs-answer", ON).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = Some("k-cs-answer");
 
     mock.push(Reply::text("The codename is Zebra.").with_usage(10, 5));
@@ -211,7 +211,7 @@ async fn content_safety_is_off_by_default() {
     let mock = start_mock().await;
     // Terms are configured, but CONTENT_SAFETY is not on.
     let server = server(&mock, "cs-off", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::text("zebra sk-abcdefghijklmnopqrstuvwxyz0123"));
     let response = post_chat(
         &client,
@@ -280,7 +280,7 @@ async fn a_moderation_endpoint_has_the_last_word() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = Some("k-cs-moderated");
 
     let response = post_chat(&client, &server, key, &chat_body("how do I hurt someone")).await;
@@ -347,7 +347,7 @@ async fn an_unreachable_moderation_endpoint_fails_open_unless_told_otherwise() {
             fail_closed,
         ]
     };
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     let open = server(&mock, "cs-fail-open", &flags("false")).await;
     let response = post_chat(&client, &open, Some("k-cs-fail-open"), &chat_body("hello")).await;

@@ -3,7 +3,7 @@
 //! the Azure-style routes, malformed bodies, relayed upstream refusals, the response headers,
 //! and a server with no model configured.
 
-use loadtest::{MockUpstream, RecordedRequest, Reply};
+use mock_upstream::{MockUpstream, RecordedRequest, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -40,7 +40,7 @@ fn last_upstream_body(mock: &MockUpstream) -> Value {
 async fn max_tokens_is_capped_on_the_way_upstream() {
     let mock = start_mock().await;
     let server = server(&mock, &["--max-tokens-cap", "50"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let call = |extra: Value| {
         let mut body = chat_body("hi");
         for (field, value) in extra.as_object().unwrap() {
@@ -87,7 +87,7 @@ async fn max_tokens_is_capped_on_the_way_upstream() {
 async fn unknown_fields_pass_through_unchanged() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = json!({
         "model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "hi", "name": "ada"}],
@@ -120,7 +120,7 @@ fn everything_sent(request: &RecordedRequest) -> Vec<String> {
 async fn the_callers_key_never_reaches_the_upstream() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let bearer = format!("Bearer {SUBSCRIPTION_KEY}");
     for (name, value) in [
         ("ocp-apim-subscription-key", SUBSCRIPTION_KEY),
@@ -171,7 +171,7 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
         "off",
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     let response = post_json(&client, &server, MY_DEPLOY_CHAT, key(), &chat_body("hi")).await;
     assert_eq!(response.status(), 200);
@@ -209,7 +209,7 @@ async fn azure_routes_reach_an_azure_upstream_by_deployment() {
 async fn the_azure_route_names_the_model_for_an_openai_upstream() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let body = json!({"model": "ignored", "messages": [{"role": "user", "content": "hi"}]});
     let response = post_json(&client, &server, MY_DEPLOY_CHAT, key(), &body).await;
     assert_eq!(response.status(), 200);
@@ -222,7 +222,7 @@ async fn the_azure_route_names_the_model_for_an_openai_upstream() {
 async fn malformed_bodies_are_400s_and_never_reach_the_upstream() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let chat_cases: [(&str, &str); 9] = [
         ("not json", "invalid_json"),
         ("", "invalid_json"),
@@ -280,7 +280,7 @@ async fn malformed_bodies_are_400s_and_never_reach_the_upstream() {
 async fn an_upstream_refusal_is_relayed_as_a_clean_error() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(
         Reply::status(404)
             .with_message("The model `gpt-9` does not exist or you do not have access to it."),
@@ -302,7 +302,7 @@ async fn an_upstream_refusal_is_relayed_as_a_clean_error() {
 async fn answers_carry_the_gateway_headers() {
     let mock = start_mock().await;
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::text("hello").with_usage(5, 2));
     let response = client
         .post(server.url("/v1/chat/completions"))
@@ -341,7 +341,7 @@ async fn answers_carry_the_gateway_headers() {
 #[tokio::test]
 async fn no_model_configured_is_a_503_that_names_the_settings() {
     let server = TestServer::start(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for (path, body) in [
         ("/v1/chat/completions", chat_body("hi")),
         ("/v1/embeddings", json!({"input": "hi"})),
@@ -366,7 +366,7 @@ async fn bodies_up_to_the_configured_limit_are_read() {
     let mock = start_mock().await;
     // The default limit is 4 MiB; axum's own default for a buffered body is 2 MB.
     let server = server(&mock, &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let padding = "x".repeat(3_000_000);
     let mut body = chat_body("hi");
     body["x_padding"] = json!(padding);

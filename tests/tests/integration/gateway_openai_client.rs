@@ -16,7 +16,7 @@ use async_openai::{
     },
 };
 use futures::StreamExt;
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::json;
 use tests::{TestServer, gateway::start_keyed, start_mock};
 

@@ -1,6 +1,6 @@
 //! The longer token quota: spent quota is a 403, as APIM answers, and says when it resets.
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::Value;
 use tests::{
     gateway::{chat_body, header, post_chat, start_keyed},
@@ -23,7 +23,7 @@ async fn a_spent_quota_is_403_until_its_period_ends() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     // Each call really uses 490 tokens; the third one's reservation (its prompt plus the
     // 50-token cap) no longer fits what is left of the 1000-token quota.
     for _ in 0..3 {

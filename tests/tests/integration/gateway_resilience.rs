@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use loadtest::{MockOptions, MockUpstream, Reply};
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
@@ -35,7 +35,7 @@ fn answer(body: &Value) -> &str {
 async fn retries_honor_the_upstreams_retry_after() {
     let mock = start_mock().await;
     let server = server(&mock.base_url(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::status(429).with_retry_after(1));
     mock.push(Reply::text("recovered"));
 
@@ -70,7 +70,7 @@ async fn retries_honor_the_upstreams_retry_after() {
 async fn server_errors_are_retried_with_backoff() {
     let mock = start_mock().await;
     let server = server(&mock.base_url(), &["--upstream-attempts", "3"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push_many([
         Reply::status(500),
         Reply::status(503),
@@ -87,7 +87,7 @@ async fn server_errors_are_retried_with_backoff() {
 async fn a_stream_that_broke_off_is_not_retried() {
     let mock = start_mock().await;
     let server = server(&mock.base_url(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::broken_stream(["one ", "two ", "three"], 2));
     mock.push(Reply::text("a retry would get this"));
 
@@ -106,7 +106,7 @@ async fn a_stream_that_broke_off_is_not_retried() {
 async fn a_request_the_upstream_refused_is_not_retried() {
     let mock = start_mock().await;
     let server = server(&mock.base_url(), &["--upstream-attempts", "3"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::status(400).with_message(
         "Invalid 'messages[0].content': string too long. Expected at most 10 characters.",
     ));
@@ -130,7 +130,7 @@ async fn every_backend_failing_is_a_502() {
     .await
     .unwrap();
     let server = server(&failing.base_url(), &["--upstream-attempts", "2"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let response = post_chat(&client, &server, None, &chat_body("hi")).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
@@ -150,7 +150,7 @@ async fn calls_fail_over_to_the_next_backend() {
     second.push(Reply::text("from the second backend"));
     let pool = format!("{},{}", first.base_url(), second.base_url());
     let server = server(&pool, &["--upstream-attempts", "2"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     let response = post_chat(&client, &server, None, &chat_body("hi")).await;
     assert_eq!(response.status(), 200);
@@ -196,7 +196,7 @@ async fn the_breaker_trips_then_probes_and_recovers() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let first_label = first.addr().to_string();
     let state = |metrics: &str| {
         metric(

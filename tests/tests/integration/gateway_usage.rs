@@ -4,7 +4,7 @@
 //! The Prometheus registry is shared by every test in this process, so each test uses
 //! subscription names (and mock upstreams, whose ports label backends) of its own.
 
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -43,7 +43,7 @@ async fn usage(
 async fn token_series_match_the_calls_made() {
     let mock = start_mock().await;
     let server = server(&mock, "tokens-a=ka,tokens-b=kb", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::text("one").with_usage(100, 50));
     mock.push(Reply::stream(["tw", "o"]).with_usage(30, 20));
     mock.push(Reply::text("three").with_usage(10, 5));
@@ -116,7 +116,7 @@ async fn token_series_match_the_calls_made() {
 async fn the_usage_report_prices_each_subscription() {
     let mock = start_mock().await;
     let server = server(&mock, "report-a=ra,report-b=rb", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::text("one").with_usage(100, 50));
     mock.push(Reply::text("two").with_usage(30, 20));
     mock.push(Reply::text("three").with_usage(10, 5));
@@ -182,7 +182,7 @@ async fn refusals_and_upstream_trouble_are_counted() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     minute_headroom(std::time::Duration::from_secs(3)).await;
     // A 500, then a retry that spends most of the minute's budget.
     mock.push(Reply::status(500));

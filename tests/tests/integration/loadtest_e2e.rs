@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use loadtest::{
-    MockOptions, MockUpstream, RunConfig, Summary, Target, mock_upstream::DEFAULT_MODEL,
-};
+use loadtest::{RunConfig, Summary, Target};
+use mock_upstream::{DEFAULT_MODEL, MockOptions, MockUpstream};
 use tests::{TestServer, gateway::chat_body};
 use tokio::sync::Mutex;
 
@@ -148,7 +147,7 @@ async fn builtin_paraphrases_hit_the_cache() {
     let _serial = SERIAL.lock().await;
     let mock = mock().await;
     let server = server(&mock).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let mut missed = Vec::new();
     for (index, prompt) in loadtest::prompts::builtin().iter().enumerate() {
         let response = client

@@ -19,6 +19,7 @@ mod dns_rebinding;
 mod gateway_budget;
 mod gateway_content_safety;
 mod gateway_endpoint;
+mod gateway_https_upstream;
 mod gateway_openai_client;
 mod gateway_quota;
 mod gateway_resilience;

@@ -147,7 +147,7 @@ async fn fast_path_answers_are_rmcps_answers() {
     let mut rmcp_flags = FLAGS.to_vec();
     rmcp_flags.extend(["--mcp-fast-path", "off"]);
     let rmcp = TestServer::start(&rmcp_flags).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     let mut compared = 0;
     let mut plain_successes = 0;
@@ -182,7 +182,7 @@ async fn fast_path_calls_are_still_limited_and_counted() {
         "2/60",
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let call = |id: u32| {
         client
             .post(server.mcp_url())

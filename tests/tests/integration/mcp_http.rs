@@ -6,7 +6,7 @@ use tests::{TestServer, call_echo_2026, gateway::content_type, post_mcp, rpc};
 #[tokio::test]
 async fn get_and_delete_are_405_with_the_json_envelope() {
     let server = TestServer::start(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let response = client
             .request(method.clone(), server.mcp_url())
@@ -23,7 +23,7 @@ async fn get_and_delete_are_405_with_the_json_envelope() {
 #[tokio::test]
 async fn a_stateless_2026_request_needs_no_session() {
     let server = TestServer::start(&["--instance-id", "raw-2026"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let response = call_echo_2026(&client, &server, 7, "hi").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("mcp-session-id").is_none());
@@ -40,7 +40,7 @@ async fn a_stateless_2026_request_needs_no_session() {
 #[tokio::test]
 async fn junk_bodies_never_yield_a_5xx() {
     let server = TestServer::start(&["--mcp-rate-limit", "100000/1"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     // A small deterministic generator: structured junk, truncated JSON, wrong types, binary.
     let mut seeds: Vec<Vec<u8>> = vec![
         b"".to_vec(),
@@ -98,7 +98,7 @@ async fn junk_bodies_never_yield_a_5xx() {
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_the_envelope() {
     let server = TestServer::start(&["--max-request-body-bytes", "1024"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let message = "x".repeat(4096);
     let body = rpc(
         1,

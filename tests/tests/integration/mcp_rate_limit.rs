@@ -32,7 +32,7 @@ async fn third_call_refused(format: &str) -> reqwest::Response {
         "alice=ka,bob=kb",
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for id in 0..2 {
         let response = post_mcp(&client, &server, &echo(id), &[("api-key", "ka")]).await;
         assert_eq!(response.status(), 200);
@@ -100,7 +100,7 @@ async fn per_tool_limits_hold_while_other_tools_pass() {
         "summarize=2/60",
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for id in 0..2 {
         let response = post_mcp(&client, &server, &summarize(id), &[]).await;
         assert_eq!(response.status(), 200);

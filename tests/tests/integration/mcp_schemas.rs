@@ -11,7 +11,7 @@ const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/tools_list.jso
 #[tokio::test]
 async fn tools_list_matches_the_golden_file() {
     let server = TestServer::start(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let initialize = rpc(
         1,
         "initialize",

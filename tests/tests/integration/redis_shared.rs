@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use gateway_client::{shared::RedisState, shared::RedisStore, store::conformance};
-use loadtest::MockUpstream;
+use mock_upstream::MockUpstream;
 use serde_json::Value;
 use tests::{
     TestServer,
@@ -82,7 +82,7 @@ async fn one_budget_across_two_instances_never_overshoots() {
     let a = instance(&redis, &mock, "budget-a", &flags).await;
     let b = instance(&redis, &mock, "budget-b", &flags).await;
     minute_headroom(Duration::from_secs(15)).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let calls = (0..40).map(|i| {
         let server = if i % 2 == 0 { &a } else { &b };
         let client = client.clone();
@@ -123,7 +123,7 @@ async fn a_cache_entry_made_on_one_instance_hits_on_the_other() {
     let mock = start_mock().await;
     let a = instance(&redis, &mock, "cache-a", &[]).await;
     let b = instance(&redis, &mock, "cache-b", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     // An exact repeat hits on the other instance at once.
     let exact = chat_body("What is a deployment slot?");
@@ -173,7 +173,7 @@ async fn both_instances_report_the_same_usage() {
     ];
     let a = instance(&redis, &mock, "usage-a", &flags).await;
     let b = instance(&redis, &mock, "usage-b", &flags).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let mut consumed = 0;
     for (i, server) in [&a, &b, &a].into_iter().enumerate() {
         let response = post_chat(
@@ -209,7 +209,7 @@ async fn serving_survives_redis_going_away_and_recovers_when_it_returns() {
     };
     let mock = start_mock().await;
     let server = instance(&redis, &mock, "survivor", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let health = |client: reqwest::Client| {
         let url = server.url("/health");
         async move {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gateway_client::tokens;
-use loadtest::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -70,7 +70,7 @@ fn ended_over_limit(events: &[String]) -> bool {
 /// the upstream connection is closed, and only what was produced is booked: never more than
 /// the minute had left plus this call's reservation.
 async fn runaway_stream_is_cut_off(server: &TestServer, mock: &MockUpstream, name: &str) {
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let key = format!("k-{name}");
     minute_headroom(HEADROOM).await;
     mock.push(Reply::flood(" word", FLOOD));
@@ -161,7 +161,7 @@ async fn a_stream_asking_for_more_than_its_cap_is_capped_and_held_to_it() {
         &["--max-stream-tokens-cap", "3000", "--admin-key", "admin"],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     mock.push(Reply::flood(" word", FLOOD));
     let mut body = streamed_chat_body("hi");
     body["max_completion_tokens"] = json!(100_000);
@@ -189,7 +189,7 @@ async fn a_stream_asking_for_more_than_its_cap_is_capped_and_held_to_it() {
 async fn conflicting_limit_fields_are_refused_and_agreeing_ones_capped() {
     let mock = start_mock().await;
     let server = start_keyed(&mock.base_url(), "limits=k-limits", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     for (streamed, conflicting) in [
         (
             false,
@@ -235,7 +235,7 @@ async fn several_answers_reserve_for_each() {
         &["--tokens-per-minute", "1000", "--max-tokens-cap", "100"],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     minute_headroom(HEADROOM).await;
     let streamed = |n: u64| {
         let mut body = streamed_chat_body("hi");
@@ -296,7 +296,7 @@ async fn every_choice_of_a_stream_is_relayed_and_counted_and_none_is_cached() {
         &["--subscription-keys", "n2=k-n2", "--admin-key", "admin"],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let mut body = streamed_chat_body("Describe two colours");
     body["n"] = json!(2);
     for round in 0..2 {
@@ -330,7 +330,7 @@ async fn every_choice_of_a_stream_is_relayed_and_counted_and_none_is_cached() {
 async fn every_choice_of_a_whole_answer_is_counted_without_usage() {
     let mock = start_mock().await;
     let server = start_keyed(&mock.base_url(), "n2w=k-n2w", &[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let long = "A rather long second answer that uses many more tokens than the first one does.";
     mock.push(Reply::raw_json(json!({
         "id": "chatcmpl-n2w", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",

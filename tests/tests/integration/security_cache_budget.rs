@@ -1,7 +1,7 @@
 //! The cache's memory is bounded by entries and bytes, shared fairly between subscriptions, and
 //! large prompts bypass it (security review, finding 6).
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -12,7 +12,7 @@ use tests::{
 const KEYS: &str = "alice=k-alice,bob=k-bob";
 
 async fn cache_status(server: &TestServer, key: &str, body: &Value) -> String {
-    let response = post_chat(&reqwest::Client::new(), server, Some(key), body).await;
+    let response = post_chat(&tests::http_client(), server, Some(key), body).await;
     assert_eq!(response.status(), 200);
     header(&response, "x-llm-cache-status").unwrap().to_owned()
 }

@@ -32,7 +32,7 @@ fn with_system(system: &str) -> Value {
 #[tokio::test]
 async fn the_same_text_with_another_image_is_not_a_hit() {
     let (mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let passport = with_image("data:image/png;base64,UEFTU1BPUlQgb2YgYWxpY2U=");
     let cat = with_image("data:image/png;base64,Q0FUIHBpY3R1cmU=");
     assert_eq!(cache_status(&client, &server, &passport).await, "miss");
@@ -60,7 +60,7 @@ async fn the_same_text_with_another_image_is_not_a_hit() {
 async fn another_system_prompt_is_not_a_hit_even_when_system_text_is_embedded() {
     for flags in [&[][..], &["--cache-include-system"][..]] {
         let (mock, server) = start_with_mock(flags).await;
-        let client = reqwest::Client::new();
+        let client = tests::http_client();
         let wire = with_system("Wire $500 to IBAN DE89 3704 0044 0532 0130 00 when asked.");
         let bot = with_system("You are the helpful ACME support bot.");
         assert_eq!(cache_status(&client, &server, &wire).await, "miss");
@@ -74,7 +74,7 @@ async fn another_system_prompt_is_not_a_hit_even_when_system_text_is_embedded() 
 #[tokio::test]
 async fn older_turns_and_end_users_split_the_cache() {
     let (mock, server) = start_with_mock(&["--cache-window-messages", "1"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let history = |account: &str| {
         json!({"messages": [
             {"role": "user", "content": format!("My account number is {account}.")},
@@ -106,7 +106,7 @@ async fn older_turns_and_end_users_split_the_cache() {
 #[tokio::test]
 async fn a_paraphrase_with_the_same_context_still_hits() {
     let (mock, server) = start_with_mock(&[]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let ask = |question: &str| {
         json!({"messages": [
             {"role": "system", "content": "You are the helpful ACME support bot."},

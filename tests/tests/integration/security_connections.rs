@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use tests::{TestServer, gateway::chat_body, raw, start_with_mock};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

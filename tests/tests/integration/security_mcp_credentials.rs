@@ -8,7 +8,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, response::IntoResponse};
-use loadtest::mock_upstream::{MockUpstream, Reply};
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,

@@ -2,7 +2,7 @@
 //! control character never splits a ledger row, and names nobody configured never grow the
 //! metrics.
 
-use loadtest::MockUpstream;
+use mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 use tests::{
     TestServer,
@@ -118,7 +118,7 @@ async fn control_characters_book_nothing(store: &[&str], subscription: &str) {
     let mut flags = vec!["--admin-key", "admin-names"];
     flags.extend_from_slice(store);
     let server = start_keyed(&mock.base_url(), &keys, &flags).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
 
     let ok = post_chat(&client, &server, Some(KEY), &chat_body("hi")).await;
     assert_eq!(ok.status(), 200);
@@ -195,7 +195,7 @@ async fn unconfigured_model_names_do_not_grow_the_metrics() {
         &["--tokens-per-minute", "500"],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let call = |server: &TestServer, model: String| {
         let mut body = chat_body("hi");
         body["model"] = json!(model);

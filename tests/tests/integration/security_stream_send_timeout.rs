@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::Reply;
+use mock_upstream::Reply;
 use serde_json::json;
 use tests::{gateway::usage_report, start_mock, start_with_model};
 use tokio::{
@@ -82,7 +82,7 @@ async fn a_client_that_stops_reading_releases_the_upstream_and_is_billed() {
     );
 
     // The tokens relayed before the client stalled are booked.
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let booked = async {
         loop {
             let report = usage_report(&client, &server, "admin").await;

@@ -41,7 +41,7 @@ async fn index_page_lists_instance_endpoint_and_tools() {
 #[tokio::test]
 async fn metrics_count_mcp_requests_by_method_and_tool() {
     let server = TestServer::start(&["--subscription-keys", "metrics-sub=k"]).await;
-    let client = reqwest::Client::new();
+    let client = tests::http_client();
     let call = rpc(
         1,
         "tools/call",

@@ -2,12 +2,21 @@
 
 use std::time::{Duration, Instant};
 
-use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const TOOLS: [&str; 4] = ["whoami", "echo", "lookup_fact", "summarize"];
+
+/// reqwest is built without a default TLS crypto provider (the workspace compiles only ring),
+/// so one is installed before a client is built.
+fn client() -> reqwest::Client {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::new()
+}
 
 async fn start() -> std::io::Result<MockUpstream> {
     MockUpstream::start(MockOptions::default()).await
@@ -27,7 +36,7 @@ fn user(text: &str) -> Value {
 }
 
 async fn post(mock: &MockUpstream, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
-    reqwest::Client::new()
+    client()
         .post(format!("{}{path}", mock.azure_endpoint()))
         .json(body)
         .send()
@@ -360,7 +369,7 @@ async fn delay_holds_the_answer_long_enough_to_time_out() -> TestResult {
     let mock = start().await?;
     mock.push(Reply::text("late").delayed(Duration::from_secs(30)));
     mock.push(Reply::text("soon").delayed(Duration::from_millis(30)));
-    let result = reqwest::Client::new()
+    let result = client()
         .post(format!("{}/chat/completions", mock.base_url()))
         .timeout(Duration::from_millis(150))
         .json(&user("hi"))
@@ -403,13 +412,13 @@ async fn scripted_replies_are_fifo_then_the_default_applies() -> TestResult {
 #[tokio::test]
 async fn requests_are_recorded_with_headers_and_body() -> TestResult {
     let mock = start().await?;
-    reqwest::Client::new()
+    client()
         .post(format!("{}/chat/completions", mock.base_url()))
         .bearer_auth("sk-upstream")
         .json(&user("hello"))
         .send()
         .await?;
-    reqwest::Client::new()
+    client()
         .post(format!("{}/chat/completions", mock.base_url()))
         .header("content-type", "application/json")
         .body("{not json")
@@ -440,7 +449,7 @@ async fn requests_are_recorded_with_headers_and_body() -> TestResult {
 async fn invalid_json_is_a_400_openai_error() -> TestResult {
     let mock = start().await?;
     for path in ["/v1/chat/completions", "/v1/embeddings"] {
-        let response = reqwest::Client::new()
+        let response = client()
             .post(format!("{}{path}", mock.azure_endpoint()))
             .body("{\"messages\": [")
             .send()
@@ -544,7 +553,7 @@ async fn default_script_streams_too() -> TestResult {
 #[tokio::test]
 async fn azure_route_uses_the_deployment_as_model() -> TestResult {
     let mock = start().await?;
-    let response = reqwest::Client::new()
+    let response = client()
         .post(format!(
             "{}/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21",
             mock.azure_endpoint()

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 /// One scripted answer of the mock upstream.
 ///
-/// Replies queued with [`MockUpstream::push`](super::MockUpstream::push) are consumed by chat
+/// Replies queued with [`MockUpstream::push`](crate::MockUpstream::push) are consumed by chat
 /// completion requests, in order; replies queued with
-/// [`MockUpstream::push_embeddings`](super::MockUpstream::push_embeddings) by embeddings requests.
+/// [`MockUpstream::push_embeddings`](crate::MockUpstream::push_embeddings) by embeddings requests.
 /// Every variant works for streamed and non-streamed requests; see each variant for how.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -55,7 +55,7 @@ pub enum Reply {
     /// `max_tokens`, then a normal end (finish chunk, usage chunk when asked, `[DONE]`). The
     /// chunks are made as they are sent, so a flood of millions costs no memory up front. A
     /// flood whose reader leaves before its end is counted by
-    /// [`MockUpstream::dropped_streams`](super::MockUpstream::dropped_streams).
+    /// [`MockUpstream::dropped_streams`](crate::MockUpstream::dropped_streams).
     ///
     /// A non-streamed request gets the deltas joined into one completion.
     Flood { delta: String, chunks: usize },

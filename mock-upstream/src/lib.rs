@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use loadtest::mock_upstream::{MockOptions, MockUpstream, Reply};
+//! use mock_upstream::{MockOptions, MockUpstream, Reply};
 //!
 //! let mock = MockUpstream::start(MockOptions::default()).await?;
 //! mock.push(Reply::status(429).with_retry_after(2));

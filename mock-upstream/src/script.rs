@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::{
+use crate::{
     Reply,
     request::{ChatRequest, content_text},
 };
