@@ -24,15 +24,23 @@ use tests::{
     start_mock, start_with_model,
 };
 
-/// The least paraphrase recall (isolated pairs) per data file: what the cache measures today.
-/// Raise a floor when the cache improves; never lower one to let a change pass.
-const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[("cache-dev-set.tsv", 0.70)];
+/// The least paraphrase recall (isolated pairs) per data file: what the cache measures today
+/// with the default embedder (the static model) and the verifier. Raise a floor when the cache
+/// improves; never lower one to let a change pass. The held-out file is measured, never tuned on.
+const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
+    ("cache-dev-set.tsv", 0.78),
+    ("cache-tune.tsv", 0.68),
+    ("cache-heldout.tsv", 0.61),
+];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
-/// either mode. The goal is 0 everywhere. Today's cache serves 3 on the dev set, all a changed
-/// referent or question word: "for my project" as "for his project" and "for all projects",
-/// "When was … built?" as "Where was … built?".
-const MAX_WRONG_HITS: &[(&str, usize)] = &[("cache-dev-set.tsv", 3)];
+/// either mode. The goal is 0 everywhere; the held-out set, written apart from the tuning,
+/// still draws 3 of its 201 near-misses in isolated pairs (4 with every prompt in one partition).
+const MAX_WRONG_HITS: &[(&str, usize)] = &[
+    ("cache-dev-set.tsv", 0),
+    ("cache-tune.tsv", 0),
+    ("cache-heldout.tsv", 4),
+];
 
 /// The shared floor: every other set is optional.
 const REQUIRED_SET: &str = "cache-dev-set.tsv";
@@ -70,7 +78,8 @@ async fn every_labelled_set_meets_its_floors() {
         "--openai-api-key",
         UPSTREAM_KEY,
     ];
-    let server = start_with_model(&mock.base_url(), &[]).await;
+    // A thousand calls and more: a budget that never refuses (each reserves its max_tokens).
+    let server = start_with_model(&mock.base_url(), &["--tokens-per-minute", "1000000000"]).await;
     // Caches built from the server's own settings, as `tollgate cache-eval` builds them.
     let new_cache = || {
         let settings = Settings::from_args(flags).unwrap();
