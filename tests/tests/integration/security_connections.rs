@@ -222,10 +222,16 @@ async fn a_client_that_stops_reading_is_let_go_at_the_idle_timeout() {
     let request = raw::request("POST", "/v1/chat/completions", &[], &body);
     let mut stream = connect(&server).await;
     stream.write_all(request.as_bytes()).await.unwrap();
-    // Read nothing for a while: the server's writes block, and it gives up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut received = 0usize;
     let mut sink = [0u8; 65_536];
+    // Wait for the answer to start (a loaded machine may take seconds to produce 16 MiB), so
+    // the stall below is the client's and not the server's.
+    received += tokio::time::timeout(GIVE_UP, stream.read(&mut sink))
+        .await
+        .expect("the answer never started")
+        .unwrap();
+    // Then read nothing for a while: the server's writes block, and it gives up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let drained = tokio::time::timeout(GIVE_UP, async {
         loop {
             match stream.read(&mut sink).await {
