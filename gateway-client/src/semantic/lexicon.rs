@@ -19,7 +19,7 @@ use std::{
 
 const LEXICON_TSV: &str = include_str!("../../models/lexicon/lexicon.tsv");
 /// The static model's vocabulary (word pieces, one a line): the words it knows whole.
-const VOCABULARY: &str = include_str!("../../models/lexicon/vocab.txt");
+const VOCABULARY: &str = include_str!("../../models/static-minilm/vocab.txt");
 
 /// Inflectional endings and what replaces them (WordNet's morphy rules, plus adverbs in -ly):
 /// "libraries" → "library", "running" → "runn"/"run" (see [`lemmas`]), "largest" → "larg"/"large".
@@ -474,6 +474,24 @@ pub(super) fn negation_prefix_of(la: &Lemmas<'_>, a: &str, lb: &Lemmas<'_>, b: &
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The committed files are what `build_lexicon.py` made (see MANIFEST.sha256 beside them):
+    /// a hand edit fails here, and the script must be rerun to change them.
+    #[test]
+    fn the_committed_files_match_their_manifest() {
+        use sha2::{Digest, Sha256};
+        let manifest = include_str!("../../models/lexicon/MANIFEST.sha256");
+        for (name, bytes) in [("lexicon.tsv", LEXICON_TSV)] {
+            let digest: String = Sha256::digest(bytes.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert!(
+                manifest.lines().any(|line| line == format!("{digest}  {name}")),
+                "{name} is not the file the manifest records ({digest})"
+            );
+        }
+    }
 
     #[test]
     fn every_line_of_the_lexicon_is_loaded() {
