@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A/B: two tollgate binaries measured in the same run, alternately, on the same load:
+#   1. MCP tools/call echo (auth, rate limiter and metrics on), wrk -t2 -c16;
+#   2. gateway chat completions against the mock upstream, cache off, at 1 and 16 connections
+#      (overhead = tollgate's latency minus the mock's own, measured in the same round).
+# Each measurement runs ROUNDS times, A then B, so drift on a shared machine hits both alike;
+# the table gives medians and the ratio B/A (req/s) or B-A (overhead).
+#
+#   TOLLGATE_A=/path/to/old/tollgate TOLLGATE_B=target/release/tollgate bash benchmarks/run-ab.sh
+#
+# Build the "before" binary from a worktree of the older commit:
+#   git worktree add --detach /tmp/tollgate-before <commit>
+#   (cd /tmp/tollgate-before && cargo build --release -p mcp-server)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+DURATION="${DURATION:-8}"
+WARMUP="${WARMUP:-2}"
+ROUNDS="${ROUNDS:-3}"
+BASE_PORT="${BASE_PORT:-18200}"
+TOLLGATE_A="${TOLLGATE_A:?set TOLLGATE_A to the baseline tollgate binary}"
+TOLLGATE_B="${TOLLGATE_B:-$TOLLGATE}"
+KEY="bench-key"
+MCP_BODY="$BENCH_DIR/bodies/mcp-echo.json"
+MCP_EXPECT='"message":"benchmark echo"'
+MCP_HEADERS=(
+    "Accept: application/json, text/event-stream"
+    "Mcp-Protocol-Version: 2025-11-25"
+    "Ocp-Apim-Subscription-Key: $KEY"
+)
+CHAT_BODY="$BENCH_DIR/bodies/gateway-chat.json"
+CHAT_EXPECT='"chat.completion"'
+CHAT_HEADERS=("Ocp-Apim-Subscription-Key: $KEY")
+
+command -v wrk >/dev/null || die "wrk is missing: apt-get install -y wrk"
+[[ -x "$TOLLGATE_A" && -x "$TOLLGATE_B" && -x "$LOADTEST" ]] || die "binaries missing"
+
+MOCK_PORT="$BASE_PORT"
+start mock "http://127.0.0.1:$MOCK_PORT/v1/models" -- \
+    env RUST_LOG=warn "$LOADTEST" mock-upstream --port "$MOCK_PORT" --latency-ms 0
+declare -A PORT=([A]="$((BASE_PORT + 1))" [B]="$((BASE_PORT + 2))")
+declare -A BIN=([A]="$TOLLGATE_A" [B]="$TOLLGATE_B")
+for side in A B; do
+    start "tollgate-$side" "http://127.0.0.1:${PORT[$side]}/health" -- \
+        env RUST_LOG=warn PORT="${PORT[$side]}" SUBSCRIPTION_KEYS="bench=$KEY" \
+        MCP_RATE_LIMIT=1000000/1 OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" \
+        TOKENS_PER_MINUTE=1000000000000 SEMANTIC_CACHE=off "${BIN[$side]}"
+done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# measure NAME URL BODY EXPECT THREADS CONNECTIONS HEADERS...: appends "rps p50_us" to $LOG_DIR/ab-NAME
+measure() {
+    local name="$1" url="$2" body="$3" expect="$4" threads="$5" connections="$6"
+    shift 6
+    run_wrk "$threads" "$connections" "$WARMUP" "$url" "$body" "$expect" "$@" >/dev/null
+    local line
+    line="$(run_wrk "$threads" "$connections" "$DURATION" "$url" "$body" "$expect" "$@")"
+    [[ "$(wrk_result non2xx "$line")" == 0 ]] || die "$name: non-2xx answers: $line"
+    echo "$(wrk_result rps "$line") $(wrk_result p50_us "$line")" >>"$LOG_DIR/ab-$name"
+    log "$name: $line"
+}
+
+rm -f "$LOG_DIR"/ab-*
+for side in A B; do
+    verify_wrk "mcp-$side" "http://127.0.0.1:${PORT[$side]}/mcp" "$MCP_BODY" "$MCP_EXPECT" "${MCP_HEADERS[@]}"
+    verify_wrk "chat-$side" "http://127.0.0.1:${PORT[$side]}/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "${CHAT_HEADERS[@]}"
+done
+for round in $(seq 1 "$ROUNDS"); do
+    log "round $round of $ROUNDS"
+    for side in A B; do
+        measure "mcp-$side" "http://127.0.0.1:${PORT[$side]}/mcp" "$MCP_BODY" "$MCP_EXPECT" 2 16 "${MCP_HEADERS[@]}"
+    done
+    for connections in 1 16; do
+        threads=$((connections == 1 ? 1 : 2))
+        measure "mock-c$connections" "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
+        for side in A B; do
+            measure "chat-$side-c$connections" "http://127.0.0.1:${PORT[$side]}/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
+        done
+    done
+done
+
+rps() { awk '{ print $1 }' "$LOG_DIR/ab-$1" | median; }
+p50() { awk '{ print $2 }' "$LOG_DIR/ab-$1" | median; }
+printf '\nA/B, medians of %s rounds of wrk %ss, %s\nA: %s\nB: %s\n\n' "$ROUNDS" "$DURATION" "$(machine)" "$TOLLGATE_A" "$TOLLGATE_B"
+printf '| measurement | A | B | B vs A |\n|---|---:|---:|---:|\n'
+printf '| MCP echo req/s (c16) | %s | %s | %s× |\n' "$(rps mcp-A)" "$(rps mcp-B)" \
+    "$(awk -v a="$(rps mcp-A)" -v b="$(rps mcp-B)" 'BEGIN { printf "%.2f", b / a }')"
+for connections in 1 16; do
+    printf '| gateway req/s (c%s; mock direct %s) | %s | %s | %s× |\n' "$connections" "$(rps "mock-c$connections")" \
+        "$(rps "chat-A-c$connections")" "$(rps "chat-B-c$connections")" \
+        "$(awk -v a="$(rps "chat-A-c$connections")" -v b="$(rps "chat-B-c$connections")" 'BEGIN { printf "%.2f", b / a }')"
+done
+overhead() { awk -v t="$(p50 "chat-$1-c1")" -v m="$(p50 mock-c1)" 'BEGIN { print t - m }'; }
+printf '| gateway overhead p50 µs (c1, minus the mock) | %s | %s | %+d µs |\n' "$(overhead A)" "$(overhead B)" \
+    "$(( $(overhead B) - $(overhead A) ))"
