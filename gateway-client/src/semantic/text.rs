@@ -39,7 +39,7 @@ pub struct Token {
 ///
 /// Direction words (in/out, up/down, on/off, to/from…) are deliberately absent: they change
 /// answers ("turn on" vs "turn off").
-/// Not `text_analysis::STOP_WORDS` for that reason: it counts direction words and negations as stop words.
+/// Not `text_analysis::STOP_WORDS`, which counts direction words and negations as stop words.
 const LIGHT_WORDS: &[&str] = &[
     "a",
     "an",
