@@ -4,11 +4,17 @@
 //! Identical texts give identical vectors; texts sharing words give close vectors (high cosine
 //! similarity); unrelated texts give nearly orthogonal ones. No randomness, no state.
 
+use std::hash::Hasher as _;
+
+use text_analysis::{Fnv1a, words};
+
 /// Weight of a whole word; trigrams add the fuzzy part (plurals, typos, inflections).
 const WORD_WEIGHT: f32 = 1.0;
 const TRIGRAM_WEIGHT: f32 = 0.5;
 /// Function words barely count (and add no trigrams), so paraphrases that share their content
 /// words land close together.
+/// Not `text_analysis::STOP_WORDS`: this short list adds request fillers ("please", "tell") and
+/// the scripted similarities of tests and demos were set with it.
 const STOP_WORD_WEIGHT: f32 = 0.2;
 const STOP_WORDS: &[&str] = &[
     "a", "about", "an", "and", "are", "be", "by", "can", "could", "do", "does", "for", "how", "i",
@@ -23,10 +29,7 @@ pub(crate) fn embed(text: &str, dims: usize) -> Vec<f32> {
     let lower = text.to_lowercase();
     let mut padded = String::new();
     let mut bounds: Vec<usize> = Vec::new();
-    for word in lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-    {
+    for word in words(&lower) {
         if STOP_WORDS.contains(&word) {
             add(&mut vector, fnv1a(b'w', word.as_bytes()), STOP_WORD_WEIGHT);
             continue;
@@ -68,13 +71,10 @@ fn add(vector: &mut [f32], hash: u64, weight: f32) {
 
 /// 64-bit FNV-1a over a kind tag and the bytes: stable across runs and platforms.
 fn fnv1a(kind: u8, bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for &byte in std::iter::once(&kind).chain(bytes) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(PRIME);
-    }
+    let mut hasher = Fnv1a::default();
+    hasher.write_u8(kind);
+    hasher.write(bytes);
+    let hash = hasher.finish();
     // FNV's high bit is weakly mixed; fold the high half in so the sign bit is usable.
     hash ^ (hash >> 29) ^ (hash << 31)
 }

@@ -16,7 +16,9 @@
 //! - [`ToolError`]: unknown tool, invalid arguments, or a refusal the model can recover from.
 //!
 //! Private helpers: `topic_match` (the forgiving topic matcher shared by `lookup_fact` and
-//! `summarize`) and `corpus` (the built-in documents `summarize` can summarize by topic).
+//! `summarize`) and `corpus` (the one knowledge base: per topic, the fact `lookup_fact` returns
+//! and the document `summarize` summarizes). Words, stop words and plurals come from the
+//! `text-analysis` crate.
 
 mod catalog;
 mod corpus;

@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use text_analysis::{STOP_WORDS, singular, words};
+
 use crate::corpus::{self, DOCS};
 use crate::topic_match::{self, MAX_QUERY_BYTES};
 use crate::{Instance, ToolError};
@@ -91,13 +93,13 @@ pub fn summarize(instance: &Instance, args: SummarizeArgs) -> Result<SummarizeRe
         (None, None) if text.is_some() => {
             return Err(ToolError::Failed(format!(
                 "text is empty; give non-blank `text`, or a `topic` (one of: {})",
-                corpus::topics().join(", ")
+                corpus::document_topics().join(", ")
             )));
         }
         (None, None) => {
             return Err(ToolError::Failed(format!(
                 "give `text` to summarize, or a `topic` (one of: {})",
-                corpus::topics().join(", ")
+                corpus::document_topics().join(", ")
             )));
         }
     };
@@ -131,18 +133,18 @@ fn clamp_sentences(requested: Option<i64>) -> usize {
     }
 }
 
-fn find_doc(topic: &str) -> Result<&'static corpus::Doc, ToolError> {
+fn find_doc(topic: &str) -> Result<corpus::DocEntry, ToolError> {
     let found = if topic.len() > MAX_QUERY_BYTES {
         None
     } else {
-        topic_match::best_match(topic, DOCS.iter().map(corpus::Doc::names))
+        topic_match::best_match(topic, DOCS.iter().map(corpus::DocEntry::names))
             .and_then(|i| DOCS.get(i))
     };
     found.ok_or_else(|| {
         ToolError::Failed(format!(
             "no built-in document about `{}`; available topics: {}",
             shorten(topic, 80),
-            corpus::topics().join(", ")
+            corpus::document_topics().join(", ")
         ))
     })
 }
@@ -331,12 +333,9 @@ fn score(sentences: &[String]) -> Vec<f64> {
     let mut per_sentence: Vec<(Vec<usize>, usize, usize)> = Vec::with_capacity(sentences.len());
     for sentence in sentences {
         let mut terms = Vec::new();
-        let mut words = 0;
-        for token in sentence.split(|c: char| !c.is_alphanumeric()) {
-            if token.is_empty() {
-                continue;
-            }
-            words += 1;
+        let mut word_count = 0;
+        for token in words(sentence) {
+            word_count += 1;
             let Some(term) = content_term(token) else {
                 continue;
             };
@@ -353,7 +352,7 @@ fn score(sentences: &[String]) -> Vec<f64> {
         for &id in &terms {
             sentence_frequency[id] += 1;
         }
-        per_sentence.push((terms, content_words, words));
+        per_sentence.push((terms, content_words, word_count));
     }
     let most = f64::from(sentence_frequency.iter().copied().max().unwrap_or(1).max(1));
     per_sentence
@@ -390,181 +389,8 @@ fn content_term(token: &str) -> Option<String> {
     if (lower.is_ascii() && lower.len() < 2) || STOP_WORDS.binary_search(&lower.as_ref()).is_ok() {
         return None;
     }
-    Some(topic_match::singular(&lower))
+    Some(singular(&lower))
 }
-
-/// Common English words that carry no topic. Sorted, for binary search.
-const STOP_WORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "after",
-    "again",
-    "against",
-    "all",
-    "also",
-    "am",
-    "an",
-    "and",
-    "any",
-    "are",
-    "as",
-    "at",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "by",
-    "can",
-    "could",
-    "did",
-    "do",
-    "does",
-    "doing",
-    "down",
-    "during",
-    "each",
-    "either",
-    "else",
-    "ever",
-    "every",
-    "few",
-    "for",
-    "from",
-    "further",
-    "get",
-    "gets",
-    "got",
-    "had",
-    "has",
-    "have",
-    "having",
-    "he",
-    "her",
-    "here",
-    "hers",
-    "herself",
-    "him",
-    "himself",
-    "his",
-    "how",
-    "however",
-    "i",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "itself",
-    "just",
-    "let",
-    "made",
-    "make",
-    "makes",
-    "may",
-    "me",
-    "might",
-    "more",
-    "most",
-    "much",
-    "must",
-    "my",
-    "myself",
-    "neither",
-    "new",
-    "no",
-    "nor",
-    "not",
-    "now",
-    "of",
-    "off",
-    "on",
-    "once",
-    "one",
-    "only",
-    "or",
-    "other",
-    "ought",
-    "our",
-    "ours",
-    "ourselves",
-    "out",
-    "over",
-    "own",
-    "per",
-    "quite",
-    "rather",
-    "same",
-    "shall",
-    "she",
-    "should",
-    "since",
-    "so",
-    "some",
-    "such",
-    "than",
-    "that",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "themselves",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "though",
-    "three",
-    "through",
-    "thus",
-    "to",
-    "too",
-    "two",
-    "under",
-    "until",
-    "up",
-    "upon",
-    "us",
-    "use",
-    "used",
-    "using",
-    "very",
-    "via",
-    "was",
-    "way",
-    "ways",
-    "we",
-    "were",
-    "what",
-    "when",
-    "where",
-    "whether",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "whose",
-    "why",
-    "will",
-    "with",
-    "within",
-    "without",
-    "would",
-    "yet",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-];
 
 #[cfg(test)]
 mod tests {

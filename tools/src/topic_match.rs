@@ -12,6 +12,8 @@
 //! Ties go to the lower distance, then the more specific (longer) name, then table order, so the
 //! answer is deterministic.
 
+use text_analysis::{normalize_words, singular};
+
 /// Topic queries longer than this are refused: they are not topics, and the fuzzy passes should
 /// stay cheap.
 pub(crate) const MAX_QUERY_BYTES: usize = 256;
@@ -130,39 +132,14 @@ impl Normalized {
 }
 
 /// Lowercase, collapse every run of non-alphanumeric characters to one space, trim, and drop
-/// plural endings word by word.
+/// plural endings word by word. Plurals only, not the full stemmer: typo matching compares the
+/// letters that remain, and topic names are noun phrases.
 pub(crate) fn normalize(raw: &str) -> String {
-    let mut spaced = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        if c.is_alphanumeric() {
-            spaced.extend(c.to_lowercase());
-        } else if !spaced.is_empty() && !spaced.ends_with(' ') {
-            spaced.push(' ');
-        }
-    }
-    spaced
-        .split_whitespace()
+    normalize_words(raw)
+        .split(' ')
         .map(singular)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A light plural stripper: "slots" → "slot", "policies" → "policy". Applied to both sides of a
-/// comparison, so its mistakes ("redis" → "redi") cancel out.
-pub(crate) fn singular(word: &str) -> String {
-    let chars = word.chars().count();
-    if chars > 4
-        && let Some(stem) = word.strip_suffix("ies")
-    {
-        return format!("{stem}y");
-    }
-    if chars > 3
-        && !word.ends_with("ss")
-        && let Some(stem) = word.strip_suffix('s')
-    {
-        return stem.to_owned();
-    }
-    word.to_owned()
 }
 
 /// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions) between `a` and

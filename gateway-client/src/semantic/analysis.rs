@@ -61,6 +61,8 @@ impl Token {
 }
 
 /// Contractions, expanded in this order before words are split. Grammar: "can't" is "can not".
+/// Not `text_analysis::expand_contractions`: the verifier keeps "'s" (possessive or "is") and
+/// matches whole words only, so "'d" in "'default'" stays.
 const CONTRACTIONS: &[(&str, &str)] = &[
     ("won't", "will not"),
     ("can't", "can not"),

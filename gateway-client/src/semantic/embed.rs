@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
+use text_analysis::fnv1a_parts;
 
 use super::text::{Kind, Token};
 use crate::{context::Operation, model_api::ModelApi, upstream::Upstream};
@@ -150,22 +151,8 @@ pub const BUILTIN_THRESHOLD: f32 = 0.6;
 /// FNV-1a over a kind byte and the feature's bytes: stable across processes and versions, so
 /// instances sharing a cache agree on feature ids.
 pub fn feature_id(kind: u8, bytes: &[u8]) -> u32 {
-    let hash = fnv1a(&[&[kind], bytes]);
+    let hash = fnv1a_parts(&[&[kind], bytes]);
     (hash ^ (hash >> 32)) as u32
-}
-
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in *part {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator, so ("ab","c") and ("a","bc") differ.
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 /// Embeddings from the model API (`EMBEDDING_MODEL`), through the same backend pool, retries

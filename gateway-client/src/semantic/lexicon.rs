@@ -13,9 +13,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    hash::{BuildHasherDefault, Hasher},
     sync::LazyLock,
 };
+
+use text_analysis::FnvBuildHasher;
 
 const LEXICON_TSV: &str = include_str!("../../models/lexicon/lexicon.tsv");
 /// The static model's vocabulary (word pieces, one a line): the words it knows whole.
@@ -82,30 +83,8 @@ pub const MAX_LEMMAS: usize = 8;
 /// 64-bit words of a concept signature (see [`Lemmas`]).
 const SIGNATURE_WORDS: usize = 16;
 
-/// FNV-1a: the keys are short words, for which SipHash's setup dominates a lookup.
-#[derive(Default)]
-pub(super) struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// FNV-1a maps: the keys are short words, for which SipHash's setup dominates a lookup.
+pub(super) type FastMap<K, V> = HashMap<K, V, FnvBuildHasher>;
 
 /// One word of the lexicon.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +112,7 @@ struct Lexicon {
 
 static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| parse(LEXICON_TSV));
 
-static VOCABULARY_WORDS: LazyLock<HashSet<&'static str, BuildHasherDefault<Fnv>>> =
+static VOCABULARY_WORDS: LazyLock<HashSet<&'static str, FnvBuildHasher>> =
     LazyLock::new(|| VOCABULARY.lines().collect());
 
 /// Loads the lexicon and the vocabulary now rather than on the first lookup.

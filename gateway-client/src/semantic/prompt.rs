@@ -22,11 +22,10 @@
 use std::fmt::{self, Write as _};
 
 use serde_json::{Map, Value};
+use text_analysis::{FNV_OFFSET, FNV_PRIME, fnv1a_parts};
 
 use super::{
-    CacheConfig, analysis,
-    embed::fnv1a,
-    lexicon,
+    CacheConfig, analysis, lexicon,
     text::{Token, tokenize},
 };
 use crate::context::CallContext;
@@ -105,13 +104,13 @@ pub(super) fn analyse(
         &context.subscription
     };
     let unembedded = unembedded.to_le_bytes();
-    let partition = fnv1a(&[
+    let partition = fnv1a_parts(&[
         subscription.as_bytes(),
         model.as_bytes(),
         &parameters_hash(request).to_le_bytes(),
         &unembedded,
     ]);
-    let exact = fnv1a(&[roles.as_bytes(), normalized.as_bytes(), &unembedded]);
+    let exact = fnv1a_parts(&[roles.as_bytes(), normalized.as_bytes(), &unembedded]);
     let analysed = analysis::analyze(&text);
     let keys = meaning_keys(&analysed);
     Ok(Prompt {
@@ -122,7 +121,7 @@ pub(super) fn analyse(
         analysed,
         exact,
         keys,
-        owner: fnv1a(&[context.budget_key.as_bytes()]),
+        owner: fnv1a_parts(&[context.budget_key.as_bytes()]),
     })
 }
 
@@ -134,18 +133,18 @@ fn meaning_keys(analysed: &[analysis::Token]) -> Vec<u64> {
     for token in analysed {
         match token.kind {
             analysis::Kind::Content => {
-                keys.push(fnv1a(&[
+                keys.push(fnv1a_parts(&[
                     b"w",
                     lexicon::lemmas(&token.word).first().as_bytes(),
                 ]));
                 keys.extend(
                     lexicon::concepts(&token.word)
                         .into_iter()
-                        .map(|id| fnv1a(&[b"c", &id.to_le_bytes()])),
+                        .map(|id| fnv1a_parts(&[b"c", &id.to_le_bytes()])),
                 );
             }
             analysis::Kind::Entity | analysis::Kind::Number => {
-                keys.push(fnv1a(&[b"w", token.word.as_bytes()]));
+                keys.push(fnv1a_parts(&[b"w", token.word.as_bytes()]));
             }
             _ => {}
         }
@@ -338,7 +337,8 @@ fn canonical_json_without(value: &Value, skip: &str, out: &mut impl fmt::Write) 
 }
 
 /// FNV-1a over everything written to it, so canonical JSON is hashed without being built. It
-/// refuses (`fmt::Error`) to take more than its limit, which stops the writer early.
+/// refuses (`fmt::Error`) to take more than its limit, which stops the writer early (that limit
+/// is why this is a `fmt::Write` of its own rather than `text_analysis::Fnv1a`).
 pub(super) struct Fnv {
     hash: u64,
     written: usize,
@@ -348,7 +348,7 @@ pub(super) struct Fnv {
 impl Fnv {
     fn limited(limit: usize) -> Self {
         Self {
-            hash: 0xcbf2_9ce4_8422_2325,
+            hash: FNV_OFFSET,
             written: 0,
             limit,
         }
@@ -356,7 +356,7 @@ impl Fnv {
 
     fn write_byte(&mut self, byte: u8) {
         self.hash ^= u64::from(byte);
-        self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        self.hash = self.hash.wrapping_mul(FNV_PRIME);
     }
 }
 

@@ -20,12 +20,9 @@
 //! non-space, non-punctuation characters, or one punctuation character) with its byte span in
 //! the text and its vector: the mean of its WordPiece rows.
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
-    ops::Range,
-    sync::LazyLock,
-};
+use std::{collections::HashMap, ops::Range, sync::LazyLock};
+
+use text_analysis::FnvBuildHasher;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -62,28 +59,7 @@ const UNKNOWN: &str = "[UNK]";
 const CONTINUATION: &str = "##";
 
 /// FNV-1a: the table's keys are fixed, short, and known in advance, so a fast hash is enough.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
-type PieceTable = HashMap<&'static str, u32, BuildHasherDefault<Fnv>>;
+type PieceTable = HashMap<&'static str, u32, FnvBuildHasher>;
 
 /// The distilled model: token table and vectors, read in place from the embedded files.
 pub struct StaticModel {

@@ -5,6 +5,11 @@
 //! each word reduced to a light stem, and classified (light word, number, negation, entity,
 //! content word). There is no synonym table here: which words mean the same is the lexicon's
 //! and the embedding model's business.
+//!
+//! Contractions and the stemmer come from the shared `text-analysis` crate.
+
+use text_analysis::expand_contractions;
+pub use text_analysis::stem;
 
 /// What a token contributes to meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,7 @@ pub struct Token {
 ///
 /// Direction words (in/out, up/down, on/off, to/from…) are deliberately absent: they change
 /// answers ("turn on" vs "turn off").
+/// Not `text_analysis::STOP_WORDS`, which counts direction words and negations as stop words.
 const LIGHT_WORDS: &[&str] = &[
     "a",
     "an",
@@ -208,28 +214,9 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("triple", "x3"),
 ];
 
-/// Contractions, expanded before tokenizing.
-const CONTRACTIONS: &[(&str, &str)] = &[
-    ("won't", "will not"),
-    ("can't", "can not"),
-    ("shan't", "shall not"),
-    ("n't", " not"),
-    ("'re", " are"),
-    ("'s", " is"),
-    ("'m", " am"),
-    ("'ll", " will"),
-    ("'ve", " have"),
-    ("'d", " would"),
-];
-
 /// Splits `text` into classified tokens.
 pub fn tokenize(text: &str) -> Vec<Token> {
-    let mut expanded = text.replace(['’', '‘'], "'");
-    for (from, to) in CONTRACTIONS {
-        if expanded.contains(from) {
-            expanded = replace_ignore_ascii_case(&expanded, from, to);
-        }
-    }
+    let expanded = expand_contractions(text);
     let mut tokens = Vec::new();
     let mut sentence_start = true;
     let mut in_quote = false;
@@ -272,6 +259,7 @@ enum RawPiece<'a> {
     Quote,
 }
 
+/// Not `text_analysis::words`: identifiers must stay whole and sentence ends and quotes matter.
 /// Words are runs of letters, digits and inner `.`, `_`, `-`, `/`, `+`, `#` (so `v1.2`,
 /// `max_tokens`, `C#`, `gpt-4o` stay whole); sentence ends and quotes are reported too.
 fn split_words(text: &str) -> Vec<RawPiece<'_>> {
@@ -366,54 +354,6 @@ fn classify(word: &str, sentence_start: bool, in_quote: bool) -> Token {
     }
 }
 
-/// A light suffix-stripping stemmer: enough to equate plural, tense and comparison forms
-/// ("starts"/"start", "supported"/"support", "caching"/"cache"), conservative enough not to
-/// merge different words.
-pub fn stem(word: &str) -> String {
-    let mut w = word.to_owned();
-    if w.len() <= 3 {
-        return w;
-    }
-    for (suffix, replacement) in [
-        ("ies", "y"),
-        ("sses", "ss"),
-        ("xes", "x"),
-        ("ches", "ch"),
-        ("shes", "sh"),
-    ] {
-        if w.ends_with(suffix) && w.len() > suffix.len() + 2 {
-            w.truncate(w.len() - suffix.len());
-            w.push_str(replacement);
-            return finish_stem(w);
-        }
-    }
-    if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        w.pop();
-    }
-    for suffix in ["ing", "ed"] {
-        if w.ends_with(suffix) && w.len() > suffix.len() + 2 {
-            w.truncate(w.len() - suffix.len());
-            // "stopp(ed)" → "stop", "plann(ing)" → "plan"
-            let bytes = w.as_bytes();
-            let n = bytes.len();
-            if n >= 2 && bytes[n - 1] == bytes[n - 2] && !matches!(bytes[n - 1], b'l' | b's' | b'z')
-            {
-                w.pop();
-            }
-            break;
-        }
-    }
-    finish_stem(w)
-}
-
-/// Drops a final silent `e` so "cache"/"caching", "configure"/"configured" agree.
-fn finish_stem(mut w: String) -> String {
-    if w.len() > 4 && w.ends_with('e') {
-        w.pop();
-    }
-    w
-}
-
 /// Whether two content stems are forms of one word: equal, or one is the other plus a
 /// derivational suffix ("paint"/"painter", "configur"/"configuration").
 pub fn same_word(a: &str, b: &str) -> bool {
@@ -429,19 +369,6 @@ pub fn same_word(a: &str, b: &str) -> bool {
         "able", "ible", "est", "ful",
     ];
     DERIVATIONS.contains(&&long[short.len()..])
-}
-
-fn replace_ignore_ascii_case(text: &str, from: &str, to: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut last = 0;
-    for (at, _) in lower.match_indices(from) {
-        out.push_str(&text[last..at]);
-        out.push_str(to);
-        last = at + from.len();
-    }
-    out.push_str(&text[last..]);
-    out
 }
 
 #[cfg(test)]
