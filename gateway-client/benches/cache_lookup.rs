@@ -38,7 +38,7 @@ use futures::executor::block_on;
 use gateway_client::{
     Api, CallContext,
     clock::Clock,
-    semantic::{BuiltinEmbedder, CacheConfig, Index, Limits, SemanticCache},
+    semantic::{CacheConfig, Embedder, Index, Limits, SemanticCache, StaticEmbedder},
 };
 use serde_json::{Map, Value, json};
 
@@ -299,8 +299,10 @@ fn cache_lookup(c: &mut Criterion) {
     let (response_line, _responses) = response_memory();
     let vocabulary = Vocabulary::new();
     let context = CallContext::for_subscription("bench", Api::OpenAi);
+    // The default embedder, as the server builds it.
+    let embedder = StaticEmbedder::new().unwrap();
     let cache = SemanticCache::new(
-        Arc::new(BuiltinEmbedder),
+        Arc::new(embedder),
         CacheConfig {
             max_entries: 200_000,
             max_bytes: usize::MAX,
@@ -453,7 +455,7 @@ fn cache_lookup(c: &mut Criterion) {
 
     memory_lines.extend(response_line);
     println!(
-        "\nsemantic cache lookup, one partition, builtin embedder (manual loop, {TIMED_LOOKUPS} lookups per line)"
+        "\nsemantic cache lookup, one partition, static embedder (the default) (manual loop, {TIMED_LOOKUPS} lookups per line)"
     );
     for line in percentile_lines
         .iter()
@@ -517,7 +519,12 @@ fn phase_breakdown(
                 continue;
             };
             let analysed = Instant::now();
-            let embedding = BuiltinEmbedder::embed_tokens(&prompt.tokens);
+            let embedding = block_on(
+                StaticEmbedder::new()
+                    .unwrap()
+                    .embed(&prompt.text, &prompt.tokens),
+            )
+            .unwrap();
             let embedded = Instant::now();
             let cpu_started = ThreadTime::now();
             let found = twin.candidates(partition, &prompt.keys, 0);
