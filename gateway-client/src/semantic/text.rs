@@ -167,51 +167,13 @@ const NEGATIONS: &[&str] = &[
     "not", "no", "never", "none", "nothing", "nobody", "neither", "nor", "without", "cannot",
 ];
 
-/// Number words, with their values.
-const NUMBER_WORDS: &[(&str, &str)] = &[
-    ("zero", "0"),
-    ("one", "1"),
-    ("two", "2"),
-    ("three", "3"),
-    ("four", "4"),
-    ("five", "5"),
-    ("six", "6"),
-    ("seven", "7"),
-    ("eight", "8"),
-    ("nine", "9"),
-    ("ten", "10"),
-    ("eleven", "11"),
-    ("twelve", "12"),
-    ("thirteen", "13"),
-    ("fourteen", "14"),
-    ("fifteen", "15"),
-    ("sixteen", "16"),
-    ("seventeen", "17"),
-    ("eighteen", "18"),
-    ("nineteen", "19"),
-    ("twenty", "20"),
-    ("thirty", "30"),
-    ("forty", "40"),
-    ("fifty", "50"),
-    ("sixty", "60"),
-    ("seventy", "70"),
-    ("eighty", "80"),
-    ("ninety", "90"),
-    ("hundred", "100"),
-    ("thousand", "1000"),
-    ("million", "1000000"),
-    ("billion", "1000000000"),
-    ("dozen", "12"),
+/// Ordinals the built-in embedder counts as numbers (cardinals come from `text_analysis`).
+const ORDINAL_WORDS: &[(&str, &str)] = &[
     ("first", "#1"),
     ("second", "#2"),
     ("third", "#3"),
     ("fourth", "#4"),
     ("fifth", "#5"),
-    ("once", "x1"),
-    ("twice", "x2"),
-    ("half", "0.5"),
-    ("double", "x2"),
-    ("triple", "x3"),
 ];
 
 /// Splits `text` into classified tokens.
@@ -308,10 +270,15 @@ fn classify(word: &str, sentence_start: bool, in_quote: bool) -> Token {
             kind: Kind::Number,
         };
     }
-    if let Some((_, value)) = NUMBER_WORDS.iter().find(|(w, _)| *w == lower) {
+    if let Some(value) = text_analysis::number_word(&lower).or_else(|| {
+        ORDINAL_WORDS
+            .iter()
+            .find(|(w, _)| *w == lower)
+            .map(|(_, value)| *value)
+    }) {
         return Token {
             surface: lower,
-            canonical: (*value).to_owned(),
+            canonical: value.to_owned(),
             kind: Kind::Number,
         };
     }
