@@ -75,6 +75,15 @@ pub fn estimate_embedding_input(model: &str, request: &Map<String, Value>) -> u6
     }
 }
 
+/// The message of every choice of a whole chat completion.
+pub fn choice_messages(body: &Value) -> impl Iterator<Item = &Value> {
+    body.get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|choice| choice.get("message"))
+}
+
 /// Appends the text of one chat message, led by its role: what the tokenizer counts.
 pub fn collect_message_text(message: &Value, out: &mut String) {
     if let Some(role) = message.get("role").and_then(Value::as_str) {

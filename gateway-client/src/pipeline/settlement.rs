@@ -167,15 +167,8 @@ impl Accounting {
 /// The text of every choice of an answer, for counting tokens when the upstream reports none.
 fn answer_text(body: &Value) -> String {
     let mut text = String::new();
-    for choice in body
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(message) = choice.get("message") {
-            tokens::collect_message_text(message, &mut text);
-        }
+    for message in tokens::choice_messages(body) {
+        tokens::collect_message_text(message, &mut text);
     }
     text
 }

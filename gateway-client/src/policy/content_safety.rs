@@ -370,15 +370,8 @@ pub fn embedding_input_text(request: &Map<String, Value>) -> String {
 /// The text of every choice of a whole chat completion.
 pub fn answer_text(body: &Value) -> String {
     let mut text = String::new();
-    for choice in body
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(message) = choice.get("message") {
-            message_text(message, &mut text);
-        }
+    for message in crate::tokens::choice_messages(body) {
+        message_text(message, &mut text);
     }
     text
 }
