@@ -7,6 +7,7 @@
 //! HTTP/1.1 written by hand (odd paths, connection behaviour).
 
 pub mod agent;
+pub mod external;
 pub mod gateway;
 pub mod raw;
 pub mod redis;
