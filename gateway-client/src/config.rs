@@ -11,6 +11,9 @@ use secrecy::SecretString;
 pub struct GatewayConfig {
     /// Upstreams in priority order. Empty means no model is configured.
     pub backends: Vec<BackendConfig>,
+    /// Anthropic-compatible upstreams for `/v1/messages`, in priority order. Empty: those calls
+    /// are translated to chat completions on `backends`.
+    pub messages_backends: Vec<BackendConfig>,
     pub chat_model: String,
     pub embedding_model: String,
     pub budget: BudgetConfig,
@@ -64,6 +67,13 @@ pub enum BackendConfig {
         endpoint: String,
         api_key: Option<SecretString>,
         api_version: String,
+    },
+    /// An Anthropic-compatible server: `{base_url}/v1/messages`, `x-api-key`, and
+    /// `anthropic-version` (the caller's, else `version`).
+    Anthropic {
+        base_url: String,
+        api_key: Option<SecretString>,
+        version: String,
     },
 }
 

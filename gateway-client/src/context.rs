@@ -11,6 +11,8 @@ pub enum Api {
     OpenAi,
     /// `/openai/deployments/...`, Azure style.
     AzureOpenAi,
+    /// `/v1/messages`, the Anthropic Messages API.
+    Anthropic,
 }
 
 impl Api {
@@ -19,6 +21,7 @@ impl Api {
             Self::Agent => "agent",
             Self::OpenAi => "openai",
             Self::AzureOpenAi => "azure-openai",
+            Self::Anthropic => "anthropic",
         }
     }
 }

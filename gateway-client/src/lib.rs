@@ -7,7 +7,8 @@
 //! - [`pipeline`]: the policies in the order they run (read it first): `admission`, `call`,
 //!   `settlement`, `relay`.
 //! - [`protocol`]: wire protocols at the edge ([`Protocol`]) and the neutral call form
-//!   ([`ModelCall`]); [`OpenAiChat`] for the chat-completions routes.
+//!   ([`ModelCall`]); [`OpenAiChat`] for the chat-completions routes, [`protocol::anthropic`]
+//!   for the Anthropic Messages routes.
 //! - [`model_api`]: the [`ModelApi`] seam (whole, stream) the pipeline calls the model through.
 //! - [`policy`]: one module per policy: `governance` (max_tokens), `budget` (tokens) and
 //!   `content_safety` (blocked terms, patterns, presets, moderation; off by default).
@@ -48,6 +49,9 @@ pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;
 pub use model_api::{ByteStream, ModelApi};
 pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
-pub use protocol::{ModelCall, OpenAiChat, Protocol};
+pub use protocol::{
+    ModelCall, OpenAiChat, Protocol,
+    anthropic::{AnthropicMessages, MessagesHeaders, MessagesStreamWriter},
+};
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 
 use super::Gateway;
 use crate::{
-    context::CallContext,
+    context::{Api, CallContext},
     error::GatewayError,
+    model_api::ModelApi,
     policy::{
         budget::Reservation,
         content_safety::{self, Direction},
@@ -168,7 +169,7 @@ impl Gateway {
                 ));
             }
         }
-        let model = self.resolve_model(&mut request, &self.embedding_model)?;
+        let model = self.resolve_model(self.model_api.as_ref(), &mut request, &self.embedding_model)?;
         self.screen(context, || content_safety::embedding_input_text(&request))
             .await?;
         let estimate = tokens::estimate_embedding_input(&model, &request);
@@ -184,10 +185,12 @@ impl Gateway {
     /// The first step of admission: validation and model resolution for chat calls.
     pub(super) fn validate_chat(
         &self,
+        api: Api,
         request: &mut Map<String, Value>,
         streaming: bool,
     ) -> Result<String, GatewayError> {
-        if !self.is_configured() {
+        let model_api = self.model_api_for(api);
+        if !model_api.is_configured() {
             return Err(GatewayError::NotConfigured);
         }
         validate_messages(request)?;
@@ -197,13 +200,14 @@ impl Gateway {
             request.remove("stream");
             request.remove("stream_options");
         }
-        self.resolve_model(request, &self.chat_model)
+        self.resolve_model(model_api.as_ref(), request, &self.chat_model)
     }
 
     /// The call's model (`default` when the request names none), checked before it goes
     /// anywhere.
     fn resolve_model(
         &self,
+        model_api: &dyn ModelApi,
         request: &mut Map<String, Value>,
         default: &str,
     ) -> Result<String, GatewayError> {
@@ -219,7 +223,7 @@ impl Gateway {
                 ));
             }
         };
-        self.model_api.check_model(&model)?;
+        model_api.check_model(&model)?;
         Ok(model)
     }
 

@@ -13,6 +13,7 @@ use crate::{
     model_api::ModelApi,
     names::ModelLabels,
     policy::content_safety::ContentSafety,
+    protocol::anthropic::MessagesApi,
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
     shared::{RedisState, RedisStore, SharedCache},
     store::StateStore,
@@ -22,6 +23,8 @@ use crate::{
 /// What a [`super::Gateway`] is made of besides its settings.
 pub struct GatewayParts {
     pub model_api: Arc<dyn ModelApi>,
+    /// Where `/v1/messages` calls go; `None`: translated to chat completions on `model_api`.
+    pub messages_api: Option<Arc<dyn ModelApi>>,
     pub store: Arc<dyn StateStore>,
     pub cache: Option<Arc<dyn ResponseCache>>,
     pub clock: Clock,
@@ -46,6 +49,16 @@ pub fn parts(
         config.retry,
         config.breaker,
     )?);
+    let messages_api = if config.messages_backends.is_empty() {
+        None
+    } else {
+        let native = Upstream::new(
+            config.messages_backends.clone(),
+            config.retry,
+            config.breaker,
+        )?;
+        Some(Arc::new(MessagesApi::native(native)) as Arc<dyn ModelApi>)
+    };
     let cache = match (cache, &config.cache) {
         (Some(cache), _) => Some(cache),
         (None, Some(settings)) => Some(response_cache(
@@ -59,6 +72,7 @@ pub fn parts(
     };
     Ok(GatewayParts {
         model_api: upstream,
+        messages_api,
         store,
         cache,
         clock,

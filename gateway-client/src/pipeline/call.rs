@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     cache::{CacheLookup, CacheStatus},
-    context::{CacheDirective, CallContext, Operation},
+    context::{Api, CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
     model_api::ByteStream,
@@ -33,7 +33,7 @@ impl Gateway {
         mut request: Map<String, Value>,
     ) -> Result<ChatOutcome, GatewayError> {
         let started = Instant::now();
-        let model = self.validate_chat(&mut request, false)?;
+        let model = self.validate_chat(context.api, &mut request, false)?;
         let result = self.chat_whole(context, model.clone(), request).await;
         let outcome = match &result {
             Ok(done) => done.cache.as_str(),
@@ -65,18 +65,22 @@ impl Gateway {
             Lookup::Miss => CacheStatus::Miss,
             Lookup::Bypass => CacheStatus::Bypass,
         };
-        let answer = self.ask_whole(&mut admission).await;
+        let answer = self.ask_whole(context.api, &mut admission).await;
         let body = admission.held.release_on_error(answer).await?;
         self.settle_whole(context, admission, body, cache_status)
             .await
     }
 
     /// The model API's whole answer, as JSON.
-    async fn ask_whole(&self, admission: &mut ChatAdmission) -> Result<Value, GatewayError> {
+    async fn ask_whole(
+        &self,
+        api: Api,
+        admission: &mut ChatAdmission,
+    ) -> Result<Value, GatewayError> {
         let body = serialize(&admission.request)?;
-        let call = self
-            .model_api
-            .whole(Operation::Chat, &admission.model, body, self.deadline());
+        let call =
+            self.model_api_for(api)
+                .whole(Operation::Chat, &admission.model, body, self.deadline());
         let answer = admission.held.sending(call).await?;
         parse_answer(&answer)
     }
@@ -88,7 +92,7 @@ impl Gateway {
         mut request: Map<String, Value>,
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
-        let model = self.validate_chat(&mut request, true)?;
+        let model = self.validate_chat(context.api, &mut request, true)?;
         let mut admission = self.admit_chat(context, model, request, true).await?;
         let client_wants_usage = admission
             .request
@@ -115,7 +119,7 @@ impl Gateway {
             "stream_options".to_owned(),
             serde_json::json!({"include_usage": true}),
         );
-        let opened = self.open_stream(&mut admission).await;
+        let opened = self.open_stream(context.api, &mut admission).await;
         let chunks = admission.held.release_on_error(opened).await?;
         let start = StreamStart {
             cache_status,
@@ -125,11 +129,15 @@ impl Gateway {
         Ok(self.relay(context, admission, chunks, start))
     }
 
-    async fn open_stream(&self, admission: &mut ChatAdmission) -> Result<ByteStream, GatewayError> {
+    async fn open_stream(
+        &self,
+        api: Api,
+        admission: &mut ChatAdmission,
+    ) -> Result<ByteStream, GatewayError> {
         let body = serialize(&admission.request)?;
-        let call = self
-            .model_api
-            .stream(Operation::Chat, &admission.model, body, self.deadline());
+        let call =
+            self.model_api_for(api)
+                .stream(Operation::Chat, &admission.model, body, self.deadline());
         admission.held.sending(call).await
     }
 

@@ -40,7 +40,7 @@ use std::{
 };
 
 use futures::Stream;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
@@ -50,10 +50,12 @@ use crate::{
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
     config::{GatewayConfig, Prices, QuotaPeriod},
+    context::Api,
     error::GatewayError,
     model_api::ModelApi,
     names::ModelLabels,
     policy::{budget::Budget, content_safety::ContentSafety, governance},
+    protocol::anthropic::MessagesApi,
     store::StateStore,
     usage::{Usage, UsageReport},
 };
@@ -109,6 +111,10 @@ impl Stream for ChatStream {
 /// The gateway: every model call goes through here.
 pub struct Gateway {
     model_api: Arc<dyn ModelApi>,
+    /// Where `/v1/messages` calls go (see [`crate::protocol::anthropic::MessagesApi`]).
+    messages_api: Arc<dyn ModelApi>,
+    /// Whether `messages_api` is a native Anthropic upstream.
+    messages_native: bool,
     budget: Budget,
     store: Arc<dyn StateStore>,
     cache: Option<Arc<dyn ResponseCache>>,
@@ -150,7 +156,13 @@ impl Gateway {
             &config.prices,
             parts.model_api.as_ref(),
         )?);
+        let messages_native = parts.messages_api.is_some();
+        let messages_api = parts.messages_api.unwrap_or_else(|| {
+            Arc::new(MessagesApi::translated(parts.model_api.clone())) as Arc<dyn ModelApi>
+        });
         Ok(Self {
+            messages_api,
+            messages_native,
             budget: Budget::new(parts.store.clone(), config.budget, parts.clock),
             model_api: parts.model_api,
             store: parts.store,
@@ -178,6 +190,29 @@ impl Gateway {
 
     pub fn chat_model(&self) -> &str {
         &self.chat_model
+    }
+
+    /// Whether `/v1/messages` goes to a native Anthropic upstream (else it is translated).
+    pub fn messages_native(&self) -> bool {
+        self.messages_native
+    }
+
+    /// The prompt tokens of a chat request, counted as the budget counts them (for
+    /// `count_tokens`: nothing is reserved, sent or billed).
+    pub fn count_prompt_tokens(&self, request: &Map<String, Value>) -> u64 {
+        let model = request
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.chat_model);
+        crate::tokens::estimate_chat_prompt(model, request)
+    }
+
+    /// The model API a call from `api` goes to.
+    fn model_api_for(&self, api: Api) -> &Arc<dyn ModelApi> {
+        match api {
+            Api::Anthropic => &self.messages_api,
+            Api::Agent | Api::OpenAi | Api::AzureOpenAi => &self.model_api,
+        }
     }
 
     pub fn state_store(&self) -> &'static str {

@@ -120,6 +120,7 @@ impl ResponseCache for AlwaysHit {
 fn config() -> GatewayConfig {
     GatewayConfig {
         backends: Vec::new(),
+        messages_backends: Vec::new(),
         chat_model: "gpt-4o-mini".to_owned(),
         embedding_model: "text-embedding-3-small".to_owned(),
         budget: BudgetConfig {
@@ -141,6 +142,7 @@ fn config() -> GatewayConfig {
 fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway {
     let parts = GatewayParts {
         model_api: api,
+        messages_api: None,
         store: Arc::new(MemoryStore::new()),
         cache,
         // The start of a minute, so the budget window does not turn over mid-test.

@@ -2,8 +2,9 @@
 //! [`ModelCall`]; a [`Protocol`] reads a caller's request into it and writes the answers,
 //! stream events and errors back the way its callers expect. The chat-completions routes speak
 //! [`OpenAiChat`]; another protocol (OpenAI Responses, Anthropic Messages) is another
-//! implementation, without changes to the pipeline.
+//! implementation, without changes to the pipeline. [`anthropic`] serves `/v1/messages`.
 
+pub mod anthropic;
 mod openai_chat;
 
 use serde_json::{Map, Value};

@@ -67,6 +67,12 @@ impl Backend {
                 endpoint.trim_end_matches('/'),
                 urlencode_path_segment(model),
             ),
+            // Only Messages calls go to an Anthropic backend. Its base URL is the SDKs' (no
+            // `/v1`), though one ending in `/v1` is taken as meant.
+            BackendConfig::Anthropic { base_url, .. } => {
+                let base = base_url.trim_end_matches('/');
+                format!("{}/v1/messages", base.strip_suffix("/v1").unwrap_or(base))
+            }
         }
     }
 
@@ -83,6 +89,15 @@ impl Backend {
             BackendConfig::Azure {
                 api_key: Some(key), ..
             } => request.header("api-key", key.expose_secret()),
+            BackendConfig::Anthropic {
+                api_key, version, ..
+            } => {
+                let request = request.header("anthropic-version", version.as_str());
+                match api_key {
+                    Some(key) => request.header("x-api-key", key.expose_secret()),
+                    None => request,
+                }
+            }
             BackendConfig::OpenAi { api_key: None, .. }
             | BackendConfig::Azure { api_key: None, .. } => request,
         }
@@ -90,7 +105,9 @@ impl Backend {
 
     fn secret(&self) -> Option<&str> {
         match &self.config {
-            BackendConfig::OpenAi { api_key, .. } | BackendConfig::Azure { api_key, .. } => {
+            BackendConfig::OpenAi { api_key, .. }
+            | BackendConfig::Azure { api_key, .. }
+            | BackendConfig::Anthropic { api_key, .. } => {
                 api_key.as_ref().map(|k| k.expose_secret())
             }
         }
@@ -99,7 +116,9 @@ impl Backend {
 
 fn label_of(config: &BackendConfig) -> String {
     let url = match config {
-        BackendConfig::OpenAi { base_url, .. } => base_url,
+        BackendConfig::OpenAi { base_url, .. } | BackendConfig::Anthropic { base_url, .. } => {
+            base_url
+        }
         BackendConfig::Azure { endpoint, .. } => endpoint,
     };
     reqwest::Url::parse(url)
@@ -225,7 +244,8 @@ impl ModelApi for Upstream {
         body: Bytes,
         deadline: Instant,
     ) -> Result<Bytes, GatewayError> {
-        self.send(operation, model, body, Whole, deadline).await
+        self.send(operation, model, body, &HeaderMap::new(), Whole, deadline)
+            .await
     }
 
     async fn stream(
@@ -235,7 +255,8 @@ impl ModelApi for Upstream {
         body: Bytes,
         deadline: Instant,
     ) -> Result<ByteStream, GatewayError> {
-        self.send(operation, model, body, Streamed, deadline).await
+        self.send(operation, model, body, &HeaderMap::new(), Streamed, deadline)
+            .await
     }
 
     fn is_configured(&self) -> bool {
@@ -275,6 +296,33 @@ impl Upstream {
         })
     }
 
+    /// [`ModelApi::whole`] with headers of the call's own (set after the backend's, so they
+    /// win): what a protocol passes on from its caller, e.g. `anthropic-version`.
+    pub async fn whole_with_headers(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        headers: &HeaderMap,
+        deadline: Instant,
+    ) -> Result<Bytes, GatewayError> {
+        self.send(operation, model, body, headers, Whole, deadline)
+            .await
+    }
+
+    /// [`ModelApi::stream`] with headers of the call's own (see [`Self::whole_with_headers`]).
+    pub async fn stream_with_headers(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: Bytes,
+        headers: &HeaderMap,
+        deadline: Instant,
+    ) -> Result<ByteStream, GatewayError> {
+        self.send(operation, model, body, headers, Streamed, deadline)
+            .await
+    }
+
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
@@ -293,6 +341,7 @@ impl Upstream {
         operation: Operation,
         model: &str,
         body: Bytes,
+        headers: &HeaderMap,
         reading: R,
         deadline: Instant,
     ) -> Result<R::Output, GatewayError> {
@@ -301,7 +350,14 @@ impl Upstream {
         }
         // Callers check at admission; this guards every path to a URL (the embedder's too).
         self.check_model(model)?;
-        let call = self.send_with_failover(operation, model, body, reading, deadline);
+        let call = Call {
+            operation,
+            model,
+            body: &body,
+            headers,
+            deadline,
+        };
+        let call = self.send_with_failover(&call, reading);
         let timed_out = || GatewayError::Timeout {
             deadline: self.retry.call_deadline,
         };
@@ -319,21 +375,12 @@ impl Upstream {
 
     async fn send_with_failover<R: Reading>(
         &self,
-        operation: Operation,
-        model: &str,
-        body: Bytes,
+        call: &Call<'_>,
         reading: R,
-        deadline: Instant,
     ) -> Result<R::Output, GatewayError> {
         let mut last_error: Option<GatewayError> = None;
         for (index, backend) in self.backends.iter().enumerate() {
-            let call = Call {
-                operation,
-                model,
-                body: &body,
-                deadline,
-            };
-            match self.try_backend(backend, &call, reading).await {
+            match self.try_backend(backend, call, reading).await {
                 Tried::Answered(output) => return Ok(output),
                 Tried::Refused(error) => return Err(error),
                 Tried::GaveUp(Some(error)) => last_error = Some(error),
@@ -439,10 +486,13 @@ impl Upstream {
         let attempt_deadline = call
             .deadline
             .min(Instant::now() + self.retry.attempt_timeout);
-        let request = backend
+        let mut request = backend
             .authorize(self.http.post(backend.url(call.operation, call.model)))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(call.body.clone());
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if !call.headers.is_empty() {
+            request = request.headers(call.headers.clone());
+        }
+        let request = request.body(call.body.clone());
         let response = match tokio::time::timeout_at(attempt_deadline, request.send()).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
@@ -477,6 +527,8 @@ struct Call<'a> {
     operation: Operation,
     model: &'a str,
     body: &'a Bytes,
+    /// The call's own headers, sent after the backend's.
+    headers: &'a HeaderMap,
     deadline: Instant,
 }
 
