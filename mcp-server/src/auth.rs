@@ -1,6 +1,7 @@
 //! Subscription keys: who is calling.
 //!
-//! A key may come as `Ocp-Apim-Subscription-Key`, `api-key` or `Authorization: Bearer`. Keys are
+//! A key may come as `Ocp-Apim-Subscription-Key`, `api-key`, `x-api-key` or
+//! `Authorization: Bearer`. Keys are
 //! compared in constant time and never logged; the subscription *name* is what logs, metrics and
 //! limits see. With no keys configured the server is open and callers are told apart by IP.
 
@@ -18,8 +19,9 @@ use subtle::ConstantTimeEq;
 
 use crate::{config::SubscriptionKeys, error::ApiError};
 
-/// The headers a subscription key may arrive in, in the order they are read.
-const KEY_HEADERS: [&str; 2] = ["ocp-apim-subscription-key", "api-key"];
+/// The headers a subscription key may arrive in, in the order they are read. `x-api-key` is
+/// where the Anthropic SDKs and Claude Code send theirs.
+const KEY_HEADERS: [&str; 3] = ["ocp-apim-subscription-key", "api-key", "x-api-key"];
 
 /// Label used for callers when the server runs without keys. Client IPs never become labels.
 pub const ANONYMOUS: &str = "anonymous";

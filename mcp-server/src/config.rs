@@ -147,6 +147,20 @@ pub struct Settings {
     #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = "2024-10-21")]
     pub azure_openai_api_version: String,
 
+    /// Anthropic-compatible upstream for `/v1/messages` (e.g. https://api.anthropic.com, as the
+    /// Anthropic SDKs take it); a comma-separated list is a priority-ordered pool. Unset:
+    /// `/v1/messages` is translated to the OpenAI-compatible upstream.
+    #[arg(long, env = "ANTHROPIC_BASE_URL", value_delimiter = ',', value_parser = http_url)]
+    pub anthropic_base_url: Vec<String>,
+
+    /// Key for the Anthropic-compatible upstream (sent as `x-api-key`; never the caller's key).
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<SecretString>,
+
+    /// `anthropic-version` sent to the Anthropic upstream when the caller sends none.
+    #[arg(long, env = "ANTHROPIC_VERSION", default_value = gateway_client::protocol::anthropic::DEFAULT_VERSION, value_parser = header_text)]
+    pub anthropic_version: String,
+
     /// Chat model (or Azure deployment) name.
     #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini", value_parser = model_name)]
     pub chat_model: String,
@@ -612,7 +626,7 @@ pub use parse::{
     BlockedPatterns, PATTERN_SEPARATOR, PriceTable, RateSpec, SafetyPresets, Subscription,
     SubscriptionKeys, ToolRateLimits,
 };
-use parse::{model_name, unit_interval};
+use parse::{header_text, http_url, model_name, unit_interval};
 
 #[cfg(test)]
 mod tests {
@@ -798,6 +812,32 @@ mod tests {
             &azure.backend_configs()[..],
             [BackendConfig::Azure { .. }]
         ));
+    }
+
+    #[test]
+    fn anthropic_backends_come_from_their_own_list() {
+        let none = Settings::from_args(["--openai-base-url", "http://a/v1"]).unwrap();
+        assert!(none.gateway_config().messages_backends.is_empty());
+        let pool = Settings::from_args([
+            "--anthropic-base-url",
+            "http://a, https://b",
+            "--anthropic-api-key",
+            "k",
+        ])
+        .unwrap();
+        let backends = pool.gateway_config().messages_backends;
+        assert!(matches!(
+            &backends[..],
+            [BackendConfig::Anthropic { base_url, version, api_key: Some(_) }, BackendConfig::Anthropic { .. }]
+                if base_url == "http://a" && version == "2023-06-01"
+        ));
+        for bad in [
+            ["--anthropic-base-url", "ftp://x"],
+            ["--anthropic-version", "a\nb"],
+        ] {
+            let error = Settings::from_args(bad).unwrap_err().to_string();
+            assert!(error.contains("ANTHROPIC_") || error.contains("anthropic"), "{error}");
+        }
     }
 
     #[test]

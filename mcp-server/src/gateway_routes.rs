@@ -165,7 +165,7 @@ fn sse_response<P: Protocol + Copy>(
     response
 }
 
-fn insert_gateway_headers(
+pub fn insert_gateway_headers(
     headers: &mut HeaderMap,
     cache: CacheStatus,
     remaining_tokens: u64,

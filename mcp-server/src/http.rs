@@ -28,7 +28,7 @@ use tower_http::{
 use crate::{
     admin, agent_routes, auth,
     error::{self, ApiError},
-    gateway_routes, mcp,
+    gateway_routes, mcp, messages_routes,
     state::AppState,
 };
 
@@ -76,6 +76,19 @@ pub fn app(
         state.authenticator.clone(),
         auth::require_caller,
     ));
+    // The Anthropic routes answer every refusal in Anthropic's error shape, the key check's
+    // included, so that layer sits outside theirs.
+    let messages = Router::new()
+        .route("/v1/messages", post(messages_routes::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(messages_routes::count_tokens),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.authenticator.clone(),
+            auth::require_caller,
+        ))
+        .layer(middleware::from_fn(messages_routes::anthropic_errors));
 
     // Public, or checking keys themselves (admin).
     let open = Router::new()
@@ -87,6 +100,7 @@ pub fn app(
 
     let routes = open
         .merge(protected)
+        .merge(messages)
         .fallback(not_found)
         .with_state(state.clone())
         // Inside the router, so spans can be named by the matched route.

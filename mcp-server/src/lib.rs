@@ -9,6 +9,7 @@
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
+//! - [`messages_routes`]: the Anthropic Messages endpoints.
 //! - [`admin`]: the chargeback report.
 //! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod gateway_routes;
 pub mod http;
 pub mod mcp;
+pub mod messages_routes;
 pub mod retry_after;
 pub mod state;
 mod status_page;
@@ -138,6 +140,7 @@ mod module_order {
         "state",
         "status_page",
         "gateway_routes",
+        "messages_routes",
         "agent_routes",
         "admin",
         "http",

@@ -83,10 +83,24 @@ impl Settings {
             .collect()
     }
 
+    /// The Anthropic-compatible pool for `/v1/messages`; empty when ANTHROPIC_BASE_URL is unset.
+    pub fn messages_backend_configs(&self) -> Vec<BackendConfig> {
+        self.anthropic_base_url
+            .iter()
+            .filter(|u| !u.is_empty())
+            .map(|base_url| BackendConfig::Anthropic {
+                base_url: base_url.clone(),
+                api_key: self.anthropic_api_key.clone(),
+                version: self.anthropic_version.clone(),
+            })
+            .collect()
+    }
+
     pub fn gateway_config(&self) -> GatewayConfig {
         let period = self.token_quota_period;
         GatewayConfig {
             backends: self.backend_configs(),
+            messages_backends: self.messages_backend_configs(),
             chat_model: self.chat_model.clone(),
             embedding_model: self.embedding_model.clone(),
             budget: BudgetConfig {

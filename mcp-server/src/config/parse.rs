@@ -52,6 +52,27 @@ pub(super) fn unit_interval(raw: &str) -> Result<f32, String> {
         .ok_or_else(|| format!("`{raw}` is not a number from 0 to 1"))
 }
 
+/// ANTHROPIC_BASE_URL: an `http://` or `https://` URL.
+pub(super) fn http_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    let parsed = url
+        .parse::<http::Uri>()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    Ok(url.to_owned())
+}
+
+/// A value sent as an HTTP header (ANTHROPIC_VERSION): visible ASCII, not empty.
+pub(super) fn header_text(raw: &str) -> Result<String, String> {
+    let value = raw.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("`{value}` is not a header value (visible ASCII, no spaces)"));
+    }
+    Ok(value.to_owned())
+}
+
 pub(super) fn model_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     gateway_client::names::check_model_name(name)?;
