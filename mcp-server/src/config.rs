@@ -836,7 +836,10 @@ mod tests {
             ["--anthropic-version", "a\nb"],
         ] {
             let error = Settings::from_args(bad).unwrap_err().to_string();
-            assert!(error.contains("ANTHROPIC_") || error.contains("anthropic"), "{error}");
+            assert!(
+                error.contains("ANTHROPIC_") || error.contains("anthropic"),
+                "{error}"
+            );
         }
     }
 

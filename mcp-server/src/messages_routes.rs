@@ -97,7 +97,11 @@ fn anthropic_headers(headers: &HeaderMap) -> MessagesHeaders<'_> {
 
 /// Relays a gateway stream as Anthropic's named server-sent events. A failure after the stream
 /// started ends it with an `error` event.
-fn sse_response(stream: ChatStream, context: &CallContext, protocol: AnthropicMessages) -> Response {
+fn sse_response(
+    stream: ChatStream,
+    context: &CallContext,
+    protocol: AnthropicMessages,
+) -> Response {
     let cache = stream.cache;
     let remaining = stream.remaining_tokens;
     let mut writer = MessagesStreamWriter::new(&stream.model);

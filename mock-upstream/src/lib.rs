@@ -8,6 +8,8 @@
 //! - `POST /v1/chat/completions`, `POST /openai/deployments/{deployment}/chat/completions`
 //! - `POST /v1/embeddings`, `POST /openai/deployments/{deployment}/embeddings`
 //! - `GET /v1/models`
+//! - `POST /v1/messages`: the Anthropic Messages API (streaming, tools), answered by the same
+//!   script and queue as chat completions, in Anthropic's shapes (the native Anthropic stand-in)
 //!
 //! A chat request is answered, in this order, by: failure injection (`fail_429_every`,
 //! `fail_500_every`), else the next reply queued with [`MockUpstream::push`], else the default
@@ -27,6 +29,7 @@
 //! # }
 //! ```
 
+mod anthropic;
 mod embed;
 mod reply;
 mod request;
@@ -132,6 +135,11 @@ impl RecordedRequest {
     /// True for chat completion requests (either route style).
     pub fn is_chat(&self) -> bool {
         self.route().ends_with("/chat/completions")
+    }
+
+    /// True for Anthropic Messages requests (`/v1/messages`).
+    pub fn is_messages(&self) -> bool {
+        self.route() == "/v1/messages"
     }
 
     /// True for embeddings requests (either route style).
@@ -245,6 +253,11 @@ impl MockUpstream {
     /// The chat completion requests received, in order.
     pub fn chat_requests(&self) -> Vec<RecordedRequest> {
         self.filtered(RecordedRequest::is_chat)
+    }
+
+    /// The Anthropic Messages requests received, in order.
+    pub fn messages_requests(&self) -> Vec<RecordedRequest> {
+        self.filtered(RecordedRequest::is_messages)
     }
 
     /// The embeddings requests received, in order.
@@ -371,6 +384,7 @@ fn app(shared: Arc<Shared>) -> Router {
             post(azure_embeddings),
         )
         .route("/v1/models", get(models))
+        .route("/v1/messages", post(anthropic_messages))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
@@ -399,6 +413,22 @@ impl FromRequest<Arc<Shared>> for Recorded {
 
 async fn openai_chat(State(shared): State<Arc<Shared>>, Recorded(body): Recorded) -> Response {
     chat(&shared, body, None).await
+}
+
+async fn anthropic_messages(
+    State(shared): State<Arc<Shared>>,
+    Recorded(body): Recorded,
+) -> Response {
+    let Some(body) = body.filter(|b| b.get("messages").is_some_and(Value::is_array)) else {
+        return anthropic::error_response(400, "messages: Field required", None);
+    };
+    let Some(Ok(max_tokens)) = body.get("max_tokens").map(|m| m.as_u64().ok_or(())) else {
+        return anthropic::error_response(400, "max_tokens: Field required", None);
+    };
+    if max_tokens == 0 {
+        return anthropic::error_response(400, "max_tokens: must be at least 1", None);
+    }
+    answer_request(&shared, &anthropic::to_chat(&body), None, true).await
 }
 
 async fn azure_chat(
@@ -449,10 +479,36 @@ async fn chat(shared: &Arc<Shared>, body: Option<Value>, deployment: Option<&str
     let Some(body) = body else {
         return invalid_json();
     };
-    let request = match ChatRequest::parse(&body, deployment, &shared.options.model) {
+    answer_request(shared, &body, deployment, false).await
+}
+
+/// An error in the shape of the request's API.
+fn error_for(
+    request: &ChatRequest<'_>,
+    status: u16,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    if request.anthropic {
+        anthropic::error_response(status, message, retry_after)
+    } else {
+        wire::error_response(status, message, retry_after)
+    }
+}
+
+/// A chat request (or a Messages request read as one), answered by failure injection, the
+/// queue or the script.
+async fn answer_request(
+    shared: &Arc<Shared>,
+    body: &Value,
+    deployment: Option<&str>,
+    anthropic: bool,
+) -> Response {
+    let mut request = match ChatRequest::parse(body, deployment, &shared.options.model) {
         Ok(request) => request,
         Err(message) => return wire::error_response(400, message, None),
     };
+    request.anthropic = anthropic;
     let options = &shared.options;
     let nth = shared.chat_count.fetch_add(1, Ordering::Relaxed) + 1;
     let injected = if hits(options.fail_429_every, nth) {
@@ -473,12 +529,14 @@ async fn chat(shared: &Arc<Shared>, body: Option<Value>, deployment: Option<&str
     }
     pause(wait).await;
     match injected {
-        Some(429) => wire::error_response(
+        Some(429) => error_for(
+            &request,
             429,
             "Rate limit reached for requests (injected by the mock upstream).",
             Some(1),
         ),
-        Some(status) => wire::error_response(
+        Some(status) => error_for(
+            &request,
             status,
             "The server had an error while processing your request (injected by the mock upstream).",
             None,
@@ -515,7 +573,7 @@ async fn answer_chat(
                 status,
                 retry_after,
                 message,
-            } => return wire::error_response(status, &message, retry_after),
+            } => return error_for(request, status, &message, retry_after),
             Reply::RawJson(body) => return Json(body).into_response(),
             Reply::RawSse(events) => return wire::sse_response(wire::raw_events(&events), false),
             Reply::Text(text) => {
@@ -574,6 +632,13 @@ fn deliver(shared: &Shared, request: &ChatRequest<'_>, answer: &Answer) -> Respo
         created: unix_now(),
         model: &request.model,
     };
+    if request.anthropic {
+        return if request.stream {
+            wire::sse_response(anthropic::answer_events(meta, answer), false)
+        } else {
+            anthropic::message_response(meta, answer)
+        };
+    }
     let result = if request.stream {
         wire::answer_events(meta, answer, request.include_usage)
             .map(|events| wire::sse_response(events, false))
@@ -613,6 +678,9 @@ fn stream_script(
         created: unix_now(),
         model: &request.model,
     };
+    if request.anthropic {
+        return anthropic_script(meta, deltas, fail_after, usage);
+    }
     let build = || -> serde_json::Result<Response> {
         let mut sse = SseBuilder::new(meta, request.include_usage);
         sse.role()?;
@@ -632,6 +700,29 @@ fn stream_script(
     build().unwrap_or_else(|err| wire::internal_error(&err))
 }
 
+/// A [`Reply::Stream`] as Anthropic events: with `fail_after`, an `error` event after that many
+/// text deltas (Anthropic reports a failure inside the stream rather than cutting it).
+fn anthropic_script(
+    meta: Meta<'_>,
+    deltas: &[String],
+    fail_after: Option<usize>,
+    usage: Usage,
+) -> Response {
+    let mut events = anthropic::EventsBuilder::start(meta, usage);
+    events.open_text();
+    for (sent, delta) in deltas.iter().enumerate() {
+        if fail_after == Some(sent) {
+            return wire::sse_response(events.failed(), false);
+        }
+        events.text(delta);
+    }
+    if fail_after.is_some() {
+        return wire::sse_response(events.failed(), false);
+    }
+    events.close_block();
+    wire::sse_response(events.finish("stop", usage), false)
+}
+
 /// A [`Reply::Flood`]: the same delta `chunks` times, made as it is sent.
 fn flood(
     shared: &Arc<Shared>,
@@ -645,7 +736,7 @@ fn flood(
         usage_override,
         delta.chars().count().saturating_mul(chunks),
     );
-    if !request.stream {
+    if !request.stream || request.anthropic {
         let answer = Answer {
             content: Some(delta.repeat(chunks)),
             tool_calls: Vec::new(),

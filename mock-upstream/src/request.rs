@@ -13,6 +13,8 @@ pub(crate) struct ChatRequest<'a> {
     pub model: String,
     pub stream: bool,
     pub include_usage: bool,
+    /// Asked through `/v1/messages`: answered in Anthropic's shapes.
+    pub anthropic: bool,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -51,6 +53,7 @@ impl<'a> ChatRequest<'a> {
                 .and_then(|options| options.get("include_usage"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            anthropic: false,
         })
     }
 

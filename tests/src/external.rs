@@ -77,3 +77,77 @@ fn locate(variable: &str, default: &std::path::Path, install_hint: &str) -> Opti
     );
     None
 }
+
+/// What a finished external program printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end, or kills it after `timeout`, on a blocking thread (the servers it
+/// talks to keep running on the runtime). Output goes to files, not pipes, so a chatty program
+/// cannot block on a full pipe while it is waited for.
+///
+/// # Panics
+/// When the program cannot be started, or runs past `timeout`.
+pub async fn run(mut command: std::process::Command, timeout: std::time::Duration) -> Finished {
+    let scratch = scratch_dir("run");
+    let (out_path, err_path) = (scratch.join("stdout"), scratch.join("stderr"));
+    let files = std::fs::File::create(&out_path)
+        .and_then(|out| std::fs::File::create(&err_path).map(|err| (out, err)));
+    let (out, err) = files.unwrap_or_else(|e| panic!("cannot create output files: {e}"));
+    command
+        .stdout(out)
+        .stderr(err)
+        .stdin(std::process::Stdio::null());
+    let waited = tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the waiting thread failed: {e}"));
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let Some(status) = waited else {
+        panic!("the program ran past {timeout:?}\nstdout: {stdout}\nstderr: {stderr}");
+    };
+    Finished {
+        success: status.success(),
+        stdout,
+        stderr,
+    }
+}
+
+/// A new empty directory under the system's temp dir, unique to this process and call.
+///
+/// # Panics
+/// When it cannot be created.
+#[must_use]
+pub fn scratch_dir(purpose: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-test-{purpose}-{}-{n}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}

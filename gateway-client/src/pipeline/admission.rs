@@ -169,7 +169,8 @@ impl Gateway {
                 ));
             }
         }
-        let model = self.resolve_model(self.model_api.as_ref(), &mut request, &self.embedding_model)?;
+        let model =
+            self.resolve_model(self.model_api.as_ref(), &mut request, &self.embedding_model)?;
         self.screen(context, || content_safety::embedding_input_text(&request))
             .await?;
         let estimate = tokens::estimate_embedding_input(&model, &request);

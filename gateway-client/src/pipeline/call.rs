@@ -135,9 +135,12 @@ impl Gateway {
         admission: &mut ChatAdmission,
     ) -> Result<ByteStream, GatewayError> {
         let body = serialize(&admission.request)?;
-        let call =
-            self.model_api_for(api)
-                .stream(Operation::Chat, &admission.model, body, self.deadline());
+        let call = self.model_api_for(api).stream(
+            Operation::Chat,
+            &admission.model,
+            body,
+            self.deadline(),
+        );
         admission.held.sending(call).await
     }
 

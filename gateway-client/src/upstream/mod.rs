@@ -255,8 +255,15 @@ impl ModelApi for Upstream {
         body: Bytes,
         deadline: Instant,
     ) -> Result<ByteStream, GatewayError> {
-        self.send(operation, model, body, &HeaderMap::new(), Streamed, deadline)
-            .await
+        self.send(
+            operation,
+            model,
+            body,
+            &HeaderMap::new(),
+            Streamed,
+            deadline,
+        )
+        .await
     }
 
     fn is_configured(&self) -> bool {

@@ -68,7 +68,9 @@ pub(super) fn http_url(raw: &str) -> Result<String, String> {
 pub(super) fn header_text(raw: &str) -> Result<String, String> {
     let value = raw.trim();
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("`{value}` is not a header value (visible ASCII, no spaces)"));
+        return Err(format!(
+            "`{value}` is not a header value (visible ASCII, no spaces)"
+        ));
     }
     Ok(value.to_owned())
 }

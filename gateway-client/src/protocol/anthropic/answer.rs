@@ -173,7 +173,10 @@ impl MessagesStreamWriter {
         }
         if let Some(finish) = choice.get("finish_reason").and_then(Value::as_str) {
             self.close(events);
-            self.stop_sequence = choice.get("stop_sequence").filter(|s| s.is_string()).cloned();
+            self.stop_sequence = choice
+                .get("stop_sequence")
+                .filter(|s| s.is_string())
+                .cloned();
             self.stop_reason = Some(stop_reason(Some(finish), self.stop_sequence.as_ref()));
         }
     }

@@ -6,8 +6,9 @@
 //! caller's own Messages body (kept in the request's stash, see [`super::STASH`]) with the
 //! governed model, `max_tokens` and `stream`, through an [`Upstream`] of Anthropic backends
 //! (retries, failover, breakers, deadlines), and reads Anthropic's answers and events back into
-//! chat form. `thinking` is not sent on: the gateway does not relay thinking blocks, and a
-//! capped `max_tokens` could fall below its budget.
+//! chat form. `thinking` is not sent on: the gateway does not relay thinking blocks (a client
+//! could not send them back), and a capped `max_tokens` could fall below its budget; nor is
+//! `context_management`, whose edits assume thinking.
 
 use std::sync::Arc;
 
@@ -170,6 +171,7 @@ pub(super) fn native_request(
         body.insert("stream".to_owned(), Value::Bool(true));
     }
     body.remove("thinking");
+    body.remove("context_management");
     let mut headers = HeaderMap::new();
     for (field, name) in [("version", "anthropic-version"), ("beta", "anthropic-beta")] {
         if let Some(value) = stash
@@ -334,9 +336,13 @@ impl EventsToChunks {
                 if let Some(usage) = event.get("usage") {
                     self.absorb_usage(usage);
                 }
-                let finish = finish_reason(event.pointer("/delta/stop_reason").and_then(Value::as_str));
+                let finish =
+                    finish_reason(event.pointer("/delta/stop_reason").and_then(Value::as_str));
                 let mut chunk = self.chunk_value(json!({}), Some(finish));
-                if let Some(sequence) = event.pointer("/delta/stop_sequence").filter(|s| s.is_string()) {
+                if let Some(sequence) = event
+                    .pointer("/delta/stop_sequence")
+                    .filter(|s| s.is_string())
+                {
                     chunk["choices"][0]["stop_sequence"] = sequence.clone();
                 }
                 vec![chunk.to_string()]
@@ -408,8 +414,12 @@ impl EventsToChunks {
                 else {
                     return Vec::new();
                 };
-                let partial = delta.get("partial_json").and_then(Value::as_str).unwrap_or("");
-                let delta = json!({"tool_calls": [{"index": call, "function": {"arguments": partial}}]});
+                let partial = delta
+                    .get("partial_json")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let delta =
+                    json!({"tool_calls": [{"index": call, "function": {"arguments": partial}}]});
                 vec![self.chunk(delta, None)]
             }
             _ => Vec::new(),

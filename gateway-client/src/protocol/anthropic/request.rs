@@ -105,7 +105,11 @@ fn system_messages(system: Option<&Value>) -> Result<Vec<Value>> {
             }
             texts.join("\n\n")
         }
-        Some(_) => return Err(invalid("system: must be a string or an array of text blocks")),
+        Some(_) => {
+            return Err(invalid(
+                "system: must be a string or an array of text blocks",
+            ));
+        }
     };
     if text.is_empty() {
         return Ok(Vec::new());
@@ -123,8 +127,17 @@ fn read_turn(turn: &Value, out: &mut Vec<Value>) -> std::result::Result<(), Stri
         .get("role")
         .and_then(Value::as_str)
         .ok_or("role: Field required")?;
+    if role == "system" {
+        // Claude Code puts system turns between the others (as text blocks); chat
+        // completions take system messages anywhere.
+        let text = system_messages(turn.get("content")).map_err(|e| e.to_string())?;
+        out.extend(text);
+        return Ok(());
+    }
     if role != "user" && role != "assistant" {
-        return Err(format!("role: must be `user` or `assistant`, not `{role}`"));
+        return Err(format!(
+            "role: must be `user`, `assistant` or `system`, not `{role}`"
+        ));
     }
     let blocks = match turn.get("content") {
         Some(Value::String(text)) => {
@@ -294,7 +307,11 @@ fn read_tool_choice(choice: &Value, chat: &mut Map<String, Value>) -> Result<()>
         }
     };
     chat.insert("tool_choice".to_owned(), translated);
-    if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true) {
+    if choice
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         chat.insert("parallel_tool_calls".to_owned(), Value::Bool(false));
     }
     Ok(())

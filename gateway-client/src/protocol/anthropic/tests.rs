@@ -79,16 +79,31 @@ fn a_conversation_with_tools_reads_into_chat_form() {
 fn bad_requests_are_refused_with_the_field_named() {
     for (body, expected) in [
         (json!({"max_tokens": 5, "messages": []}), "model"),
-        (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}), "max_tokens"),
-        (json!({"model": "m", "max_tokens": 5, "messages": []}), "messages"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}), "messages.0: role"),
-        (json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]}), "messages.0: content.0"),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": []}),
+            "messages",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]}),
+            "messages.0: role",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]}),
+            "messages.0: content.0",
+        ),
     ] {
         let error = AnthropicMessages::default()
             .read_request(object(body), MessagesHeaders::default())
             .unwrap_err();
         assert!(matches!(error, GatewayError::InvalidRequest(_)));
-        assert!(error.to_string().contains(expected), "{error} lacks {expected}");
+        assert!(
+            error.to_string().contains(expected),
+            "{error} lacks {expected}"
+        );
         assert_eq!(error_type(&error), "invalid_request_error");
     }
 }
@@ -116,7 +131,10 @@ fn a_native_upstream_gets_the_callers_own_body_with_the_governed_limits() {
     assert_eq!(sent["stream"], json!(true));
     assert_eq!(sent["model"], json!("claude-x"));
     assert_eq!(sent["top_k"], json!(3));
-    assert_eq!(sent["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+    assert_eq!(
+        sent["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
     assert!(sent.get("thinking").is_none());
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(headers["anthropic-beta"], "tools-2024");
@@ -143,7 +161,10 @@ fn whole_answers_round_trip_between_messages_and_chat() {
     assert_eq!(back["content"], message["content"]);
     assert_eq!(back["stop_reason"], json!("tool_use"));
     assert_eq!(back["id"], json!("msg_1"));
-    assert_eq!(back["usage"], json!({"input_tokens": 15, "output_tokens": 7}));
+    assert_eq!(
+        back["usage"],
+        json!({"input_tokens": 15, "output_tokens": 7})
+    );
     let stopped = json!({"id": "msg_2", "content": [{"type": "text", "text": "a"}], "stop_reason": "stop_sequence", "stop_sequence": "END", "usage": {"input_tokens": 1, "output_tokens": 1}});
     let back = AnthropicMessages::default().write_answer(&native::completion(&stopped));
     assert_eq!(back["stop_reason"], json!("stop_sequence"));
@@ -177,30 +198,61 @@ fn a_stream_of_text_then_tool_calls_is_written_as_anthropic_events() {
         chunk(json!({"role": "assistant", "content": ""}), Value::Null),
         chunk(json!({"content": "Hi "}), Value::Null),
         chunk(json!({"content": "there"}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}), Value::Null),
-        chunk(json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}), Value::Null),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}),
+            Value::Null,
+        ),
         chunk(json!({}), json!("tool_calls")),
     ];
     let events = write_all(&chunks, Usage::new(12, 9));
     assert_eq!(
         names(&events),
         [
-            "message_start", "ping",
-            "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-            "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-            "content_block_start", "content_block_delta", "content_block_stop",
-            "message_delta", "message_stop",
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
         ]
     );
     assert_eq!(events[0].1["message"]["id"], json!("msg_c1"));
-    assert_eq!(events[6].1["content_block"], json!({"type": "tool_use", "id": "call_a", "name": "f", "input": {}}));
+    assert_eq!(
+        events[6].1["content_block"],
+        json!({"type": "tool_use", "id": "call_a", "name": "f", "input": {}})
+    );
     assert_eq!(events[6].1["index"], json!(1));
-    assert_eq!(events[8].1["delta"], json!({"type": "input_json_delta", "partial_json": "1}"}));
+    assert_eq!(
+        events[8].1["delta"],
+        json!({"type": "input_json_delta", "partial_json": "1}"})
+    );
     assert_eq!(events[10].1["index"], json!(2));
     assert_eq!(events[13].1["delta"]["stop_reason"], json!("tool_use"));
-    assert_eq!(events[13].1["usage"], json!({"input_tokens": 12, "output_tokens": 9}));
+    assert_eq!(
+        events[13].1["usage"],
+        json!({"input_tokens": 12, "output_tokens": 9})
+    );
 }
 
 #[test]
@@ -217,7 +269,12 @@ fn an_empty_answer_is_still_a_whole_message() {
 fn anthropic_stream(events: &[Value]) -> String {
     events
         .iter()
-        .map(|event| format!("event: {}\ndata: {event}\n\n", event["type"].as_str().unwrap()))
+        .map(|event| {
+            format!(
+                "event: {}\ndata: {event}\n\n",
+                event["type"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -272,7 +329,9 @@ fn a_native_stream_reads_into_chat_chunks_and_writes_back_the_same_events() {
 #[test]
 fn an_error_event_fails_a_native_stream() {
     let mut reader = EventsToChunks::default();
-    let text = anthropic_stream(&[json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})]);
+    let text = anthropic_stream(&[
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ]);
     let error = reader.push(text.as_bytes()).unwrap_err();
     assert!(matches!(error, GatewayError::UpstreamFailed { .. }));
     assert!(error.to_string().contains("Overloaded"));
@@ -301,9 +360,13 @@ fn errors_take_anthropics_shape_and_types() {
 
 #[test]
 fn count_requests_need_no_max_tokens() {
-    let body = json!({"model": "m", "system": "S", "messages": [{"role": "user", "content": "hi"}]});
+    let body =
+        json!({"model": "m", "system": "S", "messages": [{"role": "user", "content": "hi"}]});
     let chat = AnthropicMessages::default()
         .read_count_request(object(body))
         .unwrap();
-    assert_eq!(chat["messages"][0], json!({"role": "system", "content": "S"}));
+    assert_eq!(
+        chat["messages"][0],
+        json!({"role": "system", "content": "S"})
+    );
 }
