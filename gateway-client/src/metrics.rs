@@ -9,7 +9,14 @@ use crate::{context::CallContext, context::Operation};
 
 /// Token counts per call, a histogram as in OTel (`gen_ai.client.token.usage`); its `_sum` is
 /// the chargeback figure.
-pub fn tokens(context: &CallContext, operation: Operation, model: &str, input: u64, output: u64) {
+pub fn tokens(
+    context: &CallContext,
+    operation: Operation,
+    provider: &'static str,
+    model: &str,
+    input: u64,
+    output: u64,
+) {
     for (kind, count) in [("input", input), ("output", output)] {
         if operation == Operation::Embeddings && kind == "output" {
             continue;
@@ -19,6 +26,7 @@ pub fn tokens(context: &CallContext, operation: Operation, model: &str, input: u
             "gen_ai_token_type" => kind,
             "gen_ai_request_model" => model.to_owned(),
             "gen_ai_operation_name" => operation.as_str(),
+            "gen_ai_provider_name" => provider,
             "subscription" => context.subscription.to_string(),
             "api" => context.api.as_str(),
         )
@@ -29,6 +37,7 @@ pub fn tokens(context: &CallContext, operation: Operation, model: &str, input: u
 pub fn call_duration(
     context: &CallContext,
     operation: Operation,
+    provider: &'static str,
     model: &str,
     outcome: &'static str,
     elapsed: Duration,
@@ -37,6 +46,7 @@ pub fn call_duration(
         "gen_ai_client_operation_duration_seconds",
         "gen_ai_request_model" => model.to_owned(),
         "gen_ai_operation_name" => operation.as_str(),
+        "gen_ai_provider_name" => provider,
         "subscription" => context.subscription.to_string(),
         "api" => context.api.as_str(),
         "outcome" => outcome,

@@ -40,7 +40,9 @@ impl Gateway {
             Err(error) => error.code(),
         };
         let label = self.model_labels.label(&model);
-        metrics::call_duration(context, Operation::Chat, label, outcome, started.elapsed());
+        let provider = self.model_api_for(context.api).provider_name();
+        let elapsed = started.elapsed();
+        metrics::call_duration(context, Operation::Chat, provider, label, outcome, elapsed);
         result
     }
 
@@ -164,7 +166,9 @@ impl Gateway {
         if let Err(error) = &sent {
             let label = self.model_labels.label(&admission.model);
             let elapsed = started.elapsed();
-            metrics::call_duration(context, Operation::Embeddings, label, error.code(), elapsed);
+            let provider = self.model_api.provider_name();
+            let (operation, outcome) = (Operation::Embeddings, error.code());
+            metrics::call_duration(context, operation, provider, label, outcome, elapsed);
         }
         let parsed = sent.and_then(|answer| parse_answer(&answer));
         let body = admission.held.release_on_error(parsed).await?;

@@ -64,7 +64,8 @@ impl Gateway {
             content_safety: self.content_safety.clone(),
             started: start.started,
         };
-        tokio::spawn(relay.run(chunks, admission.held, self.accounting(), sender));
+        let accounting = self.accounting(context.api);
+        tokio::spawn(relay.run(chunks, admission.held, accounting, sender));
         ChatStream {
             model,
             cache: start.cache_status,
@@ -131,6 +132,7 @@ impl StreamRelay {
         metrics::call_duration(
             &self.context,
             Operation::Chat,
+            accounting.provider,
             accounting.model_labels.label(&self.model),
             outcome,
             self.started.elapsed(),

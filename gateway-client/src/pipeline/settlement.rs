@@ -14,7 +14,7 @@ use crate::{
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
     config::QuotaPeriod,
-    context::{CacheDirective, CallContext, Operation},
+    context::{Api, CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
     names::ModelLabels,
@@ -77,6 +77,7 @@ impl Gateway {
         metrics::call_duration(
             context,
             Operation::Embeddings,
+            self.model_api.provider_name(),
             self.model_labels.label(&model),
             "ok",
             started.elapsed(),
@@ -106,8 +107,10 @@ impl Gateway {
         }
     }
 
-    pub(super) fn accounting(&self) -> Accounting {
+    /// Metrics and the ledger for a call from `api`.
+    pub(super) fn accounting(&self, api: Api) -> Accounting {
         Accounting {
+            provider: self.model_api_for(api).provider_name(),
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
@@ -122,7 +125,7 @@ impl Gateway {
         model: &str,
         usage: Usage,
     ) {
-        self.accounting()
+        self.accounting(context.api)
             .record(context, operation, model, usage)
             .await;
     }
@@ -134,6 +137,8 @@ pub(super) struct Accounting {
     clock: Clock,
     usage_period: QuotaPeriod,
     pub(super) model_labels: Arc<ModelLabels>,
+    /// `gen_ai.provider.name` of the model API the call went to.
+    pub(super) provider: &'static str,
 }
 
 impl Accounting {
@@ -147,6 +152,7 @@ impl Accounting {
         metrics::tokens(
             context,
             operation,
+            self.provider,
             self.model_labels.label(model),
             usage.prompt_tokens,
             usage.completion_tokens,

@@ -67,14 +67,18 @@ async fn run_claude(server: &TestServer, key: &str) -> Option<String> {
     Some(finished.stdout)
 }
 
-async fn assert_charged(server: &TestServer, subscription: &str) {
+async fn assert_charged(server: &TestServer, subscription: &str, provider: &str) {
     let client = http_client();
     let report = gateway::usage_report(&client, server, "cc-admin").await;
     let rows = report["subscriptions"].as_array().unwrap();
     let row = rows.iter().find(|row| row["name"] == subscription).unwrap();
     assert!(row["total_tokens"].as_u64().unwrap() > 0, "{report}");
     let metrics = gateway::scrape(&client, server).await;
-    let labels = [("subscription", subscription), ("api", "anthropic")];
+    let labels = [
+        ("subscription", subscription),
+        ("api", "anthropic"),
+        ("gen_ai_provider_name", provider),
+    ];
     assert!(
         gateway::metric(&metrics, "gen_ai_client_token_usage_sum", &labels)
             .is_some_and(|t| t > 0.0)
@@ -96,7 +100,7 @@ async fn claude_code_answers_from_an_openai_compatible_model() {
         chat.iter()
             .any(|r| r.body["tools"].as_array().is_some_and(|t| !t.is_empty()))
     );
-    assert_charged(&server, "claude-code").await;
+    assert_charged(&server, "claude-code", "openai").await;
 }
 
 #[tokio::test]
@@ -113,5 +117,5 @@ async fn claude_code_answers_through_a_native_anthropic_upstream() {
         assert_eq!(request.header("x-api-key"), Some(UPSTREAM_KEY));
         assert!(request.header("anthropic-version").is_some());
     }
-    assert_charged(&server, "claude-code-native").await;
+    assert_charged(&server, "claude-code-native", "anthropic").await;
 }

@@ -52,8 +52,8 @@ async fn run_sdk(server: &TestServer, key: &str) -> Option<Value> {
     Some(serde_json::from_str(finished.stdout.trim()).unwrap())
 }
 
-/// The subscription's row of `/admin/usage` and its token metric.
-async fn assert_charged(server: &TestServer, subscription: &str) {
+/// The subscription's row of `/admin/usage` and its token metric, from `provider`.
+async fn assert_charged(server: &TestServer, subscription: &str, provider: &str) {
     let client = http_client();
     let report = gateway::usage_report(&client, server, ADMIN).await;
     let row = report["subscriptions"]
@@ -65,7 +65,12 @@ async fn assert_charged(server: &TestServer, subscription: &str) {
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
     let metrics = gateway::scrape(&client, server).await;
-    let labels = [("subscription", subscription), ("api", "anthropic")];
+    let labels = [
+        ("subscription", subscription),
+        ("api", "anthropic"),
+        ("gen_ai_provider_name", provider),
+        ("gen_ai_operation_name", "chat"),
+    ];
     let tokens = gateway::metric(&metrics, "gen_ai_client_token_usage_sum", &labels);
     assert!(
         tokens.is_some_and(|t| t > 0.0),
@@ -96,7 +101,7 @@ async fn the_sdk_runs_against_a_native_anthropic_upstream() {
         );
         assert!(request.header("authorization").is_none());
     }
-    assert_charged(&server, "sdk-native").await;
+    assert_charged(&server, "sdk-native", "anthropic").await;
 }
 
 #[tokio::test]
@@ -123,5 +128,5 @@ async fn the_sdk_runs_translated_to_an_openai_compatible_upstream() {
         );
         assert!(request.header("x-api-key").is_none());
     }
-    assert_charged(&server, "sdk-translated").await;
+    assert_charged(&server, "sdk-translated", "openai").await;
 }

@@ -118,6 +118,13 @@ impl ModelApi for MessagesApi {
         }
     }
 
+    fn provider_name(&self) -> &'static str {
+        match &self.target {
+            Target::Native(_) => "anthropic",
+            Target::Translated(chat) => chat.provider_name(),
+        }
+    }
+
     fn check_model(&self, model: &str) -> Result<(), GatewayError> {
         match &self.target {
             Target::Native(_) => names::check_model_name(model).map_err(GatewayError::InvalidModel),
