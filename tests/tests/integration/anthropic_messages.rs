@@ -377,3 +377,36 @@ async fn claude_codes_extra_fields_are_accepted() {
         assert!(sent.get(dropped).is_none(), "{dropped} went upstream");
     }
 }
+
+/// A native upstream goes through the same machinery as the chat one: an overloaded answer
+/// (529) is retried, and a pool fails over past a backend that is down.
+#[tokio::test]
+async fn a_native_upstream_pool_retries_and_fails_over() {
+    let mock = start_mock().await;
+    let (dead, dead_addr) = tests::bind_loopback().await;
+    drop(dead);
+    let pool = format!("http://{dead_addr},{}", mock.azure_endpoint());
+    let server = start_with_model(
+        &mock.base_url(),
+        &[
+            "--subscription-keys",
+            "messages=k-messages",
+            "--semantic-cache",
+            "off",
+            "--anthropic-base-url",
+            &pool,
+            "--upstream-attempts",
+            "2",
+            "--upstream-backoff-ms",
+            "1",
+        ],
+    )
+    .await;
+    mock.push(Reply::status(529));
+    mock.push(Reply::text("Back again."));
+    let response = post(&server, "/v1/messages", &question("hi")).await;
+    assert_eq!(response.status(), 200);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["content"][0]["text"], "Back again.");
+    assert_eq!(mock.messages_requests().len(), 2, "the 529 was not retried");
+}

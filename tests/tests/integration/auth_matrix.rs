@@ -1,6 +1,6 @@
 //! No way around the keys: every protected route, under path spellings (trailing slash, `//`,
 //! case, percent-encoding), every method, and every odd way of presenting a key (empty, blank,
-//! several at once, wrong, in each of the three headers), never answers 2xx without a valid
+//! several at once, wrong, in each of the four headers), never answers 2xx without a valid
 //! key, and every refusal is the JSON error envelope.
 //!
 //! Requests are written by hand over a real socket, so no client library normalizes the paths.
@@ -30,6 +30,15 @@ fn protected_routes() -> Vec<(&'static str, String)> {
         ("/v1/chat/completions", chat.clone()),
         ("/openai/deployments/x/chat/completions", chat),
         ("/v1/embeddings", json!({"input": "hi"}).to_string()),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        ),
+        (
+            "/v1/messages/count_tokens",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        ),
         ("/admin/usage", String::new()),
     ]
 }
@@ -66,7 +75,8 @@ async fn send(
     raw::exchange(server.addr, &raw::request(method, path, &all, body)).await
 }
 
-/// A refusal: not 2xx (nor 3xx), and the JSON envelope (HEAD answers carry its headers only).
+/// A refusal: not 2xx (nor 3xx), and the JSON envelope, or Anthropic's error shape on its routes
+/// (HEAD answers carry its headers only).
 fn assert_refused(response: &RawResponse, what: &str) {
     assert!(
         response.status >= 400,
@@ -84,7 +94,14 @@ fn assert_refused(response: &RawResponse, what: &str) {
         return;
     }
     let body = response.json();
-    assert!(body["error"]["code"].is_string(), "{what}: {body}");
+    // The Anthropic routes answer in Anthropic's error shape (so its SDKs raise the right
+    // exception); every other route in the envelope.
+    let code = if what.contains("/v1/messages") && body["type"] == "error" {
+        &body["error"]["type"]
+    } else {
+        &body["error"]["code"]
+    };
+    assert!(code.is_string(), "{what}: {body}");
     assert!(body["error"]["message"].is_string(), "{what}: {body}");
 }
 
@@ -146,7 +163,7 @@ async fn no_method_gets_past_the_keys() {
 fn invalid_presentations() -> Vec<Vec<(&'static str, String)>> {
     let wrong = |header: &'static str, value: &str| vec![(header, value.to_owned())];
     let mut cases = Vec::new();
-    for header in ["ocp-apim-subscription-key", "api-key"] {
+    for header in ["ocp-apim-subscription-key", "api-key", "x-api-key"] {
         cases.push(wrong(header, ""));
         cases.push(wrong(header, "   "));
         cases.push(wrong(header, "key-matrix-mallory"));
@@ -179,7 +196,7 @@ fn invalid_presentations() -> Vec<Vec<(&'static str, String)>> {
         ("authorization", "Bearer key-matrix-trudy".to_owned()),
     ]);
     // A key in the wrong place: a header nobody reads, a cookie.
-    cases.push(vec![("x-api-key", ALICE.to_owned())]);
+    cases.push(vec![("x-api-key-alice", ALICE.to_owned())]);
     cases.push(vec![("cookie", format!("api-key={ALICE}"))]);
     cases.push(vec![("subscription-key", ALICE.to_owned())]);
     cases
@@ -218,6 +235,7 @@ async fn a_valid_key_in_each_header_is_let_through() {
         for (header, value) in [
             ("ocp-apim-subscription-key", ALICE),
             ("api-key", ALICE),
+            ("x-api-key", ALICE),
             ("authorization", bearer.as_str()),
         ] {
             let response = send(&server, method, path, &[(header, value)], &body).await;
