@@ -298,3 +298,25 @@ async fn a_stream_is_relayed_and_settled() {
     let remaining = gateway.budget.reserve(&context(), BUDGET - 12).await;
     assert!(remaining.is_ok(), "settled to 12 tokens");
 }
+
+#[tokio::test(start_paused = true)]
+async fn messages_calls_go_to_their_own_model_api() {
+    let chat = Arc::new(FakeApi::answering([whole(&completion())]));
+    let messages = Arc::new(FakeApi::answering([whole(&completion())]));
+    let parts = GatewayParts {
+        model_api: chat.clone(),
+        messages_api: Some(messages.clone()),
+        store: Arc::new(MemoryStore::new()),
+        cache: None,
+        clock: Clock::starting_at(1_795_563_000_000),
+        content_safety: None,
+    };
+    let gateway = Gateway::from_parts(config(), parts).unwrap();
+    assert!(gateway.messages_native());
+    let anthropic = CallContext::for_subscription("alice", Api::Anthropic);
+    gateway.chat(&anthropic, request(100)).await.unwrap();
+    assert_eq!(messages.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(chat.calls.load(Ordering::SeqCst), 0);
+    gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(chat.calls.load(Ordering::SeqCst), 1);
+}

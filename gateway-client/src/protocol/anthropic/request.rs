@@ -307,11 +307,11 @@ fn read_tool_choice(choice: &Value, chat: &mut Map<String, Value>) -> Result<()>
         }
     };
     chat.insert("tool_choice".to_owned(), translated);
-    if choice
+    // Chat completions take `parallel_tool_calls` only beside tools.
+    let serial = choice
         .get("disable_parallel_tool_use")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+        .and_then(Value::as_bool);
+    if chat.contains_key("tools") && serial == Some(true) {
         chat.insert("parallel_tool_calls".to_owned(), Value::Bool(false));
     }
     Ok(())
