@@ -415,6 +415,12 @@ pub struct Settings {
     #[arg(long, env = "CACHE_SHARED", default_value_t = false)]
     pub cache_shared: bool,
 
+    /// The model-judged mode: `model` asks the chat model (one metered token, charged to the
+    /// caller) to confirm a similar cached answer that verification refused only for words it
+    /// could not match; `off` serves verified answers only.
+    #[arg(long, env = "CACHE_JUDGE", value_enum, default_value_t = CacheJudge::Off)]
+    pub cache_judge: CacheJudge,
+
     /// Shared state for budgets, cache and usage across instances (e.g. redis://127.0.0.1:6379).
     /// Without it, state stays in this process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -582,6 +588,12 @@ pub enum EmbedderSetting {
     Upstream,
     Minilm,
     Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheJudge {
+    Off,
+    Model,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

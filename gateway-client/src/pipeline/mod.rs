@@ -11,6 +11,8 @@
 //!   asking for several answers, `n > 1`, bypass the cache: one cached answer is not `n`
 //!   samples), then the model API through [`ModelApi`], whole or streamed, within the call's
 //!   deadline;
+//!   In the model-judged mode ([`judge`]) a similar answer refused only for words the verifier
+//!   could not match is confirmed by the chat model first: a metered, one-token call;
 //! - [`settlement`]: reconcile the reservation to the real usage; metrics and the usage ledger;
 //!   content safety on the answer (when on: the tokens are spent, but a refused answer is
 //!   neither returned nor cached); cache store;
@@ -27,6 +29,7 @@
 mod admission;
 mod build;
 mod call;
+mod judge;
 mod relay;
 mod settlement;
 #[cfg(test)]

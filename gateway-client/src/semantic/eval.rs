@@ -174,6 +174,17 @@ pub enum Served {
 pub struct Outcome {
     pub served: Served,
     pub latency: Duration,
+    /// In the model-judged mode, the candidate the chat model would be asked about.
+    pub asked: Option<Asked>,
+}
+
+/// A lookup that would ask the chat model (`CACHE_JUDGE=model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    /// What a "yes" would serve.
+    pub served: Served,
+    /// The judgement's tokens, request and answer.
+    pub tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -231,6 +242,11 @@ pub struct Figures {
     /// Lookup latency percentiles, in microseconds.
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Model-judged mode: lookups that would ask the chat model, those where "yes" is right
+    /// (recall the judge can add), and the tokens all the asks cost.
+    pub asked: usize,
+    pub asked_right: usize,
+    pub asked_tokens: u64,
 }
 
 impl Figures {
@@ -248,6 +264,12 @@ impl Figures {
             figures.wrong_hits += usize::from(judgement.is_wrong_hit());
             figures.wrong_entries += usize::from(judgement == Judgement::WrongEntry);
             latencies.push(outcome.latency);
+            if let Some(asked) = &outcome.asked {
+                figures.asked += 1;
+                figures.asked_right +=
+                    usize::from(judge(row.expect, &asked.served) == Judgement::RightHit);
+                figures.asked_tokens += asked.tokens;
+            }
         }
         figures.recall = (figures.expected_hits > 0)
             .then(|| figures.right_hits as f64 / figures.expected_hits as f64);
@@ -322,7 +344,21 @@ impl fmt::Display for Summary {
                 write_line(f, &format!("  {kind}"), figures, width)?;
             }
         }
-        write_line(f, "total", &self.total, width)
+        write_line(f, "total", &self.total, width)?;
+        let total = &self.total;
+        if total.asked > 0 {
+            writeln!(
+                f,
+                "model-judged mode: {} lookups ask the chat model ({} where \"yes\" is right, {} \
+                 where it must say no), {} tokens in all, {:.0} per ask",
+                total.asked,
+                total.asked_right,
+                total.asked - total.asked_right,
+                total.asked_tokens,
+                total.asked_tokens as f64 / total.asked as f64
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -555,18 +591,36 @@ impl<'a> Bench<'a> {
             .lookup(&self.context, Operation::Chat, MODEL, &request)
             .await;
         let latency = started.elapsed();
-        let CacheLookup::Hit(served) = served else {
-            return Outcome {
+        match served {
+            CacheLookup::Hit(answer) => Outcome {
+                served: self.whose(&answer, &request, own),
+                latency,
+                asked: None,
+            },
+            CacheLookup::Unconfirmed(candidate) => Outcome {
                 served: Served::Nothing,
                 latency,
-            };
-        };
+                asked: Some(Asked {
+                    served: self.whose(&candidate.answer, &request, own),
+                    tokens: candidate.judge_tokens(MODEL),
+                }),
+            },
+            CacheLookup::Miss | CacheLookup::Bypass => Outcome {
+                served: Served::Nothing,
+                latency,
+                asked: None,
+            },
+        }
+    }
+
+    /// Whose answer `served` is, relative to the row whose own entry is `own`.
+    fn whose(&self, served: &Value, request: &Map<String, Value>, own: u64) -> Served {
         let same_question = self
             .cache
-            .prompt(&self.context, MODEL, &request)
+            .prompt(&self.context, MODEL, request)
             .map(|prompt| prompt.exact);
-        let entry = answered_entry(&served).and_then(|index| self.entries.get(index));
-        let served = match entry {
+        let entry = answered_entry(served).and_then(|index| self.entries.get(index));
+        match entry {
             Some(entry) if entry.exact == own => Served::Own,
             Some(entry) if Some(entry.exact) == same_question => Served::SameQuestion,
             Some(entry) => Served::Other {
@@ -575,8 +629,7 @@ impl<'a> Bench<'a> {
             None => Served::Other {
                 prompt: "(an answer this evaluation did not store)".to_owned(),
             },
-        };
-        Outcome { served, latency }
+        }
     }
 }
 
@@ -685,6 +738,7 @@ mod tests {
         Outcome {
             served,
             latency: Duration::from_micros(micros),
+            asked: None,
         }
     }
 

@@ -57,6 +57,28 @@ pub enum Refusal {
     Extra,
 }
 
+impl Refusal {
+    /// Whether the refusal is only about words verification could not match (no number,
+    /// name, polarity, referent or question it knows to differ): the model-judged mode may ask
+    /// the chat model about such a candidate; every other refusal is final.
+    pub fn is_unmatched_words(self) -> bool {
+        match self {
+            Self::Swap | Self::Extra => true,
+            Self::Conversion
+            | Self::Number
+            | Self::Negation
+            | Self::Referent
+            | Self::Degree
+            | Self::Question
+            | Self::NumberRole
+            | Self::Entity
+            | Self::Polarity
+            | Self::Possessive
+            | Self::Direction => false,
+        }
+    }
+}
+
 /// Alignment score at which two words count as the same: above what vectors give merely related
 /// words; a shared lexicon concept scores [`SHARED_CONCEPT`].
 const SAME_MEANING: f32 = 0.85;

@@ -8,7 +8,7 @@ use gateway_client::config::{
 };
 use gateway_client::semantic::CacheConfig;
 
-use super::{EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
+use super::{CacheJudge, EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -170,6 +170,7 @@ impl Settings {
                 include_system: self.cache_include_system,
                 window_messages: self.cache_window_messages,
                 shared_across_subscriptions: self.cache_shared,
+                model_judged: self.cache_judge == CacheJudge::Model,
             },
             embedder,
         })

@@ -175,6 +175,7 @@ impl Pipeline<'_> {
             return Outcome {
                 served: Served::Nothing,
                 latency,
+                asked: None,
             };
         }
         assert_eq!(
@@ -188,7 +189,11 @@ impl Pipeline<'_> {
             key if key == self.key(&row.query) => Served::SameQuestion,
             _ => Served::Other { prompt: asked },
         };
-        Outcome { served, latency }
+        Outcome {
+            served,
+            latency,
+            asked: None,
+        }
     }
 
     /// A chat call in `partition` (an extra request field is a parameter the cache splits by).

@@ -14,6 +14,7 @@ mod app_oneshot;
 mod auth;
 mod auth_matrix;
 mod cache_eval_sets;
+mod cache_judge;
 mod cache_semantic;
 mod dns_rebinding;
 mod gateway_budget;
