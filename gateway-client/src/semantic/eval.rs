@@ -176,6 +176,8 @@ pub struct Outcome {
     pub latency: Duration,
     /// In the model-judged mode, the candidate the chat model would be asked about.
     pub asked: Option<Asked>,
+    /// For a row expected to hit that missed: why its cached answer was not served.
+    pub why_missed: Option<String>,
 }
 
 /// A lookup that would ask the chat model (`CACHE_JUDGE=model`).
@@ -409,6 +411,8 @@ pub struct Difference {
     pub judgement: Judgement,
     /// The question whose answer was served, when it was another row's.
     pub served_prompt: Option<String>,
+    /// For a missed row: why the cache did not serve the row's cached answer.
+    pub why_missed: Option<String>,
 }
 
 impl fmt::Display for Difference {
@@ -428,8 +432,11 @@ impl fmt::Display for Difference {
             "{}:{} [{mode}] {} (expect {}): {what}: {:?} | {:?}",
             self.file, self.line, self.kind, self.expect, self.cached, self.query
         )?;
-        match &self.served_prompt {
-            Some(prompt) => write!(f, " <- answer to {prompt:?}"),
+        if let Some(prompt) = &self.served_prompt {
+            write!(f, " <- answer to {prompt:?}")?;
+        }
+        match &self.why_missed {
+            Some(why) => write!(f, " ({why})"),
             None => Ok(()),
         }
     }
@@ -454,6 +461,7 @@ pub fn differences(mode: Mode, rows: &[Row], outcomes: &[Outcome]) -> Vec<Differ
                     Served::Other { prompt } => Some(prompt.clone()),
                     _ => None,
                 },
+                why_missed: outcome.why_missed.clone(),
             })
         })
         .collect()
@@ -591,26 +599,41 @@ impl<'a> Bench<'a> {
             .lookup(&self.context, Operation::Chat, MODEL, &request)
             .await;
         let latency = started.elapsed();
-        match served {
-            CacheLookup::Hit(answer) => Outcome {
-                served: self.whose(&answer, &request, own),
-                latency,
-                asked: None,
-            },
-            CacheLookup::Unconfirmed(candidate) => Outcome {
-                served: Served::Nothing,
-                latency,
-                asked: Some(Asked {
+        let (served, asked) = match served {
+            CacheLookup::Hit(answer) => (self.whose(&answer, &request, own), None),
+            CacheLookup::Unconfirmed(candidate) => {
+                let asked = Asked {
                     served: self.whose(&candidate.answer, &request, own),
                     tokens: candidate.judge_tokens(MODEL),
-                }),
-            },
-            CacheLookup::Miss | CacheLookup::Bypass => Outcome {
-                served: Served::Nothing,
-                latency,
-                asked: None,
-            },
+                };
+                (Served::Nothing, Some(asked))
+            }
+            CacheLookup::Miss | CacheLookup::Bypass => (Served::Nothing, None),
+        };
+        let why_missed = match served {
+            Served::Nothing => self.why_not(&request, own, partition).await,
+            Served::Own | Served::SameQuestion | Served::Other { .. } => None,
+        };
+        Outcome {
+            served,
+            latency,
+            asked,
+            why_missed,
         }
+    }
+
+    /// Why the entry stored as `own` was not served for `request`.
+    async fn why_not(
+        &self,
+        query: &Map<String, Value>,
+        own: u64,
+        partition: Option<usize>,
+    ) -> Option<String> {
+        let stored = self.entries.iter().find(|entry| entry.exact == own)?;
+        let cached = request(&stored.prompt, partition);
+        let query = self.cache.prompt(&self.context, MODEL, query)?;
+        let cached = self.cache.prompt(&self.context, MODEL, &cached)?;
+        self.cache.why_not(&query, &cached).await
     }
 
     /// Whose answer `served` is, relative to the row whose own entry is `own`.
@@ -739,6 +762,7 @@ mod tests {
             served,
             latency: Duration::from_micros(micros),
             asked: None,
+            why_missed: None,
         }
     }
 

@@ -240,6 +240,36 @@ impl SemanticCache {
         unconfirmed.unwrap_or(Found::Nothing)
     }
 
+    /// Why `cached` would not be served for `query` (for `cache-eval --show-errors`): their
+    /// similarity against the threshold, then verification's refusal; `None` if it would be.
+    pub async fn why_not(&self, query: &Prompt, cached: &Prompt) -> Option<String> {
+        let (a, b) = (
+            self.embedder.embed(&query.text, &query.tokens).await,
+            self.embedder.embed(&cached.text, &cached.tokens).await,
+        );
+        let similarity = match (a, b) {
+            (Ok(a), Ok(b)) => a.similarity(&b),
+            (Err(error), _) | (_, Err(error)) => return Some(format!("embedding failed: {error}")),
+        };
+        if similarity < self.threshold {
+            return Some(format!(
+                "similarity {similarity:.3} below {:.3}",
+                self.threshold
+            ));
+        }
+        let verdict = verify::verify(
+            &query.analysed,
+            &cached.analysed,
+            self.embedder.word_vectors(),
+        );
+        verdict.err().map(|reason| {
+            format!(
+                "similarity {similarity:.3}, refused: {}",
+                refusal_label(reason)
+            )
+        })
+    }
+
     /// Keeps `response` for `prompt` if it is a complete answer.
     pub async fn keep(&self, prompt: Prompt, response: &Value) {
         if let Some(entry) = self.entry_for(&prompt, response).await {
