@@ -107,10 +107,10 @@ impl From<EntraError> for GatewayError {
     }
 }
 
-/// A cached token for one scope, with its ready-made header.
+/// A cached token for one scope, with its ready-made header; cheap to clone.
 #[derive(Clone)]
 struct Cached {
-    token: AccessToken,
+    token: Arc<AccessToken>,
     /// `Bearer …`, marked sensitive.
     header: HeaderValue,
     /// Past this, the next caller refreshes it.
@@ -165,7 +165,7 @@ impl Slot {
 /// Microsoft Entra ID tokens from one source, cached per scope.
 pub struct EntraCredential {
     source: Box<dyn TokenSource>,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
     generations: AtomicU64,
     /// The last failure, until a token is had again: `/health`'s reason.
     last_failure: Mutex<Option<String>>,
@@ -189,7 +189,7 @@ impl EntraCredential {
     pub fn with_source(source: Box<dyn TokenSource>) -> Self {
         Self {
             source,
-            slots: Mutex::default(),
+            slots: RwLock::default(),
             generations: AtomicU64::new(0),
             last_failure: Mutex::default(),
         }
@@ -206,7 +206,7 @@ impl EntraCredential {
         let deadline = Instant::now() + TOKEN_REQUEST_TIMEOUT;
         self.cached_or_fetched(scope, deadline)
             .await
-            .map(|cached| cached.token)
+            .map(|cached| AccessToken::clone(&cached.token))
     }
 
     /// A bearer header for `scope`, within `deadline`.
@@ -237,8 +237,11 @@ impl EntraCredential {
     }
 
     fn slot(&self, scope: &str) -> Arc<Slot> {
+        if let Some(slot) = self.slots.read().get(scope) {
+            return slot.clone();
+        }
         self.slots
-            .lock()
+            .write()
             .entry(scope.to_owned())
             .or_default()
             .clone()
@@ -301,11 +304,11 @@ impl EntraCredential {
         let now = Instant::now();
         let lifetime = fetched.expires_in;
         let cached = Cached {
-            token: AccessToken {
+            token: Arc::new(AccessToken {
                 secret: fetched.secret,
                 expires_on: SystemTime::now() + lifetime,
                 expires_at: now + lifetime,
-            },
+            }),
             header,
             refresh_at: now + lifetime - REFRESH_MARGIN.min(lifetime / 2),
             generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,

@@ -37,9 +37,13 @@ pub trait TokenSource: Send + Sync + 'static {
 
 /// The source `config` picks (see the module's order).
 pub(super) fn from_config(config: &EntraConfig) -> Result<Box<dyn TokenSource>, String> {
+    // No proxy and no redirects: the identity endpoints are local or Entra's own, and their
+    // secrets (the identity header, the client secret) go to them and nowhere else.
     let http = crate::tls::client_builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(TOKEN_REQUEST_TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the identity HTTP client: {e}"))?;
     let grant = |credential| {

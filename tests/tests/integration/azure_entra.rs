@@ -104,7 +104,8 @@ async fn workload_identity_rereads_its_file_and_expired_tokens_are_replaced() {
     let (identity, mock) = (IdentityStandIn::start().await, start_mock().await);
     // Tokens that expire at once: every call needs a new one.
     identity.set_expires_in(0);
-    let file = std::env::temp_dir().join(format!("tollgate-federated-{}", identity.addr.port()));
+    let file = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("federated-token-{}", identity.addr.port()));
     std::fs::write(&file, "federated-jwt-one\n").unwrap();
     let host = identity.authority_host();
     let flags = [
