@@ -23,7 +23,8 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin tollgate
+ && groupadd --system --gid 10001 tollgate \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin tollgate
 COPY --from=builder /usr/local/bin/tollgate /usr/local/bin/tollgate
 USER 10001:10001
 # Listen on every interface inside the container; App Service routes to WEBSITES_PORT (set it
