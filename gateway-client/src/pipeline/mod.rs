@@ -46,13 +46,14 @@ use futures::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
+pub use build::{GatewayParts, build_embedder, credential, parts, semantic_cache, shared_parts};
 pub use relay::completion_as_chunks;
 
 use crate::{
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
     config::{GatewayConfig, Prices, QuotaPeriod},
+    entra::EntraCredential,
     error::GatewayError,
     model_api::ModelApi,
     names::ModelLabels,
@@ -131,6 +132,8 @@ pub struct Gateway {
     model_labels: Arc<ModelLabels>,
     /// `None` when content safety is off.
     content_safety: Option<Arc<ContentSafety>>,
+    /// The Microsoft Entra ID credential, when an Azure backend has no key.
+    credential: Option<Arc<EntraCredential>>,
 }
 
 impl Gateway {
@@ -172,6 +175,7 @@ impl Gateway {
             prices: config.prices,
             model_labels,
             content_safety: parts.content_safety,
+            credential: parts.credential,
         })
     }
 
@@ -187,9 +191,21 @@ impl Gateway {
         self.store.kind()
     }
 
-    /// Why shared state is degraded (e.g. Redis unreachable), if it is.
+    /// Why the gateway is degraded (shared state unreachable, no Entra ID token), if it is.
     pub fn degraded_reason(&self) -> Option<String> {
-        self.store.degraded_reason()
+        let reasons: Vec<String> = [
+            self.store.degraded_reason(),
+            self.credential.as_ref().and_then(|c| c.degraded_reason()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// The Microsoft Entra ID credential, when an Azure backend has no key (to share it).
+    pub fn credential(&self) -> Option<&Arc<EntraCredential>> {
+        self.credential.as_ref()
     }
 
     pub fn tokens_per_minute(&self) -> u64 {

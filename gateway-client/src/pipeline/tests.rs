@@ -135,6 +135,7 @@ fn config() -> GatewayConfig {
         prices: Prices::default(),
         content_safety: ContentSafetyConfig::default(),
         cache: None,
+        entra: None,
     }
 }
 
@@ -146,6 +147,7 @@ fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway 
         // The start of a minute, so the budget window does not turn over mid-test.
         clock: Clock::starting_at(1_795_563_000_000),
         content_safety: None,
+        credential: None,
     };
     Gateway::from_parts(config(), parts).unwrap()
 }
