@@ -7,7 +7,8 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use agent::{Agent, McpTools, ToolRouter};
 use gateway_client::{
-    Gateway, GatewayError, MemoryStore, StateStore, pipeline, shared::RedisState,
+    Gateway, GatewayError, MemoryStore, StateStore, pipeline,
+    shared::{RedisState, credentials::CredentialFeed},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tools::Instance;
@@ -73,13 +74,10 @@ impl AppState {
 /// The gateway on Redis when REDIS_URL is set, else on in-memory state.
 fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayError> {
     let config = settings.gateway_config();
-    let parts = match settings
-        .redis_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        Some(url) => {
-            let redis = RedisState::connect(url.trim()).map_err(GatewayError::Store)?;
+    let parts = match settings.redis_options().map_err(GatewayError::Startup)? {
+        Some(mut options) => {
+            options.credentials = redis_credentials(settings)?;
+            let redis = RedisState::connect_with(options).map_err(GatewayError::Store)?;
             pipeline::shared_parts(&config, redis, instance_id)?
         }
         None => {
@@ -88,6 +86,24 @@ fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayErr
         }
     };
     Gateway::from_parts(config, parts)
+}
+
+/// Credentials renewed on live Redis connections, when REDIS_ENTRA_AUTH is on.
+///
+/// The Entra ID credential plugs in here: wrap it as an
+/// [`gateway_client::shared::credentials::AccessTokenSource`], then
+/// `CredentialFeed::start(Arc::new(EntraRedisCredentials::new(source)))`. Until one is
+/// configured, REDIS_ENTRA_AUTH is refused at start.
+fn redis_credentials(settings: &Settings) -> Result<Option<CredentialFeed>, GatewayError> {
+    if !settings.redis_entra_auth {
+        return Ok(None);
+    }
+    Err(GatewayError::Startup(
+        "REDIS_ENTRA_AUTH=true needs an Entra ID credential (AZURE_TENANT_ID, AZURE_CLIENT_ID \
+         and AZURE_CLIENT_SECRET, a workload identity or a managed identity), and none is \
+         configured"
+            .to_owned(),
+    ))
 }
 
 /// Lets the key extractors ([`crate::auth::UsageViewer`]) reach the authenticator without
