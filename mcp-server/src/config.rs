@@ -973,6 +973,10 @@ mod tests {
             assert!(error.contains("REDIS_CA_CERT"), "{error}");
         }
         assert!(Settings::from_map(&[("REDIS_FAILURE_MODE", "maybe")]).is_err());
-        assert!(Settings::from_map(&[("REDIS_ENTRA_AUTH", "yes")]).unwrap().redis_entra_auth);
+        assert!(
+            Settings::from_map(&[("REDIS_ENTRA_AUTH", "yes")])
+                .unwrap()
+                .redis_entra_auth
+        );
     }
 }

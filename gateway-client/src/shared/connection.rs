@@ -19,11 +19,14 @@ use redis::{
 };
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 
-use super::{OPERATION_TIMEOUT, credentials::CredentialFeed};
+use super::credentials::CredentialFeed;
 use crate::store::StoreError;
 
 /// A reply may take this long; a blocking stream read asks for less.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Making a connection (TCP, TLS, login) may take this long: it goes on in the background
+/// after the operation that started it has given up at its own deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What model calls do while Redis is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,7 +126,9 @@ pub fn scrub_url(url: &str) -> String {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     format!("{scheme}://{host}{path}")
 }
 
@@ -230,10 +235,7 @@ pub(super) fn open(
 fn invalid(options: &RedisOptions, error: &redis::RedisError) -> StoreError {
     let urls: Vec<String> = options.urls.iter().map(|u| scrub_url(u)).collect();
     // The redis crate's messages name the problem, not the URL's secrets.
-    StoreError::Unavailable(format!(
-        "cannot use REDIS_URL {}: {error}",
-        urls.join(",")
-    ))
+    StoreError::Unavailable(format!("cannot use REDIS_URL {}: {error}", urls.join(",")))
 }
 
 fn certificates(roots: &CaRoots) -> TlsCertificates {
@@ -255,7 +257,7 @@ fn open_single(options: &RedisOptions) -> Result<ConnectionManager, StoreError> 
     }
     .map_err(|e| invalid(options, &e))?;
     let mut config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(OPERATION_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
@@ -267,7 +269,7 @@ fn open_single(options: &RedisOptions) -> Result<ConnectionManager, StoreError> 
 
 fn open_cluster(options: &RedisOptions) -> Result<ClusterConnection, StoreError> {
     let mut builder = ClusterClientBuilder::new(options.urls.iter().map(String::as_str))
-        .connection_timeout(OPERATION_TIMEOUT)
+        .connection_timeout(CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT);
     if let Some(roots) = &options.extra_roots {
         builder = builder.certs(certificates(roots));
@@ -277,7 +279,7 @@ fn open_cluster(options: &RedisOptions) -> Result<ClusterConnection, StoreError>
     }
     let client = builder.build().map_err(|e| invalid(options, &e))?;
     let config = ClusterConfig::new()
-        .set_connection_timeout(OPERATION_TIMEOUT)
+        .set_connection_timeout(CONNECT_TIMEOUT)
         .set_response_timeout(RESPONSE_TIMEOUT);
     Ok(client.get_pending_async_connection_with_config(config))
 }
@@ -305,7 +307,11 @@ mod tests {
 
     #[test]
     fn roots_must_be_pem_certificates() {
-        for bad in [&b""[..], b"hello", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+        for bad in [
+            &b""[..],
+            b"hello",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
             assert!(CaRoots::from_pem(bad.to_vec()).is_err());
         }
     }
@@ -319,10 +325,16 @@ mod tests {
             ],
             ..RedisOptions::default()
         };
-        let error = open(&options, RoundTrips::new("calls")).err().unwrap().to_string();
+        let error = open(&options, RoundTrips::new("calls"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("REDIS_CLUSTER"), "{error}");
         let bad = RedisOptions::single("redis://u:hunter2@[nonsense");
-        let error = open(&bad, RoundTrips::new("calls")).err().unwrap().to_string();
+        let error = open(&bad, RoundTrips::new("calls"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -9,9 +9,7 @@ use gateway_client::config::{
 use gateway_client::semantic::CacheConfig;
 use gateway_client::shared::{FailureMode, RedisOptions, connection::scrub_url};
 
-use super::{
-    EmbedderSetting, RedisFailureMode, RetryAfterFormat, Settings, Switch, ToolRouting,
-};
+use super::{EmbedderSetting, RedisFailureMode, RetryAfterFormat, Settings, Switch, ToolRouting};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -29,10 +27,7 @@ impl Settings {
             .map(str::to_owned)
             .collect();
         let tls = |url: &str| url.starts_with("rediss://");
-        if let Some(bad) = urls
-            .iter()
-            .find(|u| !u.starts_with("redis://") && !tls(u))
-        {
+        if let Some(bad) = urls.iter().find(|u| !u.starts_with("redis://") && !tls(u)) {
             return Err(format!(
                 "REDIS_URL: `{}` is not a redis:// or rediss:// URL",
                 scrub_url(bad)
@@ -48,8 +43,9 @@ impl Settings {
             return Err("REDIS_URL mixes redis:// and rediss:// nodes".to_owned());
         }
         if self.redis_ca_cert.is_some() && !urls.iter().all(|u| tls(u)) {
-            return Err("REDIS_CA_CERT applies to rediss:// (TLS) only; REDIS_URL is redis://"
-                .to_owned());
+            return Err(
+                "REDIS_CA_CERT applies to rediss:// (TLS) only; REDIS_URL is redis://".to_owned(),
+            );
         }
         Ok(Some(RedisOptions {
             urls,
