@@ -107,10 +107,33 @@ async fn round_trips_per_gateway_call_and_per_cache_store() {
             .await;
     })
     .await;
+    let cache_off = {
+        let settings = Settings::from_args([
+            "--openai-base-url",
+            &base,
+            "--openai-api-key",
+            UPSTREAM_KEY,
+            "--semantic-cache",
+            "off",
+        ])
+        .unwrap();
+        let config = settings.gateway_config();
+        let parts = pipeline::shared_parts(&config, redis.clone(), "no-cache").unwrap();
+        let uncached = Gateway::from_parts(config, parts).unwrap();
+        counted(&redis, async {
+            uncached
+                .chat(&context, request("No cache here", false))
+                .await
+                .unwrap();
+        })
+        .await
+    };
     println!(
         "redis round trips: miss {miss}, exact hit {hit}, streamed miss {streamed_miss}, \
-         cache store {store}"
+         cache store {store}, cache off {cache_off}"
     );
+    // Reserve, reconcile, ledger.
+    assert_eq!(cache_off, 3);
     // Miss: reserve, exact-key lookup, reconcile, ledger, then the store's SET and XADD.
     assert_eq!(miss, 6);
     assert_eq!(streamed_miss, 6);
