@@ -113,3 +113,22 @@ impl KeyChecks for Arc<AppState> {
         &self.authenticator
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn redis_entra_auth_is_refused_at_start_until_a_credential_is_configured() {
+        let off = Settings::from_map(&[("REDIS_URL", "rediss://cache:6380")]).unwrap();
+        assert!(redis_credentials(&off).unwrap().is_none());
+        let on = Settings::from_map(&[
+            ("REDIS_URL", "rediss://cache:6380"),
+            ("REDIS_ENTRA_AUTH", "true"),
+        ])
+        .unwrap();
+        let error = redis_credentials(&on).err().unwrap().to_string();
+        assert!(error.contains("REDIS_ENTRA_AUTH"), "{error}");
+    }
+}

@@ -191,4 +191,12 @@ async fn mcp_calls_make_no_redis_round_trips() {
     let after = commands();
     println!("redis commands for 20 MCP calls: {}", after - before);
     assert_eq!(after, before);
+    // The counts are in /metrics too (process-wide: every instance in this test binary).
+    let text = tests::gateway::scrape(&client, &server).await;
+    let probes = tests::gateway::metric(
+        &text,
+        "tollgate_redis_round_trips_total",
+        &[("path", "background")],
+    );
+    assert!(probes.unwrap_or(0.0) > 0.0, "{text}");
 }
