@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use tests::redis::{RedisServer, cli_on, eventually};
 
 /// Each login lives this long; renewal comes a quarter of it early.
-const LIFETIME: Duration = Duration::from_secs(4);
+const LIFETIME: Duration = Duration::from_secs(6);
 
 struct RotatingLogins {
     port: u16,
