@@ -87,7 +87,7 @@ impl GatewayError {
             Self::UpstreamFailed { .. } => "upstream_failed",
             Self::CompletionLimitExceeded { .. } => "completion_limit_exceeded",
             Self::Timeout { .. } => "upstream_timeout",
-            Self::Store(_) => "state_store_failed",
+            Self::Store(StoreError::Unavailable(_)) => "state_store_unavailable",
             Self::Embed(_) => "embedding_failed",
             Self::Startup(_) => "startup_failed",
         }

@@ -15,7 +15,7 @@ use clap::{
     CommandFactory, FromArgMatches, Parser, ValueEnum,
     builder::{PossibleValuesParser, TypedValueParser},
 };
-use gateway_client::config::QuotaPeriod;
+use gateway_client::{config::QuotaPeriod, shared::CaRoots};
 use secrecy::SecretString;
 
 /// tollgate: an MCP server, an agent runtime and an AI gateway in one binary.
@@ -508,9 +508,48 @@ pub struct Settings {
     pub cache_judge: CacheJudge,
 
     /// Shared state for budgets, cache and usage across instances (e.g. redis://127.0.0.1:6379).
-    /// Without it, state stays in this process.
+    /// Without it, state stays in this process. `rediss://` is TLS; `user:password@` logs in as
+    /// an ACL user. With REDIS_CLUSTER, a comma-separated list of seed nodes.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// REDIS_URL is a Redis Cluster: use a cluster-aware client (REDIS_URL may list several seed
+    /// nodes, comma-separated).
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub redis_cluster: bool,
+
+    /// A PEM file of extra root certificates trusted for `rediss://` (a private CA), besides
+    /// the system's. Read and checked at start.
+    #[arg(long, env = "REDIS_CA_CERT", value_parser = parse::ca_roots)]
+    pub redis_ca_cert: Option<CaRoots>,
+
+    /// While Redis is unreachable: `open` serves model calls with budgets counted by each
+    /// instance alone and the cache bypassed; `closed` refuses them with 503
+    /// `state_store_unavailable`, since shared budgets cannot be enforced.
+    #[arg(long, env = "REDIS_FAILURE_MODE", value_enum, default_value_t = RedisFailureMode::Open)]
+    pub redis_failure_mode: RedisFailureMode,
+
+    /// Log in to Redis with Entra ID tokens (Azure Managed Redis): the token is the password,
+    /// the identity's object id the user, renewed on live connections before it expires. Needs
+    /// an Entra ID credential.
+    #[arg(
+        long,
+        env = "REDIS_ENTRA_AUTH",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub redis_entra_auth: bool,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -683,6 +722,12 @@ pub enum EmbedderSetting {
 pub enum CacheJudge {
     Off,
     Model,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisFailureMode {
+    Open,
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -1050,5 +1095,60 @@ mod tests {
         let tools: ToolRateLimits = "summarize=10/60,echo=100/60".parse().unwrap();
         assert_eq!(tools.0[0].0, "summarize");
         assert!("nope=1/1".parse::<ToolRateLimits>().is_err());
+    }
+
+    #[test]
+    fn redis_settings_are_checked_at_start_without_showing_passwords() {
+        let options = |vars: &[(&str, &str)]| Settings::from_map(vars).unwrap().redis_options();
+        let defaults = Settings::from_args(Vec::<String>::new()).unwrap();
+        assert!(!defaults.redis_cluster && !defaults.redis_entra_auth);
+        assert_eq!(defaults.redis_failure_mode, RedisFailureMode::Open);
+        assert!(defaults.redis_options().unwrap().is_none());
+
+        let cluster = options(&[
+            ("REDIS_URL", "redis://a:1, redis://b:2"),
+            ("REDIS_CLUSTER", "true"),
+            ("REDIS_FAILURE_MODE", "closed"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(cluster.urls, ["redis://a:1", "redis://b:2"]);
+        assert!(cluster.cluster);
+        assert_eq!(
+            cluster.failure_mode,
+            gateway_client::shared::FailureMode::Closed
+        );
+
+        for (vars, expected) in [
+            (
+                vec![("REDIS_URL", "redis://u:hunter2@a:1,redis://u:hunter2@b:2")],
+                "REDIS_CLUSTER",
+            ),
+            (vec![("REDIS_URL", "http://u:hunter2@a:1")], "REDIS_URL"),
+            (
+                vec![
+                    ("REDIS_URL", "redis://u:hunter2@a:1,rediss://u:hunter2@b:2"),
+                    ("REDIS_CLUSTER", "true"),
+                ],
+                "mixes",
+            ),
+        ] {
+            let error = options(&vars).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+
+        for bad in ["/nonexistent/ca.pem", "Cargo.toml"] {
+            let error = Settings::from_map(&[("REDIS_CA_CERT", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("REDIS_CA_CERT"), "{error}");
+        }
+        assert!(Settings::from_map(&[("REDIS_FAILURE_MODE", "maybe")]).is_err());
+        assert!(
+            Settings::from_map(&[("REDIS_ENTRA_AUTH", "yes")])
+                .unwrap()
+                .redis_entra_auth
+        );
     }
 }

@@ -74,6 +74,20 @@ struct Identity {
     nonce: u16,
 }
 
+/// The object id (`oid` claim) of the identity the stand-in issues tokens for.
+pub const STANDIN_OBJECT_ID: &str = "6f3c1d2e-0b4a-4c5d-9e8f-7a6b5c4d3e2f";
+
+/// The `n`-th token for stand-in `nonce`: shaped like a JWT (unsigned), with an `oid` claim, as
+/// Entra ID's are (Azure Redis reads the user name from it).
+fn jwt_shaped(nonce: u16, n: usize) -> String {
+    use base64::Engine as _;
+    let encode =
+        |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let header = encode(json!({"typ": "JWT", "alg": "RS256"}));
+    let claims = encode(json!({"oid": STANDIN_OBJECT_ID, "jti": format!("standin{nonce}-{n}")}));
+    format!("{header}.{claims}.sig{n}")
+}
+
 /// The Entra ID token endpoint and both managed identity endpoints, in one server.
 #[derive(Clone)]
 pub struct IdentityStandIn {
@@ -118,7 +132,7 @@ impl IdentityStandIn {
 
     /// The `n`-th token this stand-in hands out (from 1).
     pub fn token(&self, n: usize) -> String {
-        format!("eyJ0eXAiOiJKV1Qi.standin{}.token{n}", self.inner.nonce)
+        jwt_shaped(self.inner.nonce, n)
     }
 
     /// Tokens handed out (or refused: every request counts).
@@ -165,7 +179,7 @@ impl Identity {
             let body = json!({"error": "temporarily_unavailable", "error_description": "The identity service is down (stand-in).\r\nTrace ID: 0"});
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
         }
-        let token = format!("eyJ0eXAiOiJKV1Qi.standin{}.token{n}", self.nonce);
+        let token = jwt_shaped(self.nonce, n);
         let lifetime = self.expires_in.load(Ordering::SeqCst);
         let body = match shape {
             TokenShape::Entra => json!({

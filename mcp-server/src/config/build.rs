@@ -8,13 +8,61 @@ use gateway_client::config::{
     TokenQuota,
 };
 use gateway_client::semantic::CacheConfig;
+use gateway_client::shared::{FailureMode, RedisOptions, connection::scrub_url};
 use secrecy::SecretString;
 
-use super::{CacheJudge, EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
+use super::{
+    CacheJudge, EmbedderSetting, RedisFailureMode, RetryAfterFormat, Settings, Switch, ToolRouting,
+};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 impl Settings {
+    /// How to reach Redis, when REDIS_URL is set (its credentials come separately when
+    /// REDIS_ENTRA_AUTH is on). Errors name the setting and never show a password.
+    pub fn redis_options(&self) -> Result<Option<RedisOptions>, String> {
+        let Some(raw) = self.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let urls: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let tls = |url: &str| url.starts_with("rediss://");
+        if let Some(bad) = urls.iter().find(|u| !u.starts_with("redis://") && !tls(u)) {
+            return Err(format!(
+                "REDIS_URL: `{}` is not a redis:// or rediss:// URL",
+                scrub_url(bad)
+            ));
+        }
+        if urls.len() > 1 && !self.redis_cluster {
+            return Err(format!(
+                "REDIS_URL lists {} servers: set REDIS_CLUSTER=true for a Redis Cluster",
+                urls.len()
+            ));
+        }
+        if urls.iter().any(|u| tls(u)) != urls.iter().all(|u| tls(u)) {
+            return Err("REDIS_URL mixes redis:// and rediss:// nodes".to_owned());
+        }
+        if self.redis_ca_cert.is_some() && !urls.iter().all(|u| tls(u)) {
+            return Err(
+                "REDIS_CA_CERT applies to rediss:// (TLS) only; REDIS_URL is redis://".to_owned(),
+            );
+        }
+        Ok(Some(RedisOptions {
+            urls,
+            cluster: self.redis_cluster,
+            extra_roots: self.redis_ca_cert.clone(),
+            failure_mode: match self.redis_failure_mode {
+                RedisFailureMode::Open => FailureMode::Open,
+                RedisFailureMode::Closed => FailureMode::Closed,
+            },
+            credentials: None,
+        }))
+    }
+
     /// What the router and its handlers read.
     pub fn http_settings(&self) -> HttpSettings {
         HttpSettings {
@@ -121,12 +169,14 @@ impl Settings {
         }
     }
 
-    /// Whether an Azure service is configured without its key, so Entra ID tokens are needed.
+    /// Whether an Azure service is configured without its key (or Redis signs in with Entra ID), so
+    /// Entra ID tokens are needed.
     pub fn needs_entra(&self) -> bool {
         let keyless = |endpoint: &Option<String>, key: &Option<SecretString>| {
             endpoint.as_ref().is_some_and(|e| !e.trim().is_empty()) && key.is_none()
         };
-        keyless(&self.azure_openai_endpoint, &self.azure_openai_api_key)
+        self.redis_entra_auth
+            || keyless(&self.azure_openai_endpoint, &self.azure_openai_api_key)
             || keyless(
                 &self.azure_content_safety_endpoint,
                 &self.azure_content_safety_key,

@@ -2,7 +2,10 @@
 
 use std::{fmt, num::NonZeroU32, str::FromStr, time::Duration};
 
-use gateway_client::config::{Price, Prices, SafetyPreset};
+use gateway_client::{
+    config::{Price, Prices, SafetyPreset},
+    shared::CaRoots,
+};
 use secrecy::SecretString;
 
 /// `MODEL_PRICES`: `model=input/output,…` in USD per million tokens.
@@ -246,4 +249,11 @@ impl FromStr for ToolRateLimits {
         }
         Ok(Self(limits))
     }
+}
+
+/// `REDIS_CA_CERT`: the file read and its certificates checked now, so a bad file stops the
+/// start rather than the first TLS handshake.
+pub(super) fn ca_roots(path: &str) -> Result<CaRoots, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    CaRoots::from_pem(pem).map_err(|why| format!("{path}: {why}"))
 }

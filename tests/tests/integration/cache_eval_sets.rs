@@ -34,14 +34,17 @@ const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.76),
     ("cache-tune.tsv", 0.68),
     ("cache-heldout.tsv", 0.61),
+    ("cache-heldout-v2.tsv", 0.60),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
-/// either mode: none.
+/// either mode. None on the sets the verifier was designed with; the fresh held-out set (v2,
+/// never looked into) draws 2 of its 271 near-misses, as measured when it was written.
 const MAX_WRONG_HITS: &[(&str, usize)] = &[
     ("cache-dev-set.tsv", 0),
     ("cache-tune.tsv", 0),
     ("cache-heldout.tsv", 0),
+    ("cache-heldout-v2.tsv", 2),
 ];
 
 /// The shared floor: every other set is optional.
