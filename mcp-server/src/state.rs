@@ -7,7 +7,11 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use agent::{Agent, McpTools, ToolRouter};
 use gateway_client::{
-    Gateway, GatewayError, MemoryStore, StateStore, pipeline, shared::RedisState,
+    Gateway, GatewayError, MemoryStore, StateStore, pipeline,
+    shared::{
+        RedisState,
+        credentials::{CredentialFeed, EntraRedisCredentials},
+    },
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tools::Instance;
@@ -73,13 +77,10 @@ impl AppState {
 /// The gateway on Redis when REDIS_URL is set, else on in-memory state.
 fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayError> {
     let config = settings.gateway_config();
-    let parts = match settings
-        .redis_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        Some(url) => {
-            let redis = RedisState::connect(url.trim()).map_err(GatewayError::Store)?;
+    let parts = match settings.redis_options().map_err(GatewayError::Startup)? {
+        Some(mut options) => {
+            options.credentials = redis_credentials(settings)?;
+            let redis = RedisState::connect_with(options).map_err(GatewayError::Store)?;
             pipeline::shared_parts(&config, redis, instance_id)?
         }
         None => {
@@ -90,10 +91,46 @@ fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayErr
     Gateway::from_parts(config, parts)
 }
 
+/// Credentials renewed on live Redis connections, when REDIS_ENTRA_AUTH is on: an Entra ID
+/// token for Azure Redis as the password, the identity's object id as the user.
+fn redis_credentials(settings: &Settings) -> Result<Option<CredentialFeed>, GatewayError> {
+    if !settings.redis_entra_auth {
+        return Ok(None);
+    }
+    let credential = pipeline::credential(&settings.gateway_config())?.ok_or_else(|| {
+        GatewayError::Startup("REDIS_ENTRA_AUTH=true needs an Entra ID credential".to_owned())
+    })?;
+    let source = EntraRedisCredentials::new(credential);
+    Ok(Some(CredentialFeed::start(Arc::new(source))))
+}
+
 /// Lets the key extractors ([`crate::auth::UsageViewer`]) reach the authenticator without
 /// knowing the state.
 impl KeyChecks for Arc<AppState> {
     fn authenticator(&self) -> &Authenticator {
         &self.authenticator
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn redis_entra_auth_takes_the_entra_credential() {
+        let off = Settings::from_map(&[("REDIS_URL", "rediss://cache:6380")]).unwrap();
+        assert!(redis_credentials(&off).unwrap().is_none());
+        let on = Settings::from_map(&[
+            ("REDIS_URL", "rediss://cache:6380"),
+            ("REDIS_ENTRA_AUTH", "true"),
+            ("AZURE_TENANT_ID", "tenant"),
+            ("AZURE_CLIENT_ID", "client"),
+            ("AZURE_CLIENT_SECRET", "secret"),
+            ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:9"),
+        ])
+        .unwrap();
+        assert!(on.needs_entra());
+        assert!(redis_credentials(&on).unwrap().is_some());
     }
 }

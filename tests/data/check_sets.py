@@ -12,6 +12,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 DEV, TUNE, HELDOUT = "cache-dev-set.tsv", "cache-tune.tsv", "cache-heldout.tsv"
+HELDOUT_V2 = "cache-heldout-v2.tsv"
 
 PARAPHRASE = [
     "synonym", "phrasal-verb", "morphology", "spelling", "hyphen-spacing",
@@ -96,20 +97,29 @@ def main():
             if (cached, query) in dev_pairs:
                 error(f"{where}: repeats a dev-set row")
 
-    tune_cached = {r[1] for r in tune}
-    for _, cached, _, _, where in heldout:
-        if cached in tune_cached:
-            error(f"{where}: cached prompt also cached in {TUNE}: {cached!r}")
-    # Any sentence (cached or query) shared between tune and held-out is a leak too.
-    tune_texts = {t for r in tune for t in (r[1], r[2])}
-    for _, cached, query, _, where in heldout:
-        for text in (cached, query):
-            if text in tune_texts:
-                error(f"{where}: text also appears in {TUNE}: {text!r}")
+    heldout_v2 = load(HELDOUT_V2, KINDS)
+    for _, cached, query, _, where in heldout_v2:
+        if (cached, query) in dev_pairs:
+            error(f"{where}: repeats a dev-set row")
 
-    for name, rows in ((DEV, dev), (TUNE, tune), (HELDOUT, heldout)):
+    # A held-out file shares no cached prompt and no sentence with the files written before it.
+    earlier = [(TUNE, tune)]
+    for held_name, held in ((HELDOUT, heldout), (HELDOUT_V2, heldout_v2)):
+        for name, rows in earlier:
+            cached_there = {r[1] for r in rows}
+            texts_there = {t for r in rows for t in (r[1], r[2])}
+            for _, cached, query, _, where in held:
+                if cached in cached_there:
+                    error(f"{where}: cached prompt also cached in {name}: {cached!r}")
+                for text in (cached, query):
+                    if text in texts_there:
+                        error(f"{where}: text also appears in {name}: {text!r}")
+        earlier.append((held_name, held))
+
+    all_sets = ((DEV, dev), (TUNE, tune), (HELDOUT, heldout), (HELDOUT_V2, heldout_v2))
+    for name, rows in all_sets:
         report(name, rows)
-    for name, rows in ((TUNE, tune), (HELDOUT, heldout)):
+    for name, rows in all_sets[1:]:
         if len(rows) < 260:
             error(f"{name}: only {len(rows)} rows, expected at least 260")
         missing = [k for k in KINDS if not any(r[0] == k for r in rows)]

@@ -135,8 +135,12 @@ impl Gateway {
         streaming: bool,
     ) -> Result<ChatAdmission, GatewayError> {
         let limit = governance::govern(&mut request, self.caps, streaming)?;
-        self.screen(context, || content_safety::prompt_text(&request))
-            .await?;
+        self.screen(
+            context,
+            || content_safety::prompt_text(&request),
+            Some(&request),
+        )
+        .await?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
@@ -171,8 +175,12 @@ impl Gateway {
         }
         let model =
             self.resolve_model(self.model_api.as_ref(), &mut request, &self.embedding_model)?;
-        self.screen(context, || content_safety::embedding_input_text(&request))
-            .await?;
+        self.screen(
+            context,
+            || content_safety::embedding_input_text(&request),
+            None,
+        )
+        .await?;
         let estimate = tokens::estimate_embedding_input(&model, &request);
         let reservation = self.budget.reserve(context, estimate).await?;
         Ok(EmbeddingsAdmission {
@@ -228,16 +236,23 @@ impl Gateway {
         Ok(model)
     }
 
-    /// Content safety on a prompt, before anything is reserved or sent.
+    /// Content safety on a prompt, before anything is reserved or sent; a chat `request`'s
+    /// user messages and tool results also go to Prompt Shields when they are on.
     async fn screen(
         &self,
         context: &CallContext,
         text: impl FnOnce() -> String,
+        request: Option<&Map<String, Value>>,
     ) -> Result<(), GatewayError> {
-        match &self.content_safety {
-            Some(safety) => safety.check(context, Direction::Prompt, &text()).await,
-            None => Ok(()),
-        }
+        let Some(safety) = &self.content_safety else {
+            return Ok(());
+        };
+        let shield = request
+            .filter(|_| safety.shields_prompts())
+            .map(content_safety::shield_input);
+        safety
+            .check_with(context, Direction::Prompt, &text(), shield.as_ref())
+            .await
     }
 }
 

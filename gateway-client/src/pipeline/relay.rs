@@ -64,7 +64,7 @@ impl Gateway {
             content_safety: self.content_safety.clone(),
             started: start.started,
         };
-        let accounting = self.accounting(context.api);
+        let accounting = self.accounting(self.model_api_for(context.api).provider_name());
         tokio::spawn(relay.run(chunks, admission.held, accounting, sender));
         ChatStream {
             model,

@@ -14,7 +14,7 @@ use crate::{
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
     config::QuotaPeriod,
-    context::{Api, CacheDirective, CallContext, Operation},
+    context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
     names::ModelLabels,
@@ -107,10 +107,10 @@ impl Gateway {
         }
     }
 
-    /// Metrics and the ledger for a call from `api`.
-    pub(super) fn accounting(&self, api: Api) -> Accounting {
+    /// Metrics and the ledger for a call to the model API of `provider`.
+    pub(super) fn accounting(&self, provider: &'static str) -> Accounting {
         Accounting {
-            provider: self.model_api_for(api).provider_name(),
+            provider,
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
@@ -125,7 +125,7 @@ impl Gateway {
         model: &str,
         usage: Usage,
     ) {
-        self.accounting(context.api)
+        self.accounting(self.model_api_for(context.api).provider_name())
             .record(context, operation, model, usage)
             .await;
     }

@@ -197,30 +197,32 @@ impl SharedCache {
         };
         let key = exact_key(partition, entry.exact);
         let max_len = self.max_log_entries;
-        let result = self
-            .redis
-            .run(|mut connection| async move {
-                redis::pipe()
-                    .cmd("SET")
-                    .arg(&key)
-                    .arg(&payload)
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .ignore()
-                    .cmd("XADD")
-                    .arg(STREAM)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(max_len)
-                    .arg("*")
-                    .arg("e")
-                    .arg(&payload)
-                    .ignore()
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
-            .await;
-        if let Err(error) = result {
+        // Two requests, sent together: the exact key and the stream live in different cluster
+        // slots (exact keys spread over the shards; the stream is one key).
+        let payload = payload.as_str();
+        let exact = self.redis.run(|mut connection| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(payload)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async::<()>(&mut connection)
+                .await
+        });
+        let log = self.redis.run(|mut connection| async move {
+            redis::cmd("XADD")
+                .arg(STREAM)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("e")
+                .arg(payload)
+                .query_async::<()>(&mut connection)
+                .await
+        });
+        let (exact, log) = tokio::join!(exact, log);
+        if let Err(error) = exact.and(log) {
             tracing::debug!(%error, "cache entry not shared");
         }
     }
@@ -264,12 +266,15 @@ impl ResponseCache for SharedCache {
             Ok(prompt) => prompt,
             Err(why) => return why.into(),
         };
-        if let Some(found) = self.local.find(&prompt).await {
-            return CacheLookup::Hit(found);
+        let local = self.local.look(&prompt).await;
+        if matches!(local, CacheLookup::Hit(_) | CacheLookup::Bypass) {
+            return local;
         }
-        self.fetch_exact(prompt.partition, prompt.exact)
-            .await
-            .into()
+        // Another instance's exact answer beats a local one still to be confirmed.
+        match self.fetch_exact(prompt.partition, prompt.exact).await {
+            Some(answer) => CacheLookup::Hit(answer),
+            None => local,
+        }
     }
 
     async fn store(

@@ -3,13 +3,21 @@
 //!
 //! - [`RedisState`]: the connection and its health. Every operation has a short deadline; two
 //!   failures in a row mark Redis unhealthy, and a background probe marks it healthy again, so
-//!   while Redis is down no request waits on it at all.
+//!   while Redis is down no request waits on it at all. It counts the round trips calls make.
+//! - [`connection`]: how Redis is reached: one server or a cluster, TLS with extra roots,
+//!   credentials, the failure mode.
+//! - [`credentials`]: credentials renewed while connections live (Entra ID tokens).
 //! - [`RedisStore`]: budgets and usage, one atomic Lua script per operation, with local
-//!   counting as the fallback while Redis is away.
+//!   counting as the fallback while Redis is away (or refusal, in closed failure mode).
 //! - [`SharedCache`]: the semantic cache's entries in Redis, so an exact repeat hits on any
 //!   instance at once and similar prompts within a second.
+//!
+//! Every multi-key operation keeps its keys in one cluster slot (`{hash tags}`), so the same
+//! code serves one Redis and a Redis Cluster.
 
 mod cache;
+pub mod connection;
+pub mod credentials;
 mod store;
 
 use std::{
@@ -21,9 +29,9 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use cache::SharedCache;
+pub use connection::{CaRoots, FailureMode, RedisConnection, RedisOptions, RoundTrips};
 pub use store::RedisStore;
 
 use crate::store::StoreError;
@@ -39,24 +47,34 @@ const FAILURES_TO_DEGRADE: u32 = 2;
 
 /// A Redis connection with a health flag.
 pub struct RedisState {
-    client: redis::Client,
-    connection: ConnectionManager,
+    options: RedisOptions,
+    /// What calls use; its round trips are what a call costs.
+    connection: RedisConnection,
+    /// The same connection, for the health probe (its round trips are background work).
+    probe: RedisConnection,
+    background: Arc<RoundTrips>,
     healthy: AtomicBool,
     consecutive_failures: AtomicU32,
     reason: Mutex<Option<String>>,
 }
 
 impl RedisState {
+    /// One Redis at `url`, with the defaults (see [`Self::connect_with`]).
+    pub fn connect(url: &str) -> Result<Arc<Self>, StoreError> {
+        Self::connect_with(RedisOptions::single(url))
+    }
+
     /// Connects lazily: a Redis that is down at start makes the instance start degraded, not
     /// fail.
-    pub fn connect(url: &str) -> Result<Arc<Self>, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    pub fn connect_with(options: RedisOptions) -> Result<Arc<Self>, StoreError> {
+        let connection = connection::open(&options, RoundTrips::new("calls"))?;
+        let background = RoundTrips::new("background");
+        let probe = connection.counting_into(background.clone());
         let state = Arc::new(Self {
-            client,
+            options,
             connection,
+            probe,
+            background,
             healthy: AtomicBool::new(true),
             consecutive_failures: AtomicU32::new(0),
             reason: Mutex::new(None),
@@ -73,7 +91,7 @@ impl RedisState {
             loop {
                 tick.tick().await;
                 let Some(state) = state.upgrade() else { return };
-                let mut connection = state.connection.clone();
+                let mut connection = state.probe.clone();
                 let ping = tokio::time::timeout(
                     PROBE_TIMEOUT,
                     redis::cmd("PING").query_async::<String>(&mut connection),
@@ -86,6 +104,20 @@ impl RedisState {
                 }
             }
         })
+    }
+
+    pub fn failure_mode(&self) -> FailureMode {
+        self.options.failure_mode
+    }
+
+    /// Requests calls have sent to Redis so far (each command, script or pipeline is one).
+    pub fn round_trips(&self) -> u64 {
+        self.connection.round_trips()
+    }
+
+    /// Requests sent by background work: the health probe and the cache's stream follower.
+    pub fn background_round_trips(&self) -> u64 {
+        self.background.get()
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -124,7 +156,7 @@ impl RedisState {
     /// While unhealthy it fails at once, so nothing waits on a dead Redis.
     pub async fn run<T, F, Fut>(&self, operation: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.is_healthy() {
@@ -151,17 +183,8 @@ impl RedisState {
     }
 
     /// A second, dedicated connection for blocking reads (a blocking read would hold up every
-    /// other command on the shared multiplexed connection).
-    pub fn dedicated_connection(&self) -> Result<ConnectionManager, StoreError> {
-        ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    /// other command on the shared multiplexed connection); its round trips are background work.
+    pub fn dedicated_connection(&self) -> Result<RedisConnection, StoreError> {
+        connection::open(&self.options, self.background.clone())
     }
-}
-
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(OPERATION_TIMEOUT))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500))
 }

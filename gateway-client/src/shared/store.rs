@@ -6,14 +6,15 @@
 //!
 //! While Redis is away, budgets fall back to this instance's local counters (each instance then
 //! enforces the full limit on its own: a deliberate trade of exactness for availability), and
-//! the ledger records locally. Both recover by themselves when Redis returns.
+//! the ledger records locally; in closed failure mode reservations are refused instead. Both
+//! recover by themselves when Redis returns.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::Script;
 
-use super::RedisState;
+use super::{FailureMode, RedisState};
 use crate::{
     period::{MINUTE_MS, minute_window},
     store::{Admission, MemoryStore, ReserveRequest, StateStore, StoreError, Ticket, UsageRecord},
@@ -84,9 +85,7 @@ impl RedisStore {
     async fn reserve_shared(&self, request: &ReserveRequest<'_>) -> Result<Admission, StoreError> {
         let window = minute_window(request.now_ms);
         let window_key = window_key(request.key, window);
-        let quota_key = request
-            .quota
-            .map_or_else(String::new, |q| quota_key(request.key, q.start_ms));
+        let quota_key = quota_key(request.key, request.quota.map(|q| q.start_ms));
         let (quota_limit, quota_end) = request.quota.map_or((-1i64, 0u64), |q| {
             (i64::try_from(q.limit).unwrap_or(i64::MAX), q.end_ms)
         });
@@ -135,8 +134,13 @@ fn window_key(key: &str, window_ms: u64) -> String {
     format!("tollgate:{{{key}}}:tpm:{window_ms}")
 }
 
-fn quota_key(key: &str, period_start_ms: u64) -> String {
-    format!("tollgate:{{{key}}}:quota:{period_start_ms}")
+/// Without a quota, a key the scripts never touch but in the same slot as the window's: a
+/// cluster refuses a script whose keys span slots.
+fn quota_key(key: &str, period_start_ms: Option<u64>) -> String {
+    match period_start_ms {
+        Some(start) => format!("tollgate:{{{key}}}:quota:{start}"),
+        None => format!("tollgate:{{{key}}}:quota:none"),
+    }
 }
 
 fn ledger_key(period_start_ms: u64) -> String {
@@ -160,7 +164,17 @@ impl StateStore for RedisStore {
     async fn reserve(&self, request: &ReserveRequest<'_>) -> Result<Admission, StoreError> {
         match self.reserve_shared(request).await {
             Ok(admission) => Ok(admission),
-            Err(_) => self.local.reserve(request).await,
+            Err(error) => match self.redis.failure_mode() {
+                FailureMode::Open => self.local.reserve(request).await,
+                FailureMode::Closed => {
+                    tracing::debug!(%error, "reservation refused: Redis unreachable");
+                    Err(StoreError::Unavailable(
+                        "shared budgets cannot be enforced while Redis is unreachable \
+                         (REDIS_FAILURE_MODE=closed)"
+                            .to_owned(),
+                    ))
+                }
+            },
         }
     }
 
@@ -169,9 +183,7 @@ impl StateStore for RedisStore {
         let keys = [
             window_key(&ticket.key, ticket.window_ms),
             window_key(&ticket.key, current),
-            ticket
-                .quota_start_ms
-                .map_or_else(String::new, |start| quota_key(&ticket.key, start)),
+            quota_key(&ticket.key, ticket.quota_start_ms),
         ];
         let same_window = u8::from(current == ticket.window_ms);
         let has_quota = u8::from(ticket.quota_start_ms.is_some());

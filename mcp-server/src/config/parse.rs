@@ -2,7 +2,10 @@
 
 use std::{fmt, num::NonZeroU32, str::FromStr, time::Duration};
 
-use gateway_client::config::{Price, Prices, SafetyPreset};
+use gateway_client::{
+    config::{Price, Prices, SafetyPreset},
+    shared::CaRoots,
+};
 use secrecy::SecretString;
 
 /// `MODEL_PRICES`: `model=input/output,…` in USD per million tokens.
@@ -52,16 +55,15 @@ pub(super) fn unit_interval(raw: &str) -> Result<f32, String> {
         .ok_or_else(|| format!("`{raw}` is not a number from 0 to 1"))
 }
 
-/// ANTHROPIC_BASE_URL: an `http://` or `https://` URL.
+/// An endpoint URL (AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT, AZURE_CONTENT_SAFETY_ENDPOINT…):
+/// `http` or `https` with a host.
 pub(super) fn http_url(raw: &str) -> Result<String, String> {
     let url = raw.trim();
-    let parsed = url
-        .parse::<http::Uri>()
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
-        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(url.to_owned()),
+        _ => Err(format!("`{url}` is not an http(s) URL with a host")),
     }
-    Ok(url.to_owned())
 }
 
 /// A value sent as an HTTP header (ANTHROPIC_VERSION): visible ASCII, not empty.
@@ -258,4 +260,11 @@ impl FromStr for ToolRateLimits {
         }
         Ok(Self(limits))
     }
+}
+
+/// `REDIS_CA_CERT`: the file read and its certificates checked now, so a bad file stops the
+/// start rather than the first TLS handshake.
+pub(super) fn ca_roots(path: &str) -> Result<CaRoots, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    CaRoots::from_pem(pem).map_err(|why| format!("{path}: {why}"))
 }

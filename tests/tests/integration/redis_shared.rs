@@ -9,7 +9,7 @@ use serde_json::Value;
 use tests::{
     TestServer,
     gateway::{chat_body, header, minute_headroom, post_chat, usage_report},
-    redis::RedisServer,
+    redis::{RedisServer, eventually},
     start_mock,
 };
 
@@ -33,24 +33,6 @@ async fn instance(
     ];
     flags.extend_from_slice(extra);
     TestServer::start(&flags).await
-}
-
-/// Polls `check` until it holds or `within` passes (state that propagates asynchronously).
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if started.elapsed() > within {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

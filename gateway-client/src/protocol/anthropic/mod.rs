@@ -123,6 +123,7 @@ pub fn error_type(error: &GatewayError) -> &'static str {
         GatewayError::NotConfigured | GatewayError::Store(_) => "overloaded_error",
         GatewayError::Timeout { .. } => "timeout_error",
         GatewayError::UpstreamAuth { .. }
+        | GatewayError::CredentialUnavailable { .. }
         | GatewayError::UpstreamFailed { .. }
         | GatewayError::CompletionLimitExceeded { .. }
         | GatewayError::Embed(_)
