@@ -48,6 +48,9 @@ pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;
 pub use model_api::{ByteStream, ModelApi};
 pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
-pub use protocol::{ModelCall, OpenAiChat, Protocol};
+pub use protocol::{
+    ModelCall, OpenAiChat, OpenAiResponses, Protocol, ResponsesCall, ResponsesEcho, ResponsesEvent,
+    ResponsesStream,
+};
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

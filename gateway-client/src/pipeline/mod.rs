@@ -180,6 +180,21 @@ impl Gateway {
         &self.chat_model
     }
 
+    /// The models this gateway serves: the configured chat and embedding models, then every
+    /// model with a price, each once.
+    pub fn served_models(&self) -> Vec<&str> {
+        let mut priced: Vec<&str> = self.prices.0.keys().map(String::as_str).collect();
+        priced.sort_unstable();
+        let mut models = vec![self.chat_model.as_str(), self.embedding_model.as_str()];
+        for model in priced {
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        models.dedup();
+        models
+    }
+
     pub fn state_store(&self) -> &'static str {
         self.store.kind()
     }
