@@ -41,6 +41,8 @@ pub enum Operation {
     Embeddings,
     /// A content-safety check on a moderation endpoint.
     Moderations,
+    /// A call passed to an upstream's own Responses API (`RESPONSES_UPSTREAM=native`).
+    Responses,
 }
 
 impl Operation {
@@ -49,6 +51,7 @@ impl Operation {
             Self::Chat => "chat",
             Self::Embeddings => "embeddings",
             Self::Moderations => "moderations",
+            Self::Responses => "responses",
         }
     }
 }

@@ -23,7 +23,7 @@ use axum::{
 };
 use futures::{StreamExt, stream};
 use gateway_client::{
-    Api, CallContext, ChatStream, GatewayError, OpenAiResponses, ResponsesCall, ResponsesEcho,
+    Api, CacheStatus, CallContext, ChatStream, GatewayError, OpenAiResponses, ResponsesCall, ResponsesEcho,
     ResponsesEvent, ResponsesStream,
 };
 use http::{StatusCode, header};
@@ -55,13 +55,29 @@ async fn respond(
         request,
     } = call?;
     context.api = Api::Responses;
+    let native = state
+        .responses_native
+        .then(|| OpenAiResponses.native_call(request.clone()));
     let ResponsesCall { call, echo } = OpenAiResponses.read(request)?;
+    let gateway = &state.gateway;
     if call.stream {
-        let stream = state.gateway.chat_stream(&context, call.request).await?;
+        let stream = match &native {
+            Some(native) => gateway.chat_native_stream(&context, call.request, native).await?,
+            None => gateway.chat_stream(&context, call.request).await?,
+        };
         return Ok(sse_response(stream, echo, &context));
     }
-    let outcome = state.gateway.chat(&context, call.request).await?;
-    let mut response = Json(echo.write_answer(&outcome.body)).into_response();
+    let outcome = match &native {
+        Some(native) => gateway.chat_native(&context, call.request, native).await?,
+        None => gateway.chat(&context, call.request).await?,
+    };
+    // A native answer is the upstream's own; a translated or cached one is a chat completion.
+    let body = if native.is_some() && outcome.cache != CacheStatus::Hit {
+        outcome.body
+    } else {
+        echo.write_answer(&outcome.body)
+    };
+    let mut response = Json(body).into_response();
     insert_gateway_headers(
         response.headers_mut(),
         outcome.cache,

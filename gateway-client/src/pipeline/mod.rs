@@ -14,7 +14,8 @@
 //! - [`settlement`]: reconcile the reservation to the real usage; metrics and the usage ledger;
 //!   content safety on the answer (when on: the tokens are spent, but a refused answer is
 //!   neither returned nor cached); cache store;
-//! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way.
+//! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way;
+//! - [`native`]: the same, for a call the upstream takes in the caller's own protocol.
 //!
 //! Streams settle when the stream ends, in a task of their own, so a slow or vanished client
 //! never holds the upstream open: a consumer that takes no chunk for
@@ -27,6 +28,7 @@
 mod admission;
 mod build;
 mod call;
+mod native;
 mod relay;
 mod settlement;
 #[cfg(test)]
@@ -44,6 +46,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
+pub use native::NativeCall;
 pub use relay::completion_as_chunks;
 
 use crate::{

@@ -6,6 +6,7 @@
 
 mod openai_chat;
 mod responses;
+mod responses_native;
 mod responses_stream;
 
 use serde_json::{Map, Value};

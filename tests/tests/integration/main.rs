@@ -33,6 +33,7 @@ mod mcp_tools;
 mod models_list;
 mod redis_shared;
 mod responses_api;
+mod responses_native;
 mod responses_sdk_clients;
 mod security_budget;
 mod security_cache_budget;

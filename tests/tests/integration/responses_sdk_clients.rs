@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mock_upstream::Reply;
+use mock_upstream::{MockUpstream, Reply};
 use serde_json::Value;
 use tests::gateway::{metric, scrape, start_keyed, usage_report};
 
@@ -50,16 +50,8 @@ async fn run_client(python: &Path, script: &str, args: &[String]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openai_sdk_and_the_agents_sdk_each_on_their_own_subscription() {
-    let Some(python) = tests::external::python() else {
-        return;
-    };
-    let mock = tests::start_mock().await;
-    let keys = format!("responses-sdk={SDK_KEY},responses-agents={AGENTS_KEY}");
-    let server = start_keyed(&mock.base_url(), &keys, &["--admin-key", ADMIN]).await;
-    let base_url = server.url("/v1");
-
+/// The OpenAI SDK's script against `base_url`, with the mock's replies queued for it.
+async fn run_openai_sdk(python: &Path, mock: &MockUpstream, base_url: &str, key: &str) {
     mock.push_many([
         Reply::text("Hello from tollgate.").with_usage(12, 5),
         Reply::stream(["Streams ", "arrive ", "in pieces."]).with_usage(8, 6),
@@ -67,9 +59,9 @@ async fn the_openai_sdk_and_the_agents_sdk_each_on_their_own_subscription() {
         Reply::text("It is rainy in Oslo.").with_usage(45, 7),
     ]);
     let sdk = run_client(
-        &python,
+        python,
         "openai_responses.py",
-        &[base_url.clone(), SDK_KEY.to_owned()],
+        &[base_url.to_owned(), key.to_owned()],
     )
     .await;
     assert_eq!(sdk["create"]["text"], "Hello from tollgate.");
@@ -86,6 +78,38 @@ async fn the_openai_sdk_and_the_agents_sdk_each_on_their_own_subscription() {
     assert_eq!(sdk["unsupported"]["exception"], "BadRequestError");
     assert_eq!(sdk["unsupported"]["code"], "unsupported_parameter");
     assert_eq!(sdk["unsupported"]["param"], "previous_response_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_passed_through_to_a_native_responses_upstream() {
+    let Some(python) = tests::external::python() else {
+        return;
+    };
+    let mock = tests::start_mock().await;
+    let keys = format!("responses-sdk-native={SDK_KEY}");
+    let flags = ["--admin-key", ADMIN, "--responses-upstream", "native"];
+    let server = start_keyed(&mock.base_url(), &keys, &flags).await;
+    run_openai_sdk(&python, &mock, &server.url("/v1"), SDK_KEY).await;
+    // Every call went to the mock's own Responses API, the unsupported one to none.
+    assert_eq!(mock.responses_requests().len(), 4);
+    assert!(mock.chat_requests().is_empty());
+    let report = usage_report(&tests::http_client(), &server, ADMIN).await;
+    let total = report["subscriptions"][0]["total_tokens"].clone();
+    assert_eq!(total, 17 + 14 + 40 + 52);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_and_the_agents_sdk_each_on_their_own_subscription() {
+    let Some(python) = tests::external::python() else {
+        return;
+    };
+    let mock = tests::start_mock().await;
+    let keys = format!("responses-sdk={SDK_KEY},responses-agents={AGENTS_KEY}");
+    let server = start_keyed(&mock.base_url(), &keys, &["--admin-key", ADMIN]).await;
+    let base_url = server.url("/v1");
+
+    run_openai_sdk(&python, &mock, &base_url, SDK_KEY).await;
+    assert_eq!(mock.chat_requests().len(), 4);
 
     mock.push_many([
         Reply::tool_call("get_weather", r#"{"city":"Oslo"}"#).with_usage(60, 10),
