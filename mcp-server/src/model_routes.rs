@@ -38,7 +38,9 @@ impl Shape {
 
     fn model(self, id: &str) -> Value {
         match self {
-            Self::OpenAi => json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"}),
+            Self::OpenAi => {
+                json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"})
+            }
             Self::Anthropic => json!({
                 "type": "model",
                 "id": id,
@@ -62,7 +64,8 @@ impl Shape {
     }
 
     fn not_found(self, id: &str) -> Response {
-        let message = format!("the model `{id}` is not served here; GET /v1/models lists those that are");
+        let message =
+            format!("the model `{id}` is not served here; GET /v1/models lists those that are");
         let body = match self {
             Self::OpenAi => json!({"error": {
                 "message": message,

@@ -23,8 +23,8 @@ use axum::{
 };
 use futures::{StreamExt, stream};
 use gateway_client::{
-    Api, CacheStatus, CallContext, ChatStream, GatewayError, OpenAiResponses, ResponsesCall, ResponsesEcho,
-    ResponsesEvent, ResponsesStream,
+    Api, CacheStatus, CallContext, ChatStream, GatewayError, OpenAiResponses, ResponsesCall,
+    ResponsesEcho, ResponsesEvent, ResponsesStream,
 };
 use http::{StatusCode, header};
 use serde_json::json;
@@ -62,7 +62,11 @@ async fn respond(
     let gateway = &state.gateway;
     if call.stream {
         let stream = match &native {
-            Some(native) => gateway.chat_native_stream(&context, call.request, native).await?,
+            Some(native) => {
+                gateway
+                    .chat_native_stream(&context, call.request, native)
+                    .await?
+            }
             None => gateway.chat_stream(&context, call.request).await?,
         };
         return Ok(sse_response(stream, echo, &context));

@@ -601,7 +601,11 @@ async fn answer_chat(
 }
 
 /// Usage for an answer: the override, else the deterministic estimates.
-pub(crate) fn usage(request: &ChatRequest<'_>, usage_override: Option<Usage>, output_chars: usize) -> Usage {
+pub(crate) fn usage(
+    request: &ChatRequest<'_>,
+    usage_override: Option<Usage>,
+    output_chars: usize,
+) -> Usage {
     usage_override
         .unwrap_or_else(|| Usage::new(request.prompt_tokens(), estimate_tokens(output_chars)))
 }

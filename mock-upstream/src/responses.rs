@@ -50,7 +50,11 @@ pub(crate) fn chat_body(body: &Value) -> Result<Value, &'static str> {
 }
 
 fn item_message(item: &Value) -> Option<Value> {
-    match item.get("type").and_then(Value::as_str).unwrap_or("message") {
+    match item
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message")
+    {
         "message" => {
             let content = match item.get("content") {
                 Some(Value::Array(parts)) => parts
@@ -62,10 +66,12 @@ fn item_message(item: &Value) -> Option<Value> {
             };
             Some(json!({"role": item.get("role"), "content": content}))
         }
-        "function_call" => Some(json!({"role": "assistant", "content": null, "tool_calls": [{
-            "id": item.get("call_id"), "type": "function",
-            "function": {"name": item.get("name"), "arguments": item.get("arguments")}
-        }]})),
+        "function_call" => Some(
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": item.get("call_id"), "type": "function",
+                "function": {"name": item.get("name"), "arguments": item.get("arguments")}
+            }]}),
+        ),
         "function_call_output" => Some(json!({
             "role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output")
         })),
@@ -123,7 +129,9 @@ pub(crate) async fn answer(
                 let calls = calls
                     .into_iter()
                     .enumerate()
-                    .map(|(index, (name, arguments))| (format!("call_mock{id}_{index}"), name, arguments))
+                    .map(|(index, (name, arguments))| {
+                        (format!("call_mock{id}_{index}"), name, arguments)
+                    })
                     .collect();
                 let deltas = content.into_iter().collect();
                 break Output {
@@ -135,7 +143,10 @@ pub(crate) async fn answer(
             }
         };
     };
-    let id = format!("resp_mock{}", shared.next_id.fetch_add(1, Ordering::Relaxed));
+    let id = format!(
+        "resp_mock{}",
+        shared.next_id.fetch_add(1, Ordering::Relaxed)
+    );
     let writer = Writer {
         id,
         model: request.model.clone(),
@@ -178,21 +189,29 @@ impl Writer {
     fn items(&self, output: &Output) -> Vec<Value> {
         let mut items = Vec::new();
         if !output.deltas.is_empty() {
-            items.push(message(&format!("msg_{}", self.id), &output.deltas.concat(), "completed"));
+            items.push(message(
+                &format!("msg_{}", self.id),
+                &output.deltas.concat(),
+                "completed",
+            ));
         }
         for (index, (call_id, name, arguments)) in output.calls.iter().enumerate() {
-            items.push(json!({"type": "function_call", "id": format!("fc_{}_{index}", self.id),
-                "call_id": call_id, "name": name, "arguments": arguments, "status": "completed"}));
+            items.push(
+                json!({"type": "function_call", "id": format!("fc_{}_{index}", self.id),
+                "call_id": call_id, "name": name, "arguments": arguments, "status": "completed"}),
+            );
         }
         items
     }
 
     fn response(&self, status: &str, output: &Output, done: bool) -> Value {
-        let usage = done.then(|| json!({
-            "input_tokens": output.usage.prompt_tokens,
-            "output_tokens": output.usage.completion_tokens,
-            "total_tokens": output.usage.total_tokens,
-        }));
+        let usage = done.then(|| {
+            json!({
+                "input_tokens": output.usage.prompt_tokens,
+                "output_tokens": output.usage.completion_tokens,
+                "total_tokens": output.usage.total_tokens,
+            })
+        });
         json!({
             "id": self.id, "object": "response", "created_at": self.created_at, "status": status,
             "model": self.model, "output": if done { self.items(output) } else { Vec::new() },
@@ -204,28 +223,46 @@ impl Writer {
     fn events(&self, output: &Output) -> (Vec<Bytes>, bool) {
         let mut events = Events::default();
         for name in ["response.created", "response.in_progress"] {
-            events.push(name, json!({"response": self.response("in_progress", output, false)}));
+            events.push(
+                name,
+                json!({"response": self.response("in_progress", output, false)}),
+            );
         }
         let items = self.items(output);
         let mut index = 0;
         if !output.deltas.is_empty() {
             let id = format!("msg_{}", self.id);
             let at = json!({"item_id": id, "output_index": 0, "content_index": 0});
-            events.push("response.output_item.added", json!({"output_index": 0, "item": message(&id, "", "in_progress")}));
-            events.push("response.content_part.added", with(&at, "part", json!({"type": "output_text", "text": ""})));
+            events.push(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": message(&id, "", "in_progress")}),
+            );
+            events.push(
+                "response.content_part.added",
+                with(&at, "part", json!({"type": "output_text", "text": ""})),
+            );
             for (sent, delta) in output.deltas.iter().enumerate() {
                 if output.fail_after == Some(sent) {
                     return (events.0, true);
                 }
-                events.push("response.output_text.delta", with(&at, "delta", json!(delta)));
+                events.push(
+                    "response.output_text.delta",
+                    with(&at, "delta", json!(delta)),
+                );
             }
             if output.fail_after.is_some() {
                 return (events.0, true);
             }
             let text = output.deltas.concat();
             events.push("response.output_text.done", with(&at, "text", json!(text)));
-            events.push("response.content_part.done", with(&at, "part", json!({"type": "output_text", "text": text})));
-            events.push("response.output_item.done", json!({"output_index": 0, "item": items[0]}));
+            events.push(
+                "response.content_part.done",
+                with(&at, "part", json!({"type": "output_text", "text": text})),
+            );
+            events.push(
+                "response.output_item.done",
+                json!({"output_index": 0, "item": items[0]}),
+            );
             index = 1;
         }
         for item in &items[index..] {
@@ -233,13 +270,28 @@ impl Writer {
             let mut added = item.clone();
             added["arguments"] = json!("");
             added["status"] = json!("in_progress");
-            events.push("response.output_item.added", json!({"output_index": index, "item": added}));
-            events.push("response.function_call_arguments.delta", with(&at, "delta", item["arguments"].clone()));
-            events.push("response.function_call_arguments.done", with(&at, "arguments", item["arguments"].clone()));
-            events.push("response.output_item.done", json!({"output_index": index, "item": item}));
+            events.push(
+                "response.output_item.added",
+                json!({"output_index": index, "item": added}),
+            );
+            events.push(
+                "response.function_call_arguments.delta",
+                with(&at, "delta", item["arguments"].clone()),
+            );
+            events.push(
+                "response.function_call_arguments.done",
+                with(&at, "arguments", item["arguments"].clone()),
+            );
+            events.push(
+                "response.output_item.done",
+                json!({"output_index": index, "item": item}),
+            );
             index += 1;
         }
-        events.push("response.completed", json!({"response": self.response("completed", output, true)}));
+        events.push(
+            "response.completed",
+            json!({"response": self.response("completed", output, true)}),
+        );
         (events.0, false)
     }
 }
@@ -267,6 +319,7 @@ impl Events {
     fn push(&mut self, name: &str, mut data: Value) {
         data["type"] = json!(name);
         data["sequence_number"] = json!(self.0.len());
-        self.0.push(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+        self.0
+            .push(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
     }
 }

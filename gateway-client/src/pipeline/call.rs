@@ -46,7 +46,9 @@ impl Gateway {
     ) -> Result<ChatOutcome, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(&mut request, false)?;
-        let result = self.chat_whole(context, model.clone(), request, native).await;
+        let result = self
+            .chat_whole(context, model.clone(), request, native)
+            .await;
         let outcome = match &result {
             Ok(done) => done.cache.as_str(),
             Err(error) => error.code(),

@@ -34,7 +34,12 @@ pub struct ResponsesEcho {
 }
 
 /// Parameters that ask for state this stateless gateway does not keep, refused when set.
-const STATEFUL: [&str; 4] = ["previous_response_id", "conversation", "prompt", "background"];
+const STATEFUL: [&str; 4] = [
+    "previous_response_id",
+    "conversation",
+    "prompt",
+    "background",
+];
 
 /// Parameters a `response` object repeats.
 const ECHOED: [&str; 11] = [
@@ -281,10 +286,10 @@ fn output_items(message: &Value) -> Vec<Value> {
         .flatten()
     {
         let text = |pointer: &str| call.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-        let call_id = call.get("id").and_then(Value::as_str).map_or_else(
-            || new_id("call"),
-            ToOwned::to_owned,
-        );
+        let call_id = call
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| new_id("call"), ToOwned::to_owned);
         items.push(function_call_item(
             &new_id("fc"),
             &call_id,
@@ -315,7 +320,9 @@ fn refuse_state(body: &Map<String, Value>) -> Result<(), GatewayError> {
             Some(_) => {
                 return Err(unsupported(
                     key,
-                    format!("`{key}` needs state this gateway does not keep: send the whole conversation as `input`"),
+                    format!(
+                        "`{key}` needs state this gateway does not keep: send the whole conversation as `input`"
+                    ),
                 ));
             }
         }
@@ -354,7 +361,11 @@ fn push_item(messages: &mut Vec<Value>, index: usize, item: &Value) -> Result<()
     let item = item
         .as_object()
         .ok_or_else(|| invalid(format!("input[{index}] must be an object")))?;
-    match item.get("type").and_then(Value::as_str).unwrap_or("message") {
+    match item
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message")
+    {
         "message" => messages.push(chat_message(index, item)?),
         "function_call" => push_function_call(messages, index, item)?,
         "function_call_output" => messages.push(function_output(index, item)?),
@@ -363,7 +374,9 @@ fn push_item(messages: &mut Vec<Value>, index: usize, item: &Value) -> Result<()
         other => {
             return Err(unsupported(
                 format!("input[{index}].type"),
-                format!("input items of type `{other}` are not served here: only messages, function calls and their outputs are"),
+                format!(
+                    "input items of type `{other}` are not served here: only messages, function calls and their outputs are"
+                ),
             ));
         }
     }
@@ -385,7 +398,11 @@ fn chat_message(index: usize, item: &Map<String, Value>) -> Result<Value, Gatewa
     let role = match string_field(item, index, "role")? {
         "developer" | "system" => "system",
         role @ ("user" | "assistant") => role,
-        other => return Err(invalid(format!("input[{index}] has an unknown role `{other}`"))),
+        other => {
+            return Err(invalid(format!(
+                "input[{index}] has an unknown role `{other}`"
+            )));
+        }
     };
     let content = match item.get("content") {
         Some(Value::String(text)) => Value::String(text.clone()),
@@ -414,7 +431,9 @@ fn chat_content(index: usize, parts: &[Value]) -> Result<Value, GatewayError> {
             _ => {
                 return Err(unsupported(
                     format!("input[{index}].content"),
-                    format!("content parts of type `{kind}` are not served here: text and image URLs are"),
+                    format!(
+                        "content parts of type `{kind}` are not served here: text and image URLs are"
+                    ),
                 ));
             }
         };
@@ -429,12 +448,15 @@ fn chat_content(index: usize, parts: &[Value]) -> Result<Value, GatewayError> {
 }
 
 fn chat_image(index: usize, part: &Value) -> Result<Value, GatewayError> {
-    let url = part.get("image_url").and_then(Value::as_str).ok_or_else(|| {
-        unsupported(
-            format!("input[{index}].content"),
-            "images are served by URL (`image_url`), not by file id",
-        )
-    })?;
+    let url = part
+        .get("image_url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            unsupported(
+                format!("input[{index}].content"),
+                "images are served by URL (`image_url`), not by file id",
+            )
+        })?;
     let mut image = json!({"url": url});
     if let Some(detail) = part.get("detail").filter(|d| d.is_string()) {
         image["detail"] = detail.clone();
@@ -533,7 +555,9 @@ fn chat_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, GatewayErro
                 .get("name")
                 .filter(|n| n.is_string())
                 .ok_or_else(|| invalid("`tool_choice` of type function needs a `name`"))?;
-            Ok(Some(json!({"type": "function", "function": {"name": name}})))
+            Ok(Some(
+                json!({"type": "function", "function": {"name": name}}),
+            ))
         }
         Some(_) => Err(unsupported(
             "tool_choice",
@@ -554,7 +578,9 @@ fn chat_response_format(text: Option<&Value>) -> Result<Option<Value>, GatewayEr
             let schema = format
                 .get("schema")
                 .filter(|s| s.is_object())
-                .ok_or_else(|| invalid("`text.format` of type json_schema needs a `schema` object"))?;
+                .ok_or_else(|| {
+                    invalid("`text.format` of type json_schema needs a `schema` object")
+                })?;
             let mut json_schema = json!({
                 "name": format.get("name").cloned().unwrap_or(json!("response")),
                 "schema": schema,
@@ -564,7 +590,9 @@ fn chat_response_format(text: Option<&Value>) -> Result<Option<Value>, GatewayEr
                     json_schema[key] = value.clone();
                 }
             }
-            Ok(Some(json!({"type": "json_schema", "json_schema": json_schema})))
+            Ok(Some(
+                json!({"type": "json_schema", "json_schema": json_schema}),
+            ))
         }
         _ => Err(invalid(
             "`text.format.type` must be text, json_object or json_schema",

@@ -129,21 +129,28 @@ impl EventReader {
     fn convert(&mut self, event: &Value, out: &mut Vec<Result<Bytes, GatewayError>>) {
         let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
         match text("type") {
-            "response.output_text.delta" => out.push(chunk(json!({"content": text("delta")}), None)),
+            "response.output_text.delta" => {
+                out.push(chunk(json!({"content": text("delta")}), None))
+            }
             "response.output_item.added"
                 if event.pointer("/item/type").and_then(Value::as_str) == Some("function_call") =>
             {
                 let item = &event["item"];
                 let index = self.calls.len();
-                self.calls
-                    .push(item.get("id").and_then(Value::as_str).unwrap_or("").to_owned());
+                self.calls.push(
+                    item.get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                );
                 let call = json!({"index": index, "id": item.get("call_id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": ""}});
                 out.push(chunk(json!({"tool_calls": [call]}), None));
             }
             "response.function_call_arguments.delta" => {
                 let index = self.calls.iter().position(|id| id == text("item_id"));
-                let call = json!({"index": index.unwrap_or(0), "function": {"arguments": text("delta")}});
+                let call =
+                    json!({"index": index.unwrap_or(0), "function": {"arguments": text("delta")}});
                 out.push(chunk(json!({"tool_calls": [call]}), None));
             }
             "response.completed" | "response.incomplete" => {
@@ -151,7 +158,9 @@ impl EventReader {
                 let finish = finish_reason(response, !self.calls.is_empty());
                 out.push(chunk(json!({}), Some(finish)));
                 let usage = response.get("usage").map(chat_usage);
-                out.push(Ok(sse(&json!({"object": "chat.completion.chunk", "choices": [], "usage": usage}))));
+                out.push(Ok(sse(
+                    &json!({"object": "chat.completion.chunk", "choices": [], "usage": usage}),
+                )));
                 out.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
             }
             "response.failed" | "error" => {
@@ -198,7 +207,10 @@ mod tests {
         });
         let chat = response_as_chat(&response);
         assert_eq!(chat["choices"][0]["message"]["content"], "Hi");
-        assert_eq!(chat["choices"][0]["message"]["tool_calls"][0]["id"], "call_1");
+        assert_eq!(
+            chat["choices"][0]["message"]["tool_calls"][0]["id"],
+            "call_1"
+        );
         assert_eq!(chat["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
             chat["usage"],
@@ -215,11 +227,16 @@ mod tests {
             json!({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": "{}"}),
             json!({"type": "response.completed", "response": {"usage": {"input_tokens": 2, "output_tokens": 3}}}),
         ];
-        let wire: String = events.iter().map(|e| format!("event: x\ndata: {e}\n\n")).collect();
+        let wire: String = events
+            .iter()
+            .map(|e| format!("event: x\ndata: {e}\n\n"))
+            .collect();
         // Split mid-event, as a network would.
         let (a, b) = wire.split_at(wire.len() / 2);
         let pieces = vec![Ok(Bytes::from(a.to_owned())), Ok(Bytes::from(b.to_owned()))];
-        let out: Vec<_> = events_as_chunks(Box::pin(stream::iter(pieces))).collect().await;
+        let out: Vec<_> = events_as_chunks(Box::pin(stream::iter(pieces)))
+            .collect()
+            .await;
         let data: Vec<String> = out
             .into_iter()
             .map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap())
@@ -234,7 +251,11 @@ mod tests {
 
         let failed = json!({"type": "response.failed", "response": {"error": {"message": "boom"}}});
         let pieces = vec![Ok(Bytes::from(format!("data: {failed}\n\n")))];
-        let out: Vec<_> = events_as_chunks(Box::pin(stream::iter(pieces))).collect().await;
-        assert!(matches!(&out[0], Err(GatewayError::UpstreamFailed { summary }) if summary == "boom"));
+        let out: Vec<_> = events_as_chunks(Box::pin(stream::iter(pieces)))
+            .collect()
+            .await;
+        assert!(
+            matches!(&out[0], Err(GatewayError::UpstreamFailed { summary }) if summary == "boom")
+        );
     }
 }

@@ -95,7 +95,11 @@ impl ResponsesStream {
         let mut events = Vec::with_capacity(1);
         let failure = json!({"code": error.code(), "message": error.to_string()});
         let response = self.response(Status::Failed, None, Some(failure));
-        self.emit(&mut events, "response.failed", json!({"response": response}));
+        self.emit(
+            &mut events,
+            "response.failed",
+            json!({"response": response}),
+        );
         events
     }
 

@@ -8,9 +8,7 @@ use gateway_client::config::{
 };
 use gateway_client::semantic::CacheConfig;
 
-use super::{
-    EmbedderSetting, ResponsesUpstream, RetryAfterFormat, Settings, Switch, ToolRouting,
-};
+use super::{EmbedderSetting, ResponsesUpstream, RetryAfterFormat, Settings, Switch, ToolRouting};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -278,7 +276,10 @@ mod tests {
     fn responses_go_native_to_openai_and_azure_and_are_translated_elsewhere() {
         assert!(native(&["--openai-api-key", "k"]));
         assert!(native(&["--openai-base-url", "https://api.openai.com/v1"]));
-        assert!(native(&["--azure-openai-endpoint", "https://x.openai.azure.com"]));
+        assert!(native(&[
+            "--azure-openai-endpoint",
+            "https://x.openai.azure.com"
+        ]));
         assert!(!native(&["--openai-base-url", "http://localhost:8080/v1"]));
         assert!(!native(&[
             "--openai-base-url",
@@ -286,8 +287,18 @@ mod tests {
         ]));
         assert!(!native(&[]));
         let local = "http://localhost:8080/v1";
-        assert!(native(&["--openai-base-url", local, "--responses-upstream", "native"]));
-        assert!(!native(&["--openai-api-key", "k", "--responses-upstream", "translate"]));
+        assert!(native(&[
+            "--openai-base-url",
+            local,
+            "--responses-upstream",
+            "native"
+        ]));
+        assert!(!native(&[
+            "--openai-api-key",
+            "k",
+            "--responses-upstream",
+            "translate"
+        ]));
         assert!(Settings::from_args(["--responses-upstream", "sometimes"]).is_err());
     }
 }

@@ -12,7 +12,12 @@ async fn server() -> TestServer {
     start_keyed(
         &mock.base_url(),
         &format!("models={KEY}"),
-        &["--chat-model", "gpt-4o-mini", "--embedding-model", "text-embedding-3-small"],
+        &[
+            "--chat-model",
+            "gpt-4o-mini",
+            "--embedding-model",
+            "text-embedding-3-small",
+        ],
     )
     .await
 }
@@ -70,7 +75,12 @@ async fn the_anthropic_list_when_anthropic_version_is_sent() {
     assert_eq!(list["last_id"], *served.last().unwrap());
     assert_eq!(list["data"][0]["type"], "model");
     assert_eq!(list["data"][0]["display_name"], "gpt-4o-mini");
-    assert!(list["data"][0]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        list["data"][0]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     let (status, model) = get(&server, "/v1/models/gpt-4o-mini", true).await;
     assert_eq!((status, model["type"].as_str()), (200, Some("model")));
     let (status, error) = get(&server, "/v1/models/claude-nothing", true).await;

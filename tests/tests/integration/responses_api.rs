@@ -176,7 +176,10 @@ fn check_golden(name: &str, rendered: &str) {
     }
     let golden = std::fs::read_to_string(&path)
         .expect("golden file missing: run with UPDATE_GOLDEN=1 and review it");
-    assert_eq!(rendered, golden, "{name} changed; UPDATE_GOLDEN=1 after review");
+    assert_eq!(
+        rendered, golden,
+        "{name} changed; UPDATE_GOLDEN=1 after review"
+    );
 }
 
 /// Every event names its type, and sequence numbers count up from 0.
@@ -199,7 +202,11 @@ async fn a_streamed_text_answer_matches_the_golden_event_sequence() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert!(header(&response, "content-type").unwrap().starts_with("text/event-stream"));
+    assert!(
+        header(&response, "content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert!(header(&response, "x-ratelimit-remaining-tokens").is_some());
     let events = events(response).await;
     assert_well_formed(&events);
@@ -255,7 +262,10 @@ async fn state_and_hosted_tools_are_refused_in_the_responses_error_shape() {
             "previous_response_id",
         ),
         (json!({"input": "x", "store": true}), "store"),
-        (json!({"input": "x", "conversation": "conv_1"}), "conversation"),
+        (
+            json!({"input": "x", "conversation": "conv_1"}),
+            "conversation",
+        ),
         (
             json!({"input": "x", "tools": [{"type": "web_search"}]}),
             "tools[0].type",
@@ -268,10 +278,7 @@ async fn state_and_hosted_tools_are_refused_in_the_responses_error_shape() {
         let response = post_responses(&server, "/v1/responses", &body).await;
         assert_eq!(response.status(), 400, "{body}");
         let error: Value = response.json().await.unwrap();
-        assert_eq!(
-            error["error"]["code"], "unsupported_parameter",
-            "{error}"
-        );
+        assert_eq!(error["error"]["code"], "unsupported_parameter", "{error}");
         assert_eq!(error["error"]["type"], "invalid_request_error");
         assert_eq!(error["error"]["param"], param);
         assert!(error["error"]["message"].as_str().unwrap().len() > 10);
@@ -317,7 +324,11 @@ async fn a_budget_refusal_is_a_rate_limit_error_with_retry_after() {
 #[tokio::test]
 async fn a_cached_answer_replays_as_a_responses_stream_and_chat_does_not_share_it() {
     let mock = start_mock().await;
-    let server = start_with_model(&mock.base_url(), &["--subscription-keys", &format!("responses={KEY}")]).await;
+    let server = start_with_model(
+        &mock.base_url(),
+        &["--subscription-keys", &format!("responses={KEY}")],
+    )
+    .await;
     mock.push(Reply::stream(["Paris is ", "the capital."]));
     let body = json!({"input": "What is the capital of France?", "stream": true});
     let first = post_responses(&server, "/v1/responses", &body).await;
@@ -392,5 +403,8 @@ async fn concurrent_calls_never_overshoot_the_budget() {
     // reservation (the prompt plus the 100 cap).
     assert_eq!(mock.chat_requests().len(), admitted);
     let spent = admitted as u64 * 110;
-    assert!(spent <= limit + 120, "{admitted} calls spent {spent} of {limit}");
+    assert!(
+        spent <= limit + 120,
+        "{admitted} calls spent {spent} of {limit}"
+    );
 }

@@ -29,7 +29,14 @@ async fn native_server(mock: &MockUpstream, flags: &[&str]) -> TestServer {
 }
 
 async fn post(server: &TestServer, body: &Value) -> reqwest::Response {
-    post_json(&tests::http_client(), server, "/v1/responses", Some(KEY), body).await
+    post_json(
+        &tests::http_client(),
+        server,
+        "/v1/responses",
+        Some(KEY),
+        body,
+    )
+    .await
 }
 
 /// `(event name, data)` of each event.
@@ -45,7 +52,10 @@ async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
                     .map(|v| v.trim_start().to_owned())
                     .unwrap()
             };
-            (field("event:"), serde_json::from_str(&field("data:")).unwrap())
+            (
+                field("event:"),
+                serde_json::from_str(&field("data:")).unwrap(),
+            )
         })
         .collect()
 }
@@ -131,7 +141,11 @@ async fn a_streamed_text_and_a_failure_mid_stream() {
 async fn unsupported_parameters_are_refused_before_the_upstream() {
     let mock = start_mock().await;
     let server = native_server(&mock, &[]).await;
-    let refused = post(&server, &json!({"input": "x", "tools": [{"type": "file_search"}]})).await;
+    let refused = post(
+        &server,
+        &json!({"input": "x", "tools": [{"type": "file_search"}]}),
+    )
+    .await;
     assert_eq!(refused.status(), 400);
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unsupported_parameter");
