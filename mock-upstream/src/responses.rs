@@ -92,56 +92,11 @@ struct Output {
 pub(crate) async fn answer(
     shared: &Arc<Shared>,
     request: &ChatRequest<'_>,
-    mut reply: Reply,
+    reply: Reply,
 ) -> Response {
-    let mut usage_override = None;
-    let output = loop {
-        reply = match reply {
-            Reply::Delay(delay, inner) => {
-                pause(delay).await;
-                *inner
-            }
-            Reply::WithUsage {
-                prompt_tokens,
-                completion_tokens,
-                reply: inner,
-            } => {
-                usage_override.get_or_insert(Usage::new(prompt_tokens, completion_tokens));
-                *inner
-            }
-            Reply::Status {
-                status,
-                retry_after,
-                message,
-            } => return wire::error_response(status, &message, retry_after),
-            Reply::RawJson(body) => return Json(body).into_response(),
-            Reply::RawSse(events) => return wire::sse_response(wire::raw_events(&events), false),
-            Reply::Text(text) => break text_output(request, usage_override, vec![text], None),
-            Reply::Stream { deltas, fail_after } => {
-                break text_output(request, usage_override, deltas, fail_after);
-            }
-            Reply::Flood { delta, chunks } => {
-                break text_output(request, usage_override, vec![delta; chunks], None);
-            }
-            Reply::ToolCalls { content, calls } => {
-                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                let chars = calls.iter().map(|(n, a)| n.len() + a.len()).sum();
-                let calls = calls
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, (name, arguments))| {
-                        (format!("call_mock{id}_{index}"), name, arguments)
-                    })
-                    .collect();
-                let deltas = content.into_iter().collect();
-                break Output {
-                    deltas,
-                    calls,
-                    usage: usage(request, usage_override, chars),
-                    fail_after: None,
-                };
-            }
-        };
+    let output = match output_of(shared, request, reply).await {
+        Ok(output) => output,
+        Err(verbatim) => return verbatim,
     };
     let id = format!(
         "resp_mock{}",
@@ -162,6 +117,70 @@ pub(crate) async fn answer(
         return response;
     }
     Json(writer.response("completed", &output, true)).into_response()
+}
+
+/// What a reply says, after its delays and usage overrides; or the answer to send as it is
+/// (an error status, raw JSON or raw events).
+async fn output_of(
+    shared: &Shared,
+    request: &ChatRequest<'_>,
+    mut reply: Reply,
+) -> Result<Output, Response> {
+    let mut usage_override = None;
+    loop {
+        reply = match reply {
+            Reply::Delay(delay, inner) => {
+                pause(delay).await;
+                *inner
+            }
+            Reply::WithUsage {
+                prompt_tokens,
+                completion_tokens,
+                reply: inner,
+            } => {
+                usage_override.get_or_insert(Usage::new(prompt_tokens, completion_tokens));
+                *inner
+            }
+            Reply::Status {
+                status,
+                retry_after,
+                message,
+            } => return Err(wire::error_response(status, &message, retry_after)),
+            Reply::RawJson(body) => return Err(Json(body).into_response()),
+            Reply::RawSse(events) => {
+                return Err(wire::sse_response(wire::raw_events(&events), false));
+            }
+            Reply::Text(text) => return Ok(text_output(request, usage_override, vec![text], None)),
+            Reply::Stream { deltas, fail_after } => {
+                return Ok(text_output(request, usage_override, deltas, fail_after));
+            }
+            Reply::Flood { delta, chunks } => {
+                return Ok(text_output(
+                    request,
+                    usage_override,
+                    vec![delta; chunks],
+                    None,
+                ));
+            }
+            Reply::ToolCalls { content, calls } => {
+                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let chars = calls.iter().map(|(n, a)| n.len() + a.len()).sum();
+                let calls = calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, (name, arguments))| {
+                        (format!("call_mock{id}_{index}"), name, arguments)
+                    })
+                    .collect();
+                return Ok(Output {
+                    deltas: content.into_iter().collect(),
+                    calls,
+                    usage: usage(request, usage_override, chars),
+                    fail_after: None,
+                });
+            }
+        };
+    }
 }
 
 fn text_output(
