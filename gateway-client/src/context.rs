@@ -11,6 +11,8 @@ pub enum Api {
     OpenAi,
     /// `/openai/deployments/...`, Azure style.
     AzureOpenAi,
+    /// The OpenAI Responses API (`/v1/responses` and its Azure forms).
+    Responses,
 }
 
 impl Api {
@@ -19,6 +21,15 @@ impl Api {
             Self::Agent => "agent",
             Self::OpenAi => "openai",
             Self::AzureOpenAi => "azure-openai",
+            Self::Responses => "openai-responses",
+        }
+    }
+
+    /// The wire protocol the caller speaks: the cache keeps each protocol's answers apart.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Self::Agent | Self::OpenAi | Self::AzureOpenAi => "openai-chat",
+            Self::Responses => "openai-responses",
         }
     }
 }
@@ -34,6 +45,8 @@ pub enum Operation {
     TextAnalyze,
     /// Azure AI Content Safety's Prompt Shields (`text:shieldPrompt`).
     ShieldPrompt,
+    /// A call passed to an upstream's own Responses API (`RESPONSES_UPSTREAM=native`).
+    Responses,
 }
 
 impl Operation {
@@ -44,6 +57,7 @@ impl Operation {
             Self::Moderations => "moderations",
             Self::TextAnalyze => "text_analyze",
             Self::ShieldPrompt => "shield_prompt",
+            Self::Responses => "responses",
         }
     }
 }

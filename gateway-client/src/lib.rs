@@ -50,7 +50,10 @@ pub use config::GatewayConfig;
 pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;
 pub use model_api::{ByteStream, ModelApi};
-pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
-pub use protocol::{ModelCall, OpenAiChat, Protocol};
+pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, NativeCall, StreamEvent};
+pub use protocol::{
+    ModelCall, OpenAiChat, OpenAiResponses, Protocol, ResponsesCall, ResponsesEcho, ResponsesEvent,
+    ResponsesStream,
+};
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

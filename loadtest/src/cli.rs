@@ -112,7 +112,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a fast, deterministic OpenAI-compatible stand-in model under /v1 (chat completions
-    /// with tool calls and streaming, embeddings, GET /v1/models) and Azure deployment routes.
+    /// with tool calls and streaming, the Responses API, embeddings, GET /v1/models) and Azure
+    /// deployment routes.
     MockUpstream(MockUpstreamArgs),
 }
 

@@ -10,6 +10,8 @@
 //! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
+//! - [`responses_routes`]: the OpenAI Responses API over the same gateway.
+//! - [`model_routes`]: the models served (`/v1/models`), in OpenAI's or Anthropic's shape.
 //! - [`admin`]: the chargeback report.
 //! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
@@ -30,6 +32,8 @@ pub mod gateway_routes;
 pub mod healthcheck;
 pub mod http;
 pub mod mcp;
+pub mod model_routes;
+pub mod responses_routes;
 pub mod retry_after;
 pub mod state;
 mod status_page;
@@ -140,6 +144,8 @@ mod module_order {
         "state",
         "status_page",
         "gateway_routes",
+        "responses_routes",
+        "model_routes",
         "agent_routes",
         "admin",
         "http",

@@ -5,10 +5,15 @@
 //! implementation, without changes to the pipeline.
 
 mod openai_chat;
+mod responses;
+mod responses_native;
+mod responses_stream;
 
 use serde_json::{Map, Value};
 
 pub use openai_chat::OpenAiChat;
+pub use responses::{OpenAiResponses, ResponsesCall, ResponsesEcho};
+pub use responses_stream::{ResponsesEvent, ResponsesStream};
 
 use crate::{context::Operation, error::GatewayError, pipeline::StreamEvent};
 
