@@ -13,6 +13,8 @@ pub enum Api {
     AzureOpenAi,
     /// `/v1/messages`, the Anthropic Messages API.
     Anthropic,
+    /// The OpenAI Responses API (`/v1/responses` and its Azure forms).
+    Responses,
 }
 
 impl Api {
@@ -22,6 +24,16 @@ impl Api {
             Self::OpenAi => "openai",
             Self::AzureOpenAi => "azure-openai",
             Self::Anthropic => "anthropic",
+            Self::Responses => "openai-responses",
+        }
+    }
+
+    /// The wire protocol the caller speaks: the cache keeps each protocol's answers apart.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Self::Agent | Self::OpenAi | Self::AzureOpenAi => "openai-chat",
+            Self::Responses => "openai-responses",
+            Self::Anthropic => "anthropic-messages",
         }
     }
 }
@@ -37,6 +49,8 @@ pub enum Operation {
     TextAnalyze,
     /// Azure AI Content Safety's Prompt Shields (`text:shieldPrompt`).
     ShieldPrompt,
+    /// A call passed to an upstream's own Responses API (`RESPONSES_UPSTREAM=native`).
+    Responses,
 }
 
 impl Operation {
@@ -47,6 +61,7 @@ impl Operation {
             Self::Moderations => "moderations",
             Self::TextAnalyze => "text_analyze",
             Self::ShieldPrompt => "shield_prompt",
+            Self::Responses => "responses",
         }
     }
 }

@@ -14,6 +14,9 @@ pub enum GatewayError {
     /// The request is malformed.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A parameter this gateway cannot serve (state kept between calls, a hosted tool).
+    #[error("{message}")]
+    UnsupportedParameter { param: String, message: String },
     /// The model (or Azure deployment) name is not acceptable; see `names`.
     #[error("{0}")]
     InvalidModel(String),
@@ -74,6 +77,7 @@ impl GatewayError {
         match self {
             Self::NotConfigured => "model_not_configured",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InvalidModel(_) => "invalid_model",
             Self::ExceedsBudget { .. } => "request_exceeds_budget",
             Self::BudgetExceeded { .. } => "token_budget_exceeded",

@@ -51,9 +51,10 @@ pub use config::GatewayConfig;
 pub use context::{Api, CacheDirective, CallContext, Operation};
 pub use error::GatewayError;
 pub use model_api::{ByteStream, ModelApi};
-pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
+pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, NativeCall, StreamEvent};
 pub use protocol::{
-    ModelCall, OpenAiChat, Protocol,
+    ModelCall, OpenAiChat, OpenAiResponses, Protocol, ResponsesCall, ResponsesEcho, ResponsesEvent,
+    ResponsesStream,
     anthropic::{AnthropicMessages, MessagesHeaders, MessagesStreamWriter},
 };
 pub use store::{MemoryStore, StateStore};

@@ -112,8 +112,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a fast, deterministic OpenAI-compatible stand-in model under /v1 (chat completions
-    /// with tool calls and streaming, embeddings, GET /v1/models), Azure deployment routes, and
-    /// an Anthropic-style POST /v1/messages (streaming, tools; a native Anthropic stand-in).
+    /// with tool calls and streaming, the Responses API, embeddings, GET /v1/models), Azure
+    /// deployment routes, and an Anthropic-style POST /v1/messages (streaming, tools; a native
+    /// Anthropic stand-in).
     MockUpstream(MockUpstreamArgs),
 }
 

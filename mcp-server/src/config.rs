@@ -212,6 +212,11 @@ pub struct Settings {
         value_parser = http_url
     )]
     pub azure_imds_endpoint: String,
+    /// How `/v1/responses` reaches the model: `native` passes it to the upstream's own Responses
+    /// API, `translate` turns it into chat completions (llama.cpp, vLLM, Ollama…), `auto` is native
+    /// when every upstream is OpenAI's API (api.openai.com) or Azure OpenAI, else translate.
+    #[arg(long, env = "RESPONSES_UPSTREAM", value_enum, default_value_t = ResponsesUpstream::Auto)]
+    pub responses_upstream: ResponsesUpstream,
 
     /// Chat model (or Azure deployment) name.
     #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini", value_parser = model_name)]
@@ -691,6 +696,14 @@ impl Settings {
         }
         Self::from_args(args)
     }
+}
+
+/// RESPONSES_UPSTREAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResponsesUpstream {
+    Auto,
+    Native,
+    Translate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

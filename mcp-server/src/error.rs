@@ -74,6 +74,7 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
     match error {
         GatewayError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
         GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        GatewayError::UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
         GatewayError::InvalidModel(_) => StatusCode::BAD_REQUEST,
         GatewayError::ExceedsBudget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         GatewayError::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -121,6 +122,7 @@ fn gateway_retry_after(error: &GatewayError) -> Option<Duration> {
         GatewayError::NotConfigured
         | GatewayError::InvalidRequest(_)
         | GatewayError::InvalidModel(_)
+        | GatewayError::UnsupportedParameter { .. }
         | GatewayError::ExceedsBudget { .. }
         | GatewayError::ContentBlocked { .. }
         | GatewayError::UpstreamRejected { .. }

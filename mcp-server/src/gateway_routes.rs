@@ -50,8 +50,8 @@ pub async fn embeddings(
 /// The call context and JSON body of one model call. An Azure-style route names the model in
 /// its path (the deployment), which wins over any `model` in the body.
 pub struct ModelCall {
-    context: CallContext,
-    request: Map<String, Value>,
+    pub(crate) context: CallContext,
+    pub(crate) request: Map<String, Value>,
 }
 
 impl FromRequest<Arc<AppState>> for ModelCall {

@@ -28,7 +28,7 @@ use tower_http::{
 use crate::{
     admin, agent_routes, auth,
     error::{self, ApiError},
-    gateway_routes, mcp, messages_routes,
+    gateway_routes, mcp, messages_routes, model_routes, responses_routes,
     state::AppState,
 };
 
@@ -66,6 +66,13 @@ pub fn app(
             post(gateway_routes::chat_completions),
         )
         .route("/v1/embeddings", post(gateway_routes::embeddings))
+        .route("/v1/responses", post(responses_routes::responses))
+        .route("/openai/v1/responses", post(responses_routes::responses))
+        .route("/openai/responses", post(responses_routes::responses))
+        .route("/v1/models", get(model_routes::list))
+        .route("/v1/models/{*id}", get(model_routes::get))
+        .route("/openai/v1/models", get(model_routes::list))
+        .route("/openai/v1/models/{*id}", get(model_routes::get))
         .route("/agent/chat", post(agent_routes::chat))
         .route("/agent/chat/stream", post(agent_routes::chat_stream))
         .route(

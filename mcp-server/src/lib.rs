@@ -11,6 +11,8 @@
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
 //! - [`messages_routes`]: the Anthropic Messages endpoints.
+//! - [`responses_routes`]: the OpenAI Responses API over the same gateway.
+//! - [`model_routes`]: the models served (`/v1/models`), in OpenAI's or Anthropic's shape.
 //! - [`admin`]: the chargeback report.
 //! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
@@ -32,6 +34,8 @@ pub mod healthcheck;
 pub mod http;
 pub mod mcp;
 pub mod messages_routes;
+pub mod model_routes;
+pub mod responses_routes;
 pub mod retry_after;
 pub mod state;
 mod status_page;
@@ -143,6 +147,8 @@ mod module_order {
         "status_page",
         "gateway_routes",
         "messages_routes",
+        "responses_routes",
+        "model_routes",
         "agent_routes",
         "admin",
         "http",

@@ -33,6 +33,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
     pub started: Instant,
+    /// `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
+    pub responses_native: bool,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             prometheus,
             mcp_traffic,
             started: Instant::now(),
+            responses_native: settings.responses_native(),
         })
     }
 }

@@ -7,6 +7,8 @@
 //! Routes:
 //! - `POST /v1/chat/completions`, `POST /openai/deployments/{deployment}/chat/completions`
 //! - `POST /v1/embeddings`, `POST /openai/deployments/{deployment}/embeddings`
+//! - `POST /v1/responses`: the Responses API (text, function calls, streams), answered from
+//!   the same queue as chat completions
 //! - `GET /v1/models`
 //! - `POST /v1/messages`: the Anthropic Messages API (streaming, tools), answered by the same
 //!   script and queue as chat completions, in Anthropic's shapes (the native Anthropic stand-in)
@@ -33,6 +35,7 @@ mod anthropic;
 mod embed;
 mod reply;
 mod request;
+mod responses;
 mod script;
 mod wire;
 
@@ -140,6 +143,11 @@ impl RecordedRequest {
     /// True for Anthropic Messages requests (`/v1/messages`).
     pub fn is_messages(&self) -> bool {
         self.route() == "/v1/messages"
+    }
+
+    /// True for Responses API requests.
+    pub fn is_responses(&self) -> bool {
+        self.route().ends_with("/responses")
     }
 
     /// True for embeddings requests (either route style).
@@ -258,6 +266,11 @@ impl MockUpstream {
     /// The Anthropic Messages requests received, in order.
     pub fn messages_requests(&self) -> Vec<RecordedRequest> {
         self.filtered(RecordedRequest::is_messages)
+    }
+
+    /// The Responses API requests received, in order.
+    pub fn responses_requests(&self) -> Vec<RecordedRequest> {
+        self.filtered(RecordedRequest::is_responses)
     }
 
     /// The embeddings requests received, in order.
@@ -394,6 +407,7 @@ fn app(shared: Arc<Shared>) -> Router {
             "/openai/deployments/{deployment}/embeddings",
             post(azure_embeddings),
         )
+        .route("/v1/responses", post(openai_responses))
         .route("/v1/models", get(models))
         .route("/v1/messages", post(anthropic_messages))
         .fallback(not_found)
@@ -531,6 +545,34 @@ async fn answer_request(
         Err(message) => return wire::error_response(400, message, None),
     };
     request.anthropic = anthropic;
+    match next_reply(shared, &request).await {
+        Ok(reply) => answer_chat(shared, &request, reply).await,
+        Err(injected) => injected,
+    }
+}
+
+/// `POST /v1/responses`: the same replies, in the Responses API's shapes.
+async fn openai_responses(State(shared): State<Arc<Shared>>, Recorded(body): Recorded) -> Response {
+    let Some(body) = body else {
+        return invalid_json();
+    };
+    let chat_body = match responses::chat_body(&body) {
+        Ok(chat_body) => chat_body,
+        Err(message) => return wire::error_response(400, message, None),
+    };
+    let request = match ChatRequest::parse(&chat_body, None, &shared.options.model) {
+        Ok(request) => request,
+        Err(message) => return wire::error_response(400, message, None),
+    };
+    match next_reply(&shared, &request).await {
+        Ok(reply) => responses::answer(&shared, &request, reply).await,
+        Err(injected) => injected,
+    }
+}
+
+/// The reply to a chat (or Responses) request after the configured latency: the next queued,
+/// else the default script's; or an injected failure.
+async fn next_reply(shared: &Arc<Shared>, request: &ChatRequest<'_>) -> Result<Reply, Response> {
     let options = &shared.options;
     let nth = shared.chat_count.fetch_add(1, Ordering::Relaxed) + 1;
     let injected = if hits(options.fail_429_every, nth) {
@@ -551,22 +593,19 @@ async fn answer_request(
     }
     pause(wait).await;
     match injected {
-        Some(429) => error_for(
-            &request,
+        Some(429) => Err(error_for(
+            request,
             429,
             "Rate limit reached for requests (injected by the mock upstream).",
             Some(1),
-        ),
-        Some(status) => error_for(
-            &request,
+        )),
+        Some(status) => Err(error_for(
+            request,
             status,
             "The server had an error while processing your request (injected by the mock upstream).",
             None,
-        ),
-        None => {
-            let reply = scripted.unwrap_or_else(|| script::default_reply(&request));
-            answer_chat(shared, &request, reply).await
-        }
+        )),
+        None => Ok(scripted.unwrap_or_else(|| script::default_reply(request))),
     }
 }
 
@@ -642,7 +681,11 @@ async fn answer_chat(
 }
 
 /// Usage for an answer: the override, else the deterministic estimates.
-fn usage(request: &ChatRequest<'_>, usage_override: Option<Usage>, output_chars: usize) -> Usage {
+pub(crate) fn usage(
+    request: &ChatRequest<'_>,
+    usage_override: Option<Usage>,
+    output_chars: usize,
+) -> Usage {
     usage_override
         .unwrap_or_else(|| Usage::new(request.prompt_tokens(), estimate_tokens(output_chars)))
 }
@@ -950,13 +993,13 @@ fn hits(every: Option<u32>, nth: u64) -> bool {
     every.is_some_and(|every| every > 0 && nth.is_multiple_of(u64::from(every)))
 }
 
-async fn pause(duration: Duration) {
+pub(crate) async fn pause(duration: Duration) {
     if !duration.is_zero() {
         tokio::time::sleep(duration).await;
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())

@@ -7,6 +7,7 @@ use tokio::{sync::mpsc, time::Instant};
 use super::{
     ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent,
     admission::ChatAdmission,
+    native::NativeCall,
     relay::{StreamStart, completion_as_chunks},
 };
 use crate::{
@@ -30,11 +31,24 @@ impl Gateway {
     pub async fn chat(
         &self,
         context: &CallContext,
+        request: Map<String, Value>,
+    ) -> Result<ChatOutcome, GatewayError> {
+        self.chat_via(context, request, None).await
+    }
+
+    /// A non-streamed chat call, sent as chat completions or, with `native`, in the caller's
+    /// own protocol.
+    pub(super) async fn chat_via(
+        &self,
+        context: &CallContext,
         mut request: Map<String, Value>,
+        native: Option<&NativeCall>,
     ) -> Result<ChatOutcome, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(context.api, &mut request, false)?;
-        let result = self.chat_whole(context, model.clone(), request).await;
+        let result = self
+            .chat_whole(context, model.clone(), request, native)
+            .await;
         let outcome = match &result {
             Ok(done) => done.cache.as_str(),
             Err(error) => error.code(),
@@ -51,6 +65,7 @@ impl Gateway {
         context: &CallContext,
         model: String,
         request: Map<String, Value>,
+        native: Option<&NativeCall>,
     ) -> Result<ChatOutcome, GatewayError> {
         let mut admission = self.admit_chat(context, model, request, false).await?;
         let cache_status = match self.lookup(context, &admission).await {
@@ -67,31 +82,55 @@ impl Gateway {
             Lookup::Miss => CacheStatus::Miss,
             Lookup::Bypass => CacheStatus::Bypass,
         };
-        let answer = self.ask_whole(context.api, &mut admission).await;
-        let body = admission.held.release_on_error(answer).await?;
-        self.settle_whole(context, admission, body, cache_status)
-            .await
+        let answer = self.ask_whole(context.api, &mut admission, native).await;
+        let (body, native_body) = admission.held.release_on_error(answer).await?;
+        let mut outcome = self
+            .settle_whole(context, admission, body, cache_status)
+            .await?;
+        if let Some(native_body) = native_body {
+            outcome.body = native_body;
+        }
+        Ok(outcome)
     }
 
-    /// The model API's whole answer, as JSON.
+    /// The model API's whole answer, as JSON in the neutral chat form, and as the upstream
+    /// wrote it when it was a native call.
     async fn ask_whole(
         &self,
         api: Api,
         admission: &mut ChatAdmission,
-    ) -> Result<Value, GatewayError> {
-        let body = serialize(&admission.request)?;
+        native: Option<&NativeCall>,
+    ) -> Result<(Value, Option<Value>), GatewayError> {
+        let (operation, body) = match native {
+            Some(native) => (native.operation, native.body_for(admission, false)?),
+            None => (Operation::Chat, serialize(&admission.request)?),
+        };
         let call =
             self.model_api_for(api)
-                .whole(Operation::Chat, &admission.model, body, self.deadline());
-        let answer = admission.held.sending(call).await?;
-        parse_answer(&answer)
+                .whole(operation, &admission.model, body, self.deadline());
+        let answer = parse_answer(&admission.held.sending(call).await?)?;
+        Ok(match native {
+            Some(native) => ((native.answer_as_chat)(&answer), Some(answer)),
+            None => (answer, None),
+        })
     }
 
     /// A streamed chat completion. Usage is reconciled when the stream ends.
     pub async fn chat_stream(
         &self,
         context: &CallContext,
+        request: Map<String, Value>,
+    ) -> Result<ChatStream, GatewayError> {
+        self.chat_stream_via(context, request, None).await
+    }
+
+    /// A streamed chat call, sent as chat completions or, with `native`, in the caller's own
+    /// protocol (its stream read back as chat chunks).
+    pub(super) async fn chat_stream_via(
+        &self,
+        context: &CallContext,
         mut request: Map<String, Value>,
+        native: Option<&NativeCall>,
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(context.api, &mut request, true)?;
@@ -121,7 +160,7 @@ impl Gateway {
             "stream_options".to_owned(),
             serde_json::json!({"include_usage": true}),
         );
-        let opened = self.open_stream(context.api, &mut admission).await;
+        let opened = self.open_stream(context.api, &mut admission, native).await;
         let chunks = admission.held.release_on_error(opened).await?;
         let start = StreamStart {
             cache_status,
@@ -135,15 +174,20 @@ impl Gateway {
         &self,
         api: Api,
         admission: &mut ChatAdmission,
+        native: Option<&NativeCall>,
     ) -> Result<ByteStream, GatewayError> {
-        let body = serialize(&admission.request)?;
-        let call = self.model_api_for(api).stream(
-            Operation::Chat,
-            &admission.model,
-            body,
-            self.deadline(),
-        );
-        admission.held.sending(call).await
+        let (operation, body) = match native {
+            Some(native) => (native.operation, native.body_for(admission, true)?),
+            None => (Operation::Chat, serialize(&admission.request)?),
+        };
+        let call =
+            self.model_api_for(api)
+                .stream(operation, &admission.model, body, self.deadline());
+        let chunks = admission.held.sending(call).await?;
+        Ok(match native {
+            Some(native) => (native.stream_as_chat)(chunks),
+            None => chunks,
+        })
     }
 
     /// Embeddings, with the budget, metrics and ledger (no cache).

@@ -16,7 +16,8 @@
 //! - [`settlement`]: reconcile the reservation to the real usage; metrics and the usage ledger;
 //!   content safety on the answer (when on: the tokens are spent, but a refused answer is
 //!   neither returned nor cached); cache store;
-//! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way.
+//! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way;
+//! - [`native`]: the same, for a call the upstream takes in the caller's own protocol.
 //!
 //! Streams settle when the stream ends, in a task of their own, so a slow or vanished client
 //! never holds the upstream open: a consumer that takes no chunk for
@@ -30,6 +31,7 @@ mod admission;
 mod build;
 mod call;
 mod judge;
+mod native;
 mod relay;
 mod settlement;
 #[cfg(test)]
@@ -47,6 +49,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 pub use build::{GatewayParts, build_embedder, credential, parts, semantic_cache, shared_parts};
+pub use native::NativeCall;
 pub use relay::completion_as_chunks;
 
 use crate::{
@@ -218,8 +221,23 @@ impl Gateway {
     fn model_api_for(&self, api: Api) -> &Arc<dyn ModelApi> {
         match api {
             Api::Anthropic => &self.messages_api,
-            Api::Agent | Api::OpenAi | Api::AzureOpenAi => &self.model_api,
+            Api::Agent | Api::OpenAi | Api::AzureOpenAi | Api::Responses => &self.model_api,
         }
+    }
+
+    /// The models this gateway serves: the configured chat and embedding models, then every
+    /// model with a price, each once.
+    pub fn served_models(&self) -> Vec<&str> {
+        let mut priced: Vec<&str> = self.prices.0.keys().map(String::as_str).collect();
+        priced.sort_unstable();
+        let mut models = vec![self.chat_model.as_str(), self.embedding_model.as_str()];
+        for model in priced {
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        models.dedup();
+        models
     }
 
     pub fn state_store(&self) -> &'static str {

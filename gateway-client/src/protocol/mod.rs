@@ -6,10 +6,15 @@
 
 pub mod anthropic;
 mod openai_chat;
+mod responses;
+mod responses_native;
+mod responses_stream;
 
 use serde_json::{Map, Value};
 
 pub use openai_chat::OpenAiChat;
+pub use responses::{OpenAiResponses, ResponsesCall, ResponsesEcho};
+pub use responses_stream::{ResponsesEvent, ResponsesStream};
 
 use crate::{context::Operation, error::GatewayError, pipeline::StreamEvent};
 

@@ -105,6 +105,7 @@ pub(super) fn analyse(
     };
     let unembedded = unembedded.to_le_bytes();
     let partition = fnv1a_parts(&[
+        context.api.protocol().as_bytes(),
         subscription.as_bytes(),
         model.as_bytes(),
         &parameters_hash(request).to_le_bytes(),

@@ -62,10 +62,15 @@ impl Backend {
             Operation::Moderations => "moderations",
             Operation::TextAnalyze => "contentsafety/text:analyze",
             Operation::ShieldPrompt => "contentsafety/text:shieldPrompt",
+            Operation::Responses => "responses",
         };
         match &self.config {
             BackendConfig::OpenAi { base_url, .. } => {
                 format!("{}/{path}", base_url.trim_end_matches('/'))
+            }
+            // Azure serves the Responses API on its v1 surface, the deployment in the body.
+            BackendConfig::Azure { endpoint, .. } if operation == Operation::Responses => {
+                format!("{}/openai/v1/{path}", endpoint.trim_end_matches('/'))
             }
             BackendConfig::Azure {
                 endpoint,
@@ -828,6 +833,10 @@ mod tests {
         assert_eq!(
             backend.url(Operation::Chat, "gpt 4o"),
             "https://example.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            backend.url(Operation::Responses, "gpt 4o"),
+            "https://example.openai.azure.com/openai/v1/responses"
         );
         assert_eq!(&*backend.label, "example.openai.azure.com");
     }

@@ -12,7 +12,8 @@ use gateway_client::shared::{FailureMode, RedisOptions, connection::scrub_url};
 use secrecy::SecretString;
 
 use super::{
-    CacheJudge, EmbedderSetting, RedisFailureMode, RetryAfterFormat, Settings, Switch, ToolRouting,
+    CacheJudge, EmbedderSetting, RedisFailureMode, ResponsesUpstream, RetryAfterFormat, Settings,
+    Switch, ToolRouting,
 };
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -144,6 +145,18 @@ impl Settings {
                 version: self.anthropic_version.clone(),
             })
             .collect()
+    }
+
+    /// Whether `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
+    pub fn responses_native(&self) -> bool {
+        match self.responses_upstream {
+            ResponsesUpstream::Native => true,
+            ResponsesUpstream::Translate => false,
+            ResponsesUpstream::Auto => {
+                let backends = self.backend_configs();
+                !backends.is_empty() && backends.iter().all(speaks_responses)
+            }
+        }
     }
 
     pub fn gateway_config(&self) -> GatewayConfig {
@@ -357,4 +370,61 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub retry_after_format: RetryAfterFormat,
+}
+
+/// Whether an upstream is known to serve the Responses API: Azure OpenAI, or OpenAI's own API.
+fn speaks_responses(backend: &BackendConfig) -> bool {
+    match backend {
+        BackendConfig::Azure { .. } => true,
+        BackendConfig::OpenAi { base_url, .. } => {
+            let after_scheme = base_url.split_once("://").map_or("", |(_, rest)| rest);
+            after_scheme.split(['/', ':', '?']).next() == Some("api.openai.com")
+        }
+        // Not a model upstream: it never takes a model call.
+        BackendConfig::ContentSafety { .. } => false,
+        // Only `/v1/messages` goes there.
+        BackendConfig::Anthropic { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn native(flags: &[&str]) -> bool {
+        Settings::from_args(flags.iter().copied())
+            .unwrap()
+            .responses_native()
+    }
+
+    #[test]
+    fn responses_go_native_to_openai_and_azure_and_are_translated_elsewhere() {
+        assert!(native(&["--openai-api-key", "k"]));
+        assert!(native(&["--openai-base-url", "https://api.openai.com/v1"]));
+        assert!(native(&[
+            "--azure-openai-endpoint",
+            "https://x.openai.azure.com"
+        ]));
+        assert!(!native(&["--openai-base-url", "http://localhost:8080/v1"]));
+        assert!(!native(&[
+            "--openai-base-url",
+            "https://api.openai.com/v1,http://127.0.0.1:11434/v1"
+        ]));
+        assert!(!native(&[]));
+        let local = "http://localhost:8080/v1";
+        assert!(native(&[
+            "--openai-base-url",
+            local,
+            "--responses-upstream",
+            "native"
+        ]));
+        assert!(!native(&[
+            "--openai-api-key",
+            "k",
+            "--responses-upstream",
+            "translate"
+        ]));
+        assert!(Settings::from_args(["--responses-upstream", "sometimes"]).is_err());
+    }
 }

@@ -111,6 +111,7 @@ pub fn error_body(kind: &str, message: &str) -> Value {
 pub fn error_type(error: &GatewayError) -> &'static str {
     match error {
         GatewayError::InvalidRequest(_)
+        | GatewayError::UnsupportedParameter { .. }
         | GatewayError::InvalidModel(_)
         | GatewayError::ExceedsBudget { .. } => "invalid_request_error",
         GatewayError::UpstreamRejected { status, .. } => status_type(*status),
