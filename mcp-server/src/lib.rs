@@ -6,7 +6,9 @@
 //! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
 //! - [`state`]: [`state::AppState`], what handlers share, with the typed settings they read.
 //! - [`http`]: the router, its layers and the small status handlers.
-//! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
+//! - [`oauth`]: the OAuth 2.1 resource server: access tokens from OAUTH_ISSUERS, the
+//!   protected-resource metadata, MCP_TOOL_SCOPES.
+//! - [`auth`]: subscription keys and tokens, and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
 //! - [`admin`]: the chargeback report.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod gateway_routes;
 pub mod http;
 pub mod mcp;
+pub mod oauth;
 pub mod retry_after;
 pub mod state;
 mod status_page;
@@ -133,6 +136,7 @@ mod module_order {
         "telemetry",
         "error",
         "connections",
+        "oauth",
         "auth",
         "mcp",
         "state",
