@@ -4,11 +4,13 @@
 //! before the server task starts, so a test can connect at once with no readiness wait.
 //! [`start_with_mock`] and [`start_with_model`] put a server in front of a model upstream.
 //! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests, [`raw`]
-//! HTTP/1.1 written by hand (odd paths, connection behaviour).
+//! HTTP/1.1 written by hand (odd paths, connection behaviour), [`oauth`] a local OpenID Connect
+//! issuer and the tokens it signs.
 
 pub mod agent;
 pub mod external;
 pub mod gateway;
+pub mod oauth;
 pub mod raw;
 pub mod redis;
 
