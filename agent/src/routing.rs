@@ -360,15 +360,23 @@ impl McpTools {
 type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What to tell the model when the MCP server refused a request with an HTTP status (429 or
-/// 5xx), or `None` for any other failure.
+/// 5xx, or a 403 for a missing scope), or `None` for any other failure.
 ///
 /// rmcp keeps the status and the server's `Retry-After` in its transport error, but its
 /// `Display` reads as Rust type names followed by "HTTP 429": nothing a model can act on.
 fn http_refusal(error: &rmcp::transport::DynamicTransportError) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
     while let Some(cause) = current {
-        if let Some(HttpError::HttpStatus(status)) = cause.downcast_ref::<HttpError>() {
-            return Some(describe_status(status));
+        match cause.downcast_ref::<HttpError>() {
+            Some(HttpError::HttpStatus(status)) => return Some(describe_status(status)),
+            // The caller's own rights do not cover this tool (MCP_TOOL_SCOPES on our /mcp).
+            Some(HttpError::InsufficientScope(refusal)) => {
+                let scope = refusal.get_required_scope().unwrap_or("another scope");
+                return Some(format!(
+                    "the caller may not call this tool: it needs the scope `{scope}` (HTTP 403)"
+                ));
+            }
+            _ => {}
         }
         current = cause.source();
     }

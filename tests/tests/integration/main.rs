@@ -30,6 +30,7 @@ mod mcp_http;
 mod mcp_rate_limit;
 mod mcp_schemas;
 mod mcp_tools;
+mod oauth_scopes;
 mod oauth_tokens;
 mod redis_shared;
 mod security_budget;
