@@ -52,6 +52,37 @@ impl ToolOutcome {
     }
 }
 
+/// Who the agent calls tools for: the caller's credential (sent back to this server's own
+/// `/mcp` only) and the tools the caller's token has no scope for (MCP_TOOL_SCOPES), refused
+/// here whatever the routing, so the agent never calls a tool its caller could not.
+#[derive(Debug, Clone, Default)]
+pub struct ToolCaller {
+    pub key: Option<SecretString>,
+    /// `(tool, scope it needs)`.
+    pub denied: Vec<(String, String)>,
+}
+
+impl ToolCaller {
+    /// A caller with this credential and every scope.
+    pub fn with_key(key: Option<SecretString>) -> Self {
+        Self {
+            key,
+            denied: Vec::new(),
+        }
+    }
+
+    fn refusal(&self, tool: &str) -> Option<ToolOutcome> {
+        self.denied
+            .iter()
+            .find(|(denied, _)| denied == tool)
+            .map(|(_, scope)| {
+                ToolOutcome::error(format!(
+                    "the caller may not call this tool: it needs the scope `{scope}`"
+                ))
+            })
+    }
+}
+
 pub enum ToolRouter {
     InProcess(Arc<Instance>),
     Mcp(McpTools),
@@ -69,8 +100,11 @@ impl ToolRouter {
         &self,
         name: &str,
         arguments: Map<String, Value>,
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
     ) -> ToolOutcome {
+        if let Some(refusal) = caller.refusal(name) {
+            return refusal;
+        }
         match self {
             Self::InProcess(instance) => match tools::call(instance, name, Some(arguments)) {
                 Ok(result) => ToolOutcome {
@@ -79,7 +113,7 @@ impl ToolRouter {
                 },
                 Err(error) => ToolOutcome::error(error.to_string()),
             },
-            Self::Mcp(mcp) => mcp.call(name, arguments, caller_key).await,
+            Self::Mcp(mcp) => mcp.call(name, arguments, caller.key.as_ref()).await,
         }
     }
 }

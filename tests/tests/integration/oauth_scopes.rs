@@ -173,39 +173,41 @@ async fn tools_list_shows_only_callable_tools_and_other_calls_are_refused() {
 }
 
 #[tokio::test]
-async fn the_agents_mcp_calls_run_with_the_callers_own_rights() {
+async fn the_agents_tool_calls_run_with_the_callers_own_rights_whatever_the_routing() {
     let key = SigningKey::rsa("agent-scopes");
     let issuer = Issuer::start(&[&key]).await;
-    let mock = start_mock().await;
-    let server = scoped_server(&issuer, &mock.base_url(), &["--tool-routing", "mcp"]).await;
     let echo_only = key.sign(&issuer.claims(AUDIENCE, "app-agent", "mcp.echo", &json!({})));
-
-    mock.push_many([
-        Reply::tool_call("summarize", r#"{"topic": "mcp"}"#),
-        Reply::tool_call("echo", r#"{"message": "allowed"}"#),
-        Reply::text("done"),
-    ]);
-    let response = tests::agent::client()
-        .post(server.url("/agent/chat"))
-        .bearer_auth(&echo_only)
-        .json(&json!({"message": "summarize then echo"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let summary: Value = response.json().await.unwrap();
-    let calls = tests::agent::tool_calls(&summary);
-    assert_eq!(calls.len(), 2, "{summary}");
-    assert_eq!(
-        (calls[0]["name"].as_str(), calls[0]["is_error"].as_bool()),
-        (Some("summarize"), Some(true)),
-        "{summary}"
-    );
-    let error = calls[0]["result"]["error"].as_str().unwrap();
-    assert!(error.contains("scope `api://tollgate/mcp.docs`"), "{error}");
-    assert_eq!(calls[1]["is_error"], false, "{summary}");
-    assert_eq!(calls[1]["routed_via"], "mcp", "{summary}");
-    assert_eq!(calls[1]["result"]["message"], "allowed", "{summary}");
+    for routing in ["mcp", "in-process"] {
+        let mock = start_mock().await;
+        let server = scoped_server(&issuer, &mock.base_url(), &["--tool-routing", routing]).await;
+        mock.push_many([
+            Reply::tool_call("summarize", r#"{"topic": "mcp"}"#),
+            Reply::tool_call("echo", r#"{"message": "allowed"}"#),
+            Reply::text("done"),
+        ]);
+        let response = tests::agent::client()
+            .post(server.url("/agent/chat"))
+            .bearer_auth(&echo_only)
+            .json(&json!({"message": "summarize then echo"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{routing}");
+        let summary: Value = response.json().await.unwrap();
+        let calls = tests::agent::tool_calls(&summary);
+        assert_eq!(calls.len(), 2, "{summary}");
+        assert_eq!(calls[0]["name"], "summarize", "{summary}");
+        assert_eq!(calls[0]["is_error"], true, "{routing}: {summary}");
+        let error = calls[0]["result"]["error"].as_str().unwrap();
+        assert!(
+            error.contains("scope `api://tollgate/mcp.docs`"),
+            "{routing}: {error}"
+        );
+        assert_eq!(calls[1]["is_error"], false, "{summary}");
+        assert_eq!(calls[1]["routed_via"], routing, "{summary}");
+        assert_eq!(calls[1]["result"]["message"], "allowed", "{summary}");
+        server.stop().await;
+    }
 }
 
 #[tokio::test]
