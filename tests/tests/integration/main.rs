@@ -25,6 +25,7 @@ mod gateway_quota;
 mod gateway_resilience;
 mod gateway_usage;
 mod loadtest_e2e;
+mod mcp_content;
 mod mcp_fast_path;
 mod mcp_http;
 mod mcp_rate_limit;
