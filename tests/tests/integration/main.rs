@@ -26,6 +26,7 @@ mod gateway_resilience;
 mod gateway_usage;
 mod loadtest_e2e;
 mod mcp_content;
+mod mcp_external_clients;
 mod mcp_fast_path;
 mod mcp_http;
 mod mcp_rate_limit;
