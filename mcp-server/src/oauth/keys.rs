@@ -99,18 +99,25 @@ impl IssuerKeys {
     }
 
     /// The keys that may have signed a token with this key id and algorithm, fetching the JWKS
-    /// again when none is held (or the held ones are old), within the rate limit.
+    /// again when none is held, within the rate limit. Held keys that are old are used while
+    /// a refresh runs in the background, so no request waits on the provider for them.
     pub async fn candidates(
-        &self,
+        self: &Arc<Self>,
         key_id: Option<&str>,
         algorithm: Algorithm,
     ) -> Result<Vec<VerifyingKey>, TokenError> {
         let held = self.snapshot();
         let found = held.matching(key_id, algorithm);
-        if !found.is_empty() && !held.is_stale() {
+        if !found.is_empty() {
+            if held.is_stale() {
+                self.refresh_in_background(held);
+            }
             return Ok(found);
         }
-        let refreshed = self.refresh(&held).await;
+        let refreshed = {
+            let mut state = self.refresh.lock().await;
+            self.refresh(&mut state, &held).await
+        };
         let now_held = self.snapshot();
         let found = now_held.matching(key_id, algorithm);
         match (found.is_empty(), refreshed, now_held.keys.is_empty()) {
@@ -128,9 +135,18 @@ impl IssuerKeys {
         }
     }
 
+    /// One refresh at a time: when one is already running, this one is not needed.
+    fn refresh_in_background(self: &Arc<Self>, seen: Arc<KeySet>) {
+        let keys = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Ok(mut state) = keys.refresh.try_lock() {
+                let _ = keys.refresh(&mut state, &seen).await;
+            }
+        });
+    }
+
     /// Fetches the keys again unless another caller just did or the rate limit says no.
-    async fn refresh(&self, seen: &Arc<KeySet>) -> Result<(), String> {
-        let mut state = self.refresh.lock().await;
+    async fn refresh(&self, state: &mut RefreshState, seen: &Arc<KeySet>) -> Result<(), String> {
         // Someone refreshed while we waited for the lock: use theirs.
         if !Arc::ptr_eq(seen, &self.snapshot()) {
             return Ok(());
@@ -147,7 +163,7 @@ impl IssuerKeys {
             return Err("the key refresh limit was reached".to_owned());
         }
         state.recent.push_back(now);
-        let fetched = self.fetch(&mut state).await;
+        let fetched = self.fetch(state).await;
         match fetched {
             Ok(keys) => {
                 let set = Arc::new(KeySet {

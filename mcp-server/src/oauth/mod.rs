@@ -83,7 +83,7 @@ pub enum Challenge<'a> {
 
 /// The resource server: validates tokens, serves metadata, writes challenges.
 pub struct OAuth {
-    issuers: Vec<IssuerKeys>,
+    issuers: Vec<Arc<IssuerKeys>>,
     audiences: Vec<String>,
     subscription_claims: Vec<String>,
     /// The protected resource: PUBLIC_URL + `/mcp`.
@@ -106,7 +106,7 @@ impl OAuth {
             issuers: settings
                 .issuers
                 .iter()
-                .map(|issuer| IssuerKeys::new(issuer.clone(), client.clone()))
+                .map(|issuer| Arc::new(IssuerKeys::new(issuer.clone(), client.clone())))
                 .collect(),
             audiences: settings.audiences.clone(),
             subscription_claims: settings.subscription_claims.clone(),
@@ -159,7 +159,7 @@ impl OAuth {
     pub fn metadata(&self) -> Value {
         let mut document = json!({
             "resource": self.resource,
-            "authorization_servers": self.issuers.iter().map(IssuerKeys::issuer).collect::<Vec<_>>(),
+            "authorization_servers": self.issuers.iter().map(|keys| keys.issuer()).collect::<Vec<_>>(),
             "bearer_methods_supported": ["header"],
             "resource_name": "tollgate",
         });
