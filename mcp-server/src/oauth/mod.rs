@@ -98,7 +98,8 @@ impl OAuth {
     /// `scopes_supported`: the scopes clients may request, as they request them.
     pub fn new(settings: &OAuthSettings, scopes_supported: Vec<String>) -> Result<Self, String> {
         let client = gateway_client::tls::client_builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could lead off https; providers serve these documents directly.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| format!("cannot build the HTTP client for OAUTH_ISSUERS: {error}"))?;
         let public_url = trim_slash(&settings.public_url);
