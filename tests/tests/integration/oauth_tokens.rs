@@ -320,3 +320,20 @@ async fn a_tokens_claim_is_the_subscription_charged_on_the_gateway_and_agent_rou
         .collect();
     assert_eq!(names, ["app-chargeback"], "{own}");
 }
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_a_503_not_a_401() {
+    let (listener, addr) = tests::bind_loopback().await;
+    drop(listener);
+    let issuer_url = format!("http://{addr}");
+    let server =
+        TestServer::start(&["--oauth-issuers", &issuer_url, "--public-url", PUBLIC_URL]).await;
+    let key = SigningKey::ec("down");
+    let claims = json!({"iss": issuer_url, "aud": AUDIENCE, "azp": "app", "exp": now() + 600});
+    let token = key.sign(&claims);
+    let response = list_tools(&server, Some(&token)).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_keys_unavailable", "{body}");
+    assert!(!body.to_string().contains(&token));
+}
