@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::AgentError;
-pub use routing::{McpEndpoint, McpTools, ToolRouter};
+pub use routing::{McpEndpoint, McpTools, ToolCaller, ToolRouter};
 pub use turn::AgentEvent;
 
 /// Longest user message accepted, in characters.

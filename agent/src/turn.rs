@@ -9,7 +9,6 @@ use futures::StreamExt;
 use gateway_client::{
     CacheDirective, CacheStatus, CallContext, StreamEvent, Usage, assemble::AssembledAnswer,
 };
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -17,7 +16,7 @@ use crate::{
     Agent, AgentError, CacheCounts, ChatRequest, ToolCallRecord, TurnResult,
     answer::{AssistantTurn, RequestedCall, parse_arguments},
     instructions::{SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS},
-    routing::ToolOutcome,
+    routing::{ToolCaller, ToolOutcome},
 };
 
 /// What the streaming route reports while a turn runs.
@@ -46,12 +45,12 @@ impl Agent {
     pub async fn run(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
         request: &ChatRequest,
     ) -> Result<TurnResult, AgentError> {
         request.validate()?;
         let deadline = self.config.turn_deadline;
-        tokio::time::timeout(deadline, self.run_loop(context, caller_key, request, None))
+        tokio::time::timeout(deadline, self.run_loop(context, caller, request, None))
             .await
             .unwrap_or(Err(AgentError::Timeout(deadline)))
     }
@@ -61,7 +60,7 @@ impl Agent {
     pub async fn run_streaming(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
         request: &ChatRequest,
         events: mpsc::Sender<AgentEvent>,
     ) {
@@ -70,7 +69,7 @@ impl Agent {
             Err(error) => Err(error),
             Ok(()) => tokio::time::timeout(
                 deadline,
-                self.run_loop(context, caller_key, request, Some(&events)),
+                self.run_loop(context, caller, request, Some(&events)),
             )
             .await
             .unwrap_or(Err(AgentError::Timeout(deadline))),
@@ -85,7 +84,7 @@ impl Agent {
     async fn run_loop(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
         request: &ChatRequest,
         events: Events<'_>,
     ) -> Result<TurnResult, AgentError> {
@@ -107,7 +106,7 @@ impl Agent {
                 if !turn.content.trim().is_empty() {
                     kept_text.push(turn.content.trim().to_owned());
                 }
-                let records = self.run_tools(&turn.tool_calls, caller_key, events).await;
+                let records = self.run_tools(&turn.tool_calls, caller, events).await;
                 push_tool_round(&mut messages, &turn, &records);
                 trace.tool_calls.extend(records);
                 continue;
@@ -217,7 +216,7 @@ impl Agent {
     async fn run_tools(
         &self,
         calls: &[RequestedCall],
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
         events: Events<'_>,
     ) -> Vec<ToolCallRecord> {
         let runs = calls.iter().map(|call| async move {
@@ -227,7 +226,7 @@ impl Agent {
                     let shown = Value::Object(arguments.clone());
                     let outcome = match tokio::time::timeout(
                         self.config.tool_timeout,
-                        self.tools.call(&call.name, arguments, caller_key),
+                        self.tools.call(&call.name, arguments, caller),
                     )
                     .await
                     {

@@ -5,7 +5,7 @@
 
 use std::{convert::Infallible, sync::Arc};
 
-use agent::{AgentEvent, ChatRequest, ToolCallRecord, TurnResult};
+use agent::{AgentEvent, ChatRequest, ToolCallRecord, ToolCaller, TurnResult};
 use axum::{
     Json,
     extract::{FromRequest, Request, State},
@@ -69,6 +69,28 @@ impl FromRequest<Arc<AppState>> for AgentCall {
     }
 }
 
+/// The agent's tool calls run with the caller's own rights: its credential, and no tool its
+/// token has no scope for.
+fn tool_caller(state: &AppState, caller: &Caller) -> ToolCaller {
+    let denied = tools::catalog()
+        .iter()
+        .filter_map(|spec| {
+            caller
+                .missing_scope(spec.name, &state.tool_scopes)
+                .map(|scope| {
+                    (
+                        spec.name.to_owned(),
+                        state.tool_scopes.requested_form(scope),
+                    )
+                })
+        })
+        .collect();
+    ToolCaller {
+        key: caller.key.clone(),
+        denied,
+    }
+}
+
 pub async fn chat(
     State(state): State<Arc<AppState>>,
     call: AgentCall,
@@ -78,10 +100,8 @@ pub async fn chat(
         context,
         request,
     } = call;
-    let turn = state
-        .agent
-        .run(&context, caller.key.as_ref(), &request)
-        .await?;
+    let tool_caller = tool_caller(&state, &caller);
+    let turn = state.agent.run(&context, &tool_caller, &request).await?;
     Ok(Json(ChatReply {
         turn: &turn,
         instance_id: &state.instance.id,
@@ -100,10 +120,10 @@ pub async fn chat_stream(
     } = call;
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
-    let key = caller.key.clone();
+    let tool_caller = tool_caller(&state, &caller);
     let task = tokio::spawn(async move {
         agent
-            .run_streaming(&context, key.as_ref(), &request, sender)
+            .run_streaming(&context, &tool_caller, &request, sender)
             .await;
     });
     let instance_id: Arc<str> = Arc::from(state.instance.id.as_str());

@@ -32,6 +32,12 @@ pub enum ApiError {
     /// A subscription key was given but matches no subscription.
     #[error("the subscription key is not valid")]
     InvalidKey,
+    /// An access token was refused; the text says why (never quoting the token).
+    #[error("{0}")]
+    InvalidToken(String),
+    /// An access token could not be checked: its issuer's keys cannot be fetched.
+    #[error("the access token cannot be checked now: its issuer's signing keys are unavailable")]
+    TokenKeysUnavailable,
     /// A key that may not see this resource.
     #[error("{0}")]
     Forbidden(String),
@@ -161,7 +167,8 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::MissingKey | Self::InvalidKey | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TokenKeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -190,6 +197,8 @@ impl ApiError {
             Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::MissingKey => "missing_subscription_key",
             Self::InvalidKey => "invalid_subscription_key",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::TokenKeysUnavailable => "token_keys_unavailable",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",

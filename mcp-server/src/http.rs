@@ -28,7 +28,7 @@ use tower_http::{
 use crate::{
     admin, agent_routes, auth,
     error::{self, ApiError},
-    gateway_routes, mcp, model_routes, responses_routes,
+    gateway_routes, mcp, model_routes, oauth, responses_routes,
     state::AppState,
 };
 
@@ -51,6 +51,11 @@ pub fn app(
             &state.mcp,
             state.instance.clone(),
             state.mcp_traffic.clone(),
+            mcp::McpAccess {
+                scopes: state.tool_scopes.clone(),
+                oauth: state.oauth.clone(),
+                open: state.authenticator.is_open(),
+            },
             shutdown,
         ),
     );
@@ -90,6 +95,11 @@ pub fn app(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/admin/usage", get(admin::usage))
+        .route(oauth::METADATA_PATH, get(protected_resource_metadata))
+        .route(
+            &format!("{}/mcp", oauth::METADATA_PATH),
+            get(protected_resource_metadata),
+        )
         .layer(short_deadline);
 
     let routes = open
@@ -198,6 +208,24 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         uptime_seconds: state.started.elapsed().as_secs(),
     })
     .into_response()
+}
+
+/// RFC 9728 protected-resource metadata (both the root and the `/mcp`-suffixed form describe
+/// the MCP endpoint), built from PUBLIC_URL so it is right behind a proxy; 404 without
+/// OAUTH_ISSUERS.
+async fn protected_resource_metadata(State(state): State<Arc<AppState>>) -> Response {
+    match &state.oauth {
+        Some(oauth) => (
+            [(header::CACHE_CONTROL, "public, max-age=3600")],
+            Json(oauth.metadata()),
+        )
+            .into_response(),
+        None => ApiError::NotFound(
+            "protected-resource metadata: this server takes no OAuth tokens (OAUTH_ISSUERS)"
+                .to_owned(),
+        )
+        .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

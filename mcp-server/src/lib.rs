@@ -7,7 +7,9 @@
 //! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
 //! - [`state`]: [`state::AppState`], what handlers share, with the typed settings they read.
 //! - [`http`]: the router, its layers and the small status handlers.
-//! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
+//! - [`oauth`]: the OAuth 2.1 resource server: access tokens from OAUTH_ISSUERS, the
+//!   protected-resource metadata, MCP_TOOL_SCOPES.
+//! - [`auth`]: subscription keys and tokens, and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
 //! - [`responses_routes`]: the OpenAI Responses API over the same gateway.
@@ -33,6 +35,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod mcp;
 pub mod model_routes;
+pub mod oauth;
 pub mod responses_routes;
 pub mod retry_after;
 pub mod state;
@@ -139,6 +142,7 @@ mod module_order {
         "telemetry",
         "error",
         "connections",
+        "oauth",
         "auth",
         "mcp",
         "state",

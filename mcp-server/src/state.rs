@@ -20,6 +20,7 @@ use crate::{
     auth::{Authenticator, KeyChecks},
     config::{HttpSettings, McpSettings, Settings, ToolRouting},
     mcp::{limits::McpLimits, traffic::McpTraffic},
+    oauth::{OAuth, scopes::ToolScopes},
 };
 
 /// What handlers share.
@@ -32,6 +33,10 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
+    /// MCP_TOOL_SCOPES: which scope each tool needs.
+    pub tool_scopes: Arc<ToolScopes>,
+    /// The OAuth resource server, when OAUTH_ISSUERS is set.
+    pub oauth: Option<Arc<OAuth>>,
     pub started: Instant,
     /// `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
     pub responses_native: bool,
@@ -46,10 +51,22 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
         let gateway = Arc::new(gateway(settings, &instance.id)?);
-        let authenticator = Arc::new(Authenticator::new(
-            settings.subscription_keys.as_ref(),
-            settings.admin_key.clone(),
+        let tool_scopes = Arc::new(ToolScopes::new(
+            settings.mcp_tool_scopes.0.clone(),
+            settings.oauth_scope_prefix.trim().to_owned(),
         ));
+        let oauth = settings
+            .oauth_settings()
+            .map(|oauth| OAuth::new(&oauth, tool_scopes.supported()).map(Arc::new))
+            .transpose()
+            .map_err(GatewayError::Startup)?;
+        let authenticator = Arc::new(
+            Authenticator::new(
+                settings.subscription_keys.as_ref(),
+                settings.admin_key.clone(),
+            )
+            .with_oauth(oauth.clone()),
+        );
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
             ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
@@ -71,6 +88,8 @@ impl AppState {
             agent,
             prometheus,
             mcp_traffic,
+            tool_scopes,
+            oauth,
             started: Instant::now(),
             responses_native: settings.responses_native(),
         })

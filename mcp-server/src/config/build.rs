@@ -86,6 +86,27 @@ impl Settings {
         }
     }
 
+    /// The OAuth resource server's settings, when OAUTH_ISSUERS is set (clap makes PUBLIC_URL
+    /// required with it).
+    pub fn oauth_settings(&self) -> Option<OAuthSettings> {
+        if self.oauth_issuers.is_empty() {
+            return None;
+        }
+        let public_url = self.public_url.clone()?;
+        let audiences = if self.oauth_audience.is_empty() {
+            vec![format!("{public_url}/mcp")]
+        } else {
+            self.oauth_audience.clone()
+        };
+        Some(OAuthSettings {
+            issuers: self.oauth_issuers.clone(),
+            audiences,
+            subscription_claims: self.oauth_subscription_claim.clone(),
+            scope_prefix: self.oauth_scope_prefix.trim().to_owned(),
+            public_url,
+        })
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
     }
@@ -356,6 +377,18 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub retry_after_format: RetryAfterFormat,
+}
+
+/// The OAuth resource server's settings (OAUTH_*, PUBLIC_URL).
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// PUBLIC_URL, without a trailing `/`.
+    pub public_url: String,
+    pub issuers: Vec<String>,
+    /// OAUTH_AUDIENCE, else PUBLIC_URL + `/mcp`.
+    pub audiences: Vec<String>,
+    pub subscription_claims: Vec<String>,
+    pub scope_prefix: String,
 }
 
 /// Whether an upstream is known to serve the Responses API: Azure OpenAI, or OpenAI's own API.
