@@ -68,6 +68,11 @@ pub fn app(
         .route("/v1/embeddings", post(gateway_routes::embeddings))
         .route("/agent/chat", post(agent_routes::chat))
         .route("/agent/chat/stream", post(agent_routes::chat_stream))
+        .route("/agent/sessions", get(agent_routes::list_sessions))
+        .route(
+            "/agent/sessions/{id}",
+            get(agent_routes::get_session).delete(agent_routes::delete_session),
+        )
         .route(
             "/openai/deployments/{deployment}/embeddings",
             post(gateway_routes::embeddings),
@@ -120,6 +125,7 @@ fn request_span(request: &Request) -> tracing::Span {
         method = %request.method(),
         route,
         subscription = tracing::field::Empty,
+        session.id = tracing::field::Empty,
     )
 }
 
@@ -194,6 +200,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Read from the store at each scrape: on Redis, every instance's sessions. No labels.
+    if let Ok(live) = state.agent.sessions().live_count().await {
+        metrics::gauge!("agent_sessions_live").set(live as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,0 +1,330 @@
+//! Sessions in Redis, so any instance continues any conversation.
+//!
+//! One hash per session, `tollgate:{sess:ID}`, holding its owner, times, counters and one field
+//! per turn (`t:SEQ`), with the session's expiry as the key's own. Every change to a session is
+//! one Lua script on that one key: appends are atomic (the sequence number, the trim to the
+//! history caps and the new expiry together), and the hash tag keeps each script on one slot of
+//! a Redis Cluster. Two sorted sets, scored by expiry, are indexes only: an owner's sessions
+//! (`tollgate:{sessowner:OWNER}`, for listings) and every live session
+//! (`tollgate:sessions:live`, for the count); they are updated after the script and pruned as
+//! they are read, so an index that lags never shows a session the hash no longer has for long.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gateway_client::shared::RedisState;
+use redis::Script;
+
+use super::store::{
+    HistoryLimits, SessionListing, SessionPage, SessionStore, SessionStoreError, StoredSession,
+    StoredTurn, page_of,
+};
+
+const LIVE_INDEX: &str = "tollgate:sessions:live";
+
+/// KEYS: session. ARGV: owner, now, expires. 1 when created, 0 when the id is taken.
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[2], 'updated', ARGV[2],
+  'expires', ARGV[3], 'next', 1, 'first', 1, 'bytes', 0)
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+";
+
+/// KEYS: session. ARGV: owner, payload, now, expires, max turns, max bytes.
+/// The turn's sequence number, or -1 when the session is gone or not the owner's.
+const APPEND: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner ~= ARGV[1] then return -1 end
+local now = tonumber(ARGV[3])
+if tonumber(redis.call('HGET', KEYS[1], 'expires')) <= now then return -1 end
+local seq = redis.call('HINCRBY', KEYS[1], 'next', 1) - 1
+redis.call('HSET', KEYS[1], 't:' .. seq, ARGV[2])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[2]))
+local first = tonumber(redis.call('HGET', KEYS[1], 'first'))
+local max_turns = tonumber(ARGV[5])
+local max_bytes = tonumber(ARGV[6])
+while first < seq and (seq - first + 1 > max_turns or bytes > max_bytes) do
+  local old = redis.call('HGET', KEYS[1], 't:' .. first)
+  if old then bytes = bytes - string.len(old) end
+  redis.call('HDEL', KEYS[1], 't:' .. first)
+  first = first + 1
+end
+redis.call('HSET', KEYS[1], 'first', first, 'bytes', bytes, 'updated', ARGV[3],
+  'expires', ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return seq
+";
+
+/// KEYS: session. ARGV: owner, now. 1 when a live session of the owner was deleted.
+const DELETE: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner ~= ARGV[1] then return 0 end
+local live = tonumber(redis.call('HGET', KEYS[1], 'expires')) > tonumber(ARGV[2])
+redis.call('DEL', KEYS[1])
+if live then return 1 end
+return 0
+";
+
+pub struct RedisSessions {
+    redis: Arc<RedisState>,
+    create: Script,
+    append: Script,
+    delete: Script,
+}
+
+impl RedisSessions {
+    pub fn new(redis: Arc<RedisState>) -> Self {
+        Self {
+            redis,
+            create: Script::new(CREATE),
+            append: Script::new(APPEND),
+            delete: Script::new(DELETE),
+        }
+    }
+
+    /// Puts the session in its owner's index and the live index with its new expiry, and
+    /// prunes both of expired ids. Indexes expire with their newest session (every session
+    /// has the same lifetime, so the newest expiry is the latest).
+    async fn index(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), SessionStoreError> {
+        let owner_index = owner_key(owner);
+        self.redis
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .zadd(&owner_index, id, expires_ms)
+                    .zrembyscore(&owner_index, "-inf", now_ms)
+                    .pexpire_at(&owner_index, to_i64(expires_ms))
+                    .zadd(LIVE_INDEX, id, expires_ms)
+                    .zrembyscore(LIVE_INDEX, "-inf", now_ms)
+                    .pexpire_at(LIVE_INDEX, to_i64(expires_ms))
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn session_key(id: &str) -> String {
+    format!("tollgate:{{sess:{id}}}")
+}
+
+fn owner_key(owner: &str) -> String {
+    format!("tollgate:{{sessowner:{owner}}}")
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unavailable(error: gateway_client::store::StoreError) -> SessionStoreError {
+    SessionStoreError::Unavailable(error.to_string())
+}
+
+/// A session hash read back: `None` when it is not a live session of `owner`.
+fn parse_session(fields: Vec<(String, String)>, owner: &str, now_ms: u64) -> Option<StoredSession> {
+    let mut session = StoredSession {
+        created_ms: 0,
+        updated_ms: 0,
+        expires_ms: 0,
+        dropped_turns: 0,
+        turns: Vec::new(),
+    };
+    let mut owned = false;
+    for (field, value) in fields {
+        let number = || value.parse::<u64>().unwrap_or(0);
+        match field.as_str() {
+            "owner" => owned = value == owner,
+            "created" => session.created_ms = number(),
+            "updated" => session.updated_ms = number(),
+            "expires" => session.expires_ms = number(),
+            "first" => session.dropped_turns = number().saturating_sub(1),
+            _ => {
+                if let Some(seq) = field.strip_prefix("t:").and_then(|s| s.parse().ok()) {
+                    session.turns.push(StoredTurn {
+                        seq,
+                        payload: value,
+                    });
+                }
+            }
+        }
+    }
+    if !owned || session.expires_ms <= now_ms {
+        return None;
+    }
+    session.turns.sort_by_key(|turn| turn.seq);
+    Some(session)
+}
+
+#[async_trait]
+impl SessionStore for RedisSessions {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn create(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, SessionStoreError> {
+        let key = session_key(id);
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        let script = &self.create;
+        let created: i64 = self
+            .redis
+            .run(|mut connection| async move {
+                script
+                    .key(&key)
+                    .arg(owner)
+                    .arg(now_ms)
+                    .arg(expires_ms)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        if created != 1 {
+            return Ok(false);
+        }
+        self.index(id, owner, now_ms, expires_ms).await?;
+        Ok(true)
+    }
+
+    async fn load(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredSession>, SessionStoreError> {
+        let key = session_key(id);
+        let fields: Vec<(String, String)> = self
+            .redis
+            .run(|mut connection| async move {
+                redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(parse_session(fields, owner, now_ms))
+    }
+
+    async fn append(
+        &self,
+        id: &str,
+        owner: &str,
+        payload: &str,
+        now_ms: u64,
+        ttl_ms: u64,
+        limits: HistoryLimits,
+    ) -> Result<Option<u64>, SessionStoreError> {
+        let key = session_key(id);
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        let script = &self.append;
+        let seq: i64 = self
+            .redis
+            .run(|mut connection| async move {
+                script
+                    .key(&key)
+                    .arg(owner)
+                    .arg(payload)
+                    .arg(now_ms)
+                    .arg(expires_ms)
+                    .arg(limits.max_turns)
+                    .arg(limits.max_bytes)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        let Ok(seq) = u64::try_from(seq) else {
+            return Ok(None);
+        };
+        self.index(id, owner, now_ms, expires_ms).await?;
+        Ok(Some(seq))
+    }
+
+    async fn delete(&self, id: &str, owner: &str, now_ms: u64) -> Result<bool, SessionStoreError> {
+        let key = session_key(id);
+        let script = &self.delete;
+        let deleted: i64 = self
+            .redis
+            .run(|mut connection| async move {
+                script
+                    .key(&key)
+                    .arg(owner)
+                    .arg(now_ms)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        if deleted != 1 {
+            return Ok(false);
+        }
+        let owner_index = owner_key(owner);
+        self.redis
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .zrem(&owner_index, id)
+                    .zrem(LIVE_INDEX, id)
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn list(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SessionPage, SessionStoreError> {
+        let owner_index = owner_key(owner);
+        let (mut members,): (Vec<(String, f64)>,) = self
+            .redis
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .zrembyscore(&owner_index, "-inf", now_ms)
+                    .ignore()
+                    .zrange_withscores(&owner_index, 0, -1)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let listings = members.into_iter().map(|(id, expires)| SessionListing {
+            id,
+            // Scores are whole milliseconds, exact in a double.
+            expires_ms: expires as u64,
+        });
+        Ok(page_of(listings, after, limit))
+    }
+
+    async fn live_count(&self, now_ms: u64) -> Result<u64, SessionStoreError> {
+        self.redis
+            .run(|mut connection| async move {
+                redis::cmd("ZCOUNT")
+                    .arg(LIVE_INDEX)
+                    .arg(format!("({now_ms}"))
+                    .arg("+inf")
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)
+    }
+}
