@@ -662,3 +662,92 @@ async fn a_redis_session_expires_after_its_ttl() {
     .await;
     assert_error(status, &body, 404, "session_not_found");
 }
+
+#[tokio::test]
+async fn the_model_can_write_the_summary_and_its_call_is_metered() {
+    let mock = start_mock().await;
+    let flags = [
+        "--agent-session-max-context-tokens",
+        "100",
+        "--agent-session-summarizer",
+        "model",
+    ];
+    let server = server(&mock, &flags).await;
+    // Well over the whole budget on its own.
+    mock.push(Reply::text(
+        "Each team has its own budget of tokens per minute, counted on prompt and completion \
+         tokens alike, and a cache hit is free because no model call is made for it at all. \
+         A team that runs out waits for the next minute, and the gateway says how long in \
+         its Retry-After header; a monthly quota, when one is set, is counted the same way \
+         and refuses with a 403 until the month ends.",
+    ));
+    let question = "How are the tokens of each team counted by the gateway when several \
+                    teams share one deployment and some answers come from the cache?";
+    let id = session_of(&turn(&server, "key-a", json!({"message": question})).await);
+
+    // The earlier turn no longer fits: first the summary call, then the turn's own.
+    mock.push(Reply::text("Budgets are per team.").with_usage(1000, 5));
+    mock.push(Reply::text("Nothing else.").with_usage(10, 3));
+    let answer = turn(
+        &server,
+        "key-a",
+        json!({"message": "And then?", "session_id": id}),
+    )
+    .await;
+    assert_eq!(answer["usage"]["prompt_tokens"], 1010, "{answer}");
+
+    let requests = mock.chat_requests();
+    assert_eq!(requests.len(), 3);
+    let summary_call = &requests[1].body;
+    let instructions = summary_call["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        instructions.starts_with("Summarize the conversation"),
+        "{instructions}"
+    );
+    assert!(
+        summary_call["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains(question)
+    );
+    assert_eq!(summary_call["max_tokens"], 25, "a quarter of the budget");
+    assert!(summary_call.get("tools").is_none());
+    let seen = last_conversation(&mock);
+    let expected = format!(
+        "{}Budgets are per team.",
+        agent::session::context::SUMMARY_PREFIX
+    );
+    assert!(has(&seen, "system", &expected), "{seen:?}");
+    assert!(
+        !has(&seen, "user", question),
+        "the compacted turn is not replayed"
+    );
+}
+
+#[tokio::test]
+async fn live_sessions_are_a_gauge_without_labels() {
+    let mock = start_mock().await;
+    let server = server(&mock, &[]).await;
+    mock.push(Reply::text("Counted."));
+    turn(&server, "key-a", json!({"message": "Count me"})).await;
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("agent_sessions_live"))
+        .unwrap_or_else(|| panic!("no agent_sessions_live gauge:\n{metrics}"));
+    assert!(
+        line.starts_with("agent_sessions_live "),
+        "no labels: {line}"
+    );
+    assert!(
+        !metrics.contains("session_id"),
+        "no session id in any label"
+    );
+}
