@@ -14,6 +14,10 @@ use parking_lot::Mutex;
 
 /// The most sessions one in-process store holds; past it, the one closest to expiry goes.
 pub const MEMORY_MAX_SESSIONS: usize = 100_000;
+/// The most turn bytes one in-process store holds, all sessions together; past it, sessions
+/// closest to expiry go (every stateless `/agent/chat` call starts a session, so a busy
+/// instance must not grow without bound).
+pub const MEMORY_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionStoreError {
@@ -155,6 +159,8 @@ struct Sessions {
     /// (expires, id): expired sessions are dropped from the front.
     by_expiry: BTreeSet<(u64, String)>,
     by_owner: HashMap<String, BTreeSet<String>>,
+    /// Turn bytes of every session.
+    bytes: u64,
 }
 
 impl Sessions {
@@ -169,6 +175,7 @@ impl Sessions {
 
     fn remove(&mut self, id: &str) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
+        self.bytes -= entry.bytes;
         self.by_expiry.remove(&(entry.expires_ms, id.to_owned()));
         if let Some(ids) = self.by_owner.get_mut(&entry.owner) {
             ids.remove(id);
@@ -191,6 +198,24 @@ impl Sessions {
         self.by_expiry.remove(&(old, id.to_owned()));
         self.by_expiry.insert((new, id.to_owned()));
     }
+
+    /// Drops the sessions closest to expiry, other than `keep`, until at most `max_sessions`
+    /// remain and their turns take at most `max_bytes`.
+    fn evict(&mut self, keep: &str, max_sessions: usize, max_bytes: u64) {
+        while self.entries.len() > max_sessions || self.bytes > max_bytes {
+            let victim = self
+                .by_expiry
+                .iter()
+                .find(|(_, id)| id != keep)
+                .map(|(_, id)| id.clone());
+            match victim {
+                Some(id) => {
+                    self.remove(&id);
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 /// Sessions in this process, at most [`MEMORY_MAX_SESSIONS`] of them.
@@ -198,11 +223,12 @@ impl Sessions {
 pub struct MemorySessions {
     sessions: Mutex<Sessions>,
     max_sessions: usize,
+    max_bytes: u64,
 }
 
 impl Default for MemorySessions {
     fn default() -> Self {
-        Self::with_capacity(MEMORY_MAX_SESSIONS)
+        Self::with_capacity(MEMORY_MAX_SESSIONS, MEMORY_MAX_BYTES)
     }
 }
 
@@ -211,11 +237,13 @@ impl MemorySessions {
         Self::default()
     }
 
-    /// A store holding at most `max_sessions` (at least one).
-    pub fn with_capacity(max_sessions: usize) -> Self {
+    /// A store holding at most `max_sessions` (at least one) and `max_bytes` of turns (the
+    /// session a turn was just added to is kept even when it alone is over).
+    pub fn with_capacity(max_sessions: usize, max_bytes: u64) -> Self {
         Self {
             sessions: Mutex::new(Sessions::default()),
             max_sessions: max_sessions.max(1),
+            max_bytes,
         }
     }
 }
@@ -238,12 +266,7 @@ impl SessionStore for MemorySessions {
         if sessions.entries.contains_key(id) {
             return Ok(false);
         }
-        while sessions.entries.len() >= self.max_sessions {
-            let Some((_, oldest)) = sessions.by_expiry.first().cloned() else {
-                break;
-            };
-            sessions.remove(&oldest);
-        }
+        sessions.evict(id, self.max_sessions.saturating_sub(1), self.max_bytes);
         let expires_ms = now_ms.saturating_add(ttl_ms);
         sessions.entries.insert(
             id.to_owned(),
@@ -297,6 +320,7 @@ impl SessionStore for MemorySessions {
             return Ok(None);
         };
         let seq = entry.next_seq;
+        let bytes_before = entry.bytes;
         entry.next_seq += 1;
         entry.bytes += payload.len() as u64;
         entry.turns.push_back(StoredTurn {
@@ -314,8 +338,10 @@ impl SessionStore for MemorySessions {
         let old_expiry = entry.expires_ms;
         entry.updated_ms = now_ms;
         entry.expires_ms = now_ms.saturating_add(ttl_ms).max(old_expiry);
-        let new_expiry = entry.expires_ms;
+        let (new_expiry, bytes_after) = (entry.expires_ms, entry.bytes);
+        sessions.bytes = sessions.bytes - bytes_before + bytes_after;
         sessions.set_expiry(id, old_expiry, new_expiry);
+        sessions.evict(id, self.max_sessions, self.max_bytes);
         Ok(Some(seq))
     }
 
@@ -352,5 +378,47 @@ impl SessionStore for MemorySessions {
         let mut sessions = self.sessions.lock();
         sessions.prune(now_ms);
         Ok(sessions.entries.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const LIMITS: HistoryLimits = HistoryLimits {
+        max_turns: 100,
+        max_bytes: 1 << 20,
+    };
+
+    #[tokio::test]
+    async fn a_full_memory_store_lets_the_sessions_closest_to_expiry_go() {
+        let store = MemorySessions::with_capacity(3, 250);
+        for (n, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            store.create(id, "o", n as u64, 1_000).await.unwrap();
+        }
+        assert_eq!(store.live_count(10).await.unwrap(), 3, "the session cap");
+        assert!(store.load("a", "o", 10).await.unwrap().is_none());
+        // 100 bytes each into b, c, d: past 250 bytes, the session closest to expiry goes,
+        // never the one just written.
+        for (now, id) in [(20, "d"), (21, "c"), (22, "b")] {
+            store
+                .append(id, "o", &"x".repeat(100), now, 1_000, LIMITS)
+                .await
+                .unwrap();
+        }
+        assert!(store.load("d", "o", 30).await.unwrap().is_none());
+        assert_eq!(
+            store.load("b", "o", 30).await.unwrap().unwrap().turns.len(),
+            1
+        );
+        assert_eq!(store.live_count(30).await.unwrap(), 2);
+        // One session alone over the cap is kept.
+        store
+            .append("b", "o", &"y".repeat(300), 40, 1_000, LIMITS)
+            .await
+            .unwrap();
+        assert_eq!(store.live_count(50).await.unwrap(), 1);
+        assert!(store.load("b", "o", 50).await.unwrap().is_some());
     }
 }
