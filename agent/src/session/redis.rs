@@ -4,10 +4,11 @@
 //! per turn (`t:SEQ`), with the session's expiry as the key's own. Every change to a session is
 //! one Lua script on that one key: appends are atomic (the sequence number, the trim to the
 //! history caps and the new expiry together), and the hash tag keeps each script on one slot of
-//! a Redis Cluster. Two sorted sets, scored by expiry, are indexes only: an owner's sessions
-//! (`tollgate:{sessowner:OWNER}`, for listings) and every live session
-//! (`tollgate:sessions:live`, for the count); they are updated after the script and pruned as
-//! they are read, so an index that lags never shows a session the hash no longer has for long.
+//! a Redis Cluster. The indexes come after, as hints: an owner's sessions in two sorted sets
+//! under one hash tag (`tollgate:{sessowner:OWNER}:expiry`, scored by expiry, and `…:ids`, all
+//! scored 0 so a listing pages through them by id with `ZRANGEBYLEX`), kept together by a
+//! script; and every live session (`tollgate:sessions:live`, by expiry) for the count. Expired
+//! ids are pruned from them as they are written and read.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use redis::Script;
 
 use super::store::{
     HistoryLimits, SessionListing, SessionPage, SessionStore, SessionStoreError, StoredSession,
-    StoredTurn, page_of,
+    StoredTurn,
 };
 
 const LIVE_INDEX: &str = "tollgate:sessions:live";
@@ -66,11 +67,47 @@ if live then return 1 end
 return 0
 ";
 
+/// Removes up to 256 expired ids from an owner's two indexes. KEYS: expiry, ids. ARGV[1]: now.
+const PRUNE_OWNER: &str = r"
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 256)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+";
+
+/// KEYS: owner expiry, owner ids. ARGV: now, id, expires. The indexes live as long as their
+/// longest-lived session.
+const INDEX_OWNER: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+for _, key in ipairs(KEYS) do
+  local left = redis.call('PTTL', key)
+  if left < 0 or tonumber(ARGV[1]) + left < tonumber(ARGV[3]) then
+    redis.call('PEXPIREAT', key, ARGV[3])
+  end
+end
+";
+
+/// KEYS: owner expiry, owner ids. ARGV: now, lex start (`-` or `(ID`), count.
+/// Flat pairs: id, expiry score.
+const LIST_OWNER: &str = r"
+local ids = redis.call('ZRANGEBYLEX', KEYS[2], ARGV[2], '+', 'LIMIT', 0, ARGV[3])
+local out = {}
+for _, id in ipairs(ids) do
+  table.insert(out, id)
+  table.insert(out, redis.call('ZSCORE', KEYS[1], id) or '0')
+end
+return out
+";
+
 pub struct RedisSessions {
     redis: Arc<RedisState>,
     create: Script,
     append: Script,
     delete: Script,
+    index_owner: Script,
+    list_owner: Script,
 }
 
 impl RedisSessions {
@@ -80,12 +117,13 @@ impl RedisSessions {
             create: Script::new(CREATE),
             append: Script::new(APPEND),
             delete: Script::new(DELETE),
+            index_owner: Script::new(&format!("{PRUNE_OWNER}{INDEX_OWNER}")),
+            list_owner: Script::new(&format!("{PRUNE_OWNER}{LIST_OWNER}")),
         }
     }
 
-    /// Puts the session in its owner's index and the live index with its new expiry, and
-    /// prunes both of expired ids. Indexes expire with their newest session (every session
-    /// has the same lifetime, so the newest expiry is the latest).
+    /// Puts the session in its owner's indexes and the live index with its new expiry,
+    /// pruning expired ids from them.
     async fn index(
         &self,
         id: &str,
@@ -93,13 +131,24 @@ impl RedisSessions {
         now_ms: u64,
         expires_ms: u64,
     ) -> Result<(), SessionStoreError> {
-        let owner_index = owner_key(owner);
+        let [by_expiry, by_id] = owner_keys(owner);
+        let script = &self.index_owner;
+        self.redis
+            .run(|mut connection| async move {
+                script
+                    .key(&by_expiry)
+                    .key(&by_id)
+                    .arg(now_ms)
+                    .arg(id)
+                    .arg(expires_ms)
+                    .invoke_async::<()>(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
         self.redis
             .run(|mut connection| async move {
                 redis::pipe()
-                    .zadd(&owner_index, id, expires_ms)
-                    .zrembyscore(&owner_index, "-inf", now_ms)
-                    .pexpire_at(&owner_index, to_i64(expires_ms))
                     .zadd(LIVE_INDEX, id, expires_ms)
                     .zrembyscore(LIVE_INDEX, "-inf", now_ms)
                     .pexpire_at(LIVE_INDEX, to_i64(expires_ms))
@@ -115,8 +164,12 @@ fn session_key(id: &str) -> String {
     format!("tollgate:{{sess:{id}}}")
 }
 
-fn owner_key(owner: &str) -> String {
-    format!("tollgate:{{sessowner:{owner}}}")
+/// An owner's indexes, by expiry and by id, under one hash tag.
+fn owner_keys(owner: &str) -> [String; 2] {
+    [
+        format!("tollgate:{{sessowner:{owner}}}:expiry"),
+        format!("tollgate:{{sessowner:{owner}}}:ids"),
+    ]
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -271,11 +324,12 @@ impl SessionStore for RedisSessions {
         if deleted != 1 {
             return Ok(false);
         }
-        let owner_index = owner_key(owner);
+        let [by_expiry, by_id] = owner_keys(owner);
         self.redis
             .run(|mut connection| async move {
                 redis::pipe()
-                    .zrem(&owner_index, id)
+                    .zrem(&by_expiry, id)
+                    .zrem(&by_id, id)
                     .zrem(LIVE_INDEX, id)
                     .query_async::<()>(&mut connection)
                     .await
@@ -292,26 +346,42 @@ impl SessionStore for RedisSessions {
         after: Option<&str>,
         limit: usize,
     ) -> Result<SessionPage, SessionStoreError> {
-        let owner_index = owner_key(owner);
-        let (mut members,): (Vec<(String, f64)>,) = self
+        let [by_expiry, by_id] = owner_keys(owner);
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let script = &self.list_owner;
+        let flat: Vec<String> = self
             .redis
             .run(|mut connection| async move {
-                redis::pipe()
-                    .zrembyscore(&owner_index, "-inf", now_ms)
-                    .ignore()
-                    .zrange_withscores(&owner_index, 0, -1)
-                    .query_async(&mut connection)
+                script
+                    .key(&by_expiry)
+                    .key(&by_id)
+                    .arg(now_ms)
+                    .arg(&start)
+                    .arg(limit.saturating_add(1))
+                    .invoke_async(&mut connection)
                     .await
             })
             .await
             .map_err(unavailable)?;
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let listings = members.into_iter().map(|(id, expires)| SessionListing {
-            id,
+        let more = flat.len() / 2 > limit;
+        let mut sessions = Vec::with_capacity(limit);
+        let mut last = None;
+        for pair in flat.chunks_exact(2).take(limit) {
+            last = Some(pair[0].clone());
             // Scores are whole milliseconds, exact in a double.
-            expires_ms: expires as u64,
-        });
-        Ok(page_of(listings, after, limit))
+            let expires_ms = pair[1].parse::<f64>().map_or(0, |score| score as u64);
+            // The prune is bounded; anything it left that has expired is not shown.
+            if expires_ms > now_ms {
+                sessions.push(SessionListing {
+                    id: pair[0].clone(),
+                    expires_ms,
+                });
+            }
+        }
+        Ok(SessionPage {
+            sessions,
+            next_cursor: if more { last } else { None },
+        })
     }
 
     async fn live_count(&self, now_ms: u64) -> Result<u64, SessionStoreError> {
