@@ -1,7 +1,7 @@
 //! The behaviour every [`SessionStore`] must show; run against each implementation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::store::{HistoryLimits, SessionStore};
+use super::store::{HistoryLimits, SessionStore, StoredSummary};
 
 /// Every check's sessions live this long; times are `t0()` plus offsets against it.
 const TTL: u64 = 60_000;
@@ -27,7 +27,63 @@ pub async fn run_all(store: &dyn SessionStore, prefix: &str) {
     use_refreshes_the_lifetime_and_expiry_forgets(store, prefix).await;
     deletion_forgets_and_only_the_owner_may_delete(store, prefix).await;
     listings_are_per_owner_and_paginated(store, prefix).await;
+    summaries_only_move_forward(store, prefix).await;
     live_sessions_are_counted(store, prefix).await;
+}
+
+pub async fn summaries_only_move_forward(store: &dyn SessionStore, prefix: &str) {
+    let (id, now) = (format!("{prefix}summary"), t0());
+    store.create(&id, "alice", now, TTL).await.unwrap();
+    let summary = |through_seq, text: &str| StoredSummary {
+        through_seq,
+        text: text.to_owned(),
+    };
+    assert_eq!(
+        store
+            .load(&id, "alice", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary,
+        None
+    );
+    assert!(
+        store
+            .set_summary(&id, "alice", &summary(3, "up to three"), now + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_summary(&id, "alice", &summary(2, "older"), now + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_summary(&id, "bob", &summary(9, "not bob's"), now + 3)
+            .await
+            .unwrap()
+    );
+    let kept = store.load(&id, "alice", now + 4).await.unwrap().unwrap();
+    assert_eq!(kept.summary, Some(summary(3, "up to three")));
+    assert_eq!(
+        kept.expires_ms,
+        now + TTL,
+        "a summary does not extend the session"
+    );
+    assert!(
+        store
+            .set_summary(&id, "alice", &summary(5, "up to five"), now + 5)
+            .await
+            .unwrap()
+    );
+    let kept = store.load(&id, "alice", now + 6).await.unwrap().unwrap();
+    assert_eq!(kept.summary, Some(summary(5, "up to five")));
+    let late = store
+        .set_summary(&id, "alice", &summary(7, "late"), now + TTL)
+        .await;
+    assert!(!late.unwrap(), "an expired session takes no summary");
 }
 
 pub async fn created_sessions_belong_to_their_owner(store: &dyn SessionStore, prefix: &str) {

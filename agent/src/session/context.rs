@@ -5,13 +5,14 @@
 //! tool rounds. Only messages and replies are replayed, not earlier tool calls: a reply
 //! already says what its tools found.
 //!
-//! When the turns do not all fit, the newest that fit in three quarters of the budget are kept
-//! whole and the older ones are compacted into one summary message, at most a quarter of it.
+//! When the turns do not all fit, the older ones are compacted into one summary message of at
+//! most a quarter of the budget and the newest are sent whole. The summary is kept with the
+//! session and reused while the turns after it fit (see [`plan`]).
 
-use gateway_client::{CallContext, tokens};
+use gateway_client::{CacheDirective, CallContext, tokens};
 use serde_json::{Map, Value, json};
 
-use super::{SessionTurn, Summarizer};
+use super::{SessionTurn, StoredSummary, Summarizer};
 use crate::{Agent, AgentError, PreparedTurn, answer::AssistantTurn, turn::Trace};
 
 /// Leads the summary message, so the model (and a reader of the recorded prompt) knows it.
@@ -31,28 +32,84 @@ pub fn message_tokens(model: &str, role: &str, content: &str) -> u64 {
 /// How a session's turns go to the model this turn.
 #[derive(Debug, Default)]
 pub struct ContextPlan {
-    /// The compacted turns as a transcript, oldest first; `None` when every turn fits.
-    pub older: Option<String>,
+    pub summary: SummaryPlan,
     /// Tokens the summary message may take.
     pub summary_budget: u64,
-    /// The messages of the turns kept whole, oldest first.
+    /// The messages of the turns sent whole, oldest first.
     pub recent: Vec<Value>,
 }
 
-/// Splits `turns` into the newest that fit whole and the older ones to compact.
-pub fn plan(model: &str, turns: &[SessionTurn], message: &str, budget: u64) -> ContextPlan {
+/// The summary part of a [`ContextPlan`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum SummaryPlan {
+    /// Every turn is sent whole.
+    #[default]
+    None,
+    /// The session's stored summary still covers what does not fit.
+    Reuse(String),
+    /// A new summary of everything through `through_seq`: the stored summary, if any, and
+    /// the turns after it, as a transcript.
+    Compute { through_seq: u64, source: String },
+}
+
+/// Splits a session into what is sent whole and what is summarized.
+///
+/// Once a session has a summary, the turns after it are sent whole while they fit; when they
+/// no longer do, a new summary takes in all but the newest turns that fit in half the room, so
+/// the next few turns reuse it instead of each paying for a new one.
+pub fn plan(
+    model: &str,
+    turns: &[SessionTurn],
+    summary: Option<&StoredSummary>,
+    message: &str,
+    budget: u64,
+) -> ContextPlan {
     let available = budget.saturating_sub(message_tokens(model, "user", message));
+    let covered = summary.map_or(0, |summary| summary.through_seq);
+    let turns = &turns[turns.partition_point(|turn| turn.seq <= covered)..];
     let costs: Vec<u64> = turns.iter().map(|turn| turn_tokens(model, turn)).collect();
-    if costs.iter().sum::<u64>() <= available {
+    let total: u64 = costs.iter().sum();
+    if summary.is_none() && total <= available {
         return ContextPlan {
-            older: None,
-            summary_budget: 0,
             recent: turn_messages(turns),
+            ..ContextPlan::default()
         };
     }
     let summary_budget = (budget / SUMMARY_SHARE).min(available);
-    let mut room = available - summary_budget;
-    let mut keep_from = turns.len();
+    let room = available - summary_budget;
+    if let Some(summary) = summary.filter(|_| total <= room) {
+        return ContextPlan {
+            summary: SummaryPlan::Reuse(summary.text.clone()),
+            summary_budget,
+            recent: turn_messages(turns),
+        };
+    }
+    let keep_from = newest_within(&costs, room / 2);
+    let (older, recent) = turns.split_at(keep_from);
+    let Some(last_older) = older.last() else {
+        // Nothing new to compact (the newest turn alone is over half the room): the stored
+        // summary, if any, still leads.
+        return ContextPlan {
+            summary: summary.map_or(SummaryPlan::None, |s| SummaryPlan::Reuse(s.text.clone())),
+            summary_budget,
+            recent: turn_messages(recent),
+        };
+    };
+    let mut source = summary.map_or_else(String::new, |s| format!("{}\n", s.text));
+    source.push_str(&transcript(older));
+    ContextPlan {
+        summary: SummaryPlan::Compute {
+            through_seq: last_older.seq,
+            source,
+        },
+        summary_budget,
+        recent: turn_messages(recent),
+    }
+}
+
+/// Where the newest turns whose costs add up to at most `room` begin.
+fn newest_within(costs: &[u64], mut room: u64) -> usize {
+    let mut keep_from = costs.len();
     for (index, cost) in costs.iter().enumerate().rev() {
         if *cost > room {
             break;
@@ -60,19 +117,21 @@ pub fn plan(model: &str, turns: &[SessionTurn], message: &str, budget: u64) -> C
         room -= cost;
         keep_from = index;
     }
-    let (older, recent) = turns.split_at(keep_from);
-    ContextPlan {
-        older: Some(transcript(older)),
-        summary_budget,
-        recent: turn_messages(recent),
+    keep_from
+}
+
+/// `summary` cut so its message fits `budget`: the text the summary message carries.
+pub fn fitted_summary(model: &str, summary: &str, budget: u64) -> String {
+    let fixed = message_tokens(model, "system", SUMMARY_PREFIX);
+    match budget.checked_sub(fixed) {
+        Some(room) if room > 0 => fit(model, summary.trim(), room),
+        _ => String::new(),
     }
 }
 
 /// The summary message for `summary`, cut so it fits `budget`; `None` when nothing fits.
 pub fn summary_message(model: &str, summary: &str, budget: u64) -> Option<Value> {
-    let fixed = message_tokens(model, "system", SUMMARY_PREFIX);
-    let room = budget.checked_sub(fixed).filter(|room| *room > 0)?;
-    let text = fit(model, summary.trim(), room);
+    let text = fitted_summary(model, summary, budget);
     if text.is_empty() {
         return None;
     }
@@ -121,34 +180,55 @@ impl Agent {
         turn: &PreparedTurn,
         trace: &mut Trace,
     ) -> Result<Vec<Value>, AgentError> {
-        if turn.session.turns.is_empty() {
+        let session = &turn.session;
+        if session.turns.is_empty() && session.summary.is_none() {
             return Ok(Vec::new());
         }
         let model = self.gateway.chat_model();
         let settings = self.sessions.settings();
         let plan = plan(
             model,
-            &turn.session.turns,
+            &session.turns,
+            session.summary.as_ref(),
             &turn.request.message,
             settings.max_context_tokens,
         );
-        let mut messages = Vec::with_capacity(plan.recent.len() + 1);
-        if let Some(older) = &plan.older {
-            let summary = match settings.summarizer {
-                Summarizer::Extractive => extractive_summary(model, older, plan.summary_budget),
-                Summarizer::Model => {
-                    self.model_summary(context, older, plan.summary_budget, trace)
-                        .await?
+        let budget = plan.summary_budget;
+        let summary = match plan.summary {
+            SummaryPlan::None => None,
+            SummaryPlan::Reuse(text) => Some(text),
+            SummaryPlan::Compute {
+                through_seq,
+                source,
+            } => {
+                let written = match settings.summarizer {
+                    Summarizer::Extractive => extractive_summary(model, &source, budget),
+                    Summarizer::Model => {
+                        self.model_summary(context, &source, budget, trace).await?
+                    }
+                };
+                let text = fitted_summary(model, &written, budget);
+                if let Some(id) = &session.id {
+                    let kept = StoredSummary {
+                        through_seq,
+                        text: text.clone(),
+                    };
+                    self.sessions
+                        .keep_summary(&context.subscription, id, &kept)
+                        .await;
                 }
-            };
-            messages.extend(summary_message(model, &summary, plan.summary_budget));
-        }
+                Some(text)
+            }
+        };
+        let mut messages = Vec::with_capacity(plan.recent.len() + 1);
+        messages.extend(summary.and_then(|text| summary_message(model, &text, budget)));
         messages.extend(plan.recent);
         Ok(messages)
     }
 
-    /// A summary written by the model: a gateway call like any other (budget, ledger, cache),
-    /// its usage counted in the turn's.
+    /// A summary written by the model: a gateway call like any other (budget, ledger), its
+    /// usage counted in the turn's. Not cached: a summary is of one conversation only, and a
+    /// similar transcript's would be the wrong one.
     async fn model_summary(
         &self,
         context: &CallContext,
@@ -162,7 +242,9 @@ impl Agent {
             Value::Array(model_summary_request(transcript, budget)),
         );
         request.insert("max_tokens".to_owned(), json!(budget));
-        let outcome = self.gateway.chat(context, request).await?;
+        let mut context = context.clone();
+        context.cache = CacheDirective::NoStore;
+        let outcome = self.gateway.chat(&context, request).await?;
         trace.record_call(&outcome.model, outcome.usage, outcome.cache);
         Ok(AssistantTurn::from_completion(&outcome.body).content)
     }
@@ -264,35 +346,89 @@ mod tests {
     #[test]
     fn short_sessions_are_sent_whole() {
         let turns: Vec<SessionTurn> = (1..=3).map(turn).collect();
-        let plan = plan(MODEL, &turns, "next?", 4_000);
-        assert!(plan.older.is_none());
+        let plan = plan(MODEL, &turns, None, "next?", 4_000);
+        assert_eq!(plan.summary, SummaryPlan::None);
         assert_eq!(plan.recent.len(), 6);
+    }
+
+    /// What the plan sends: the summary message (computed extractively when asked for), the
+    /// turns sent whole and the new message; and the summary to keep, if a new one was made.
+    fn sent(
+        turns: &[SessionTurn],
+        kept: Option<&StoredSummary>,
+        budget: u64,
+    ) -> (Vec<Value>, Option<StoredSummary>) {
+        let plan = plan(MODEL, turns, kept, "And now?", budget);
+        let (text, new) = match plan.summary {
+            SummaryPlan::None => (None, None),
+            SummaryPlan::Reuse(text) => (Some(text), None),
+            SummaryPlan::Compute {
+                through_seq,
+                source,
+            } => {
+                let written = extractive_summary(MODEL, &source, plan.summary_budget);
+                let text = fitted_summary(MODEL, &written, plan.summary_budget);
+                (
+                    Some(text.clone()),
+                    Some(StoredSummary { through_seq, text }),
+                )
+            }
+        };
+        let mut messages: Vec<Value> = text
+            .and_then(|text| summary_message(MODEL, &text, plan.summary_budget))
+            .into_iter()
+            .collect();
+        messages.extend(plan.recent);
+        messages.push(json!({"role": "user", "content": "And now?"}));
+        (messages, new)
     }
 
     #[test]
     fn long_sessions_keep_the_newest_turns_and_a_summary_within_the_budget() {
-        let turns: Vec<SessionTurn> = (1..=30).map(turn).collect();
         let budget = 300;
-        let plan = plan(MODEL, &turns, "And now?", budget);
-        let older = plan.older.clone().unwrap();
-        assert!(older.contains("Question 1:"));
-        assert!(!plan.recent.is_empty());
-        assert_eq!(plan.recent.last().unwrap()["content"], turns[29].reply);
-        let summary = extractive_summary(MODEL, &older, plan.summary_budget);
-        let message = summary_message(MODEL, &summary, plan.summary_budget).unwrap();
+        let turns: Vec<SessionTurn> = (1..=30).map(turn).collect();
+        let (messages, new) = sent(&turns, None, budget);
+        let new = new.unwrap();
         assert!(
-            message["content"]
+            messages[0]["content"]
                 .as_str()
                 .unwrap()
                 .starts_with(SUMMARY_PREFIX)
         );
-        let mut sent = vec![message];
-        sent.extend(plan.recent);
-        sent.push(json!({"role": "user", "content": "And now?"}));
+        assert_eq!(messages[messages.len() - 2]["content"], turns[29].reply);
         assert!(
-            tokens_of(&sent) <= budget,
+            tokens_of(&messages) <= budget,
             "{} > {budget}",
-            tokens_of(&sent)
+            tokens_of(&messages)
+        );
+        assert!(new.through_seq < 30 && !new.text.is_empty());
+
+        // The next turn reuses the summary while the turns after it fit, then makes a new one.
+        let mut kept = new;
+        let mut recomputed = 0;
+        for next in 31..=40 {
+            let turns: Vec<SessionTurn> = (1..=next).map(turn).collect();
+            let (messages, new) = sent(&turns, Some(&kept), budget);
+            assert!(
+                tokens_of(&messages) <= budget,
+                "{} > {budget}",
+                tokens_of(&messages)
+            );
+            assert!(
+                messages[0]["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(SUMMARY_PREFIX)
+            );
+            if let Some(new) = new {
+                assert!(new.through_seq > kept.through_seq);
+                kept = new;
+                recomputed += 1;
+            }
+        }
+        assert!(
+            (1..10).contains(&recomputed),
+            "summaries are reused: {recomputed} of 10"
         );
     }
 

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use redis::RedisSessions;
-pub use store::{HistoryLimits, MemorySessions, SessionStore, SessionStoreError};
+pub use store::{HistoryLimits, MemorySessions, SessionStore, SessionStoreError, StoredSummary};
 
 use crate::{AgentError, ToolCallRecord, TurnResult};
 
@@ -148,7 +148,17 @@ pub struct SessionView {
     pub expires_at_ms: u64,
     /// The oldest turns dropped by the history caps.
     pub turns_dropped: u64,
+    /// The summary older turns are sent to the model as, once the session outgrew
+    /// `AGENT_SESSION_MAX_CONTEXT_TOKENS`.
+    pub summary: Option<SummaryView>,
     pub turns: Vec<SessionTurn>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryView {
+    /// The summary covers every turn up to this `seq`.
+    pub through_seq: u64,
+    pub text: String,
 }
 
 /// One page of `GET /agent/sessions`.
@@ -165,12 +175,13 @@ pub struct SessionSummary {
     pub expires_at_ms: u64,
 }
 
-/// The session a turn runs in: its id and the turns before this one.
+/// The session a turn runs in: its id, the turns before this one and their summary.
 #[derive(Debug, Clone)]
 pub struct OpenSession {
     /// `None` when the store could not make a new session: the turn runs without memory.
     pub id: Option<String>,
     pub turns: Vec<SessionTurn>,
+    pub summary: Option<StoredSummary>,
 }
 
 /// Sessions over a store: ids, owners, times, and the turn's stored shape.
@@ -225,6 +236,7 @@ impl Sessions {
             return Ok(OpenSession {
                 id: Some(id.to_owned()),
                 turns: read_turns(stored.turns),
+                summary: stored.summary,
             });
         }
         let id = new_session_id();
@@ -236,6 +248,7 @@ impl Sessions {
             Ok(true) => Ok(OpenSession {
                 id: Some(id),
                 turns: Vec::new(),
+                summary: None,
             }),
             // A 128-bit collision, or a store that is down: the turn still runs, unremembered.
             Ok(false) | Err(_) => {
@@ -243,6 +256,7 @@ impl Sessions {
                 Ok(OpenSession {
                     id: None,
                     turns: Vec::new(),
+                    summary: None,
                 })
             }
         }
@@ -294,6 +308,18 @@ impl Sessions {
         Ok(())
     }
 
+    /// Keeps a new summary of the session's older turns, so later turns reuse it. A failure
+    /// only costs the next turn a new summary.
+    pub async fn keep_summary(&self, owner: &str, id: &str, summary: &StoredSummary) {
+        if let Err(error) = self
+            .store
+            .set_summary(id, owner, summary, self.now_ms())
+            .await
+        {
+            tracing::warn!(%error, "a session summary could not be kept");
+        }
+    }
+
     pub async fn view(&self, owner: &str, id: &str) -> Result<SessionView, AgentError> {
         check_session_id(id)?;
         let stored = self
@@ -308,6 +334,10 @@ impl Sessions {
             updated_at_ms: stored.updated_ms,
             expires_at_ms: stored.expires_ms,
             turns_dropped: stored.dropped_turns,
+            summary: stored.summary.map(|summary| SummaryView {
+                through_seq: summary.through_seq,
+                text: summary.text,
+            }),
             turns: read_turns(stored.turns),
         })
     }

@@ -18,7 +18,7 @@ use redis::Script;
 
 use super::store::{
     HistoryLimits, SessionListing, SessionPage, SessionStore, SessionStoreError, StoredSession,
-    StoredTurn,
+    StoredSummary, StoredTurn,
 };
 
 const LIVE_INDEX: &str = "tollgate:sessions:live";
@@ -67,6 +67,17 @@ if live then return 1 end
 return 0
 ";
 
+/// KEYS: session. ARGV: owner, now, through seq, text. 1 when kept.
+const SET_SUMMARY: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner ~= ARGV[1] then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'expires')) <= tonumber(ARGV[2]) then return 0 end
+local current = tonumber(redis.call('HGET', KEYS[1], 'summary_through') or '0')
+if tonumber(ARGV[3]) <= current then return 0 end
+redis.call('HSET', KEYS[1], 'summary_through', ARGV[3], 'summary', ARGV[4])
+return 1
+";
+
 /// Removes up to 256 expired ids from an owner's two indexes. KEYS: expiry, ids. ARGV[1]: now.
 const PRUNE_OWNER: &str = r"
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 256)
@@ -106,6 +117,7 @@ pub struct RedisSessions {
     create: Script,
     append: Script,
     delete: Script,
+    set_summary: Script,
     index_owner: Script,
     list_owner: Script,
 }
@@ -117,6 +129,7 @@ impl RedisSessions {
             create: Script::new(CREATE),
             append: Script::new(APPEND),
             delete: Script::new(DELETE),
+            set_summary: Script::new(SET_SUMMARY),
             index_owner: Script::new(&format!("{PRUNE_OWNER}{INDEX_OWNER}")),
             list_owner: Script::new(&format!("{PRUNE_OWNER}{LIST_OWNER}")),
         }
@@ -188,8 +201,10 @@ fn parse_session(fields: Vec<(String, String)>, owner: &str, now_ms: u64) -> Opt
         expires_ms: 0,
         dropped_turns: 0,
         turns: Vec::new(),
+        summary: None,
     };
     let mut owned = false;
+    let (mut summary_through, mut summary_text) = (0, None);
     for (field, value) in fields {
         let number = || value.parse::<u64>().unwrap_or(0);
         match field.as_str() {
@@ -198,6 +213,8 @@ fn parse_session(fields: Vec<(String, String)>, owner: &str, now_ms: u64) -> Opt
             "updated" => session.updated_ms = number(),
             "expires" => session.expires_ms = number(),
             "first" => session.dropped_turns = number().saturating_sub(1),
+            "summary_through" => summary_through = number(),
+            "summary" => summary_text = Some(value),
             _ => {
                 if let Some(seq) = field.strip_prefix("t:").and_then(|s| s.parse().ok()) {
                     session.turns.push(StoredTurn {
@@ -212,6 +229,10 @@ fn parse_session(fields: Vec<(String, String)>, owner: &str, now_ms: u64) -> Opt
         return None;
     }
     session.turns.sort_by_key(|turn| turn.seq);
+    session.summary = summary_text.map(|text| StoredSummary {
+        through_seq: summary_through,
+        text,
+    });
     Some(session)
 }
 
@@ -304,6 +325,32 @@ impl SessionStore for RedisSessions {
         };
         self.index(id, owner, now_ms, expires_ms).await?;
         Ok(Some(seq))
+    }
+
+    async fn set_summary(
+        &self,
+        id: &str,
+        owner: &str,
+        summary: &StoredSummary,
+        now_ms: u64,
+    ) -> Result<bool, SessionStoreError> {
+        let key = session_key(id);
+        let script = &self.set_summary;
+        let kept: i64 = self
+            .redis
+            .run(|mut connection| async move {
+                script
+                    .key(&key)
+                    .arg(owner)
+                    .arg(now_ms)
+                    .arg(summary.through_seq)
+                    .arg(&summary.text)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(kept == 1)
     }
 
     async fn delete(&self, id: &str, owner: &str, now_ms: u64) -> Result<bool, SessionStoreError> {

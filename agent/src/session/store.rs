@@ -40,6 +40,13 @@ pub struct StoredTurn {
     pub payload: String,
 }
 
+/// The compacted start of a conversation: a summary of every turn up to `through_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSummary {
+    pub through_seq: u64,
+    pub text: String,
+}
+
 /// A live session as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
@@ -50,6 +57,7 @@ pub struct StoredSession {
     pub dropped_turns: u64,
     /// Oldest first.
     pub turns: Vec<StoredTurn>,
+    pub summary: Option<StoredSummary>,
 }
 
 /// One line of a listing.
@@ -103,6 +111,16 @@ pub trait SessionStore: Send + Sync + 'static {
         limits: HistoryLimits,
     ) -> Result<Option<u64>, SessionStoreError>;
 
+    /// Keeps `summary` as the session's summary unless it already has one through a later (or
+    /// the same) turn; false when not kept. Does not extend the session's life.
+    async fn set_summary(
+        &self,
+        id: &str,
+        owner: &str,
+        summary: &StoredSummary,
+        now_ms: u64,
+    ) -> Result<bool, SessionStoreError>;
+
     /// Forgets the session; false when there was no live session of `owner` to forget.
     async fn delete(&self, id: &str, owner: &str, now_ms: u64) -> Result<bool, SessionStoreError>;
 
@@ -151,6 +169,7 @@ struct Entry {
     dropped: u64,
     bytes: u64,
     turns: VecDeque<StoredTurn>,
+    summary: Option<StoredSummary>,
 }
 
 #[derive(Debug, Default)]
@@ -279,6 +298,7 @@ impl SessionStore for MemorySessions {
                 dropped: 0,
                 bytes: 0,
                 turns: VecDeque::new(),
+                summary: None,
             },
         );
         sessions.by_expiry.insert((expires_ms, id.to_owned()));
@@ -303,6 +323,7 @@ impl SessionStore for MemorySessions {
             expires_ms: entry.expires_ms,
             dropped_turns: entry.dropped,
             turns: entry.turns.iter().cloned().collect(),
+            summary: entry.summary.clone(),
         }))
     }
 
@@ -343,6 +364,28 @@ impl SessionStore for MemorySessions {
         sessions.set_expiry(id, old_expiry, new_expiry);
         sessions.evict(id, self.max_sessions, self.max_bytes);
         Ok(Some(seq))
+    }
+
+    async fn set_summary(
+        &self,
+        id: &str,
+        owner: &str,
+        summary: &StoredSummary,
+        now_ms: u64,
+    ) -> Result<bool, SessionStoreError> {
+        let mut sessions = self.sessions.lock();
+        let Some(entry) = sessions.live(id, owner, now_ms) else {
+            return Ok(false);
+        };
+        if entry
+            .summary
+            .as_ref()
+            .is_some_and(|kept| kept.through_seq >= summary.through_seq)
+        {
+            return Ok(false);
+        }
+        entry.summary = Some(summary.clone());
+        Ok(true)
     }
 
     async fn delete(&self, id: &str, owner: &str, now_ms: u64) -> Result<bool, SessionStoreError> {

@@ -722,6 +722,22 @@ async fn the_model_can_write_the_summary_and_its_call_is_metered() {
         !has(&seen, "user", question),
         "the compacted turn is not replayed"
     );
+
+    // The summary is kept with the session, and the next turn reuses it: no new summary call.
+    let (_, session) = get(&server, "key-a", &format!("/agent/sessions/{id}")).await;
+    assert_eq!(session["summary"]["through_seq"], 1, "{session}");
+    assert_eq!(session["summary"]["text"], "Budgets are per team.");
+    mock.push(Reply::text("Still per team."));
+    turn(
+        &server,
+        "key-a",
+        json!({"message": "Sure?", "session_id": id}),
+    )
+    .await;
+    assert_eq!(mock.chat_requests().len(), 4);
+    let seen = last_conversation(&mock);
+    assert!(has(&seen, "system", &expected), "{seen:?}");
+    assert!(has(&seen, "assistant", "Nothing else."), "{seen:?}");
 }
 
 #[tokio::test]
