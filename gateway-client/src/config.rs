@@ -30,6 +30,28 @@ pub struct GatewayConfig {
     pub content_safety: ContentSafetyConfig,
     /// The semantic cache; `None` turns it off.
     pub cache: Option<CacheSettings>,
+    /// Microsoft Entra ID credentials, for the Azure backends configured without a key.
+    pub entra: Option<EntraConfig>,
+}
+
+/// Where Microsoft Entra ID tokens come from (see `entra`): the raw settings; the credential
+/// picks its source from them in the order service principal, workload identity, managed
+/// identity (App Service, else the instance metadata service).
+#[derive(Debug, Clone)]
+pub struct EntraConfig {
+    pub tenant_id: Option<String>,
+    /// The service principal's or workload identity's app, or a user-assigned managed identity.
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// Workload identity's federated token (a JWT), re-read at every exchange.
+    pub federated_token_file: Option<std::path::PathBuf>,
+    /// The login host, e.g. `https://login.microsoftonline.com`.
+    pub authority_host: String,
+    /// App Service's managed identity endpoint and its secret header.
+    pub identity_endpoint: Option<String>,
+    pub identity_header: Option<SecretString>,
+    /// The instance metadata service's token URL (overridable only so tests can reach it).
+    pub imds_endpoint: String,
 }
 
 /// The semantic cache's settings and which embedder it uses.
@@ -59,11 +81,18 @@ pub enum BackendConfig {
         base_url: String,
         api_key: Option<SecretString>,
     },
-    /// Azure OpenAI: `{endpoint}/openai/deployments/{model}/…?api-version=…`, `api-key` header.
+    /// Azure OpenAI: `{endpoint}/openai/deployments/{model}/…?api-version=…`, `api-key` header,
+    /// else a Microsoft Entra ID bearer token.
     Azure {
         endpoint: String,
         api_key: Option<SecretString>,
         api_version: String,
+    },
+    /// Azure AI Content Safety: `{endpoint}/contentsafety/text:…?api-version=2024-09-01`,
+    /// `Ocp-Apim-Subscription-Key` header, else a Microsoft Entra ID bearer token.
+    ContentSafety {
+        endpoint: String,
+        api_key: Option<SecretString>,
     },
 }
 
@@ -153,6 +182,25 @@ pub struct ContentSafetyConfig {
     pub presets: Vec<SafetyPreset>,
     /// An OpenAI-compatible moderation endpoint consulted after the local rules pass.
     pub moderation: Option<ModerationConfig>,
+    /// Azure AI Content Safety, consulted after the local rules (and moderation) pass.
+    pub azure: Option<AzureContentSafetyConfig>,
+}
+
+/// Azure AI Content Safety: `text:analyze` on prompts and answers, Prompt Shields on prompts.
+#[derive(Debug, Clone)]
+pub struct AzureContentSafetyConfig {
+    /// e.g. `https://NAME.cognitiveservices.azure.com`.
+    pub endpoint: String,
+    /// Sent as `Ocp-Apim-Subscription-Key`; without it, a Microsoft Entra ID token.
+    pub api_key: Option<SecretString>,
+    /// The lowest severity (1–7, on the eight-level scale) refused.
+    pub severity: u8,
+    /// Prompt Shields on user prompts (and tool results, as documents).
+    pub shield_prompts: bool,
+    /// Deadline of one check, every request it makes included.
+    pub timeout: Duration,
+    /// When the service fails or times out: refuse the text (`true`) or let it through.
+    pub fail_closed: bool,
 }
 
 /// A built-in rule set of content safety.

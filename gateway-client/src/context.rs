@@ -30,6 +30,10 @@ pub enum Operation {
     Embeddings,
     /// A content-safety check on a moderation endpoint.
     Moderations,
+    /// Azure AI Content Safety's `text:analyze`.
+    TextAnalyze,
+    /// Azure AI Content Safety's Prompt Shields (`text:shieldPrompt`).
+    ShieldPrompt,
 }
 
 impl Operation {
@@ -38,6 +42,8 @@ impl Operation {
             Self::Chat => "chat",
             Self::Embeddings => "embeddings",
             Self::Moderations => "moderations",
+            Self::TextAnalyze => "text_analyze",
+            Self::ShieldPrompt => "shield_prompt",
         }
     }
 }

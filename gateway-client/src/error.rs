@@ -8,7 +8,7 @@ use crate::{semantic::EmbedError, store::StoreError};
 pub enum GatewayError {
     /// No upstream is configured.
     #[error(
-        "no model is configured: set OPENAI_BASE_URL (and OPENAI_API_KEY), or AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"
+        "no model is configured: set OPENAI_BASE_URL (and OPENAI_API_KEY), or AZURE_OPENAI_ENDPOINT (with AZURE_OPENAI_API_KEY, or Microsoft Entra ID)"
     )]
     NotConfigured,
     /// The request is malformed.
@@ -37,6 +37,10 @@ pub enum GatewayError {
     /// The upstream rejected the gateway's own credentials (401/403): an operator problem.
     #[error("the model API refused the gateway's credentials ({status})")]
     UpstreamAuth { status: u16 },
+    /// No Microsoft Entra ID token could be had for the upstream (the identity endpoint failed,
+    /// refused or did not answer in time): an operator problem, like a refused key.
+    #[error("could not get a Microsoft Entra ID token: {reason}")]
+    CredentialUnavailable { reason: String },
     /// Every backend was rate limited.
     #[error("the model API is rate limiting: {summary}")]
     UpstreamRateLimited {
@@ -76,7 +80,9 @@ impl GatewayError {
             Self::QuotaExhausted { .. } => "token_quota_exhausted",
             Self::ContentBlocked { .. } => "content_blocked",
             Self::UpstreamRejected { .. } => "upstream_rejected",
-            Self::UpstreamAuth { .. } => "upstream_auth_failed",
+            Self::UpstreamAuth { .. } | Self::CredentialUnavailable { .. } => {
+                "upstream_auth_failed"
+            }
             Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
             Self::UpstreamFailed { .. } => "upstream_failed",
             Self::CompletionLimitExceeded { .. } => "completion_limit_exceeded",

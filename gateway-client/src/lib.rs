@@ -16,6 +16,8 @@
 //!   implementation.
 //! - [`assemble`]: a streamed answer put back together.
 //! - [`cache`]: the cache seam ([`ResponseCache`]); [`semantic`]: the semantic cache behind it.
+//! - [`entra`]: Microsoft Entra ID tokens (service principal, workload identity, managed
+//!   identity) for the Azure backends configured without keys.
 //! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`names`]: model and deployment names: what is accepted, what labels metrics.
@@ -26,6 +28,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod entra;
 pub mod error;
 pub mod metrics;
 pub mod model_api;

@@ -83,6 +83,13 @@ pub fn cache_status(context: &CallContext, operation: Operation, status: &'stati
     .increment(1);
 }
 
+/// One model judgement of a cache candidate (`same`, `different`, `error`, `unaffordable`) and
+/// the tokens it cost.
+pub fn cache_judgement(verdict: &'static str, tokens: u64) {
+    metrics::counter!("gateway_cache_judgements_total", "verdict" => verdict).increment(1);
+    metrics::counter!("gateway_cache_judge_tokens_total").increment(tokens);
+}
+
 /// A prompt or answer refused by content safety; `category` is one of a bounded set.
 pub fn content_blocked(context: &CallContext, direction: &'static str, category: &str) {
     metrics::counter!(

@@ -181,13 +181,65 @@ pub struct Settings {
     #[arg(long, env = "AZURE_OPENAI_ENDPOINT")]
     pub azure_openai_endpoint: Option<String>,
 
-    /// Azure OpenAI key (sent as `api-key`).
+    /// Azure OpenAI key (sent as `api-key`). Without it, Microsoft Entra ID tokens (AZURE_TENANT_ID
+    /// and the settings below).
     #[arg(long, env = "AZURE_OPENAI_API_KEY", hide_env_values = true)]
     pub azure_openai_api_key: Option<SecretString>,
 
     /// Azure OpenAI API version.
     #[arg(long, env = "AZURE_OPENAI_API_VERSION", default_value = "2024-10-21")]
     pub azure_openai_api_version: String,
+
+    /// Microsoft Entra ID tenant (id or domain) of a service principal or workload identity.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+
+    /// Client (application) id of a service principal or workload identity, or of the
+    /// user-assigned managed identity to use.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+
+    /// A service principal's client secret (with AZURE_TENANT_ID and AZURE_CLIENT_ID).
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub azure_client_secret: Option<SecretString>,
+
+    /// Workload identity's federated token file (with AZURE_TENANT_ID and AZURE_CLIENT_ID),
+    /// re-read at every token exchange.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<std::path::PathBuf>,
+
+    /// Microsoft Entra ID login host.
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = gateway_client::entra::DEFAULT_AUTHORITY_HOST,
+        value_parser = http_url
+    )]
+    pub azure_authority_host: String,
+
+    /// App Service's managed identity endpoint (App Service sets it).
+    #[arg(long, env = "IDENTITY_ENDPOINT", hide_short_help = true, value_parser = http_url)]
+    pub identity_endpoint: Option<String>,
+
+    /// App Service's managed identity secret header (App Service sets it).
+    #[arg(
+        long,
+        env = "IDENTITY_HEADER",
+        hide_env_values = true,
+        hide_short_help = true
+    )]
+    pub identity_header: Option<SecretString>,
+
+    /// The instance metadata service's token URL. For tests only (they cannot reach
+    /// 169.254.169.254).
+    #[arg(
+        long,
+        env = "AZURE_IMDS_ENDPOINT",
+        default_value = gateway_client::entra::IMDS_ENDPOINT,
+        hide = true,
+        value_parser = http_url
+    )]
+    pub azure_imds_endpoint: String,
 
     /// Chat model (or Azure deployment) name.
     #[arg(long, env = "CHAT_MODEL", default_value = "gpt-4o-mini", value_parser = model_name)]
@@ -358,8 +410,8 @@ pub struct Settings {
     #[arg(long, env = "MODERATION_API_KEY", hide_env_values = true)]
     pub moderation_api_key: Option<SecretString>,
 
-    /// When the moderation API fails or times out, refuse the text (`true`) instead of letting
-    /// it through with a warning (`false`).
+    /// When the moderation API (or Azure AI Content Safety) fails or times out, refuse the text
+    /// (`true`) instead of letting it through with a warning (`false`).
     #[arg(
         long,
         env = "MODERATION_FAIL_CLOSED",
@@ -371,7 +423,41 @@ pub struct Settings {
     )]
     pub moderation_fail_closed: bool,
 
-    /// Deadline of one moderation call, in milliseconds.
+    /// Azure AI Content Safety endpoint (https://NAME.cognitiveservices.azure.com): prompts and
+    /// answers are checked with `text:analyze` (this turns content safety on by itself).
+    #[arg(long, env = "AZURE_CONTENT_SAFETY_ENDPOINT", value_parser = http_url)]
+    pub azure_content_safety_endpoint: Option<String>,
+
+    /// Azure AI Content Safety key (sent as `Ocp-Apim-Subscription-Key`). Without it, a
+    /// Microsoft Entra ID token.
+    #[arg(long, env = "AZURE_CONTENT_SAFETY_KEY", hide_env_values = true)]
+    pub azure_content_safety_key: Option<SecretString>,
+
+    /// The lowest Azure AI Content Safety severity refused (1–7, on its eight-level scale), for
+    /// Hate, SelfHarm, Sexual and Violence.
+    #[arg(
+        long,
+        env = "CONTENT_SAFETY_SEVERITY",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u8).range(1..=7)
+    )]
+    pub content_safety_severity: u8,
+
+    /// Check user prompts (and tool results, as documents) with Azure AI Content Safety's
+    /// Prompt Shields too.
+    #[arg(
+        long,
+        env = "CONTENT_SAFETY_SHIELD_PROMPTS",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub content_safety_shield_prompts: bool,
+
+    /// Deadline of one moderation call (and of one Azure AI Content Safety check), in
+    /// milliseconds.
     #[arg(
         long,
         env = "MODERATION_TIMEOUT_MS",
@@ -457,6 +543,12 @@ pub struct Settings {
     #[arg(long, env = "CACHE_SHARED", default_value_t = false)]
     pub cache_shared: bool,
 
+    /// The model-judged mode: `model` asks the chat model (one metered token, charged to the
+    /// caller) to confirm a similar cached answer that verification refused only for words it
+    /// could not match; `off` serves verified answers only.
+    #[arg(long, env = "CACHE_JUDGE", value_enum, default_value_t = CacheJudge::Off)]
+    pub cache_judge: CacheJudge,
+
     /// Shared state for budgets, cache and usage across instances (e.g. redis://127.0.0.1:6379).
     /// Without it, state stays in this process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -523,6 +615,9 @@ pub enum Command {
     /// come from env vars, or from flags given before `cache-eval`. The cache is built in this
     /// process only: REDIS_URL is not used.
     CacheEval(CacheEvalArgs),
+    /// Ask this server's /health (on HOST and PORT; loopback when HOST is a wildcard): exit 0 if
+    /// it answers 200 within 5 seconds, else 1. For container health checks, where no curl is.
+    Healthcheck,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -633,6 +728,12 @@ pub enum SummarizerSetting {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheJudge {
+    Off,
+    Model,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -660,7 +761,7 @@ pub use parse::{
     BlockedPatterns, PATTERN_SEPARATOR, PriceTable, RateSpec, SafetyPresets, Subscription,
     SubscriptionKeys, ToolRateLimits,
 };
-use parse::{model_name, unit_interval};
+use parse::{http_url, model_name, unit_interval};
 
 #[cfg(test)]
 mod tests {
@@ -881,6 +982,77 @@ mod tests {
         assert!(none.content_safety_config().presets.is_empty());
         assert!(Settings::from_args(["--content-blocked-patterns", "(unclosed"]).is_err());
         assert!(Settings::from_args(["--content-safety-presets", "secretz"]).is_err());
+    }
+
+    #[test]
+    fn keyless_azure_builds_entra_settings_and_keys_need_none() {
+        let keyed = Settings::from_map(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+        ])
+        .unwrap();
+        assert!(keyed.gateway_config().entra.is_none());
+        let keyless = Settings::from_map(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com"),
+            ("AZURE_TENANT_ID", " contoso "),
+            ("AZURE_CLIENT_ID", "app"),
+            ("AZURE_CLIENT_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        let entra = keyless.gateway_config().entra.unwrap();
+        assert_eq!(entra.tenant_id.as_deref(), Some("contoso"));
+        assert_eq!(entra.authority_host, "https://login.microsoftonline.com");
+        assert_eq!(entra.imds_endpoint, gateway_client::entra::IMDS_ENDPOINT);
+        assert!(!format!("{keyless:?}").contains("s3cret"));
+        let safety_only = Settings::from_map(&[(
+            "AZURE_CONTENT_SAFETY_ENDPOINT",
+            "https://cs.cognitiveservices.azure.com",
+        )])
+        .unwrap();
+        assert!(safety_only.gateway_config().entra.is_some());
+        for (variable, bad) in [
+            ("AZURE_AUTHORITY_HOST", "login.microsoftonline.com"),
+            ("IDENTITY_ENDPOINT", "ftp://x/token"),
+            ("AZURE_CONTENT_SAFETY_ENDPOINT", "not a url"),
+        ] {
+            let error = Settings::from_map(&[(variable, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(variable), "{error}");
+        }
+    }
+
+    #[test]
+    fn azure_content_safety_turns_content_safety_on_with_its_severity() {
+        let settings = Settings::from_map(&[
+            (
+                "AZURE_CONTENT_SAFETY_ENDPOINT",
+                "https://cs.cognitiveservices.azure.com",
+            ),
+            ("CONTENT_SAFETY_SHIELD_PROMPTS", "true"),
+            ("MODERATION_FAIL_CLOSED", "true"),
+        ])
+        .unwrap();
+        let config = settings.content_safety_config();
+        assert!(config.enabled && config.blocked_terms.is_empty() && config.presets.is_empty());
+        let azure = config.azure.unwrap();
+        assert_eq!(azure.severity, 4);
+        assert!(azure.shield_prompts && azure.fail_closed);
+        assert_eq!(azure.timeout, Duration::from_millis(3000));
+        for bad in ["0", "8", "high"] {
+            let error = Settings::from_map(&[("CONTENT_SAFETY_SEVERITY", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("CONTENT_SAFETY_SEVERITY"), "{error}");
+        }
+        let lenient = Settings::from_map(&[("CONTENT_SAFETY_SEVERITY", "7")]).unwrap();
+        assert_eq!(lenient.content_safety_severity, 7);
+        assert!(
+            Settings::from_args(["healthcheck"])
+                .unwrap()
+                .command
+                .is_some()
+        );
     }
 
     #[test]

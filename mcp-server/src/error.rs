@@ -84,7 +84,9 @@ fn gateway_status(error: &GatewayError) -> StatusCode {
             .ok()
             .filter(StatusCode::is_client_error)
             .unwrap_or(StatusCode::BAD_REQUEST),
-        GatewayError::UpstreamAuth { .. } => StatusCode::BAD_GATEWAY,
+        GatewayError::UpstreamAuth { .. } | GatewayError::CredentialUnavailable { .. } => {
+            StatusCode::BAD_GATEWAY
+        }
         GatewayError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         GatewayError::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
         // Told only inside a stream that has started; the upstream overran its limit.
@@ -126,6 +128,7 @@ fn gateway_retry_after(error: &GatewayError) -> Option<Duration> {
         | GatewayError::ContentBlocked { .. }
         | GatewayError::UpstreamRejected { .. }
         | GatewayError::UpstreamAuth { .. }
+        | GatewayError::CredentialUnavailable { .. }
         | GatewayError::UpstreamFailed { .. }
         | GatewayError::CompletionLimitExceeded { .. }
         | GatewayError::Timeout { .. }

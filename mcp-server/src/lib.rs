@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`config`]: every setting, parsed once.
 //! - [`cache_eval`]: `tollgate cache-eval`, the semantic cache measured on labelled pairs.
+//! - [`healthcheck`]: `tollgate healthcheck`, a running server's /health asked (containers).
 //! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
 //! - [`state`]: [`state::AppState`], what handlers share, with the typed settings they read.
 //! - [`http`]: the router, its layers and the small status handlers.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod gateway_routes;
+pub mod healthcheck;
 pub mod http;
 pub mod mcp;
 pub mod retry_after;
@@ -142,6 +144,7 @@ mod module_order {
         "admin",
         "http",
         "cache_eval",
+        "healthcheck",
     ];
 
     fn source_of(module: &str) -> String {

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use mcp_server::{Settings, cache_eval, config::Command, serve, shutdown_signal, telemetry};
+use mcp_server::{
+    Settings, cache_eval, config::Command, healthcheck, serve, shutdown_signal, telemetry,
+};
 
 /// Request handling allocates many small, short-lived buffers across threads; mimalloc's
 /// thread-local free lists handle that pattern with less overhead than glibc's malloc, which
@@ -18,6 +20,7 @@ async fn main() -> std::process::ExitCode {
     let settings = Settings::from_env();
     match &settings.command {
         Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,
+        Some(Command::Healthcheck) => return healthcheck::run(&settings).await,
         None => {}
     }
     telemetry::init_logging(settings.log_format);

@@ -278,6 +278,14 @@ impl MockUpstream {
         let _ = dropped.wait_for(|dropped| *dropped >= count).await;
     }
 
+    /// From now on, answers 401 to every request whose `Authorization` is not `Bearer T` for
+    /// one of `tokens` (an Azure OpenAI deployment that takes Entra ID tokens); the requests are
+    /// still recorded.
+    pub fn require_bearer(&self, tokens: &[&str]) {
+        *lock(&self.inner.shared.required_bearers) =
+            Some(tokens.iter().map(|t| format!("Bearer {t}")).collect());
+    }
+
     /// Forgets recorded requests and queued replies, and restarts the failure-injection count.
     pub fn clear(&self) {
         let shared = &self.inner.shared;
@@ -302,6 +310,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Flood streams dropped before their end.
     dropped_streams: tokio::sync::watch::Sender<usize>,
+    /// `Authorization` values accepted, when set (see [`MockUpstream::require_bearer`]).
+    required_bearers: Mutex<Option<Vec<String>>>,
 }
 
 impl Shared {
@@ -315,6 +325,7 @@ impl Shared {
             chat_count: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             dropped_streams: tokio::sync::watch::Sender::new(0),
+            required_bearers: Mutex::default(),
         }
     }
 
@@ -393,7 +404,18 @@ impl FromRequest<Arc<Shared>> for Recorded {
         let bytes = Bytes::from_request(Request::from_parts(parts, body), shared)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(Self(shared.record(&method, &uri, headers, &bytes)))
+        let authorized = lock(&shared.required_bearers)
+            .as_ref()
+            .is_none_or(|accepted| {
+                let given = headers.get(http::header::AUTHORIZATION);
+                given.is_some_and(|given| accepted.iter().any(|a| a.as_bytes() == given.as_bytes()))
+            });
+        let body = shared.record(&method, &uri, headers, &bytes);
+        if !authorized {
+            let message = "Unauthorized. Access token is missing, invalid, audience is incorrect, or have expired.";
+            return Err(wire::error_response(401, message, None));
+        }
+        Ok(Self(body))
     }
 }
 

@@ -4,9 +4,11 @@
 //! before the server task starts, so a test can connect at once with no readiness wait.
 //! [`start_with_mock`] and [`start_with_model`] put a server in front of a model upstream.
 //! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests, [`raw`]
-//! HTTP/1.1 written by hand (odd paths, connection behaviour).
+//! HTTP/1.1 written by hand (odd paths, connection behaviour), [`azure`] stand-ins for the Azure
+//! identity endpoints and Azure AI Content Safety.
 
 pub mod agent;
+pub mod azure;
 pub mod external;
 pub mod gateway;
 pub mod raw;

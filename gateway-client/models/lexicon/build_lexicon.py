@@ -8,7 +8,9 @@ together. WordNet records exactly those relations, so the verifier takes them fr
 
 - concepts: the synsets of a word's most frequent senses, plus the synsets its senses point to
   by derivation (analyze/analysis, direct/director), verb group and adjective similarity. Two
-  words that share a concept mean the same thing in some common sense.
+  words that share a concept mean the same thing in some common sense. Similarity is one-way:
+  a head adjective takes in its satellites, but a satellite not its head, so two satellites of
+  one head ("silver" and "gold" under "metallic") stay apart.
 - antonyms: WordNet's antonym pointers (enable/disable, first/last, increase/decrease).
 - units: words whose noun senses are units of measurement or money (for conversions).
 
@@ -58,6 +60,7 @@ def normalize(lemma):
 def load(dict_dir):
     synset_words = {}
     pointers = {}
+    satellites = set()
     for name, pos in POS.items():
         with open(f"{dict_dir}/data.{name}", encoding="latin-1") as f:
             for line in f:
@@ -82,6 +85,8 @@ def load(dict_dir):
                     )
                 synset_words[(pos, offset)] = words
                 pointers[(pos, offset)] = found
+                if fields[2] == "s":
+                    satellites.add((pos, offset))
     index = collections.defaultdict(list)
     tagged = set()
     for name, pos in POS.items():
@@ -97,7 +102,7 @@ def load(dict_dir):
                 index[(lemma, "all")].extend((pos, o) for o in offsets)
                 if tag_count > 0:
                     tagged.add(lemma)
-    return synset_words, pointers, index, tagged
+    return synset_words, pointers, index, tagged, satellites
 
 
 def lexical_targets(synset, lemma, synset_words, pointers, symbols):
@@ -107,6 +112,15 @@ def lexical_targets(synset, lemma, synset_words, pointers, symbols):
             continue
         if source == 0 or synset_words[synset][source - 1] == lemma:
             yield target, target_word
+
+
+def same_meaning_targets(synset, lemma, synset_words, pointers):
+    """(symbol, target) of the meaning-keeping pointers from `synset` that apply to `lemma`."""
+    for symbol, target, source, _ in pointers[synset]:
+        if symbol in SAME_MEANING_POINTERS and (
+            source == 0 or synset_words[synset][source - 1] == lemma
+        ):
+            yield symbol, target
 
 
 def is_unit(lemma, index, pointers, roots):
@@ -124,7 +138,7 @@ def is_unit(lemma, index, pointers, roots):
 
 
 def main(dict_dir, vocab_path):
-    synset_words, pointers, index, tagged = load(dict_dir)
+    synset_words, pointers, index, tagged, satellites = load(dict_dir)
     with open(vocab_path, encoding="utf-8") as f:
         vocab = {line.rstrip("\n") for line in f if not line.startswith("##")}
     roots = {s for root in UNIT_ROOTS for s in index.get(root, [])}
@@ -141,9 +155,12 @@ def main(dict_dir, vocab_path):
         concepts = set()
         for synset in index[lemma]:
             concepts.add(synset)
-            for target, _ in lexical_targets(
-                synset, lemma, synset_words, pointers, SAME_MEANING_POINTERS
-            ):
+            for symbol, target in same_meaning_targets(synset, lemma, synset_words, pointers):
+                # Similar-to links a satellite adjective to its head ("silver" -> "metallic").
+                # The head takes in its satellites, a satellite does not take in its head:
+                # otherwise every two satellites of one head ("silver", "gold") would match.
+                if symbol == "&" and synset in satellites:
+                    continue
                 concepts.add(target)
         antonyms = set()
         for synset in index[(lemma, "all")]:

@@ -134,8 +134,12 @@ impl Gateway {
         streaming: bool,
     ) -> Result<ChatAdmission, GatewayError> {
         let limit = governance::govern(&mut request, self.caps, streaming)?;
-        self.screen(context, || content_safety::prompt_text(&request))
-            .await?;
+        self.screen(
+            context,
+            || content_safety::prompt_text(&request),
+            Some(&request),
+        )
+        .await?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
@@ -169,8 +173,12 @@ impl Gateway {
             }
         }
         let model = self.resolve_model(&mut request, &self.embedding_model)?;
-        self.screen(context, || content_safety::embedding_input_text(&request))
-            .await?;
+        self.screen(
+            context,
+            || content_safety::embedding_input_text(&request),
+            None,
+        )
+        .await?;
         let estimate = tokens::estimate_embedding_input(&model, &request);
         let reservation = self.budget.reserve(context, estimate).await?;
         Ok(EmbeddingsAdmission {
@@ -223,16 +231,23 @@ impl Gateway {
         Ok(model)
     }
 
-    /// Content safety on a prompt, before anything is reserved or sent.
+    /// Content safety on a prompt, before anything is reserved or sent; a chat `request`'s
+    /// user messages and tool results also go to Prompt Shields when they are on.
     async fn screen(
         &self,
         context: &CallContext,
         text: impl FnOnce() -> String,
+        request: Option<&Map<String, Value>>,
     ) -> Result<(), GatewayError> {
-        match &self.content_safety {
-            Some(safety) => safety.check(context, Direction::Prompt, &text()).await,
-            None => Ok(()),
-        }
+        let Some(safety) = &self.content_safety else {
+            return Ok(());
+        };
+        let shield = request
+            .filter(|_| safety.shields_prompts())
+            .map(content_safety::shield_input);
+        safety
+            .check_with(context, Direction::Prompt, &text(), shield.as_ref())
+            .await
     }
 }
 

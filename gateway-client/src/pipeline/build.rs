@@ -9,6 +9,7 @@ use crate::{
     cache::ResponseCache,
     clock::Clock,
     config::{CacheSettings, EmbedderChoice, GatewayConfig, Prices},
+    entra::EntraCredential,
     error::GatewayError,
     model_api::ModelApi,
     names::ModelLabels,
@@ -27,6 +28,8 @@ pub struct GatewayParts {
     pub clock: Clock,
     /// `None` when content safety is off.
     pub content_safety: Option<Arc<ContentSafety>>,
+    /// The Microsoft Entra ID credential of the Azure backends without keys, if any.
+    pub credential: Option<Arc<EntraCredential>>,
 }
 
 /// The parts `config` describes over `store`. The response cache is `cache` when given, else
@@ -38,14 +41,14 @@ pub fn parts(
     shared: Option<(Arc<RedisState>, String)>,
 ) -> Result<GatewayParts, GatewayError> {
     let clock = Clock::new();
-    let content_safety = ContentSafety::new(&config.content_safety)
+    let credential = credential(config)?;
+    let content_safety = ContentSafety::build(&config.content_safety, credential.clone())
         .map_err(|e| GatewayError::Startup(format!("content safety settings: {e}")))?
         .map(Arc::new);
-    let upstream = Arc::new(Upstream::new(
-        config.backends.clone(),
-        config.retry,
-        config.breaker,
-    )?);
+    let upstream = Arc::new(
+        Upstream::new(config.backends.clone(), config.retry, config.breaker)?
+            .with_credential(credential.clone()),
+    );
     let cache = match (cache, &config.cache) {
         (Some(cache), _) => Some(cache),
         (None, Some(settings)) => Some(response_cache(
@@ -63,7 +66,21 @@ pub fn parts(
         cache,
         clock,
         content_safety,
+        credential,
     })
+}
+
+/// The Microsoft Entra ID credential `config.entra` describes, if any.
+pub fn credential(config: &GatewayConfig) -> Result<Option<Arc<EntraCredential>>, GatewayError> {
+    config
+        .entra
+        .as_ref()
+        .map(|entra| {
+            EntraCredential::new(entra)
+                .map(Arc::new)
+                .map_err(|e| GatewayError::Startup(format!("Microsoft Entra ID settings: {e}")))
+        })
+        .transpose()
 }
 
 /// The parts of a gateway whose budgets, ledger and cache are shared through Redis with every
@@ -111,11 +128,10 @@ pub fn semantic_cache(config: &GatewayConfig) -> Result<Option<SemanticCache>, G
     let Some(settings) = &config.cache else {
         return Ok(None);
     };
-    let upstream = Arc::new(Upstream::new(
-        config.backends.clone(),
-        config.retry,
-        config.breaker,
-    )?);
+    let upstream = Arc::new(
+        Upstream::new(config.backends.clone(), config.retry, config.breaker)?
+            .with_credential(credential(config)?),
+    );
     build_semantic_cache(
         settings.clone(),
         &upstream,

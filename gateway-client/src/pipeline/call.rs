@@ -176,6 +176,13 @@ impl Gateway {
                     .await
                 {
                     CacheLookup::Hit(body) => Lookup::Hit(body),
+                    CacheLookup::Unconfirmed(candidate) => {
+                        if self.confirm(context, &candidate).await {
+                            Lookup::Hit(candidate.answer)
+                        } else {
+                            Lookup::Miss
+                        }
+                    }
                     CacheLookup::Miss => Lookup::Miss,
                     CacheLookup::Bypass => Lookup::Bypass,
                 }
@@ -214,13 +221,13 @@ fn replay(model: String, body: &Value, include_usage: bool, remaining: u64) -> C
     }
 }
 
-fn parse_answer(answer: &Bytes) -> Result<Value, GatewayError> {
+pub(super) fn parse_answer(answer: &Bytes) -> Result<Value, GatewayError> {
     serde_json::from_slice(answer).map_err(|_| GatewayError::UpstreamFailed {
         summary: "the upstream's answer was not JSON".to_owned(),
     })
 }
 
-fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {
+pub(super) fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {
     serde_json::to_vec(request)
         .map(Bytes::from)
         .map_err(|e| GatewayError::InvalidRequest(format!("request cannot be serialized: {e}")))

@@ -11,6 +11,8 @@
 //!   asking for several answers, `n > 1`, bypass the cache: one cached answer is not `n`
 //!   samples), then the model API through [`ModelApi`], whole or streamed, within the call's
 //!   deadline;
+//!   In the model-judged mode ([`judge`]) a similar answer refused only for words the verifier
+//!   could not match is confirmed by the chat model first: a metered, one-token call;
 //! - [`settlement`]: reconcile the reservation to the real usage; metrics and the usage ledger;
 //!   content safety on the answer (when on: the tokens are spent, but a refused answer is
 //!   neither returned nor cached); cache store;
@@ -27,6 +29,7 @@
 mod admission;
 mod build;
 mod call;
+mod judge;
 mod relay;
 mod settlement;
 #[cfg(test)]
@@ -43,13 +46,14 @@ use futures::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use build::{GatewayParts, build_embedder, parts, semantic_cache, shared_parts};
+pub use build::{GatewayParts, build_embedder, credential, parts, semantic_cache, shared_parts};
 pub use relay::completion_as_chunks;
 
 use crate::{
     cache::{CacheStatus, ResponseCache},
     clock::Clock,
     config::{GatewayConfig, Prices, QuotaPeriod},
+    entra::EntraCredential,
     error::GatewayError,
     model_api::ModelApi,
     names::ModelLabels,
@@ -128,6 +132,8 @@ pub struct Gateway {
     model_labels: Arc<ModelLabels>,
     /// `None` when content safety is off.
     content_safety: Option<Arc<ContentSafety>>,
+    /// The Microsoft Entra ID credential, when an Azure backend has no key.
+    credential: Option<Arc<EntraCredential>>,
 }
 
 impl Gateway {
@@ -169,6 +175,7 @@ impl Gateway {
             prices: config.prices,
             model_labels,
             content_safety: parts.content_safety,
+            credential: parts.credential,
         })
     }
 
@@ -184,9 +191,21 @@ impl Gateway {
         self.store.kind()
     }
 
-    /// Why shared state is degraded (e.g. Redis unreachable), if it is.
+    /// Why the gateway is degraded (shared state unreachable, no Entra ID token), if it is.
     pub fn degraded_reason(&self) -> Option<String> {
-        self.store.degraded_reason()
+        let reasons: Vec<String> = [
+            self.store.degraded_reason(),
+            self.credential.as_ref().and_then(|c| c.degraded_reason()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// The Microsoft Entra ID credential, when an Azure backend has no key (to share it).
+    pub fn credential(&self) -> Option<&Arc<EntraCredential>> {
+        self.credential.as_ref()
     }
 
     pub fn tokens_per_minute(&self) -> u64 {

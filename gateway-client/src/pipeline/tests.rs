@@ -135,6 +135,7 @@ fn config() -> GatewayConfig {
         prices: Prices::default(),
         content_safety: ContentSafetyConfig::default(),
         cache: None,
+        entra: None,
     }
 }
 
@@ -146,6 +147,7 @@ fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway 
         // The start of a minute, so the budget window does not turn over mid-test.
         clock: Clock::starting_at(1_795_563_000_000),
         content_safety: None,
+        credential: None,
     };
     Gateway::from_parts(config(), parts).unwrap()
 }
@@ -295,4 +297,113 @@ async fn a_stream_is_relayed_and_settled() {
     assert_eq!(usage.total_tokens, 12);
     let remaining = gateway.budget.reserve(&context(), BUDGET - 12).await;
     assert!(remaining.is_ok(), "settled to 12 tokens");
+}
+
+/// The tokens spent this minute: the largest reservation that still passes is the rest.
+async fn spent(gateway: &Gateway) -> u64 {
+    let (mut low, mut high) = (0, BUDGET);
+    while low < high {
+        let tokens = (low + high).div_ceil(2);
+        match gateway.budget.reserve(&context(), tokens).await {
+            Ok(reservation) => {
+                reservation.settle(0).await;
+                low = tokens;
+            }
+            Err(_) => high = tokens - 1,
+        }
+    }
+    BUDGET - low
+}
+
+/// A cache whose every lookup finds a similar answer that verification could not confirm.
+struct Unconfirmed(Value);
+
+#[async_trait]
+impl ResponseCache for Unconfirmed {
+    async fn lookup(
+        &self,
+        _context: &CallContext,
+        _operation: Operation,
+        _model: &str,
+        _request: &Map<String, Value>,
+    ) -> CacheLookup {
+        CacheLookup::Unconfirmed(crate::cache::Unconfirmed {
+            query: "How do I delete a branch in git?".to_owned(),
+            cached: "How do I remove a branch in git?".to_owned(),
+            answer: self.0.clone(),
+        })
+    }
+
+    async fn store(
+        &self,
+        _context: &CallContext,
+        _operation: Operation,
+        _model: &str,
+        _request: &Map<String, Value>,
+        _response: &Value,
+    ) {
+    }
+}
+
+/// The judge's one-token answer, with the usage an upstream reports.
+fn verdict(word: &str) -> Result<Vec<Bytes>, GatewayError> {
+    whole(&json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": word}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 60, "completion_tokens": 1, "total_tokens": 61},
+    }))
+}
+
+fn cached_answer() -> Value {
+    let mut answer = completion();
+    answer["id"] = json!("chatcmpl-cached");
+    answer
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_judged_yes_serves_the_cached_answer_and_charges_the_judgement() {
+    let api = Arc::new(FakeApi::answering([verdict("yes")]));
+    let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.cache, CacheStatus::Hit);
+    assert_eq!(outcome.body["id"], "chatcmpl-cached");
+    assert_eq!(api.calls.load(Ordering::SeqCst), 1, "only the judgement");
+    assert_eq!(spent(&gateway).await, 61);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_judged_no_asks_the_model_and_charges_both_calls() {
+    let api = Arc::new(FakeApi::answering([verdict("no"), whole(&completion())]));
+    let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.cache, CacheStatus::Miss);
+    assert_eq!(outcome.body["id"], "chatcmpl-1");
+    assert_eq!(api.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(spent(&gateway).await, 61 + 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_judgement_is_a_free_miss() {
+    let failed = GatewayError::UpstreamFailed {
+        summary: "down".to_owned(),
+    };
+    let api = Arc::new(FakeApi::answering([Err(failed), whole(&completion())]));
+    let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.cache, CacheStatus::Miss);
+    assert_eq!(api.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(spent(&gateway).await, 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_judged_yes_replays_as_a_stream() {
+    let api = Arc::new(FakeApi::answering([verdict(" Yes")]));
+    let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
+    let stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
+    assert_eq!(stream.cache, CacheStatus::Hit);
+    let events: Vec<_> = stream.collect().await;
+    assert!(
+        matches!(events.last(), Some(Ok(StreamEvent::Done { .. }))),
+        "{events:?}"
+    );
+    assert_eq!(api.calls.load(Ordering::SeqCst), 1);
 }

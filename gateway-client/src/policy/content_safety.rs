@@ -15,7 +15,10 @@
 //! fail-closed moderation endpoint cannot be reached. The offending text is never logged.
 //!
 //! The moderation endpoint is called through an upstream pool of its own, like every model
-//! call: one deadline, retries, a circuit breaker, upstream metrics.
+//! call: one deadline, retries, a circuit breaker, upstream metrics. So is Azure AI Content
+//! Safety (`azure_content_safety`), consulted last: `hate`, `self_harm`, `sexual`, `violence`,
+//! `prompt_attack` and `document_attack` name its refusals, `content_safety_unavailable` a
+//! fail-closed failure.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,12 +27,16 @@ use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+pub use super::azure_content_safety::ShieldInput;
+
+use super::azure_content_safety::AzureContentSafety;
 use crate::{
     config::{
         BackendConfig, BreakerConfig, ContentSafetyConfig, ModerationConfig, RetryConfig,
         SafetyPreset,
     },
     context::{CallContext, Operation},
+    entra::EntraCredential,
     error::GatewayError,
     metrics,
     model_api::ModelApi,
@@ -125,11 +132,20 @@ impl Rule {
 pub struct ContentSafety {
     rules: Vec<Rule>,
     moderation: Option<Moderation>,
+    azure: Option<AzureContentSafety>,
 }
 
 impl ContentSafety {
     /// Compiles the rules; `None` when content safety is off.
     pub fn new(config: &ContentSafetyConfig) -> Result<Option<Self>, String> {
+        Self::build(config, None)
+    }
+
+    /// Compiles the rules; Azure AI Content Safety without a key uses `credential`.
+    pub fn build(
+        config: &ContentSafetyConfig,
+        credential: Option<Arc<EntraCredential>>,
+    ) -> Result<Option<Self>, String> {
         if !config.enabled {
             return Ok(None);
         }
@@ -151,7 +167,23 @@ impl ContentSafety {
             .as_ref()
             .map(Moderation::new)
             .transpose()?;
-        Ok(Some(Self { rules, moderation }))
+        let azure = config
+            .azure
+            .as_ref()
+            .map(|azure| AzureContentSafety::new(azure, credential))
+            .transpose()?;
+        Ok(Some(Self {
+            rules,
+            moderation,
+            azure,
+        }))
+    }
+
+    /// Whether prompts go to Prompt Shields (then [`shield_input`] is worth making).
+    pub fn shields_prompts(&self) -> bool {
+        self.azure
+            .as_ref()
+            .is_some_and(AzureContentSafety::shields_prompts)
     }
 
     /// The category of the first local rule `text` breaks, if any.
@@ -169,15 +201,23 @@ impl ContentSafety {
         direction: Direction,
         text: &str,
     ) -> Result<(), GatewayError> {
+        self.check_with(context, direction, text, None).await
+    }
+
+    /// [`Self::check`], with a prompt's parts for Prompt Shields when they are on.
+    pub async fn check_with(
+        &self,
+        context: &CallContext,
+        direction: Direction,
+        text: &str,
+        shield: Option<&ShieldInput>,
+    ) -> Result<(), GatewayError> {
         if text.trim().is_empty() {
             return Ok(());
         }
         let category = match self.check_rules(text) {
             Some(category) => Some(category.to_owned()),
-            None => match &self.moderation {
-                Some(moderation) => moderation.verdict(text).await,
-                None => None,
-            },
+            None => self.services_verdict(text, shield).await,
         };
         let Some(category) = category else {
             return Ok(());
@@ -191,6 +231,21 @@ impl ContentSafety {
             "content blocked"
         );
         Err(GatewayError::ContentBlocked { category })
+    }
+}
+
+impl ContentSafety {
+    /// The moderation endpoint's verdict, then Azure AI Content Safety's.
+    async fn services_verdict(&self, text: &str, shield: Option<&ShieldInput>) -> Option<String> {
+        if let Some(moderation) = &self.moderation
+            && let Some(category) = moderation.verdict(text).await
+        {
+            return Some(category);
+        }
+        match &self.azure {
+            Some(azure) => azure.verdict(text, shield).await,
+            None => None,
+        }
     }
 }
 
@@ -352,6 +407,31 @@ pub fn prompt_text(request: &Map<String, Value>) -> String {
         message_text(message, &mut text);
     }
     text
+}
+
+/// What Prompt Shields judge in a chat request: the user messages' text as the user prompt,
+/// each tool result as a document.
+pub fn shield_input(request: &Map<String, Value>) -> ShieldInput {
+    let mut input = ShieldInput::default();
+    for message in request
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match message.get("role").and_then(Value::as_str) {
+            Some("user") => message_text(message, &mut input.user_prompt),
+            Some("tool" | "function") => {
+                let mut document = String::new();
+                message_text(message, &mut document);
+                if !document.trim().is_empty() {
+                    input.documents.push(document);
+                }
+            }
+            _ => {}
+        }
+    }
+    input
 }
 
 /// The text of an embeddings request's `input` (strings only; token ids carry no text).

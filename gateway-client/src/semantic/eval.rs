@@ -174,6 +174,19 @@ pub enum Served {
 pub struct Outcome {
     pub served: Served,
     pub latency: Duration,
+    /// In the model-judged mode, the candidate the chat model would be asked about.
+    pub asked: Option<Asked>,
+    /// For a row expected to hit that missed: why its cached answer was not served.
+    pub why_missed: Option<String>,
+}
+
+/// A lookup that would ask the chat model (`CACHE_JUDGE=model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    /// What a "yes" would serve.
+    pub served: Served,
+    /// The judgement's tokens, request and answer.
+    pub tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -231,6 +244,11 @@ pub struct Figures {
     /// Lookup latency percentiles, in microseconds.
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Model-judged mode: lookups that would ask the chat model, those where "yes" is right
+    /// (recall the judge can add), and the tokens all the asks cost.
+    pub asked: usize,
+    pub asked_right: usize,
+    pub asked_tokens: u64,
 }
 
 impl Figures {
@@ -248,6 +266,12 @@ impl Figures {
             figures.wrong_hits += usize::from(judgement.is_wrong_hit());
             figures.wrong_entries += usize::from(judgement == Judgement::WrongEntry);
             latencies.push(outcome.latency);
+            if let Some(asked) = &outcome.asked {
+                figures.asked += 1;
+                figures.asked_right +=
+                    usize::from(judge(row.expect, &asked.served) == Judgement::RightHit);
+                figures.asked_tokens += asked.tokens;
+            }
         }
         figures.recall = (figures.expected_hits > 0)
             .then(|| figures.right_hits as f64 / figures.expected_hits as f64);
@@ -322,7 +346,21 @@ impl fmt::Display for Summary {
                 write_line(f, &format!("  {kind}"), figures, width)?;
             }
         }
-        write_line(f, "total", &self.total, width)
+        write_line(f, "total", &self.total, width)?;
+        let total = &self.total;
+        if total.asked > 0 {
+            writeln!(
+                f,
+                "model-judged mode: {} lookups ask the chat model ({} where \"yes\" is right, {} \
+                 where it must say no), {} tokens in all, {:.0} per ask",
+                total.asked,
+                total.asked_right,
+                total.asked - total.asked_right,
+                total.asked_tokens,
+                total.asked_tokens as f64 / total.asked as f64
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -373,6 +411,8 @@ pub struct Difference {
     pub judgement: Judgement,
     /// The question whose answer was served, when it was another row's.
     pub served_prompt: Option<String>,
+    /// For a missed row: why the cache did not serve the row's cached answer.
+    pub why_missed: Option<String>,
 }
 
 impl fmt::Display for Difference {
@@ -392,8 +432,11 @@ impl fmt::Display for Difference {
             "{}:{} [{mode}] {} (expect {}): {what}: {:?} | {:?}",
             self.file, self.line, self.kind, self.expect, self.cached, self.query
         )?;
-        match &self.served_prompt {
-            Some(prompt) => write!(f, " <- answer to {prompt:?}"),
+        if let Some(prompt) = &self.served_prompt {
+            write!(f, " <- answer to {prompt:?}")?;
+        }
+        match &self.why_missed {
+            Some(why) => write!(f, " ({why})"),
             None => Ok(()),
         }
     }
@@ -418,6 +461,7 @@ pub fn differences(mode: Mode, rows: &[Row], outcomes: &[Outcome]) -> Vec<Differ
                     Served::Other { prompt } => Some(prompt.clone()),
                     _ => None,
                 },
+                why_missed: outcome.why_missed.clone(),
             })
         })
         .collect()
@@ -555,18 +599,51 @@ impl<'a> Bench<'a> {
             .lookup(&self.context, Operation::Chat, MODEL, &request)
             .await;
         let latency = started.elapsed();
-        let CacheLookup::Hit(served) = served else {
-            return Outcome {
-                served: Served::Nothing,
-                latency,
-            };
+        let (served, asked) = match served {
+            CacheLookup::Hit(answer) => (self.whose(&answer, &request, own), None),
+            CacheLookup::Unconfirmed(candidate) => {
+                let asked = Asked {
+                    served: self.whose(&candidate.answer, &request, own),
+                    tokens: candidate.judge_tokens(MODEL),
+                };
+                (Served::Nothing, Some(asked))
+            }
+            CacheLookup::Miss | CacheLookup::Bypass => (Served::Nothing, None),
         };
+        let why_missed = match served {
+            Served::Nothing => self.why_not(&request, own, partition).await,
+            Served::Own | Served::SameQuestion | Served::Other { .. } => None,
+        };
+        Outcome {
+            served,
+            latency,
+            asked,
+            why_missed,
+        }
+    }
+
+    /// Why the entry stored as `own` was not served for `request`.
+    async fn why_not(
+        &self,
+        query: &Map<String, Value>,
+        own: u64,
+        partition: Option<usize>,
+    ) -> Option<String> {
+        let stored = self.entries.iter().find(|entry| entry.exact == own)?;
+        let cached = request(&stored.prompt, partition);
+        let query = self.cache.prompt(&self.context, MODEL, query)?;
+        let cached = self.cache.prompt(&self.context, MODEL, &cached)?;
+        self.cache.why_not(&query, &cached).await
+    }
+
+    /// Whose answer `served` is, relative to the row whose own entry is `own`.
+    fn whose(&self, served: &Value, request: &Map<String, Value>, own: u64) -> Served {
         let same_question = self
             .cache
-            .prompt(&self.context, MODEL, &request)
+            .prompt(&self.context, MODEL, request)
             .map(|prompt| prompt.exact);
-        let entry = answered_entry(&served).and_then(|index| self.entries.get(index));
-        let served = match entry {
+        let entry = answered_entry(served).and_then(|index| self.entries.get(index));
+        match entry {
             Some(entry) if entry.exact == own => Served::Own,
             Some(entry) if Some(entry.exact) == same_question => Served::SameQuestion,
             Some(entry) => Served::Other {
@@ -575,8 +652,7 @@ impl<'a> Bench<'a> {
             None => Served::Other {
                 prompt: "(an answer this evaluation did not store)".to_owned(),
             },
-        };
-        Outcome { served, latency }
+        }
     }
 }
 
@@ -685,6 +761,8 @@ mod tests {
         Outcome {
             served,
             latency: Duration::from_micros(micros),
+            asked: None,
+            why_missed: None,
         }
     }
 

@@ -43,7 +43,7 @@ pub use prompt::{MEANING_MAX_BYTES, Prompt, Uncacheable};
 pub use static_model::{STATIC_THRESHOLD, StaticEmbedder, StaticModel};
 
 use crate::{
-    cache::{CacheLookup, ResponseCache},
+    cache::{CacheLookup, ResponseCache, Unconfirmed},
     clock::Clock,
     context::{CallContext, Operation},
 };
@@ -69,6 +69,9 @@ pub struct CacheConfig {
     pub window_messages: usize,
     /// One cache for every subscription instead of one each.
     pub shared_across_subscriptions: bool,
+    /// The model-judged mode: a candidate refused only for words verification could not match
+    /// is offered to the chat model for confirmation instead of being dropped.
+    pub model_judged: bool,
 }
 
 impl Default for CacheConfig {
@@ -82,6 +85,7 @@ impl Default for CacheConfig {
             include_system: false,
             window_messages: 8,
             shared_across_subscriptions: false,
+            model_judged: false,
         }
     }
 }
@@ -162,24 +166,43 @@ impl SemanticCache {
 
     /// Finds an answer for `prompt`: exact, or similar and verified.
     pub async fn find(&self, prompt: &Prompt) -> Option<Value> {
-        let found = self.find_text(prompt).await?;
-        serde_json::from_str(&found).ok()
+        match self.search(prompt).await {
+            Found::Answer(text) => serde_json::from_str(&text).ok(),
+            Found::Unconfirmed { .. } | Found::Nothing => None,
+        }
     }
 
-    /// [`Self::find`]'s answer as the JSON text it is kept as.
-    async fn find_text(&self, prompt: &Prompt) -> Option<Arc<str>> {
+    /// What the cache holds for `prompt`: a verified answer, or in the model-judged mode an
+    /// answer for the model to confirm, or nothing.
+    pub async fn look(&self, prompt: &Prompt) -> CacheLookup {
+        match self.search(prompt).await {
+            Found::Answer(text) => serde_json::from_str(&text).ok().into(),
+            Found::Unconfirmed { cached, answer } => match serde_json::from_str(&answer) {
+                Ok(answer) => CacheLookup::Unconfirmed(Unconfirmed {
+                    query: prompt.text.clone(),
+                    cached: cached.to_string(),
+                    answer,
+                }),
+                Err(_) => CacheLookup::Miss,
+            },
+            Found::Nothing => CacheLookup::Miss,
+        }
+    }
+
+    /// The search itself, on answers kept as JSON text.
+    async fn search(&self, prompt: &Prompt) -> Found {
         let now = self.clock.now_ms();
         if let Some(entry) = self.index.read().exact(prompt.partition, prompt.exact, now) {
-            return Some(entry.response.clone());
+            return Found::Answer(entry.response.clone());
         }
         if !prompt.by_meaning {
-            return None;
+            return Found::Nothing;
         }
         let embedding = match self.embedder.embed(&prompt.text, &prompt.tokens).await {
             Ok(embedding) => embedding,
             Err(error) => {
                 tracing::warn!(%error, "cache lookup skipped: embedding failed");
-                return None;
+                return Found::Nothing;
             }
         };
         let index = self.index.read();
@@ -190,21 +213,61 @@ impl SemanticCache {
             .filter(|(similarity, _)| *similarity >= self.threshold)
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let mut unconfirmed = None;
         // Verification re-reads each candidate's prompt; the few most similar are enough.
         for (similarity, entry) in scored.into_iter().take(VERIFIED_CANDIDATES) {
             let cached = analysis::analyze(&entry.prompt);
             match verify::verify(&prompt.analysed, &cached, self.embedder.word_vectors()) {
                 Ok(()) => {
                     tracing::debug!(similarity, "semantic cache hit");
-                    return Some(entry.response.clone());
+                    return Found::Answer(entry.response.clone());
                 }
                 Err(reason) => {
                     metrics::counter!("gateway_cache_verification_refusals_total", "reason" => refusal_label(reason))
                         .increment(1);
+                    if self.config.model_judged
+                        && unconfirmed.is_none()
+                        && reason.is_unmatched_words()
+                    {
+                        unconfirmed = Some(Found::Unconfirmed {
+                            cached: entry.prompt.clone(),
+                            answer: entry.response.clone(),
+                        });
+                    }
                 }
             }
         }
-        None
+        unconfirmed.unwrap_or(Found::Nothing)
+    }
+
+    /// Why `cached` would not be served for `query` (for `cache-eval --show-errors`): their
+    /// similarity against the threshold, then verification's refusal; `None` if it would be.
+    pub async fn why_not(&self, query: &Prompt, cached: &Prompt) -> Option<String> {
+        let (a, b) = (
+            self.embedder.embed(&query.text, &query.tokens).await,
+            self.embedder.embed(&cached.text, &cached.tokens).await,
+        );
+        let similarity = match (a, b) {
+            (Ok(a), Ok(b)) => a.similarity(&b),
+            (Err(error), _) | (_, Err(error)) => return Some(format!("embedding failed: {error}")),
+        };
+        if similarity < self.threshold {
+            return Some(format!(
+                "similarity {similarity:.3} below {:.3}",
+                self.threshold
+            ));
+        }
+        let verdict = verify::verify(
+            &query.analysed,
+            &cached.analysed,
+            self.embedder.word_vectors(),
+        );
+        verdict.err().map(|reason| {
+            format!(
+                "similarity {similarity:.3}, refused: {}",
+                refusal_label(reason)
+            )
+        })
     }
 
     /// Keeps `response` for `prompt` if it is a complete answer.
@@ -272,7 +335,7 @@ impl ResponseCache for SemanticCache {
             return CacheLookup::Bypass;
         }
         match self.analyse(context, model, request) {
-            Ok(prompt) => self.find(&prompt).await.into(),
+            Ok(prompt) => self.look(&prompt).await,
             Err(why) => why.into(),
         }
     }
@@ -292,6 +355,17 @@ impl ResponseCache for SemanticCache {
             self.keep(prompt, response).await;
         }
     }
+}
+
+/// What a search found, answers still as the JSON text they are kept as.
+enum Found {
+    Answer(Arc<str>),
+    /// The most similar candidate refused only for unmatched words (model-judged mode only).
+    Unconfirmed {
+        cached: Arc<str>,
+        answer: Arc<str>,
+    },
+    Nothing,
 }
 
 /// Only whole, successful, non-empty answers: no errors, truncations, refusals, filtered

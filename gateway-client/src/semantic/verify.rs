@@ -57,6 +57,28 @@ pub enum Refusal {
     Extra,
 }
 
+impl Refusal {
+    /// Whether the refusal is only about words verification could not match (no number,
+    /// name, polarity, referent or question it knows to differ): the model-judged mode may ask
+    /// the chat model about such a candidate; every other refusal is final.
+    pub fn is_unmatched_words(self) -> bool {
+        match self {
+            Self::Swap | Self::Extra => true,
+            Self::Conversion
+            | Self::Number
+            | Self::Negation
+            | Self::Referent
+            | Self::Degree
+            | Self::Question
+            | Self::NumberRole
+            | Self::Entity
+            | Self::Polarity
+            | Self::Possessive
+            | Self::Direction => false,
+        }
+    }
+}
+
 /// Alignment score at which two words count as the same: above what vectors give merely related
 /// words; a shared lexicon concept scores [`SHARED_CONCEPT`].
 const SAME_MEANING: f32 = 0.85;
@@ -129,7 +151,7 @@ pub fn verify(
         return Err(Refusal::Entity);
     }
     let unaligned = align(&a, &b, vectors)?;
-    if reversed_direction(&a, &b) || reversed_direction(&b, &a) {
+    if reversed_direction(&a, &b) || reversed_direction(&b, &a) || swapped_names(&a, &b) {
         return Err(Refusal::Direction);
     }
     for (extra, tokens, other) in [(&unaligned.only_a, &a, &b), (&unaligned.only_b, &b, &a)] {
@@ -181,12 +203,30 @@ struct Conversion<'t> {
     rest: Vec<&'t Token>,
 }
 
+/// Words that may stand between a number and the unit it counts: "50 British pounds",
+/// "100 US dollars", "3 metric tons".
+const UNIT_MODIFIERS: usize = 2;
+
+/// The unit the number at `at` counts: the first unit word after it, past at most
+/// [`UNIT_MODIFIERS`] other words; nothing else (a preposition, another number) may intervene.
+fn counted_unit(tokens: &[&Token], at: usize) -> Option<usize> {
+    tokens
+        .iter()
+        .enumerate()
+        .skip(at + 1)
+        .take(UNIT_MODIFIERS + 1)
+        .take_while(|(_, t)| is_word(t))
+        .find(|(_, t)| lexicon::is_unit(&t.word))
+        .map(|(j, _)| j)
+}
+
 /// The conversion a prompt asks for: a number before a unit, and exactly one other unit.
 fn conversion<'t>(tokens: &[&'t Token]) -> Option<Conversion<'t>> {
-    let amount = tokens.windows(2).position(|pair| {
-        pair[0].kind == Kind::Number && is_word(pair[1]) && lexicon::is_unit(&pair[1].word)
-    })?;
-    let source = amount + 1;
+    let (amount, source) = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == Kind::Number)
+        .find_map(|(i, _)| Some((i, counted_unit(tokens, i)?)))?;
     let mut others = (0..tokens.len())
         .filter(|&j| j != amount && j != source)
         .filter(|&j| is_word(tokens[j]) && lexicon::is_unit(&tokens[j].word));
@@ -296,17 +336,76 @@ fn counted<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, Option<&'t str>)> {
         .enumerate()
         .filter(|(_, t)| t.kind == Kind::Number)
         .map(|(i, t)| {
-            let unit = tokens
+            let percent = tokens
                 .get(i + 1)
-                .filter(|next| is_word(next))
-                .map(|next| next.word.as_ref())
-                .filter(|w| lexicon::is_unit(w) || matches!(*w, "%" | "percent"))
-                .map(|w| lexicon::lemmas(w).first());
+                .filter(|next| is_word(next) && matches!(next.word.as_ref(), "%" | "percent"));
+            let unit = percent
+                .or_else(|| counted_unit(tokens, i).map(|j| &tokens[j]))
+                .map(|unit| lexicon::lemmas(&unit.word).first());
             (t.word.as_ref(), unit)
         })
         .collect();
     pairs.sort_unstable();
     pairs
+}
+
+/// Words that join names without ordering them: "between Paris and Berlin".
+const COORDINATION: &[&str] = &["and", "or", "versus", "vs", "between", "&"];
+
+/// Each name with the word that introduces it (the nearest word before it that is not part of
+/// a name; coordinating words all count as "and"), in order.
+fn marked_names<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, &'t str)> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == Kind::Entity)
+        .map(|(i, name)| {
+            let marker = tokens[..i]
+                .iter()
+                .rev()
+                .find(|t| t.kind != Kind::Entity)
+                .map_or("", |t| t.word.as_ref());
+            let marker = if COORDINATION.contains(&marker) {
+                "and"
+            } else {
+                marker
+            };
+            (marker, name.word.as_ref())
+        })
+        .collect()
+}
+
+/// The same names in other roles: two names that trade the words introducing them ("how many
+/// Japanese yen is 50 British pounds"), or names introduced alike whose order changed, where
+/// only the order tells the roles apart ("noon in Tokyo in Los Angeles").
+fn swapped_names(a: &[&Token], b: &[&Token]) -> bool {
+    let (in_a, in_b) = (marked_names(a), marked_names(b));
+    fn marker<'t>(names: &[(&'t str, &'t str)], name: &str) -> Option<&'t str> {
+        names.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
+    }
+    let traded = in_a.iter().any(|&(m1, n1)| {
+        in_a.iter().any(|&(m2, n2)| {
+            n1 != n2 && m1 != m2 && marker(&in_b, n1) == Some(m2) && marker(&in_b, n2) == Some(m1)
+        })
+    });
+    let reordered = in_a.iter().any(|&(m, _)| {
+        let under = |names: &[(&str, &str)]| -> Vec<String> {
+            names
+                .iter()
+                .filter(|(marker, _)| *marker == m)
+                .map(|(_, n)| (*n).to_owned())
+                .collect()
+        };
+        let (x, y) = (under(&in_a), under(&in_b));
+        let same_names = {
+            let (mut sx, mut sy) = (x.clone(), y.clone());
+            sx.sort_unstable();
+            sy.sort_unstable();
+            sx == sy
+        };
+        m != "and" && x.len() >= 2 && same_names && x != y
+    });
+    traded || reordered
 }
 
 /// A name in `a` that `b` has neither as a name nor as a word.
@@ -753,6 +852,53 @@ mod tests {
             ],
             Refusal::Conversion,
         );
+    }
+
+    #[test]
+    fn names_given_in_another_order() {
+        refused(
+            &[(
+                "What time is noon in Los Angeles in Tokyo?",
+                "What time is noon in Tokyo in Los Angeles?",
+            )],
+            Refusal::Direction,
+        );
+    }
+
+    #[test]
+    fn a_unit_past_its_modifiers() {
+        refused(
+            &[(
+                "How many British pounds is 50 Japanese yen?",
+                "How many Japanese yen is 50 British pounds?",
+            )],
+            Refusal::Conversion,
+        );
+        refused(
+            &[(
+                "I have 50 British pounds, is that enough?",
+                "I have 50 Japanese yen, is that enough?",
+            )],
+            Refusal::NumberRole,
+        );
+    }
+
+    #[test]
+    fn names_joined_in_any_order_and_moved_whole() {
+        served(&[
+            (
+                "What is the distance between Berlin and Paris?",
+                "What is the distance between Paris and Berlin?",
+            ),
+            (
+                "In Python, how do I read a CSV file?",
+                "How do I read a CSV file in Python?",
+            ),
+            (
+                "Convert 50 British pounds to Japanese yen.",
+                "How many Japanese yen is 50 British pounds?",
+            ),
+        ]);
     }
 
     #[test]

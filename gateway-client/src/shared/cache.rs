@@ -264,12 +264,15 @@ impl ResponseCache for SharedCache {
             Ok(prompt) => prompt,
             Err(why) => return why.into(),
         };
-        if let Some(found) = self.local.find(&prompt).await {
-            return CacheLookup::Hit(found);
+        let local = self.local.look(&prompt).await;
+        if matches!(local, CacheLookup::Hit(_) | CacheLookup::Bypass) {
+            return local;
         }
-        self.fetch_exact(prompt.partition, prompt.exact)
-            .await
-            .into()
+        // Another instance's exact answer beats a local one still to be confirmed.
+        match self.fetch_exact(prompt.partition, prompt.exact).await {
+            Some(answer) => CacheLookup::Hit(answer),
+            None => local,
+        }
     }
 
     async fn store(

@@ -25,6 +25,7 @@ pub use breaker::{Breaker, Permit};
 use crate::{
     config::{BackendConfig, BreakerConfig, RetryConfig},
     context::Operation,
+    entra::{Bearer, COGNITIVE_SERVICES_SCOPE, EntraCredential},
     error::GatewayError,
     metrics,
     model_api::{ByteStream, ModelApi},
@@ -36,7 +37,12 @@ pub struct Backend {
     pub label: Arc<str>,
     config: BackendConfig,
     pub breaker: Breaker,
+    /// Microsoft Entra ID tokens, for an Azure backend configured without a key.
+    credential: Option<Arc<EntraCredential>>,
 }
+
+/// Azure AI Content Safety's API version.
+pub const CONTENT_SAFETY_API_VERSION: &str = "2024-09-01";
 
 impl Backend {
     pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Self {
@@ -45,6 +51,7 @@ impl Backend {
             breaker: Breaker::new(label.clone(), breaker),
             label,
             config,
+            credential: None,
         }
     }
 
@@ -53,6 +60,8 @@ impl Backend {
             Operation::Chat => "chat/completions",
             Operation::Embeddings => "embeddings",
             Operation::Moderations => "moderations",
+            Operation::TextAnalyze => "contentsafety/text:analyze",
+            Operation::ShieldPrompt => "contentsafety/text:shieldPrompt",
         };
         match &self.config {
             BackendConfig::OpenAi { base_url, .. } => {
@@ -67,6 +76,10 @@ impl Backend {
                 endpoint.trim_end_matches('/'),
                 urlencode_path_segment(model),
             ),
+            BackendConfig::ContentSafety { endpoint, .. } => format!(
+                "{}/{path}?api-version={CONTENT_SAFETY_API_VERSION}",
+                endpoint.trim_end_matches('/'),
+            ),
         }
     }
 
@@ -75,7 +88,24 @@ impl Backend {
         matches!(self.config, BackendConfig::Azure { .. })
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// Whether this backend authenticates with Entra ID tokens: an Azure one without a key.
+    fn wants_token(&self) -> bool {
+        matches!(
+            self.config,
+            BackendConfig::Azure { api_key: None, .. }
+                | BackendConfig::ContentSafety { api_key: None, .. }
+        )
+    }
+
+    /// The request with this backend's key, or with `bearer`, an Entra ID token.
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        bearer: Option<&Bearer>,
+    ) -> reqwest::RequestBuilder {
+        if let Some(bearer) = bearer {
+            return request.header(http::header::AUTHORIZATION, bearer.header.clone());
+        }
         match &self.config {
             BackendConfig::OpenAi {
                 api_key: Some(key), ..
@@ -83,14 +113,34 @@ impl Backend {
             BackendConfig::Azure {
                 api_key: Some(key), ..
             } => request.header("api-key", key.expose_secret()),
+            BackendConfig::ContentSafety {
+                api_key: Some(key), ..
+            } => request.header("Ocp-Apim-Subscription-Key", key.expose_secret()),
             BackendConfig::OpenAi { api_key: None, .. }
-            | BackendConfig::Azure { api_key: None, .. } => request,
+            | BackendConfig::Azure { api_key: None, .. }
+            | BackendConfig::ContentSafety { api_key: None, .. } => request,
+        }
+    }
+
+    /// An Entra ID token for this backend, if it takes one, within `deadline`.
+    async fn bearer(&self, deadline: Instant) -> Result<Option<Bearer>, GatewayError> {
+        let Some(credential) = &self.credential else {
+            return Ok(None);
+        };
+        match credential.bearer(COGNITIVE_SERVICES_SCOPE, deadline).await {
+            Ok(bearer) => Ok(Some(bearer)),
+            Err(error) => {
+                metrics::upstream_error(&self.label, "credential");
+                Err(error.into())
+            }
         }
     }
 
     fn secret(&self) -> Option<&str> {
         match &self.config {
-            BackendConfig::OpenAi { api_key, .. } | BackendConfig::Azure { api_key, .. } => {
+            BackendConfig::OpenAi { api_key, .. }
+            | BackendConfig::Azure { api_key, .. }
+            | BackendConfig::ContentSafety { api_key, .. } => {
                 api_key.as_ref().map(|k| k.expose_secret())
             }
         }
@@ -100,7 +150,9 @@ impl Backend {
 fn label_of(config: &BackendConfig) -> String {
     let url = match config {
         BackendConfig::OpenAi { base_url, .. } => base_url,
-        BackendConfig::Azure { endpoint, .. } => endpoint,
+        BackendConfig::Azure { endpoint, .. } | BackendConfig::ContentSafety { endpoint, .. } => {
+            endpoint
+        }
     };
     reqwest::Url::parse(url)
         .ok()
@@ -275,6 +327,14 @@ impl Upstream {
         })
     }
 
+    /// Gives the backends that take Entra ID tokens (Azure ones without a key) `credential`.
+    pub fn with_credential(mut self, credential: Option<Arc<EntraCredential>>) -> Self {
+        for backend in self.backends.iter_mut().filter(|b| b.wants_token()) {
+            backend.credential = credential.clone();
+        }
+        self
+    }
+
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
@@ -439,12 +499,54 @@ impl Upstream {
         let attempt_deadline = call
             .deadline
             .min(Instant::now() + self.retry.attempt_timeout);
+        let response = self.exchange(backend, call, attempt_deadline).await?;
+        if response.status().is_success() {
+            return reading.read(response, backend, attempt_deadline).await;
+        }
+        Err(refusal(response, backend, attempt_deadline).await)
+    }
+
+    /// Sends the request with the backend's credentials. An Entra ID token the backend refuses
+    /// (401) is dropped and the request sent once more with a new one: tokens can be revoked
+    /// or rotated before they expire.
+    async fn exchange(
+        &self,
+        backend: &Backend,
+        call: &Call<'_>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, Failure> {
+        let bearer = backend.bearer(deadline).await.map_err(Failure::Final)?;
+        let response = self
+            .send_once(backend, call, bearer.as_ref(), deadline)
+            .await?;
+        let (Some(refused), StatusCode::UNAUTHORIZED) = (bearer, response.status()) else {
+            return Ok(response);
+        };
+        if let Some(credential) = &backend.credential {
+            credential.invalidate(COGNITIVE_SERVICES_SCOPE, refused.generation);
+        }
+        tracing::info!(backend = %backend.label, "the upstream refused its Entra ID token; fetching a new one");
+        let bearer = backend.bearer(deadline).await.map_err(Failure::Final)?;
+        self.send_once(backend, call, bearer.as_ref(), deadline)
+            .await
+    }
+
+    async fn send_once(
+        &self,
+        backend: &Backend,
+        call: &Call<'_>,
+        bearer: Option<&Bearer>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, Failure> {
         let request = backend
-            .authorize(self.http.post(backend.url(call.operation, call.model)))
+            .authorize(
+                self.http.post(backend.url(call.operation, call.model)),
+                bearer,
+            )
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(call.body.clone());
-        let response = match tokio::time::timeout_at(attempt_deadline, request.send()).await {
-            Ok(Ok(response)) => response,
+        match tokio::time::timeout_at(deadline, request.send()).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => {
                 let kind = if error.is_connect() {
                     "connect"
@@ -452,23 +554,19 @@ impl Upstream {
                     "transport"
                 };
                 metrics::upstream_error(&backend.label, kind);
-                return Err(Failure::retryable(format!(
+                Err(Failure::retryable(format!(
                     "{kind} error talking to {}",
                     backend.label
-                )));
+                )))
             }
             Err(_) => {
                 metrics::upstream_error(&backend.label, "timeout");
-                return Err(Failure::retryable(format!(
+                Err(Failure::retryable(format!(
                     "{} did not answer in time",
                     backend.label
-                )));
+                )))
             }
-        };
-        if response.status().is_success() {
-            return reading.read(response, backend, attempt_deadline).await;
         }
-        Err(refusal(response, backend, attempt_deadline).await)
     }
 }
 

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use gateway_client::config::{
-    BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
-    GatewayConfig, ModerationConfig, RetryConfig, TokenQuota,
+    AzureContentSafetyConfig, BackendConfig, BreakerConfig, BudgetConfig, CacheSettings,
+    ContentSafetyConfig, EmbedderChoice, EntraConfig, GatewayConfig, ModerationConfig, RetryConfig,
+    TokenQuota,
 };
 use gateway_client::semantic::CacheConfig;
+use secrecy::SecretString;
 
-use super::{EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
+use super::{CacheJudge, EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -115,13 +117,66 @@ impl Settings {
             prices: self.model_prices.0.clone(),
             cache: self.cache_settings(),
             content_safety: self.content_safety_config(),
+            entra: self.needs_entra().then(|| self.entra_config()),
         }
     }
 
-    /// Content safety as the gateway takes it; the rule settings apply only when it is on.
+    /// Whether an Azure service is configured without its key, so Entra ID tokens are needed.
+    pub fn needs_entra(&self) -> bool {
+        let keyless = |endpoint: &Option<String>, key: &Option<SecretString>| {
+            endpoint.as_ref().is_some_and(|e| !e.trim().is_empty()) && key.is_none()
+        };
+        keyless(&self.azure_openai_endpoint, &self.azure_openai_api_key)
+            || keyless(
+                &self.azure_content_safety_endpoint,
+                &self.azure_content_safety_key,
+            )
+    }
+
+    /// The Microsoft Entra ID settings; the credential picks its source from them.
+    pub fn entra_config(&self) -> EntraConfig {
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        EntraConfig {
+            tenant_id: given(&self.azure_tenant_id),
+            client_id: given(&self.azure_client_id),
+            client_secret: self.azure_client_secret.clone(),
+            federated_token_file: self.azure_federated_token_file.clone(),
+            authority_host: self.azure_authority_host.clone(),
+            identity_endpoint: given(&self.identity_endpoint),
+            identity_header: self.identity_header.clone(),
+            imds_endpoint: self.azure_imds_endpoint.clone(),
+        }
+    }
+
+    /// Azure AI Content Safety, when its endpoint is set.
+    fn azure_content_safety_config(&self) -> Option<AzureContentSafetyConfig> {
+        let endpoint = self.azure_content_safety_endpoint.as_deref()?.trim();
+        Some(AzureContentSafetyConfig {
+            endpoint: endpoint.to_owned(),
+            api_key: self.azure_content_safety_key.clone(),
+            severity: self.content_safety_severity,
+            shield_prompts: self.content_safety_shield_prompts,
+            timeout: Duration::from_millis(self.moderation_timeout_ms),
+            fail_closed: self.moderation_fail_closed,
+        })
+    }
+
+    /// Content safety as the gateway takes it; the rule settings apply only when it is on, Azure
+    /// AI Content Safety whenever its endpoint is set.
     pub fn content_safety_config(&self) -> ContentSafetyConfig {
+        let azure = self.azure_content_safety_config();
         if self.content_safety == Switch::Off {
-            return ContentSafetyConfig::default();
+            return ContentSafetyConfig {
+                enabled: azure.is_some(),
+                azure,
+                ..ContentSafetyConfig::default()
+            };
         }
         ContentSafetyConfig {
             enabled: true,
@@ -143,6 +198,7 @@ impl Settings {
                     timeout: Duration::from_millis(self.moderation_timeout_ms),
                     fail_closed: self.moderation_fail_closed,
                 }),
+            azure,
         }
     }
 
@@ -170,6 +226,7 @@ impl Settings {
                 include_system: self.cache_include_system,
                 window_messages: self.cache_window_messages,
                 shared_across_subscriptions: self.cache_shared,
+                model_judged: self.cache_judge == CacheJudge::Model,
             },
             embedder,
         })

