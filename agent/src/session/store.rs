@@ -138,7 +138,7 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// A page out of ids already in order.
-pub(crate) fn page_of(
+fn page_of(
     ids: impl Iterator<Item = SessionListing>,
     after: Option<&str>,
     limit: usize,
