@@ -85,6 +85,48 @@ pub struct Settings {
     )]
     pub agent_tool_timeout_seconds: u64,
 
+    /// Lifetime of an agent session after its last turn, in seconds.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_TTL_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub agent_session_ttl_seconds: u64,
+
+    /// Turns an agent session keeps (its newest); older ones are dropped.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_TURNS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u64).range(1..=10_000)
+    )]
+    pub agent_session_max_turns: u64,
+
+    /// Bytes of turns an agent session keeps (its newest turn always).
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_BYTES",
+        default_value_t = 262_144,
+        value_parser = clap::value_parser!(u64).range(1024..=16_777_216)
+    )]
+    pub agent_session_max_bytes: u64,
+
+    /// Tokens of a session's conversation sent to the model per turn (summary, earlier turns,
+    /// the new message; counted with the model's tokenizer). Older turns are compacted.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_CONTEXT_TOKENS",
+        default_value_t = 4000,
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
+    pub agent_session_max_context_tokens: u64,
+
+    /// How older turns are compacted: `extractive` (built in, no tokens) or `model` (a
+    /// summary written by the model through the gateway, metered like any call).
+    #[arg(long, env = "AGENT_SESSION_SUMMARIZER", value_enum, default_value_t = SummarizerSetting::Extractive)]
+    pub agent_session_summarizer: SummarizerSetting,
+
     /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
     /// /metrics needs a key (Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer).
     #[arg(long, env = "SUBSCRIPTION_KEYS", hide_env_values = true)]
@@ -774,6 +816,12 @@ pub enum EmbedderSetting {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummarizerSetting {
+    Extractive,
+    Model,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CacheJudge {
     Off,
     Model,
@@ -940,6 +988,8 @@ mod tests {
             "AGENT_MAX_ITERATIONS",
             "AGENT_TIMEOUT_SECONDS",
             "AGENT_TOOL_TIMEOUT_SECONDS",
+            "AGENT_SESSION_TTL_SECONDS",
+            "AGENT_SESSION_MAX_TURNS",
         ] {
             let error = Settings::from_map(&[(variable, "0")])
                 .unwrap_err()

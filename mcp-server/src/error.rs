@@ -113,6 +113,9 @@ fn agent_status(error: &AgentError) -> StatusCode {
         AgentError::EmptyAnswer => StatusCode::BAD_GATEWAY,
         // Nobody reads this answer; nginx's 499 is not a registered status, so say 400.
         AgentError::Cancelled => StatusCode::BAD_REQUEST,
+        AgentError::InvalidSessionId(_) => StatusCode::BAD_REQUEST,
+        AgentError::SessionNotFound => StatusCode::NOT_FOUND,
+        AgentError::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
         AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
     }
 }

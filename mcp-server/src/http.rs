@@ -80,6 +80,11 @@ pub fn app(
         .route("/openai/v1/models/{*id}", get(model_routes::get))
         .route("/agent/chat", post(agent_routes::chat))
         .route("/agent/chat/stream", post(agent_routes::chat_stream))
+        .route("/agent/sessions", get(agent_routes::list_sessions))
+        .route(
+            "/agent/sessions/{id}",
+            get(agent_routes::get_session).delete(agent_routes::delete_session),
+        )
         .route(
             "/openai/deployments/{deployment}/embeddings",
             post(gateway_routes::embeddings),
@@ -137,6 +142,7 @@ fn request_span(request: &Request) -> tracing::Span {
         method = %request.method(),
         route,
         subscription = tracing::field::Empty,
+        session.id = tracing::field::Empty,
     )
 }
 
@@ -229,6 +235,10 @@ async fn protected_resource_metadata(State(state): State<Arc<AppState>>) -> Resp
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Read from the store at each scrape: on Redis, every instance's sessions. No labels.
+    if let Ok(live) = state.agent.sessions().live_count().await {
+        metrics::gauge!("agent_sessions_live").set(live as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -5,7 +5,10 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use agent::{Agent, McpTools, ToolRouter};
+use agent::{
+    Agent, McpTools, Sessions, ToolRouter,
+    session::{MemorySessions, RedisSessions, SessionStore},
+};
 use gateway_client::{
     Gateway, GatewayError, MemoryStore, StateStore, pipeline,
     shared::{
@@ -50,7 +53,8 @@ impl AppState {
         local: SocketAddr,
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
-        let gateway = Arc::new(gateway(settings, &instance.id)?);
+        let redis = redis(settings)?;
+        let gateway = Arc::new(gateway(settings, redis.clone(), &instance.id)?);
         let tool_scopes = Arc::new(ToolScopes::new(
             settings.mcp_tool_scopes.0.clone(),
             settings.oauth_scope_prefix.trim().to_owned(),
@@ -74,7 +78,18 @@ impl AppState {
                 settings.agent_subscription_key.clone(),
             )),
         };
-        let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
+        // Sessions live in the same state backend as budgets: this process, or the same Redis.
+        let session_store: Arc<dyn SessionStore> = match redis {
+            Some(redis) => Arc::new(RedisSessions::new(redis)),
+            None => Arc::new(MemorySessions::new()),
+        };
+        let sessions = Sessions::new(session_store, settings.session_settings(), &instance.id);
+        let agent = Arc::new(Agent::new(
+            gateway.clone(),
+            router,
+            settings.agent_config(),
+            sessions,
+        ));
         let mcp_traffic = Arc::new(McpTraffic::new(McpLimits::new(
             settings.mcp_rate_limit,
             &settings.mcp_tool_rate_limits.0,
@@ -96,15 +111,28 @@ impl AppState {
     }
 }
 
-/// The gateway on Redis when REDIS_URL is set, else on in-memory state.
-fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayError> {
-    let config = settings.gateway_config();
-    let parts = match settings.redis_options().map_err(GatewayError::Startup)? {
+/// The Redis connection when REDIS_URL is set: one for the gateway and the agent's sessions.
+fn redis(settings: &Settings) -> Result<Option<Arc<RedisState>>, GatewayError> {
+    match settings.redis_options().map_err(GatewayError::Startup)? {
         Some(mut options) => {
             options.credentials = redis_credentials(settings)?;
-            let redis = RedisState::connect_with(options).map_err(GatewayError::Store)?;
-            pipeline::shared_parts(&config, redis, instance_id)?
+            RedisState::connect_with(options)
+                .map(Some)
+                .map_err(GatewayError::Store)
         }
+        None => Ok(None),
+    }
+}
+
+/// The gateway on Redis when REDIS_URL is set, else on in-memory state.
+fn gateway(
+    settings: &Settings,
+    redis: Option<Arc<RedisState>>,
+    instance_id: &str,
+) -> Result<Gateway, GatewayError> {
+    let config = settings.gateway_config();
+    let parts = match redis {
+        Some(redis) => pipeline::shared_parts(&config, redis, instance_id)?,
         None => {
             let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
             pipeline::parts(&config, store, None, None)?

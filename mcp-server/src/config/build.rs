@@ -324,6 +324,22 @@ impl Settings {
         }
     }
 
+    /// What agent sessions keep, for how long, and what of them goes to the model.
+    pub fn session_settings(&self) -> agent::session::SessionSettings {
+        agent::session::SessionSettings {
+            ttl: Duration::from_secs(self.agent_session_ttl_seconds),
+            limits: agent::session::HistoryLimits {
+                max_turns: self.agent_session_max_turns,
+                max_bytes: self.agent_session_max_bytes,
+            },
+            max_context_tokens: self.agent_session_max_context_tokens,
+            summarizer: match self.agent_session_summarizer {
+                super::SummarizerSetting::Extractive => agent::session::Summarizer::Extractive,
+                super::SummarizerSetting::Model => agent::session::Summarizer::Model,
+            },
+        }
+    }
+
     /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
     pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
         match &self.mcp_url {

@@ -9,6 +9,7 @@ mod agent_chat;
 mod agent_limits;
 mod agent_messy_models;
 mod agent_routing;
+mod agent_sessions;
 mod agent_stream;
 mod app_oneshot;
 mod auth;
