@@ -69,8 +69,7 @@ async fn run_alone(
 }
 
 /// A short run that must have made more than 8 requests (enough for hits and misses, however busy
-/// the machine) without an error; the summary and its
-/// rendered report.
+/// the machine) without an error; the summary and its rendered report.
 async fn clean_run(target: Target, warmup: Duration) -> (Summary, String) {
     let summary = run_alone(target, warmup, |_| {}).await;
     let report = loadtest::report::render(&summary);
