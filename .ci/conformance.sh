@@ -41,8 +41,16 @@
 #                            Origin: http://127.0.0.1:$PORT -> must be 2xx.
 #                            The URL must be a localhost one (127.0.0.1 here).
 #
+# Then the 2026 suite, @modelcontextprotocol/conformance@0.2.0-alpha.12 (from
+# $TOLLGATE_TEST_NODE_MODULES, which .ci/deps/30-node-tools.sh installs; else
+# .ci/test-tools/node_modules), on every scenario whose fixtures apply to tollgate
+# (CONFORMANCE_2026_SCENARIOS), with .ci/conformance-expected-failures.yml as the baseline:
+# the checks the suite itself marks "Not testable" without its own fixture tools. The
+# scenarios left out, and why, are listed in the README ("MCP conformance").
+#
 # Knobs (env, all optional):
 #   CONFORMANCE_SCENARIOS      space-separated list (default: the four above)
+#   CONFORMANCE_2026_SCENARIOS space-separated list for the 2026 suite (default: below)
 #   CONFORMANCE_HOST           bind/connect host (default 127.0.0.1)
 #   CONFORMANCE_MCP_PATH       MCP endpoint path (default /mcp)
 #   CONFORMANCE_HEALTH_PATH    readiness path    (default /health)
@@ -81,6 +89,11 @@ MCP_SDK_VERSION="1.32.2"
 PKG_DIR="$ROOT/.ci/conformance-pkg"
 CLI="$PKG_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 SCENARIOS="${CONFORMANCE_SCENARIOS:-server-initialize ping tools-list dns-rebinding-protection}"
+CONFORMANCE_2026_VERSION="0.2.0-alpha.12"
+SCENARIOS_2026="${CONFORMANCE_2026_SCENARIOS:-server-stateless http-header-validation caching dns-rebinding-protection tools-list resources-list sep-2164-resource-not-found prompts-list server-initialize ping}"
+EXPECTED_2026="$ROOT/.ci/conformance-expected-failures.yml"
+NODE_MODULES_2026="${TOLLGATE_TEST_NODE_MODULES:-$ROOT/.ci/test-tools/node_modules}"
+CLI_2026="$NODE_MODULES_2026/@modelcontextprotocol/conformance/dist/index.js"
 HOST="${CONFORMANCE_HOST:-127.0.0.1}"
 MCP_PATH="${CONFORMANCE_MCP_PATH:-/mcp}"
 HEALTH_PATH="${CONFORMANCE_HEALTH_PATH:-/health}"
@@ -117,6 +130,11 @@ else
     fi
 fi
 log "conformance CLI $(node "$CLI" --version)"
+if [[ ! -f "$CLI_2026" ]]; then
+    log "ERROR: @modelcontextprotocol/conformance@$CONFORMANCE_2026_VERSION missing at $CLI_2026 (ROOT=\$PWD bash .ci/deps/30-node-tools.sh installs it)"
+    exit 1
+fi
+log "2026 conformance CLI $(node "$CLI_2026" --version) ($CLI_2026)"
 
 # --- start the server ------------------------------------------------------------
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -197,6 +215,24 @@ for scenario in $SCENARIOS; do
         passed+=("$scenario")
     else
         failed+=("$scenario")
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "ERROR: server died during scenario $scenario"
+        SERVER_PID=""
+        failed+=("(server crashed)")
+        break
+    fi
+done
+
+for scenario in $SCENARIOS_2026; do
+    echo
+    log "=== scenario (2026 suite): $scenario ==="
+    log "+ node $CLI_2026 server --url $BASE_URL$MCP_PATH --scenario $scenario --expected-failures $EXPECTED_2026 ${extra_args[*]}"
+    if node "$CLI_2026" server --url "$BASE_URL$MCP_PATH" --scenario "$scenario" \
+        --expected-failures "$EXPECTED_2026" "${extra_args[@]}"; then
+        passed+=("$scenario@$CONFORMANCE_2026_VERSION")
+    else
+        failed+=("$scenario@$CONFORMANCE_2026_VERSION")
     fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         log "ERROR: server died during scenario $scenario"

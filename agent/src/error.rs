@@ -18,6 +18,17 @@ pub enum AgentError {
     /// The client went away mid-turn; the work was stopped.
     #[error("the client closed the request")]
     Cancelled,
+    /// A `session_id` (or cursor) that cannot be one: wrong length or characters.
+    #[error("{0}")]
+    InvalidSessionId(String),
+    /// No live session of this caller has that id (unknown, expired, deleted, or another's:
+    /// the same answer for all, so ids cannot be probed).
+    #[error("no session with this id")]
+    SessionNotFound,
+    /// The session store could not be reached to continue or show a session. The detail is
+    /// for the log; the client is told only that.
+    #[error("the session store is unavailable; retry shortly")]
+    SessionStore(String),
     /// The whole turn ran past its deadline.
     #[error("the agent did not finish within {} s", .0.as_secs())]
     Timeout(Duration),
@@ -30,6 +41,9 @@ impl AgentError {
             Self::Gateway(error) => error.code(),
             Self::EmptyAnswer => "empty_model_answer",
             Self::Cancelled => "client_closed_request",
+            Self::InvalidSessionId(_) => "invalid_session_id",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionStore(_) => "session_store_unavailable",
             Self::Timeout(_) => "agent_timeout",
         }
     }

@@ -8,12 +8,15 @@
 //! - [`answer`]: reading a model's answer leniently (tool calls, legacy `function_call`,
 //!   missing content), as real models produce them.
 //! - [`instructions`]: the system prompt and the tool definitions offered to the model.
+//! - [`session`]: conversations kept in the state store (memory or Redis), bounded in what
+//!   they keep and in what they send to the model.
 //! - [`AgentError`]: the one error type.
 
 pub mod answer;
 mod error;
 pub mod instructions;
 pub mod routing;
+pub mod session;
 mod turn;
 
 use std::{sync::Arc, time::Duration};
@@ -23,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::AgentError;
-pub use routing::{McpEndpoint, McpTools, ToolRouter};
+pub use routing::{McpEndpoint, McpTools, ToolCaller, ToolRouter};
+pub use session::Sessions;
 pub use turn::AgentEvent;
 
 /// Longest user message accepted, in characters.
@@ -49,12 +53,15 @@ impl Default for AgentConfig {
     }
 }
 
-/// A chat request: the user's message and, optionally, the conversation so far.
+/// A chat request: the user's message and, optionally, the session it continues or the
+/// conversation so far (a stateless caller's own history).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatRequest {
     pub message: String,
     #[serde(default)]
     pub history: Vec<HistoryMessage>,
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -76,6 +83,15 @@ impl ChatRequest {
             return Err(AgentError::InvalidRequest(format!(
                 "`message` has {chars} characters; the limit is {MAX_MESSAGE_CHARS}"
             )));
+        }
+        if let Some(id) = &self.session_id {
+            session::check_session_id(id)?;
+            if !self.history.is_empty() {
+                return Err(AgentError::InvalidRequest(
+                    "give `session_id` or `history`, not both: a session keeps its own history"
+                        .to_owned(),
+                ));
+            }
         }
         if self.history.len() > MAX_HISTORY_MESSAGES {
             return Err(AgentError::InvalidRequest(format!(
@@ -124,6 +140,23 @@ pub struct TurnResult {
     pub model: String,
     pub usage: Usage,
     pub cache: CacheCounts,
+    /// The session the turn was kept in; `null` when the state store could not start one.
+    pub session_id: Option<String>,
+}
+
+/// A request checked and its session opened: what [`Agent::run`] and
+/// [`Agent::run_streaming`] take, from [`Agent::begin`].
+#[derive(Debug, Clone)]
+pub struct PreparedTurn {
+    request: ChatRequest,
+    session: session::OpenSession,
+    started_at_ms: u64,
+}
+
+impl PreparedTurn {
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.id.as_deref()
+    }
 }
 
 /// The agent: a gateway to think with and a router to act with.
@@ -131,15 +164,26 @@ pub struct Agent {
     gateway: Arc<Gateway>,
     tools: ToolRouter,
     config: AgentConfig,
+    sessions: Sessions,
 }
 
 impl Agent {
-    pub fn new(gateway: Arc<Gateway>, tools: ToolRouter, config: AgentConfig) -> Self {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        tools: ToolRouter,
+        config: AgentConfig,
+        sessions: Sessions,
+    ) -> Self {
         Self {
             gateway,
             tools,
             config,
+            sessions,
         }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     pub fn routing(&self) -> &'static str {

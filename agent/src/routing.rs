@@ -52,6 +52,37 @@ impl ToolOutcome {
     }
 }
 
+/// Who the agent calls tools for: the caller's credential (sent back to this server's own
+/// `/mcp` only) and the tools the caller's token has no scope for (MCP_TOOL_SCOPES), refused
+/// here whatever the routing, so the agent never calls a tool its caller could not.
+#[derive(Debug, Clone, Default)]
+pub struct ToolCaller {
+    pub key: Option<SecretString>,
+    /// `(tool, scope it needs)`.
+    pub denied: Vec<(String, String)>,
+}
+
+impl ToolCaller {
+    /// A caller with this credential and every scope.
+    pub fn with_key(key: Option<SecretString>) -> Self {
+        Self {
+            key,
+            denied: Vec::new(),
+        }
+    }
+
+    fn refusal(&self, tool: &str) -> Option<ToolOutcome> {
+        self.denied
+            .iter()
+            .find(|(denied, _)| denied == tool)
+            .map(|(_, scope)| {
+                ToolOutcome::error(format!(
+                    "the caller may not call this tool: it needs the scope `{scope}`"
+                ))
+            })
+    }
+}
+
 pub enum ToolRouter {
     InProcess(Arc<Instance>),
     Mcp(McpTools),
@@ -69,8 +100,11 @@ impl ToolRouter {
         &self,
         name: &str,
         arguments: Map<String, Value>,
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
     ) -> ToolOutcome {
+        if let Some(refusal) = caller.refusal(name) {
+            return refusal;
+        }
         match self {
             Self::InProcess(instance) => match tools::call(instance, name, Some(arguments)) {
                 Ok(result) => ToolOutcome {
@@ -79,7 +113,7 @@ impl ToolRouter {
                 },
                 Err(error) => ToolOutcome::error(error.to_string()),
             },
-            Self::Mcp(mcp) => mcp.call(name, arguments, caller_key).await,
+            Self::Mcp(mcp) => mcp.call(name, arguments, caller.key.as_ref()).await,
         }
     }
 }
@@ -360,15 +394,23 @@ impl McpTools {
 type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// What to tell the model when the MCP server refused a request with an HTTP status (429 or
-/// 5xx), or `None` for any other failure.
+/// 5xx, or a 403 for a missing scope), or `None` for any other failure.
 ///
 /// rmcp keeps the status and the server's `Retry-After` in its transport error, but its
 /// `Display` reads as Rust type names followed by "HTTP 429": nothing a model can act on.
 fn http_refusal(error: &rmcp::transport::DynamicTransportError) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
     while let Some(cause) = current {
-        if let Some(HttpError::HttpStatus(status)) = cause.downcast_ref::<HttpError>() {
-            return Some(describe_status(status));
+        match cause.downcast_ref::<HttpError>() {
+            Some(HttpError::HttpStatus(status)) => return Some(describe_status(status)),
+            // The caller's own rights do not cover this tool (MCP_TOOL_SCOPES on our /mcp).
+            Some(HttpError::InsufficientScope(refusal)) => {
+                let scope = refusal.get_required_scope().unwrap_or("another scope");
+                return Some(format!(
+                    "the caller may not call this tool: it needs the scope `{scope}` (HTTP 403)"
+                ));
+            }
+            _ => {}
         }
         current = cause.source();
     }

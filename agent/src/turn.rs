@@ -9,20 +9,22 @@ use futures::StreamExt;
 use gateway_client::{
     CacheDirective, CacheStatus, CallContext, StreamEvent, Usage, assemble::AssembledAnswer,
 };
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::{
-    Agent, AgentError, CacheCounts, ChatRequest, ToolCallRecord, TurnResult,
+    Agent, AgentError, CacheCounts, ChatRequest, PreparedTurn, ToolCallRecord, TurnResult,
     answer::{AssistantTurn, RequestedCall, parse_arguments},
     instructions::{SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS},
-    routing::ToolOutcome,
+    routing::{ToolCaller, ToolOutcome},
 };
 
 /// What the streaming route reports while a turn runs.
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
+    /// First, always: the session the turn is kept in (`None`: the store could not start one).
+    Session(Option<String>),
     ToolCall(ToolCallRecord),
     Delta(String),
     Done(TurnResult),
@@ -42,61 +44,123 @@ const SEPARATOR: &str = "\n\n";
 type Events<'a> = Option<&'a mpsc::Sender<AgentEvent>>;
 
 impl Agent {
-    /// Runs one turn to its text answer, within the turn deadline.
+    /// Checks the request and opens its session: the one it names (unknown, expired or
+    /// another owner's is `SessionNotFound`), or a new one. Call before answering, so these
+    /// refusals are plain 4xx answers even on the streaming route.
+    pub async fn begin(
+        &self,
+        context: &CallContext,
+        request: ChatRequest,
+    ) -> Result<PreparedTurn, AgentError> {
+        request.validate()?;
+        let session = self
+            .sessions
+            .open(&context.subscription, request.session_id.as_deref())
+            .await?;
+        Ok(PreparedTurn {
+            request,
+            session,
+            started_at_ms: self.sessions.now_ms(),
+        })
+    }
+
+    /// Runs one turn to its text answer, within the turn deadline, and keeps it in its session.
     pub async fn run(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
-        request: &ChatRequest,
+        caller: &ToolCaller,
+        turn: PreparedTurn,
     ) -> Result<TurnResult, AgentError> {
-        request.validate()?;
         let deadline = self.config.turn_deadline;
-        tokio::time::timeout(deadline, self.run_loop(context, caller_key, request, None))
-            .await
-            .unwrap_or(Err(AgentError::Timeout(deadline)))
+        async {
+            let result =
+                tokio::time::timeout(deadline, self.run_loop(context, caller, &turn, None))
+                    .await
+                    .unwrap_or(Err(AgentError::Timeout(deadline)))?;
+            self.keep(context, &turn, result).await
+        }
+        .instrument(turn_span(&turn))
+        .await
     }
 
-    /// Runs one turn, streaming its events to `events`; the last one is `Done` or `Error`.
-    /// Dropping the receiver cancels the turn at its next step.
+    /// Runs one turn, streaming its events to `events`: first `Session`, last `Done` or
+    /// `Error`. Dropping the receiver cancels the turn at its next step.
     pub async fn run_streaming(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
-        request: &ChatRequest,
+        caller: &ToolCaller,
+        turn: PreparedTurn,
         events: mpsc::Sender<AgentEvent>,
     ) {
         let deadline = self.config.turn_deadline;
-        let outcome = match request.validate() {
-            Err(error) => Err(error),
-            Ok(()) => tokio::time::timeout(
+        async {
+            let _ = events
+                .send(AgentEvent::Session(turn.session.id.clone()))
+                .await;
+            let outcome = match tokio::time::timeout(
                 deadline,
-                self.run_loop(context, caller_key, request, Some(&events)),
+                self.run_loop(context, caller, &turn, Some(&events)),
             )
             .await
-            .unwrap_or(Err(AgentError::Timeout(deadline))),
-        };
-        let last = match outcome {
-            Ok(result) => AgentEvent::Done(result),
-            Err(error) => AgentEvent::Error(error),
-        };
-        let _ = events.send(last).await;
+            .unwrap_or(Err(AgentError::Timeout(deadline)))
+            {
+                Ok(result) => self.keep(context, &turn, result).await,
+                Err(error) => Err(error),
+            };
+            let last = match outcome {
+                Ok(result) => AgentEvent::Done(result),
+                Err(error) => AgentEvent::Error(error),
+            };
+            let _ = events.send(last).await;
+        }
+        .instrument(turn_span(&turn))
+        .await;
+    }
+
+    /// Appends a finished turn to its session. The answer is the caller's either way: a store
+    /// that fails now costs the session this turn, not the caller the answer.
+    async fn keep(
+        &self,
+        context: &CallContext,
+        turn: &PreparedTurn,
+        mut result: TurnResult,
+    ) -> Result<TurnResult, AgentError> {
+        if let Some(id) = &turn.session.id {
+            let kept = self
+                .sessions
+                .record(
+                    &context.subscription,
+                    id,
+                    &turn.request.message,
+                    &result,
+                    turn.started_at_ms,
+                )
+                .await;
+            if kept.is_err() {
+                tracing::warn!("an agent turn could not be kept in its session");
+            }
+        }
+        result.session_id = turn.session.id.clone();
+        Ok(result)
     }
 
     async fn run_loop(
         &self,
         context: &CallContext,
-        caller_key: Option<&SecretString>,
-        request: &ChatRequest,
+        caller: &ToolCaller,
+        turn: &PreparedTurn,
         events: Events<'_>,
     ) -> Result<TurnResult, AgentError> {
+        let request = &turn.request;
+        let mut trace = Trace::default();
         let mut messages = vec![json!({"role": "system", "content": SYSTEM_INSTRUCTIONS})];
         for entry in &request.history {
             messages.push(json!({"role": entry.role, "content": entry.content}));
         }
+        messages.extend(self.session_context(context, turn, &mut trace).await?);
         messages.push(json!({"role": "user", "content": request.message}));
 
         let mut context = context.clone();
-        let mut trace = Trace::default();
         let mut kept_text: Vec<String> = Vec::new();
         let mut nudged = false;
         for _ in 0..self.config.max_iterations.max(1) {
@@ -107,7 +171,7 @@ impl Agent {
                 if !turn.content.trim().is_empty() {
                     kept_text.push(turn.content.trim().to_owned());
                 }
-                let records = self.run_tools(&turn.tool_calls, caller_key, events).await;
+                let records = self.run_tools(&turn.tool_calls, caller, events).await;
                 push_tool_round(&mut messages, &turn, &records);
                 trace.tool_calls.extend(records);
                 continue;
@@ -217,7 +281,7 @@ impl Agent {
     async fn run_tools(
         &self,
         calls: &[RequestedCall],
-        caller_key: Option<&SecretString>,
+        caller: &ToolCaller,
         events: Events<'_>,
     ) -> Vec<ToolCallRecord> {
         let runs = calls.iter().map(|call| async move {
@@ -227,7 +291,7 @@ impl Agent {
                     let shown = Value::Object(arguments.clone());
                     let outcome = match tokio::time::timeout(
                         self.config.tool_timeout,
-                        self.tools.call(&call.name, arguments, caller_key),
+                        self.tools.call(&call.name, arguments, caller),
                     )
                     .await
                     {
@@ -271,6 +335,15 @@ impl Agent {
     }
 }
 
+/// The turn's span: its session id as the `session.id` field (an id, never content).
+fn turn_span(turn: &PreparedTurn) -> tracing::Span {
+    let span = tracing::info_span!("agent.turn", session.id = tracing::field::Empty);
+    if let Some(id) = turn.session_id() {
+        span.record("session.id", id);
+    }
+    span
+}
+
 /// Appends the assistant's tool-call message and one tool message per result.
 fn push_tool_round(messages: &mut Vec<Value>, turn: &AssistantTurn, records: &[ToolCallRecord]) {
     let calls: Vec<Value> = turn
@@ -298,7 +371,7 @@ fn push_tool_round(messages: &mut Vec<Value>, turn: &AssistantTurn, records: &[T
 
 /// What a turn has done so far.
 #[derive(Default)]
-struct Trace {
+pub(crate) struct Trace {
     tool_calls: Vec<ToolCallRecord>,
     usage: Usage,
     cache: CacheCounts,
@@ -307,7 +380,7 @@ struct Trace {
 }
 
 impl Trace {
-    fn record_call(&mut self, model: &str, usage: Usage, cache: CacheStatus) {
+    pub(crate) fn record_call(&mut self, model: &str, usage: Usage, cache: CacheStatus) {
         self.usage.add(usage);
         match cache {
             CacheStatus::Hit => self.cache.hits += 1,
@@ -324,6 +397,7 @@ impl Trace {
             model: self.model,
             usage: self.usage,
             cache: self.cache,
+            session_id: None,
         }
     }
 }

@@ -1,14 +1,17 @@
-//! `/agent/chat` (JSON) and `/agent/chat/stream` (server-sent events).
+//! `/agent/chat` (JSON) and `/agent/chat/stream` (server-sent events), and the sessions they
+//! keep: `GET /agent/sessions`, `GET` and `DELETE /agent/sessions/{id}`.
 //!
-//! Both validate the request up front, so bad input is a 4xx JSON answer even on the streaming
-//! route; the streaming turn runs in a task that is aborted when the client goes away.
+//! Both chat routes validate the request and open its session up front, so bad input and an
+//! unknown session are 4xx JSON answers even on the streaming route; the streaming turn runs in
+//! a task that is aborted when the client goes away. A session is its caller's subscription's:
+//! the session routes look it up under that owner only, so another's is a 404 like a missing one.
 
 use std::{convert::Infallible, sync::Arc};
 
-use agent::{AgentEvent, ChatRequest, ToolCallRecord, TurnResult};
+use agent::{AgentEvent, ChatRequest, ToolCallRecord, ToolCaller, TurnResult};
 use axum::{
-    Json,
-    extract::{FromRequest, Request, State},
+    Extension, Json,
+    extract::{FromRequest, Path, Query, Request, State, rejection::QueryRejection},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -16,7 +19,8 @@ use axum::{
 };
 use futures::{Stream, StreamExt};
 use gateway_client::{Api, CallContext, GatewayError};
-use serde::Serialize;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -69,6 +73,28 @@ impl FromRequest<Arc<AppState>> for AgentCall {
     }
 }
 
+/// The agent's tool calls run with the caller's own rights: its credential, and no tool its
+/// token has no scope for.
+fn tool_caller(state: &AppState, caller: &Caller) -> ToolCaller {
+    let denied = tools::catalog()
+        .iter()
+        .filter_map(|spec| {
+            caller
+                .missing_scope(spec.name, &state.tool_scopes)
+                .map(|scope| {
+                    (
+                        spec.name.to_owned(),
+                        state.tool_scopes.requested_form(scope),
+                    )
+                })
+        })
+        .collect();
+    ToolCaller {
+        key: caller.key.clone(),
+        denied,
+    }
+}
+
 pub async fn chat(
     State(state): State<Arc<AppState>>,
     call: AgentCall,
@@ -78,10 +104,10 @@ pub async fn chat(
         context,
         request,
     } = call;
-    let turn = state
-        .agent
-        .run(&context, caller.key.as_ref(), &request)
-        .await?;
+    let prepared = state.agent.begin(&context, request).await?;
+    record_session(prepared.session_id());
+    let tool_caller = tool_caller(&state, &caller);
+    let turn = state.agent.run(&context, &tool_caller, prepared).await?;
     Ok(Json(ChatReply {
         turn: &turn,
         instance_id: &state.instance.id,
@@ -98,12 +124,14 @@ pub async fn chat_stream(
         context,
         request,
     } = call;
+    let prepared = state.agent.begin(&context, request).await?;
+    record_session(prepared.session_id());
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
-    let key = caller.key.clone();
+    let tool_caller = tool_caller(&state, &caller);
     let task = tokio::spawn(async move {
         agent
-            .run_streaming(&context, key.as_ref(), &request, sender)
+            .run_streaming(&context, &tool_caller, prepared, sender)
             .await;
     });
     let instance_id: Arc<str> = Arc::from(state.instance.id.as_str());
@@ -115,6 +143,63 @@ pub async fn chat_stream(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The session id on the request's span, so the access log line carries it (an id, never
+/// anything the session holds).
+fn record_session(id: Option<&str>) {
+    if let Some(id) = id {
+        tracing::Span::current().record("session.id", id);
+    }
+}
+
+pub async fn get_session(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    record_session(Some(&id));
+    let view = state.agent.sessions().view(caller.label(), &id).await?;
+    Ok(Json(view).into_response())
+}
+
+pub async fn delete_session(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    record_session(Some(&id));
+    state.agent.sessions().delete(caller.label(), &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list_sessions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "the query takes `cursor` (a session id) and `limit` (1 to {}): {}",
+                agent::session::MAX_PAGE_SIZE,
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let page = state
+        .agent
+        .sessions()
+        .list(caller.label(), query.cursor.as_deref(), query.limit)
+        .await?;
+    Ok(Json(page).into_response())
 }
 
 /// Body → request, with the checks that need no model: shape, limits, a configured model.
@@ -163,6 +248,7 @@ fn require_objects(value: &Value) -> Result<(), ApiError> {
 
 fn to_sse(event: AgentEvent, instance_id: &str) -> Event {
     let (name, data) = match event {
+        AgentEvent::Session(id) => ("session", json!({"session_id": id}).to_string()),
         AgentEvent::ToolCall(record) => ("tool_call", tool_call_summary(&record).to_string()),
         AgentEvent::Delta(text) => ("delta", json!({"text": text}).to_string()),
         AgentEvent::Done(turn) => (

@@ -1,9 +1,12 @@
-//! Subscription keys: who is calling.
+//! Subscription keys and access tokens: who is calling.
 //!
-//! A key may come as `Ocp-Apim-Subscription-Key`, `api-key`, `x-api-key` or
-//! `Authorization: Bearer`. Keys are
-//! compared in constant time and never logged; the subscription *name* is what logs, metrics and
-//! limits see. With no keys configured the server is open and callers are told apart by IP.
+//! A credential may come as `Ocp-Apim-Subscription-Key`, `api-key`, `x-api-key` (the
+//! Anthropic clients' header) or `Authorization: Bearer`. Keys are compared in constant time and
+//! never logged; the subscription *name* is what logs, metrics and limits see. A credential
+//! that is no key but has a JWT's shape is validated as an access token from OAUTH_ISSUERS
+//! ([`crate::oauth`]); its subscription comes from a claim, so token callers are budgeted,
+//! limited and charged exactly as key callers are. With neither keys nor issuers configured the
+//! server is open and callers are told apart by IP.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -11,13 +14,17 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts, Request, State},
     http::request::Parts,
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::{config::SubscriptionKeys, error::ApiError};
+use crate::{
+    config::SubscriptionKeys,
+    error::ApiError,
+    oauth::{Challenge, OAuth, TokenError, looks_like_jwt, scopes::ToolScopes},
+};
 
 /// The headers a subscription key may arrive in, in the order they are read. `x-api-key` is
 /// where the Anthropic SDKs and Claude Code send theirs.
@@ -31,15 +38,27 @@ pub const ANONYMOUS: &str = "anonymous";
 pub struct Caller {
     /// The subscription's name, or `None` when the server is open.
     pub subscription: Option<Arc<str>>,
-    /// The key the caller presented, kept so the agent can call back into /mcp as the caller.
+    /// The key or token the caller presented, kept so the agent can call back into this
+    /// server's own /mcp as the caller (and nowhere else).
     pub key: Option<SecretString>,
     pub client_ip: Option<IpAddr>,
+    /// A token caller's scopes; `None` for key callers and open servers, which hold every scope.
+    pub scopes: Option<Arc<[String]>>,
 }
 
 impl Caller {
     /// A bounded label for metrics and logs: the subscription name, or `anonymous`.
     pub fn label(&self) -> &str {
         self.subscription.as_deref().unwrap_or(ANONYMOUS)
+    }
+
+    /// The scope this caller lacks to call `tool`, if it lacks one (MCP_TOOL_SCOPES).
+    pub fn missing_scope<'a>(&self, tool: &str, scopes: &'a ToolScopes) -> Option<&'a str> {
+        let required = scopes.required_for(tool)?;
+        match &self.scopes {
+            Some(granted) if !scopes.grants(granted, required) => Some(required),
+            _ => None,
+        }
     }
 
     /// The key rate limits and budgets count against: the subscription, else the client IP.
@@ -52,12 +71,14 @@ impl Caller {
     }
 }
 
-/// Checks presented keys against the configured subscriptions.
-#[derive(Debug, Default)]
+/// Checks presented keys against the configured subscriptions, and tokens with [`OAuth`].
+#[derive(Default)]
 pub struct Authenticator {
     subscriptions: Vec<(Arc<str>, SecretString)>,
     /// ADMIN_KEY: sees every subscription's usage.
     admin_key: Option<SecretString>,
+    /// OAUTH_ISSUERS: access tokens accepted beside keys.
+    oauth: Option<Arc<OAuth>>,
 }
 
 impl Authenticator {
@@ -73,7 +94,19 @@ impl Authenticator {
         Self {
             subscriptions,
             admin_key,
+            oauth: None,
         }
+    }
+
+    /// Accepts access tokens too.
+    #[must_use]
+    pub fn with_oauth(mut self, oauth: Option<Arc<OAuth>>) -> Self {
+        self.oauth = oauth;
+        self
+    }
+
+    pub fn oauth(&self) -> Option<&OAuth> {
+        self.oauth.as_deref()
     }
 
     /// Whether `headers` present ADMIN_KEY, compared in constant time.
@@ -87,7 +120,7 @@ impl Authenticator {
     }
 
     pub fn is_open(&self) -> bool {
-        self.subscriptions.is_empty()
+        self.subscriptions.is_empty() && self.oauth.is_none()
     }
 
     /// The subscription whose key is `presented`, compared in constant time.
@@ -104,7 +137,7 @@ impl Authenticator {
     }
 
     /// Identifies the caller of a request, or refuses it.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         client_ip: Option<IpAddr>,
@@ -115,18 +148,48 @@ impl Authenticator {
                 subscription: None,
                 key: presented.map(|k| SecretString::from(k.to_owned())),
                 client_ip,
+                scopes: None,
             });
         }
         let presented = presented.ok_or(ApiError::MissingKey)?;
-        let subscription = self.subscription_for(presented).ok_or_else(|| {
+        let key = Some(SecretString::from(presented.to_owned()));
+        if let Some(subscription) = self.subscription_for(presented) {
+            return Ok(Caller {
+                subscription: Some(subscription),
+                key,
+                client_ip,
+                scopes: None,
+            });
+        }
+        let Some(oauth) = self.oauth.as_ref().filter(|_| looks_like_jwt(presented)) else {
             tracing::info!(client_ip = ?client_ip, "refused an unknown subscription key");
-            ApiError::InvalidKey
+            return Err(ApiError::InvalidKey);
+        };
+        let identity = oauth.validate(presented).await.map_err(|error| {
+            tracing::info!(client_ip = ?client_ip, reason = %error, "refused an access token");
+            match error {
+                TokenError::KeysUnavailable(_) => ApiError::TokenKeysUnavailable,
+                refused => ApiError::InvalidToken(refused.to_string()),
+            }
         })?;
         Ok(Caller {
-            subscription: Some(subscription),
-            key: Some(SecretString::from(presented.to_owned())),
+            subscription: Some(identity.subscription),
+            key,
             client_ip,
+            scopes: Some(identity.scopes),
         })
+    }
+
+    /// The `WWW-Authenticate` challenge for a refused request, when tokens are accepted.
+    pub fn challenge_for(&self, refusal: &ApiError) -> Option<http::HeaderValue> {
+        let oauth = self.oauth.as_ref()?;
+        match refusal {
+            ApiError::MissingKey | ApiError::InvalidKey => {
+                Some(oauth.challenge(Challenge::Missing))
+            }
+            ApiError::InvalidToken(why) => Some(oauth.challenge(Challenge::InvalidToken(why))),
+            _ => None,
+        }
     }
 }
 
@@ -160,7 +223,22 @@ pub async fn require_caller(
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let caller = authenticator.authenticate(request.headers(), client_ip)?;
+    let caller = match authenticator
+        .authenticate(request.headers(), client_ip)
+        .await
+    {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            let challenge = authenticator.challenge_for(&refusal);
+            let mut response = refusal.into_response();
+            if let Some(challenge) = challenge {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            return Ok(response);
+        }
+    };
     tracing::Span::current().record("subscription", caller.label());
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
@@ -205,7 +283,9 @@ where
             .extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let caller = authenticator.authenticate(&parts.headers, client_ip)?;
+        let caller = authenticator
+            .authenticate(&parts.headers, client_ip)
+            .await?;
         match caller.subscription {
             Some(name) => Ok(Self::Subscription(name)),
             None if authenticator.admin_key.is_some() => Err(if caller.key.is_some() {
@@ -237,41 +317,80 @@ mod tests {
         headers
     }
 
-    #[test]
-    fn each_key_header_identifies_the_subscription() {
+    #[tokio::test]
+    async fn each_key_header_identifies_the_subscription() {
         let auth = authenticator();
         for (name, value) in [
             ("ocp-apim-subscription-key", "key-b"),
             ("api-key", "key-b"),
             ("authorization", "Bearer key-b"),
         ] {
-            let caller = auth.authenticate(&headers(name, value), None).unwrap();
+            let caller = auth
+                .authenticate(&headers(name, value), None)
+                .await
+                .unwrap();
             assert_eq!(caller.label(), "bob", "{name}");
         }
     }
 
-    #[test]
-    fn missing_and_wrong_keys_are_refused() {
+    #[tokio::test]
+    async fn missing_and_wrong_keys_are_refused() {
         let auth = authenticator();
         assert!(matches!(
-            auth.authenticate(&HeaderMap::new(), None),
+            auth.authenticate(&HeaderMap::new(), None).await,
             Err(ApiError::MissingKey)
         ));
         assert!(matches!(
-            auth.authenticate(&headers("api-key", "key-"), None),
+            auth.authenticate(&headers("api-key", "key-"), None).await,
             Err(ApiError::InvalidKey)
         ));
         assert!(matches!(
-            auth.authenticate(&headers("authorization", "Basic key-a"), None),
+            auth.authenticate(&headers("authorization", "Basic key-a"), None)
+                .await,
             Err(ApiError::MissingKey)
         ));
+        // Without OAUTH_ISSUERS a JWT is just an unknown key, and no challenge is written.
+        let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln";
+        let refusal = auth
+            .authenticate(&headers("authorization", jwt), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(refusal, ApiError::InvalidKey));
+        assert!(auth.challenge_for(&refusal).is_none());
     }
 
     #[test]
-    fn open_servers_key_limits_by_ip_but_label_anonymously() {
+    fn scopes_bind_token_callers_only() {
+        let scopes = ToolScopes::new(vec![("echo".into(), "mcp.echo".into())], String::new());
+        let key_caller = Caller {
+            subscription: Some(Arc::from("team")),
+            key: None,
+            client_ip: None,
+            scopes: None,
+        };
+        assert_eq!(key_caller.missing_scope("echo", &scopes), None);
+        let token_caller = Caller {
+            scopes: Some(Arc::from(vec!["other".to_owned()])),
+            ..key_caller.clone()
+        };
+        assert_eq!(
+            token_caller.missing_scope("echo", &scopes),
+            Some("mcp.echo")
+        );
+        assert_eq!(token_caller.missing_scope("whoami", &scopes), None);
+        let granted = Caller {
+            scopes: Some(Arc::from(vec!["mcp.echo".to_owned()])),
+            ..key_caller
+        };
+        assert_eq!(granted.missing_scope("echo", &scopes), None);
+    }
+
+    #[tokio::test]
+    async fn open_servers_key_limits_by_ip_but_label_anonymously() {
         let auth = Authenticator::new(None, None);
         let caller = auth
             .authenticate(&HeaderMap::new(), Some("10.1.2.3".parse().unwrap()))
+            .await
             .unwrap();
         assert_eq!(caller.label(), ANONYMOUS);
         assert_eq!(&*caller.limit_key(), "ip:10.1.2.3");

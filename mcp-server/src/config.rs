@@ -85,6 +85,48 @@ pub struct Settings {
     )]
     pub agent_tool_timeout_seconds: u64,
 
+    /// Lifetime of an agent session after its last turn, in seconds.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_TTL_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub agent_session_ttl_seconds: u64,
+
+    /// Turns an agent session keeps (its newest); older ones are dropped.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_TURNS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u64).range(1..=10_000)
+    )]
+    pub agent_session_max_turns: u64,
+
+    /// Bytes of turns an agent session keeps (its newest turn always).
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_BYTES",
+        default_value_t = 262_144,
+        value_parser = clap::value_parser!(u64).range(1024..=16_777_216)
+    )]
+    pub agent_session_max_bytes: u64,
+
+    /// Tokens of a session's conversation sent to the model per turn (summary, earlier turns,
+    /// the new message; counted with the model's tokenizer). Older turns are compacted.
+    #[arg(
+        long,
+        env = "AGENT_SESSION_MAX_CONTEXT_TOKENS",
+        default_value_t = 4000,
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
+    pub agent_session_max_context_tokens: u64,
+
+    /// How older turns are compacted: `extractive` (built in, no tokens) or `model` (a
+    /// summary written by the model through the gateway, metered like any call).
+    #[arg(long, env = "AGENT_SESSION_SUMMARIZER", value_enum, default_value_t = SummarizerSetting::Extractive)]
+    pub agent_session_summarizer: SummarizerSetting,
+
     /// Subscription keys, `name=key,name=key…`. When set, every route but /, /health and
     /// /metrics needs a key (Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer).
     #[arg(long, env = "SUBSCRIPTION_KEYS", hide_env_values = true)]
@@ -120,6 +162,48 @@ pub struct Settings {
     /// header (non-browser clients) always pass.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// The externally visible base URL, e.g. `https://tollgate.example.com` (behind App Service
+    /// or a proxy): the protected-resource metadata and the default OAUTH_AUDIENCE use it.
+    #[arg(long, env = "PUBLIC_URL", value_parser = parse::public_url)]
+    pub public_url: Option<String>,
+
+    /// OpenID Connect issuers whose JWT access tokens are accepted, comma-separated, e.g.
+    /// `https://login.microsoftonline.com/{tenant}/v2.0`. Needs PUBLIC_URL.
+    #[arg(
+        long,
+        env = "OAUTH_ISSUERS",
+        value_delimiter = ',',
+        value_parser = parse::issuer_url,
+        requires = "public_url"
+    )]
+    pub oauth_issuers: Vec<String>,
+
+    /// Audiences accepted in access tokens, comma-separated (RFC 8707 resource indicators; for
+    /// Entra ID, the API's application ID URI and client id). [default: PUBLIC_URL + /mcp]
+    #[arg(long, env = "OAUTH_AUDIENCE", value_delimiter = ',', value_parser = parse::audience)]
+    pub oauth_audience: Vec<String>,
+
+    /// The token claims that name a token caller's subscription, comma-separated: the first
+    /// one present wins.
+    #[arg(
+        long,
+        env = "OAUTH_SUBSCRIPTION_CLAIM",
+        value_delimiter = ',',
+        default_value = "azp,appid,client_id,sub",
+        value_parser = parse::claim_name
+    )]
+    pub oauth_subscription_claim: Vec<String>,
+
+    /// What turns a scope name into the scope clients request, e.g. Entra ID's
+    /// `api://<client-id>/`: tokens carry `mcp.tools`, clients ask for `api://<client-id>/mcp.tools`.
+    #[arg(long, env = "OAUTH_SCOPE_PREFIX", default_value = "")]
+    pub oauth_scope_prefix: String,
+
+    /// Scopes per tool, `tool=scope,…`: a token caller sees and may call such a tool only when
+    /// its token grants the scope (`scp`, `scope` or `roles`). Subscription keys carry every scope.
+    #[arg(long, env = "MCP_TOOL_SCOPES", default_value = "")]
+    pub mcp_tool_scopes: ToolScopeList,
 
     /// Format of every Retry-After header this server sends: `seconds`, `http-date` or `iso8601`.
     #[arg(long, env = "RETRY_AFTER_FORMAT", value_enum, default_value_t = RetryAfterFormat::Seconds)]
@@ -746,6 +830,12 @@ pub enum EmbedderSetting {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummarizerSetting {
+    Extractive,
+    Model,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CacheJudge {
     Off,
     Model,
@@ -780,10 +870,11 @@ fn quota_period() -> impl TypedValueParser<Value = QuotaPeriod> {
 mod build;
 mod parse;
 
-pub use build::{ConnectionLimits, HttpSettings, McpSettings};
+pub use build::{ConnectionLimits, HttpSettings, McpSettings, OAuthSettings};
+pub use parse::fetchable_url;
 pub use parse::{
     BlockedPatterns, PATTERN_SEPARATOR, PriceTable, RateSpec, SafetyPresets, Subscription,
-    SubscriptionKeys, ToolRateLimits,
+    SubscriptionKeys, ToolRateLimits, ToolScopeList,
 };
 use parse::{header_text, http_url, model_name, unit_interval};
 
@@ -911,6 +1002,8 @@ mod tests {
             "AGENT_MAX_ITERATIONS",
             "AGENT_TIMEOUT_SECONDS",
             "AGENT_TOOL_TIMEOUT_SECONDS",
+            "AGENT_SESSION_TTL_SECONDS",
+            "AGENT_SESSION_MAX_TURNS",
         ] {
             let error = Settings::from_map(&[(variable, "0")])
                 .unwrap_err()
@@ -1139,6 +1232,61 @@ mod tests {
         assert!(!err.contains("s3cret"), "{err}");
         assert!("a=1,a=2".parse::<SubscriptionKeys>().is_err());
         assert!("a=".parse::<SubscriptionKeys>().is_err());
+    }
+
+    #[test]
+    fn oauth_settings_are_validated_and_defaulted() {
+        assert!(
+            Settings::from_args(Vec::<String>::new())
+                .unwrap()
+                .oauth_settings()
+                .is_none()
+        );
+        let error = Settings::from_map(&[("OAUTH_ISSUERS", "https://idp.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("PUBLIC_URL"), "{error}");
+        let settings = Settings::from_map(&[
+            (
+                "OAUTH_ISSUERS",
+                "https://login.microsoftonline.com/t/v2.0,http://127.0.0.1:9/",
+            ),
+            ("PUBLIC_URL", "https://gw.example.com/"),
+        ])
+        .unwrap();
+        let oauth = settings.oauth_settings().unwrap();
+        assert_eq!(oauth.public_url, "https://gw.example.com");
+        assert_eq!(oauth.audiences, ["https://gw.example.com/mcp"]);
+        assert_eq!(
+            oauth.subscription_claims,
+            ["azp", "appid", "client_id", "sub"]
+        );
+        for (variable, bad) in [
+            ("OAUTH_ISSUERS", "http://idp.example.com"),
+            ("OAUTH_ISSUERS", "not a url"),
+            ("PUBLIC_URL", "gw.example.com"),
+            ("PUBLIC_URL", "https://gw.example.com/?x=1"),
+            ("OAUTH_SUBSCRIPTION_CLAIM", "a b"),
+            ("OAUTH_AUDIENCE", " "),
+            ("MCP_TOOL_SCOPES", "nope=x"),
+            ("MCP_TOOL_SCOPES", "echo=a\"b"),
+            ("MCP_TOOL_SCOPES", "echo"),
+        ] {
+            let error = Settings::from_map(&[(variable, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(variable), "{variable}={bad}: {error}");
+        }
+        let scoped =
+            Settings::from_map(&[("MCP_TOOL_SCOPES", "echo=mcp.echo, summarize=mcp.docs")])
+                .unwrap();
+        assert_eq!(
+            scoped.mcp_tool_scopes.0,
+            [
+                ("echo".to_owned(), "mcp.echo".to_owned()),
+                ("summarize".to_owned(), "mcp.docs".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub enum ApiError {
     /// A subscription key was given but matches no subscription.
     #[error("the subscription key is not valid")]
     InvalidKey,
+    /// An access token was refused; the text says why (never quoting the token).
+    #[error("{0}")]
+    InvalidToken(String),
+    /// An access token could not be checked: its issuer's keys cannot be fetched.
+    #[error("the access token cannot be checked now: its issuer's signing keys are unavailable")]
+    TokenKeysUnavailable,
     /// A key that may not see this resource.
     #[error("{0}")]
     Forbidden(String),
@@ -107,6 +113,9 @@ fn agent_status(error: &AgentError) -> StatusCode {
         AgentError::EmptyAnswer => StatusCode::BAD_GATEWAY,
         // Nobody reads this answer; nginx's 499 is not a registered status, so say 400.
         AgentError::Cancelled => StatusCode::BAD_REQUEST,
+        AgentError::InvalidSessionId(_) => StatusCode::BAD_REQUEST,
+        AgentError::SessionNotFound => StatusCode::NOT_FOUND,
+        AgentError::SessionStore(_) => StatusCode::SERVICE_UNAVAILABLE,
         AgentError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
     }
 }
@@ -161,7 +170,8 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::MissingKey | Self::InvalidKey | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TokenKeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -190,6 +200,8 @@ impl ApiError {
             Self::BadRequest { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::MissingKey => "missing_subscription_key",
             Self::InvalidKey => "invalid_subscription_key",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::TokenKeysUnavailable => "token_keys_unavailable",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",

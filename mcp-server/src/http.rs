@@ -28,7 +28,7 @@ use tower_http::{
 use crate::{
     admin, agent_routes, auth,
     error::{self, ApiError},
-    gateway_routes, mcp, messages_routes, model_routes, responses_routes,
+    gateway_routes, mcp, messages_routes, model_routes, oauth, responses_routes,
     state::AppState,
 };
 
@@ -51,6 +51,11 @@ pub fn app(
             &state.mcp,
             state.instance.clone(),
             state.mcp_traffic.clone(),
+            mcp::McpAccess {
+                scopes: state.tool_scopes.clone(),
+                oauth: state.oauth.clone(),
+                open: state.authenticator.is_open(),
+            },
             shutdown,
         ),
     );
@@ -75,6 +80,11 @@ pub fn app(
         .route("/openai/v1/models/{*id}", get(model_routes::get))
         .route("/agent/chat", post(agent_routes::chat))
         .route("/agent/chat/stream", post(agent_routes::chat_stream))
+        .route("/agent/sessions", get(agent_routes::list_sessions))
+        .route(
+            "/agent/sessions/{id}",
+            get(agent_routes::get_session).delete(agent_routes::delete_session),
+        )
         .route(
             "/openai/deployments/{deployment}/embeddings",
             post(gateway_routes::embeddings),
@@ -103,6 +113,11 @@ pub fn app(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/admin/usage", get(admin::usage))
+        .route(oauth::METADATA_PATH, get(protected_resource_metadata))
+        .route(
+            &format!("{}/mcp", oauth::METADATA_PATH),
+            get(protected_resource_metadata),
+        )
         .layer(short_deadline);
 
     let routes = open
@@ -141,6 +156,7 @@ fn request_span(request: &Request) -> tracing::Span {
         method = %request.method(),
         route,
         subscription = tracing::field::Empty,
+        session.id = tracing::field::Empty,
     )
 }
 
@@ -214,7 +230,29 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+/// RFC 9728 protected-resource metadata (both the root and the `/mcp`-suffixed form describe
+/// the MCP endpoint), built from PUBLIC_URL so it is right behind a proxy; 404 without
+/// OAUTH_ISSUERS.
+async fn protected_resource_metadata(State(state): State<Arc<AppState>>) -> Response {
+    match &state.oauth {
+        Some(oauth) => (
+            [(header::CACHE_CONTROL, "public, max-age=3600")],
+            Json(oauth.metadata()),
+        )
+            .into_response(),
+        None => ApiError::NotFound(
+            "protected-resource metadata: this server takes no OAuth tokens (OAUTH_ISSUERS)"
+                .to_owned(),
+        )
+        .into_response(),
+    }
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // Read from the store at each scrape: on Redis, every instance's sessions. No labels.
+    if let Ok(live) = state.agent.sessions().live_count().await {
+        metrics::gauge!("agent_sessions_live").set(live as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

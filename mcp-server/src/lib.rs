@@ -7,7 +7,9 @@
 //! - [`connections`]: the HTTP/1.1 server: connection limit, header-read and idle timeouts.
 //! - [`state`]: [`state::AppState`], what handlers share, with the typed settings they read.
 //! - [`http`]: the router, its layers and the small status handlers.
-//! - [`auth`]: subscription keys and the [`auth::Caller`] of each request.
+//! - [`oauth`]: the OAuth 2.1 resource server: access tokens from OAUTH_ISSUERS, the
+//!   protected-resource metadata, MCP_TOOL_SCOPES.
+//! - [`auth`]: subscription keys and tokens, and the [`auth::Caller`] of each request.
 //! - [`mcp`]: the MCP endpoint (rmcp) and its rate limits and metrics.
 //! - [`gateway_routes`]: the OpenAI-compatible gateway endpoints.
 //! - [`messages_routes`]: the Anthropic Messages endpoints.
@@ -35,6 +37,7 @@ pub mod http;
 pub mod mcp;
 pub mod messages_routes;
 pub mod model_routes;
+pub mod oauth;
 pub mod responses_routes;
 pub mod retry_after;
 pub mod state;
@@ -141,6 +144,7 @@ mod module_order {
         "telemetry",
         "error",
         "connections",
+        "oauth",
         "auth",
         "mcp",
         "state",

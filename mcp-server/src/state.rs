@@ -5,7 +5,10 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use agent::{Agent, McpTools, ToolRouter};
+use agent::{
+    Agent, McpTools, Sessions, ToolRouter,
+    session::{MemorySessions, RedisSessions, SessionStore},
+};
 use gateway_client::{
     Gateway, GatewayError, MemoryStore, StateStore, pipeline,
     shared::{
@@ -20,6 +23,7 @@ use crate::{
     auth::{Authenticator, KeyChecks},
     config::{HttpSettings, McpSettings, Settings, ToolRouting},
     mcp::{limits::McpLimits, traffic::McpTraffic},
+    oauth::{OAuth, scopes::ToolScopes},
 };
 
 /// What handlers share.
@@ -32,6 +36,10 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
+    /// MCP_TOOL_SCOPES: which scope each tool needs.
+    pub tool_scopes: Arc<ToolScopes>,
+    /// The OAuth resource server, when OAUTH_ISSUERS is set.
+    pub oauth: Option<Arc<OAuth>>,
     pub started: Instant,
     /// `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
     pub responses_native: bool,
@@ -45,11 +53,24 @@ impl AppState {
         local: SocketAddr,
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
-        let gateway = Arc::new(gateway(settings, &instance.id)?);
-        let authenticator = Arc::new(Authenticator::new(
-            settings.subscription_keys.as_ref(),
-            settings.admin_key.clone(),
+        let redis = redis(settings)?;
+        let gateway = Arc::new(gateway(settings, redis.clone(), &instance.id)?);
+        let tool_scopes = Arc::new(ToolScopes::new(
+            settings.mcp_tool_scopes.0.clone(),
+            settings.oauth_scope_prefix.trim().to_owned(),
         ));
+        let oauth = settings
+            .oauth_settings()
+            .map(|oauth| OAuth::new(&oauth, tool_scopes.supported()).map(Arc::new))
+            .transpose()
+            .map_err(GatewayError::Startup)?;
+        let authenticator = Arc::new(
+            Authenticator::new(
+                settings.subscription_keys.as_ref(),
+                settings.admin_key.clone(),
+            )
+            .with_oauth(oauth.clone()),
+        );
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
             ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
@@ -57,7 +78,18 @@ impl AppState {
                 settings.agent_subscription_key.clone(),
             )),
         };
-        let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
+        // Sessions live in the same state backend as budgets: this process, or the same Redis.
+        let session_store: Arc<dyn SessionStore> = match redis {
+            Some(redis) => Arc::new(RedisSessions::new(redis)),
+            None => Arc::new(MemorySessions::new()),
+        };
+        let sessions = Sessions::new(session_store, settings.session_settings(), &instance.id);
+        let agent = Arc::new(Agent::new(
+            gateway.clone(),
+            router,
+            settings.agent_config(),
+            sessions,
+        ));
         let mcp_traffic = Arc::new(McpTraffic::new(McpLimits::new(
             settings.mcp_rate_limit,
             &settings.mcp_tool_rate_limits.0,
@@ -71,21 +103,36 @@ impl AppState {
             agent,
             prometheus,
             mcp_traffic,
+            tool_scopes,
+            oauth,
             started: Instant::now(),
             responses_native: settings.responses_native(),
         })
     }
 }
 
-/// The gateway on Redis when REDIS_URL is set, else on in-memory state.
-fn gateway(settings: &Settings, instance_id: &str) -> Result<Gateway, GatewayError> {
-    let config = settings.gateway_config();
-    let parts = match settings.redis_options().map_err(GatewayError::Startup)? {
+/// The Redis connection when REDIS_URL is set: one for the gateway and the agent's sessions.
+fn redis(settings: &Settings) -> Result<Option<Arc<RedisState>>, GatewayError> {
+    match settings.redis_options().map_err(GatewayError::Startup)? {
         Some(mut options) => {
             options.credentials = redis_credentials(settings)?;
-            let redis = RedisState::connect_with(options).map_err(GatewayError::Store)?;
-            pipeline::shared_parts(&config, redis, instance_id)?
+            RedisState::connect_with(options)
+                .map(Some)
+                .map_err(GatewayError::Store)
         }
+        None => Ok(None),
+    }
+}
+
+/// The gateway on Redis when REDIS_URL is set, else on in-memory state.
+fn gateway(
+    settings: &Settings,
+    redis: Option<Arc<RedisState>>,
+    instance_id: &str,
+) -> Result<Gateway, GatewayError> {
+    let config = settings.gateway_config();
+    let parts = match redis {
+        Some(redis) => pipeline::shared_parts(&config, redis, instance_id)?,
         None => {
             let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
             pipeline::parts(&config, store, None, None)?

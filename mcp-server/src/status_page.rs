@@ -14,10 +14,14 @@ pub fn render(state: &AppState, host: &str) -> String {
             escape(spec.description)
         );
     }
-    let auth = if state.http.keys_required {
-        "subscription key required (<code>Ocp-Apim-Subscription-Key</code>, <code>api-key</code> or <code>Authorization: Bearer</code>)"
-    } else {
-        "open (no subscription keys configured)"
+    let auth = match (state.http.keys_required, state.oauth.is_some()) {
+        (_, true) => {
+            "subscription key or OAuth access token required (<code>Authorization: Bearer</code>; see <code>/.well-known/oauth-protected-resource/mcp</code>)"
+        }
+        (true, false) => {
+            "subscription key required (<code>Ocp-Apim-Subscription-Key</code>, <code>api-key</code> or <code>Authorization: Bearer</code>)"
+        }
+        (false, false) => "open (no subscription keys configured)",
     };
     format!(
         r#"<!doctype html>

@@ -5,12 +5,14 @@
 //! [`start_with_mock`] and [`start_with_model`] put a server in front of a model upstream.
 //! [`gateway`] has the helpers of the gateway tests, [`agent`] those of the agent tests, [`raw`]
 //! HTTP/1.1 written by hand (odd paths, connection behaviour), [`azure`] stand-ins for the Azure
-//! identity endpoints and Azure AI Content Safety.
+//! identity endpoints and Azure AI Content Safety, [`oauth`] a local OpenID Connect issuer and
+//! the tokens it signs.
 
 pub mod agent;
 pub mod azure;
 pub mod external;
 pub mod gateway;
+pub mod oauth;
 pub mod raw;
 pub mod redis;
 

@@ -141,12 +141,14 @@ fn object_schema<T: JsonSchema>(
 
 /// Join the hard-wrapped lines of doc-comment descriptions and drop `"default": null`, which
 /// only repeats that a field is optional; the schemas go into every model prompt, so compact pays.
+/// Then make each schema portable (see [`make_portable`]).
 fn tidy(value: &mut Value) {
     match value {
         Value::Object(map) => {
             if map.get("default").is_some_and(Value::is_null) {
                 map.remove("default");
             }
+            make_portable(map);
             for (key, inner) in map.iter_mut() {
                 match inner {
                     Value::String(text) if key == "description" => *text = unwrap_lines(text),
@@ -156,6 +158,77 @@ fn tidy(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(tidy),
         _ => {}
+    }
+}
+
+/// Schemas every client accepts: an optional field is simply not `required` (never a nullable
+/// type array such as `["string", "null"]`, which Gemini-style function declarations and the
+/// MCP Inspector's strict check refuse), and no `format` outside JSON Schema's own (schemars
+/// writes Rust's `uint32`, `int64`, `double`…; Claude Code warns on them): an integer's width
+/// becomes `minimum`/`maximum` instead.
+fn make_portable(schema: &mut Map<String, Value>) {
+    if let Some(Value::Array(types)) = schema.get("type") {
+        let mut non_null = types.iter().filter(|kind| kind.as_str() != Some("null"));
+        if let (Some(only), None) = (non_null.next(), non_null.next()) {
+            let only = only.clone();
+            schema.insert("type".to_owned(), only);
+        }
+    }
+    let Some(Value::String(format)) = schema.get("format") else {
+        return;
+    };
+    if STANDARD_FORMATS.contains(&format.as_str()) {
+        return;
+    }
+    let bounds = integer_bounds(format);
+    schema.remove("format");
+    if let Some((minimum, maximum)) = bounds {
+        schema
+            .entry("minimum")
+            .or_insert_with(|| Value::from(minimum));
+        if let Some(maximum) = maximum {
+            schema
+                .entry("maximum")
+                .or_insert_with(|| Value::from(maximum));
+        }
+    }
+}
+
+/// The formats JSON Schema (draft 2020-12) defines; any other is dropped.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// The range a schemars integer format stands for, where it says more than "an integer":
+/// `(minimum, maximum)`, with no maximum for 64-bit and pointer-sized unsigned integers.
+fn integer_bounds(format: &str) -> Option<(i64, Option<i64>)> {
+    match format {
+        "uint8" => Some((0, Some(i64::from(u8::MAX)))),
+        "uint16" => Some((0, Some(i64::from(u16::MAX)))),
+        "uint32" => Some((0, Some(i64::from(u32::MAX)))),
+        "uint" | "uint64" | "uint128" => Some((0, None)),
+        "int8" => Some((i64::from(i8::MIN), Some(i64::from(i8::MAX)))),
+        "int16" => Some((i64::from(i16::MIN), Some(i64::from(i16::MAX)))),
+        "int32" => Some((i64::from(i32::MIN), Some(i64::from(i32::MAX)))),
+        _ => None,
     }
 }
 
@@ -192,6 +265,10 @@ fn check_arguments(spec: &ToolSpec, arguments: &Map<String, Value>) -> Result<()
         let (Some(value), Some(expected)) = (arguments.get(field), property.get("type")) else {
             continue;
         };
+        // An optional field given as `null` is left out, as clients that write every field mean.
+        if value.is_null() && !is_required(schema, field) {
+            continue;
+        }
         let allowed: Vec<&str> = match expected {
             Value::String(one) => vec![one.as_str()],
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
@@ -214,6 +291,13 @@ fn check_arguments(spec: &ToolSpec, arguments: &Map<String, Value>) -> Result<()
         }
     }
     Ok(())
+}
+
+fn is_required(schema: &Map<String, Value>, field: &str) -> bool {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|required| required.iter().any(|name| name.as_str() == Some(field)))
 }
 
 fn has_type(value: &Value, kind: &str) -> bool {
@@ -336,6 +420,27 @@ mod tests {
             let required = tool.output_schema["required"].as_array().unwrap();
             assert!(required.contains(&json!("instance_id")), "{}", tool.name);
         }
+    }
+
+    #[test]
+    fn schemas_are_portable() {
+        for tool in catalog() {
+            for schema in [&tool.input_schema, &tool.output_schema] {
+                let text = serde_json::to_string(schema.as_ref()).unwrap();
+                assert!(!text.contains("\"null\""), "{}: {text}", tool.name);
+                assert!(!text.contains("\"format\""), "{}: {text}", tool.name);
+            }
+        }
+        let pid = &spec("whoami").unwrap().output_schema["properties"]["pid"];
+        assert_eq!(pid["minimum"], 0);
+        assert_eq!(pid["maximum"], u32::MAX);
+        let length = &spec("echo").unwrap().output_schema["properties"]["length"];
+        assert_eq!(
+            (&length["type"], &length["minimum"]),
+            (&json!("integer"), &json!(0))
+        );
+        let topic = &spec("summarize").unwrap().input_schema["properties"]["topic"];
+        assert_eq!(topic["type"], "string");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   output schemas), in a fixed order.
 //! - [`call`] / [`call_json`]: dispatch by name with raw JSON arguments, checked against the
 //!   input schema, returning the structured result as a JSON object.
+//! - [`documents`] / [`document`]: the built-in documents (the ones `summarize` reads), whole,
+//!   as Markdown, each with a stable name.
 //! - [`Instance`]: who is serving; every result carries its `instance_id`.
 //! - [`ToolError`]: unknown tool, invalid arguments, or a refusal the model can recover from.
 //!
@@ -22,6 +24,7 @@
 
 mod catalog;
 mod corpus;
+pub mod documents;
 pub mod echo;
 mod error;
 mod instance;
@@ -31,5 +34,6 @@ mod topic_match;
 pub mod whoami;
 
 pub use catalog::{ToolSpec, call, call_json, catalog, spec};
+pub use documents::{Document, document, documents};
 pub use error::ToolError;
 pub use instance::Instance;

@@ -124,6 +124,17 @@ pub fn summarize(instance: &Instance, args: SummarizeArgs) -> Result<SummarizeRe
     })
 }
 
+/// The `max_sentences` (1 to [`MAX_SENTENCES_LIMIT`]) most representative sentences of `text`,
+/// in their original order: the tool's summary without the tool around it (the agent compacts
+/// long conversations with it).
+pub fn extract(text: &str, max_sentences: usize) -> Vec<String> {
+    let sentences = split_sentences(text);
+    pick(&sentences, max_sentences.clamp(1, MAX_SENTENCES_LIMIT))
+        .into_iter()
+        .filter_map(|i| sentences.get(i).cloned())
+        .collect()
+}
+
 /// Clamp to `1..=MAX_SENTENCES_LIMIT`; a request for zero or fewer still gets one sentence,
 /// which is more useful to a model than an error.
 fn clamp_sentences(requested: Option<i64>) -> usize {

@@ -86,6 +86,27 @@ impl Settings {
         }
     }
 
+    /// The OAuth resource server's settings, when OAUTH_ISSUERS is set (clap makes PUBLIC_URL
+    /// required with it).
+    pub fn oauth_settings(&self) -> Option<OAuthSettings> {
+        if self.oauth_issuers.is_empty() {
+            return None;
+        }
+        let public_url = self.public_url.clone()?;
+        let audiences = if self.oauth_audience.is_empty() {
+            vec![format!("{public_url}/mcp")]
+        } else {
+            self.oauth_audience.clone()
+        };
+        Some(OAuthSettings {
+            issuers: self.oauth_issuers.clone(),
+            audiences,
+            subscription_claims: self.oauth_subscription_claim.clone(),
+            scope_prefix: self.oauth_scope_prefix.trim().to_owned(),
+            public_url,
+        })
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
     }
@@ -317,6 +338,22 @@ impl Settings {
         }
     }
 
+    /// What agent sessions keep, for how long, and what of them goes to the model.
+    pub fn session_settings(&self) -> agent::session::SessionSettings {
+        agent::session::SessionSettings {
+            ttl: Duration::from_secs(self.agent_session_ttl_seconds),
+            limits: agent::session::HistoryLimits {
+                max_turns: self.agent_session_max_turns,
+                max_bytes: self.agent_session_max_bytes,
+            },
+            max_context_tokens: self.agent_session_max_context_tokens,
+            summarizer: match self.agent_session_summarizer {
+                super::SummarizerSetting::Extractive => agent::session::Summarizer::Extractive,
+                super::SummarizerSetting::Model => agent::session::Summarizer::Model,
+            },
+        }
+    }
+
     /// The MCP endpoint for TOOL_ROUTING=mcp: MCP_URL, else this server's own /mcp on `local`.
     pub fn mcp_endpoint(&self, local: std::net::SocketAddr) -> agent::McpEndpoint {
         match &self.mcp_url {
@@ -370,6 +407,18 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub retry_after_format: RetryAfterFormat,
+}
+
+/// The OAuth resource server's settings (OAUTH_*, PUBLIC_URL).
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// PUBLIC_URL, without a trailing `/`.
+    pub public_url: String,
+    pub issuers: Vec<String>,
+    /// OAUTH_AUDIENCE, else PUBLIC_URL + `/mcp`.
+    pub audiences: Vec<String>,
+    pub subscription_claims: Vec<String>,
+    pub scope_prefix: String,
 }
 
 /// Whether an upstream is known to serve the Responses API: Azure OpenAI, or OpenAI's own API.

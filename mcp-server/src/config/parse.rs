@@ -268,3 +268,105 @@ pub(super) fn ca_roots(path: &str) -> Result<CaRoots, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     CaRoots::from_pem(pem).map_err(|why| format!("{path}: {why}"))
 }
+
+/// `MCP_TOOL_SCOPES`: `tool=scope,…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolScopeList(pub Vec<(String, String)>);
+
+impl FromStr for ToolScopeList {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let mut scopes: Vec<(String, String)> = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (tool, scope) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not of the form tool=scope"))?;
+            let (tool, scope) = (tool.trim(), scope.trim());
+            if tools::spec(tool).is_none() {
+                let known: Vec<&str> = tools::catalog().iter().map(|t| t.name).collect();
+                return Err(format!(
+                    "unknown tool `{tool}`; the tools are {}",
+                    known.join(", ")
+                ));
+            }
+            // RFC 6749's scope-token characters: printable ASCII but space, `"` and `\`.
+            if scope.is_empty()
+                || !scope
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+            {
+                return Err(format!("`{scope}` is not a scope name"));
+            }
+            if scopes.iter().any(|(known, _)| known == tool) {
+                return Err(format!("tool `{tool}` appears twice"));
+            }
+            scopes.push((tool.to_owned(), scope.to_owned()));
+        }
+        Ok(Self(scopes))
+    }
+}
+
+/// `PUBLIC_URL`: an http(s) base URL without query or fragment; kept without a trailing `/`.
+pub(super) fn public_url(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|_| format!("`{raw}` is not a URL such as https://tollgate.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "`{raw}` must be an http or https URL without a query or fragment"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// One of `OAUTH_ISSUERS`: an https URL (plain http only on loopback, for local providers).
+pub(super) fn issuer_url(raw: &str) -> Result<String, String> {
+    let issuer = raw.trim();
+    fetchable_url(issuer)?;
+    Ok(issuer.to_owned())
+}
+
+/// One of `OAUTH_AUDIENCE`: any non-empty value (a URL, a URI, an Entra ID client id).
+pub(super) fn audience(raw: &str) -> Result<String, String> {
+    let audience = raw.trim();
+    if audience.is_empty() || audience.chars().any(char::is_control) {
+        return Err("an audience must not be empty".to_owned());
+    }
+    Ok(audience.to_owned())
+}
+
+/// One of `OAUTH_SUBSCRIPTION_CLAIM`: a claim name.
+pub(super) fn claim_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
+        return Err(format!("`{raw}` is not a claim name"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A URL keys may be fetched from: https, or plain http on this machine only (a local identity
+/// provider in development and tests).
+pub fn fetchable_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| format!("`{url}` is not a URL"))?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "`{url}` must be an https URL (plain http only on loopback)"
+        )),
+    }
+}

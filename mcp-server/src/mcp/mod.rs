@@ -1,6 +1,8 @@
-//! `/mcp`: rmcp's streamable-HTTP service, stateless with JSON answers, behind our limits, with a
-//! fast path for plain stateless tool calls (`fast_path`).
+//! `/mcp`: rmcp's streamable-HTTP service, stateless with JSON answers, behind our limits and
+//! per-tool scopes, with a fast path for plain stateless tool calls (`fast_path`). `content`
+//! serves the built-in documents as resources, and the prompts.
 
+mod content;
 mod fast_path;
 mod handler;
 pub mod limits;
@@ -12,12 +14,13 @@ use std::{
 };
 
 use axum::{
+    Json,
     body::Body,
     extract::Request,
     response::{IntoResponse, Response},
     routing::{MethodRouter, any},
 };
-use http::Method;
+use http::{Method, StatusCode, header};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
@@ -31,6 +34,7 @@ use crate::{
     auth::Caller,
     config::McpSettings,
     error::{ApiError, read_body},
+    oauth::{Challenge, OAuth, scopes::ToolScopes},
 };
 use fast_path::FastPath;
 use traffic::{Labels, McpTraffic};
@@ -61,14 +65,26 @@ fn allowed_hosts(settings: &McpSettings) -> Vec<String> {
     hosts
 }
 
-/// The `/mcp` route: limits and metrics around the fast path for plain stateless tool calls
-/// (unless MCP_FAST_PATH=off) and rmcp for everything else. rmcp's service is shared behind an
-/// `Arc` and called by reference: mounted as a tower service, it would be cloned (its whole
-/// config, allowlists included) twice per request.
+/// Who may call what on /mcp.
+#[derive(Clone)]
+pub struct McpAccess {
+    /// MCP_TOOL_SCOPES.
+    pub scopes: Arc<ToolScopes>,
+    /// The resource server whose challenge a refusal carries, when tokens are accepted.
+    pub oauth: Option<Arc<OAuth>>,
+    /// Whether the server takes no credentials at all.
+    pub open: bool,
+}
+
+/// The `/mcp` route: limits, scopes and metrics around the fast path for plain stateless tool
+/// calls (unless MCP_FAST_PATH=off) and rmcp for everything else. rmcp's service is shared
+/// behind an `Arc` and called by reference: mounted as a tower service, it would be cloned (its
+/// whole config, allowlists included) twice per request.
 pub fn route<S>(
     settings: &McpSettings,
     instance: Arc<Instance>,
     traffic: Arc<McpTraffic>,
+    access: McpAccess,
     shutdown: CancellationToken,
 ) -> MethodRouter<S>
 where
@@ -79,8 +95,9 @@ where
         fast_path: settings
             .fast_path
             .then(|| FastPath::new(instance.clone(), &hosts)),
-        rmcp: service(settings, hosts, instance, shutdown),
+        rmcp: service(settings, hosts, instance, &access, shutdown),
         traffic,
+        access,
         max_body_bytes: settings.max_request_body_bytes,
         request_timeout: settings.request_timeout,
     });
@@ -94,6 +111,7 @@ struct Endpoint {
     fast_path: Option<FastPath>,
     rmcp: StreamableHttpService<TollgateMcp, NeverSessionManager>,
     traffic: Arc<McpTraffic>,
+    access: McpAccess,
     max_body_bytes: usize,
     request_timeout: Duration,
 }
@@ -127,6 +145,16 @@ impl Endpoint {
             Ok(admission) => admission,
             Err(refusal) => return refusal.into_response(),
         };
+        let missing_scope = labels.tool().zip(caller).and_then(|(tool, caller)| {
+            caller
+                .missing_scope(tool, &self.access.scopes)
+                .map(|scope| (tool, scope))
+        });
+        if let Some((tool, scope)) = missing_scope {
+            let mut response = self.scope_refusal(tool, scope, &body);
+            admission.complete(&mut response);
+            return response;
+        }
         let fast_answer = plain_call
             .zip(self.fast_path.as_ref())
             .map(|(call, fast_path)| fast_path.answer(call));
@@ -138,6 +166,28 @@ impl Endpoint {
             }
         };
         admission.complete(&mut response);
+        response
+    }
+
+    /// A tool call the caller's token has no scope for: 403 with an `insufficient_scope`
+    /// challenge (so clients can ask for the scope), and a JSON-RPC error for the call.
+    fn scope_refusal(&self, tool: &str, scope: &str, body: &[u8]) -> Response {
+        #[derive(serde::Deserialize)]
+        struct IdPeek {
+            #[serde(default)]
+            id: serde_json::Value,
+        }
+        let id = serde_json::from_slice::<IdPeek>(body).map_or(serde_json::Value::Null, |p| p.id);
+        let error = handler::insufficient_scope(tool, scope);
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
+        let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+        if let Some(oauth) = &self.access.oauth {
+            let requested = self.access.scopes.requested_form(scope);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                oauth.challenge(Challenge::InsufficientScope(&requested)),
+            );
+        }
         response
     }
 
@@ -154,6 +204,7 @@ fn service(
     settings: &McpSettings,
     allowed_hosts: Vec<String>,
     instance: Arc<Instance>,
+    access: &McpAccess,
     shutdown: CancellationToken,
 ) -> StreamableHttpService<TollgateMcp, NeverSessionManager> {
     // Without ALLOWED_ORIGINS, only pages served from this machine may call /mcp from a
@@ -176,7 +227,7 @@ fn service(
         .with_allowed_hosts(allowed_hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation();
-    let handler = TollgateMcp::new(instance);
+    let handler = TollgateMcp::new(instance, access.scopes.clone(), access.open);
     StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),

@@ -33,7 +33,9 @@ const KNOWN_METHODS: &[&str] = &[
     "notifications/cancelled",
     "resources/list",
     "resources/templates/list",
+    "resources/read",
     "prompts/list",
+    "prompts/get",
     "logging/setLevel",
 ];
 
@@ -77,6 +79,11 @@ impl Labels {
             tool: Some(tool_label(name)),
             is_request: true,
         }
+    }
+
+    /// The catalog tool a `tools/call` names (`unknown` for any other name).
+    pub fn tool(&self) -> Option<&'static str> {
+        self.tool
     }
 
     pub fn of(body: &[u8]) -> Self {

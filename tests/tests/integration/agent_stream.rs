@@ -24,7 +24,8 @@ fn script(mock: &MockUpstream) {
     mock.push(Reply::text(REPLY).with_usage(22, 9));
 }
 
-/// Streams one turn; returns the status, the content type and the events.
+/// Streams one turn; returns the status, the content type and the events after the first,
+/// which names the turn's session (`agent_sessions` tests sessions).
 async fn stream(server: &TestServer, text: &str) -> (u16, String, Vec<SseEvent>) {
     let response = post_json(
         &client(),
@@ -37,12 +38,23 @@ async fn stream(server: &TestServer, text: &str) -> (u16, String, Vec<SseEvent>)
     let status = response.status().as_u16();
     let content_type = content_type(&response).to_owned();
     let body = response.text().await.unwrap();
-    (status, content_type, sse_events(&body))
+    let mut events = sse_events(&body);
+    if status == 200 {
+        assert_eq!(
+            events.first().map(|e| e.name.as_str()),
+            Some("session"),
+            "{events:?}"
+        );
+        events.remove(0);
+    }
+    (status, content_type, events)
 }
 
 /// The parts of a turn summary that must agree between the two routes (durations differ).
 fn comparable(summary: &Value) -> Value {
     let mut summary = summary.clone();
+    // Each turn starts its own session.
+    summary.as_object_mut().unwrap().remove("session_id");
     for call in summary["tool_calls"].as_array_mut().unwrap() {
         call.as_object_mut().unwrap().remove("duration_ms");
         // `served_at` and `uptime_seconds` in whoami's result change from call to call.

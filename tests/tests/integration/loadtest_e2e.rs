@@ -68,12 +68,12 @@ async fn run_alone(
     loadtest::run(config).await.unwrap()
 }
 
-/// A short run that must have made more than 20 requests without an error; the summary and its
-/// rendered report.
+/// A short run that must have made more than 8 requests (enough for hits and misses, however busy
+/// the machine) without an error; the summary and its rendered report.
 async fn clean_run(target: Target, warmup: Duration) -> (Summary, String) {
     let summary = run_alone(target, warmup, |_| {}).await;
     let report = loadtest::report::render(&summary);
-    assert!(summary.requests > 20, "{report}");
+    assert!(summary.requests > 8, "{report}");
     assert_eq!(summary.errors, 0, "{report}");
     (summary, report)
 }
