@@ -2,4 +2,5 @@
 
 pub mod budget;
 pub mod content_safety;
+pub mod expected;
 pub mod governance;
