@@ -328,7 +328,10 @@ async fn a_stream_whose_consumer_left_is_read_to_its_end_and_charged_in_full() {
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let gateway = gateway(Arc::new(FakeApi::answering([Ok(events)])), None);
     let mut stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
-    assert!(matches!(stream.next().await, Some(Ok(StreamEvent::Chunk(_)))));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Chunk(_)))
+    ));
     drop(stream);
     assert_eq!(ledger_total(&gateway).await, 90, "the upstream's own usage");
     // Settled to the 90 tokens used (and never released as unused).
@@ -345,7 +348,10 @@ async fn a_stream_that_outlasts_the_deadline_after_its_consumer_left_is_charged_
         .push_back((0..60).map(|_| text_chunk("word")).collect());
     let gateway = gateway(api, None);
     let mut stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
-    assert!(matches!(stream.next().await, Some(Ok(StreamEvent::Chunk(_)))));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Chunk(_)))
+    ));
     drop(stream);
     // The paused clock runs on to the call's deadline while the upstream says nothing more.
     let charged = ledger_total(&gateway).await;

@@ -102,12 +102,9 @@ impl Budget {
             ReservationMode::Strict => allowance,
             ReservationMode::Expected => {
                 let now_ms = self.clock.now_ms();
-                let per_choice = self.estimator.expected(
-                    &context.budget_key,
-                    model,
-                    limit.per_choice,
-                    now_ms,
-                );
+                let per_choice =
+                    self.estimator
+                        .expected(&context.budget_key, model, limit.per_choice, now_ms);
                 per_choice.saturating_mul(limit.choices).min(allowance)
             }
         };
@@ -309,10 +306,16 @@ mod tests {
         let budget = budget(10_000, ReservationMode::Expected);
         let alice = CallContext::for_subscription("alice", Api::OpenAi);
         // No history: a quarter of the allowance.
-        let first = budget.reserve_chat(&alice, "m", 10, limit(1_000)).await.unwrap();
+        let first = budget
+            .reserve_chat(&alice, "m", 10, limit(1_000))
+            .await
+            .unwrap();
         assert_eq!((first.reserved(), first.worst_case()), (260, 1_010));
         first.settle_usage(Usage::new(10, 12)).await;
-        let second = budget.reserve_chat(&alice, "m", 10, limit(1_000)).await.unwrap();
+        let second = budget
+            .reserve_chat(&alice, "m", 10, limit(1_000))
+            .await
+            .unwrap();
         assert!(second.reserved() < 60, "{}", second.reserved());
         assert_eq!(second.worst_case(), 1_010);
         second.settle(0).await;
@@ -324,7 +327,10 @@ mod tests {
     async fn budget_strict_reserve() -> u64 {
         let budget = budget(10_000, ReservationMode::Strict);
         let alice = CallContext::for_subscription("alice", Api::OpenAi);
-        let reservation = budget.reserve_chat(&alice, "m", 10, limit(1_000)).await.unwrap();
+        let reservation = budget
+            .reserve_chat(&alice, "m", 10, limit(1_000))
+            .await
+            .unwrap();
         reservation.reserved()
     }
 }

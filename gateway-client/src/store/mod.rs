@@ -334,12 +334,7 @@ pub mod conformance {
                 retry_after_ms: 599
             }
         );
-        let refilled = ticket(
-            store
-                .reserve(&reserve(key, 10, start + 599))
-                .await
-                .unwrap(),
-        );
+        let refilled = ticket(store.reserve(&reserve(key, 10, start + 599)).await.unwrap());
         assert_eq!(refilled.remaining, 0);
         // A whole minute later, the bucket is whole again.
         let whole = ticket(

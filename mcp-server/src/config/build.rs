@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use gateway_client::config::{
     BackendConfig, BreakerConfig, BudgetConfig, CacheSettings, ContentSafetyConfig, EmbedderChoice,
-    GatewayConfig, ModerationConfig, RetryConfig, TokenQuota,
+    GatewayConfig, ModerationConfig, ReservationMode, RetryConfig, TokenQuota,
 };
 use gateway_client::semantic::CacheConfig;
 
-use super::{EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
+use super::{BudgetReservation, EmbedderSetting, RetryAfterFormat, Settings, Switch, ToolRouting};
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -93,6 +93,11 @@ impl Settings {
                 tokens_per_minute: self.tokens_per_minute,
                 quota: self.token_quota.map(|tokens| TokenQuota { tokens, period }),
                 usage_period: period,
+                reservation: match self.budget_reservation {
+                    BudgetReservation::Expected => ReservationMode::Expected,
+                    BudgetReservation::Strict => ReservationMode::Strict,
+                },
+                overshoot_percent: self.budget_overshoot_percent,
             },
             max_tokens_cap: self.max_tokens_cap,
             max_stream_tokens_cap: self.max_stream_tokens_cap,
