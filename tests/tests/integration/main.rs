@@ -23,6 +23,7 @@ mod gateway_https_upstream;
 mod gateway_openai_client;
 mod gateway_quota;
 mod gateway_resilience;
+mod gateway_stream_disconnect;
 mod gateway_usage;
 mod loadtest_e2e;
 mod mcp_fast_path;
