@@ -25,6 +25,7 @@ mod gateway_quota;
 mod gateway_resilience;
 mod gateway_stream_disconnect;
 mod gateway_usage;
+mod http_hygiene;
 mod loadtest_e2e;
 mod mcp_fast_path;
 mod mcp_http;
