@@ -166,7 +166,7 @@ pub struct Settings {
         long,
         env = "TOKENS_PER_MINUTE",
         default_value_t = 50_000,
-        value_parser = clap::value_parser!(u64).range(1..=10_000_000_000)
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000)
     )]
     pub tokens_per_minute: u64,
 

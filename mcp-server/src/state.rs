@@ -29,6 +29,9 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
     pub started: Instant,
+    /// What was built before serving (tokenizers, tables, the tool catalog), by name: `/health`
+    /// reports it, and the first calls find it ready.
+    pub warmed: Vec<&'static str>,
 }
 
 impl AppState {
@@ -56,7 +59,9 @@ impl AppState {
             settings.mcp_rate_limit,
             &settings.mcp_tool_rate_limits.0,
         )));
+        let warmed = warm_up(&gateway);
         Ok(Self {
+            warmed,
             http: settings.http_settings(),
             mcp: settings.mcp_settings(),
             instance,
@@ -68,6 +73,15 @@ impl AppState {
             started: Instant::now(),
         })
     }
+}
+
+/// Builds now what the first model call or tool listing would otherwise build on its way.
+fn warm_up(gateway: &Gateway) -> Vec<&'static str> {
+    let mut warmed = gateway.warm_up();
+    crate::mcp::warm();
+    std::sync::LazyLock::force(&agent::instructions::TOOL_DEFINITIONS);
+    warmed.push("tool_catalog");
+    warmed
 }
 
 /// The gateway on Redis when REDIS_URL is set, else on in-memory state.

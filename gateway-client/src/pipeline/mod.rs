@@ -177,6 +177,22 @@ impl Gateway {
         self.model_api.is_configured()
     }
 
+    /// Builds now what the first model call would otherwise build (the configured models'
+    /// tokenizers; the cache's tables, which its construction loaded); call before serving.
+    /// Returns what is ready, by name.
+    pub fn warm_up(&self) -> Vec<&'static str> {
+        let mut ready = if self.is_configured() {
+            crate::tokens::warm(&[&self.chat_model, &self.embedding_model])
+        } else {
+            Vec::new()
+        };
+        if self.cache.is_some() {
+            crate::semantic::warm();
+            ready.push("cache_tables");
+        }
+        ready
+    }
+
     pub fn chat_model(&self) -> &str {
         &self.chat_model
     }

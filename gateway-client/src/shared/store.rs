@@ -25,8 +25,9 @@ const BUCKET_GRACE_MS: u64 = 5 * 60 * 1000;
 /// Ledgers are kept this long after their period starts: a yearly period and a month more.
 const LEDGER_RETENTION_MS: u64 = 400 * 24 * 3600 * 1000;
 
-/// The bucket of `store::bucket` in Lua (same steps, same integer units; Lua's doubles are
-/// exact below 2^53, which the TOKENS_PER_MINUTE range keeps levels under).
+/// The bucket of `store::bucket` in Lua (same steps, same integer units). Lua's doubles are
+/// exact below 2^53 units (TOKENS_PER_MINUTE up to about 10^10); above, they round by a tiny
+/// fraction of a token.
 ///
 /// KEYS: bucket hash, quota counter. ARGV: now, tokens, exposure, exposure limit, tokens per
 /// minute, unit, grace ms, quota limit (-1: none), quota end.

@@ -36,15 +36,51 @@ pub struct Backend {
     pub label: Arc<str>,
     config: BackendConfig,
     pub breaker: Breaker,
+    /// An OpenAI-style backend's URLs (chat, embeddings, moderations), parsed once: they do not
+    /// depend on the call, and parsing a URL on every call is a measurable share of it.
+    parsed_urls: Option<[reqwest::Url; 3]>,
 }
 
 impl Backend {
     pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Self {
         let label: Arc<str> = Arc::from(label_of(&config));
-        Self {
+        let mut backend = Self {
             breaker: Breaker::new(label.clone(), breaker),
             label,
             config,
+            parsed_urls: None,
+        };
+        if !backend.names_deployments() {
+            let parse = |operation| reqwest::Url::parse(&backend.url(operation, "")).ok();
+            backend.parsed_urls = match (
+                parse(Operation::Chat),
+                parse(Operation::Embeddings),
+                parse(Operation::Moderations),
+            ) {
+                (Some(chat), Some(embeddings), Some(moderations)) => {
+                    Some([chat, embeddings, moderations])
+                }
+                _ => None,
+            };
+        }
+        backend
+    }
+
+    /// A POST to this backend's endpoint for `operation` (and `model`, on Azure).
+    fn post(
+        &self,
+        http: &reqwest::Client,
+        operation: Operation,
+        model: &str,
+    ) -> reqwest::RequestBuilder {
+        let index = match operation {
+            Operation::Chat => 0,
+            Operation::Embeddings => 1,
+            Operation::Moderations => 2,
+        };
+        match &self.parsed_urls {
+            Some(urls) => http.post(urls[index].clone()),
+            None => http.post(self.url(operation, model)),
         }
     }
 
@@ -263,6 +299,8 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // Model APIs answer a POST where it was sent; a redirect is an error to report.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GatewayError::Startup(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
@@ -440,7 +478,7 @@ impl Upstream {
             .deadline
             .min(Instant::now() + self.retry.attempt_timeout);
         let request = backend
-            .authorize(self.http.post(backend.url(call.operation, call.model)))
+            .authorize(backend.post(&self.http, call.operation, call.model))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(call.body.clone());
         let response = match tokio::time::timeout_at(attempt_deadline, request.send()).await {

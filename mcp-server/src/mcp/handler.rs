@@ -16,6 +16,11 @@ use rmcp::{
 };
 use tools::{Instance, ToolError};
 
+/// Builds the catalog and its MCP view now, rather than on the first listing.
+pub fn warm() {
+    LazyLock::force(&MCP_TOOLS);
+}
+
 /// The MCP view of the catalog, built once.
 static MCP_TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
     tools::catalog()
