@@ -170,6 +170,21 @@ mod tests {
             tokenizer_for("gpt-4o-mini"),
             tokenizer_for("gpt-3.5-turbo")
         ));
+        // Model names are matched case-insensitively.
+        assert!(std::ptr::eq(
+            tokenizer_for("GPT-4o-Mini"),
+            tokenizer_for("gpt-4o-mini")
+        ));
+        assert!(!is_o200k("gpt-4"));
+    }
+
+    #[test]
+    fn warming_names_each_tokenizer_once() {
+        assert_eq!(
+            warm(&["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"]),
+            ["o200k_base", "cl100k_base"]
+        );
+        assert!(warm(&[]).is_empty());
     }
 
     #[test]
