@@ -23,8 +23,8 @@ async fn health_reports_identity_and_configuration() {
     assert_eq!(body["state_store"], "memory");
     assert_eq!(body["model_configured"], false);
     assert!(body["version"].is_string());
-    // No model: no tokenizer is built, the tool catalog is.
-    assert_eq!(body["warmed"], json!(["tool_catalog"]));
+    // No model: no tokenizer is built; the cache's tables and the tool catalog are.
+    assert_eq!(body["warmed"], json!(["cache_tables", "tool_catalog"]));
 }
 
 /// Everything the first model call would build lazily is built before `/health` answers, so the
