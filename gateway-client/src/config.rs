@@ -112,6 +112,33 @@ pub struct BudgetConfig {
     pub quota: Option<TokenQuota>,
     /// The chargeback period of `/admin/usage` (the quota's period, `monthly` by default).
     pub usage_period: QuotaPeriod,
+    /// What a chat call reserves of its completion allowance.
+    pub reservation: ReservationMode,
+    /// In `Expected` mode, the tokens a key's admitted calls may use beyond what they reserved,
+    /// all together, as a percentage of `tokens_per_minute`: the bound on overshoot.
+    pub overshoot_percent: u64,
+}
+
+impl BudgetConfig {
+    /// A budget of `tokens_per_minute` with no quota, the default reservation and overshoot.
+    pub fn per_minute(tokens_per_minute: u64) -> Self {
+        Self {
+            tokens_per_minute,
+            quota: None,
+            usage_period: QuotaPeriod::Monthly,
+            reservation: ReservationMode::Expected,
+            overshoot_percent: 100,
+        }
+    }
+}
+
+/// How much of a chat call's completion allowance (`max_tokens`, or the cap) is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationMode {
+    /// The completion the key's recent calls to the model suggest, within the overshoot bound.
+    Expected,
+    /// The whole allowance: never any overshoot, but concurrency is throttled, not spend.
+    Strict,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

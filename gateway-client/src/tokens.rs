@@ -14,8 +14,16 @@ const TOKENS_PER_REPLY: u64 = 3;
 /// Each vocabulary is built on first use (o200k takes ~46 MB, cl100k ~25 MB), so an instance
 /// that makes no model calls, an MCP-only one, never carries them.
 pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
-    let model = model.to_ascii_lowercase();
-    let o200k = [
+    if is_o200k(model) {
+        tiktoken_rs::o200k_base_singleton()
+    } else {
+        tiktoken_rs::cl100k_base_singleton()
+    }
+}
+
+/// Whether `model` uses o200k; case-insensitive, without allocating (this runs on every call).
+fn is_o200k(model: &str) -> bool {
+    const O200K: [&str; 8] = [
         "gpt-4o",
         "gpt-4.1",
         "gpt-4.5",
@@ -25,11 +33,30 @@ pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
         "o4",
         "chatgpt-4o",
     ];
-    if o200k.iter().any(|family| model.starts_with(family)) {
-        tiktoken_rs::o200k_base_singleton()
-    } else {
-        tiktoken_rs::cl100k_base_singleton()
+    O200K.iter().any(|family| {
+        model
+            .get(..family.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(family))
+    })
+}
+
+/// Builds the tokenizers `models` use now, rather than on their first call (each takes tens of
+/// milliseconds to build); returns their names.
+pub fn warm(models: &[&str]) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for model in models {
+        let name = if is_o200k(model) {
+            "o200k_base"
+        } else {
+            "cl100k_base"
+        };
+        if !names.contains(&name) {
+            // Encoding once also compiles what the tokenizer builds lazily on first use.
+            let _ = tokenizer_for(model).encode_ordinary("warm up");
+            names.push(name);
+        }
     }
+    names
 }
 
 pub fn count(model: &str, text: &str) -> u64 {
@@ -143,6 +170,21 @@ mod tests {
             tokenizer_for("gpt-4o-mini"),
             tokenizer_for("gpt-3.5-turbo")
         ));
+        // Model names are matched case-insensitively.
+        assert!(std::ptr::eq(
+            tokenizer_for("GPT-4o-Mini"),
+            tokenizer_for("gpt-4o-mini")
+        ));
+        assert!(!is_o200k("gpt-4"));
+    }
+
+    #[test]
+    fn warming_names_each_tokenizer_once() {
+        assert_eq!(
+            warm(&["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"]),
+            ["o200k_base", "cl100k_base"]
+        );
+        assert!(warm(&[]).is_empty());
     }
 
     #[test]

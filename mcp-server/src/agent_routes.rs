@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::Caller,
-    error::{ApiError, envelope_json, read_body_within},
+    error::{ApiError, envelope_json, read_body_within, require_json_body},
     gateway_routes::call_context,
     state::AppState,
 };
@@ -57,6 +57,7 @@ impl FromRequest<Arc<AppState>> for AgentCall {
         let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::Internal("an agent route ran without the auth layer".into())
         })?;
+        require_json_body(&parts.headers)?;
         let settings = &state.http;
         let body = read_body_within(
             body,

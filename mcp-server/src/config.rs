@@ -315,9 +315,33 @@ pub struct Settings {
     )]
     pub embedding_model: String,
 
-    /// Token budget per subscription per minute.
-    #[arg(long, env = "TOKENS_PER_MINUTE", default_value_t = 50_000)]
+    /// Token budget per subscription per minute: a bucket of this many tokens that refills
+    /// continuously (no minute edges to burst across).
+    #[arg(
+        long,
+        env = "TOKENS_PER_MINUTE",
+        default_value_t = 50_000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000)
+    )]
     pub tokens_per_minute: u64,
+
+    /// What a chat call reserves of its completion allowance before it is sent: `expected` (the
+    /// completion the subscription's recent calls to the model used, within
+    /// BUDGET_OVERSHOOT_PERCENT) or `strict` (all of max_tokens, or the cap: never overshoots,
+    /// but throttles concurrency rather than spend).
+    #[arg(long, env = "BUDGET_RESERVATION", value_enum, default_value_t = BudgetReservation::Expected)]
+    pub budget_reservation: BudgetReservation,
+
+    /// With BUDGET_RESERVATION=expected, the tokens a subscription's open calls may use beyond
+    /// what they reserved, all together, as a percentage of TOKENS_PER_MINUTE: the worst-case
+    /// overshoot, paid back by waiting once spent.
+    #[arg(
+        long,
+        env = "BUDGET_OVERSHOOT_PERCENT",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(0..=1000)
+    )]
+    pub budget_overshoot_percent: u64,
 
     /// Optional longer token quota per subscription, per TOKEN_QUOTA_PERIOD (403 when spent).
     #[arg(long, env = "TOKEN_QUOTA")]
@@ -816,6 +840,12 @@ pub enum RetryAfterFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BudgetReservation {
+    Expected,
+    Strict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
     On,
     Off,
@@ -896,6 +926,8 @@ mod tests {
         assert_eq!(settings.tool_routing, ToolRouting::InProcess);
         assert_eq!(settings.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
         assert_eq!(settings.tokens_per_minute, 50_000);
+        assert_eq!(settings.budget_reservation, BudgetReservation::Expected);
+        assert_eq!(settings.budget_overshoot_percent, 100);
         assert_eq!(settings.max_tokens_cap, 2000);
         assert_eq!(settings.max_stream_tokens_cap, 16_384);
         assert_eq!(settings.stream_send_timeout_seconds, 30);
@@ -980,6 +1012,13 @@ mod tests {
             ),
             ("--cache-max-mb", "0", "CACHE_MAX_MB"),
             ("--cache-max-prompt-bytes", "10", "CACHE_MAX_PROMPT_BYTES"),
+            ("--tokens-per-minute", "0", "TOKENS_PER_MINUTE"),
+            ("--budget-reservation", "loose", "BUDGET_RESERVATION"),
+            (
+                "--budget-overshoot-percent",
+                "1001",
+                "BUDGET_OVERSHOOT_PERCENT",
+            ),
         ] {
             let error = Settings::from_args([flag, bad]).unwrap_err().to_string();
             assert!(error.contains(variable), "{error}");

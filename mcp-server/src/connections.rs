@@ -10,6 +10,11 @@
 //!   client that stopped reading).
 //! - On shutdown, no connection is accepted any more, idle ones close at once and busy ones once
 //!   their response is sent; [`serve_connections`] returns when every connection is gone.
+//! - A connection the server closes while the client may still be sending (an answer given
+//!   before the body was read, such as a 413) lingers: its write side is shut, and what the client
+//!   still sends is read and dropped, up to a bound, before the socket closes. Closing a socket
+//!   with unread input resets the connection, and the reset can destroy the answer before the
+//!   client reads it.
 //!
 //! How the timeouts are kept without any per-request allocation: hyper runs its header-read
 //! timer whenever it waits for a request head, idle time included. Its timer here is
@@ -25,7 +30,10 @@ use std::{
     io,
     net::SocketAddr,
     pin::{Pin, pin},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, SystemTime},
 };
@@ -56,6 +64,14 @@ const MAX_CONCURRENT_REFUSALS: usize = 256;
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as "too many open files", so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How long a closing connection keeps reading what its client still sends, at most.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How much a closing connection reads and drops, at most.
+const LINGER_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Connections lingering at once; beyond this, one closes at once.
+const MAX_LINGERING: usize = 1024;
+/// Connections lingering now.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
 /// Serves `app` on `listener` until `stop` is cancelled, then waits for the open connections
 /// to finish (the caller bounds that wait with its grace period).
@@ -327,23 +343,35 @@ impl Future for HeadDeadline {
 impl hyper::rt::Sleep for HeadDeadline {}
 
 /// The socket, counting reads for [`ConnectionWatch`] and failing a write that makes no
-/// progress for the idle timeout (a client that stopped reading).
+/// progress for the idle timeout (a client that stopped reading). Dropped before the client
+/// closed its side, it hands the socket to [`linger`].
 struct WatchedIo {
-    stream: TcpStream,
+    /// `None` only once handed to [`linger`], when dropped.
+    stream: Option<TcpStream>,
     idle_timeout: Duration,
     /// Armed while a write is blocked; made on the first block only.
     write_stall: Option<Pin<Box<Sleep>>>,
     stalled: bool,
+    /// The client closed its side: no input can be left unread.
+    read_closed: bool,
 }
 
 impl WatchedIo {
     fn new(stream: TcpStream, idle_timeout: Duration) -> Self {
         Self {
-            stream,
+            stream: Some(stream),
             idle_timeout,
             write_stall: None,
             stalled: false,
+            read_closed: false,
         }
+    }
+
+    fn socket(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.stream
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 
     /// After a write returned `Pending`: the timeout error once it has been blocked too long.
@@ -386,10 +414,15 @@ impl AsyncRead for WatchedIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let outcome = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let (before, room) = (buf.filled().len(), buf.remaining());
+        let outcome = match self.socket() {
+            Ok(socket) => socket.poll_read(cx, buf),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
         if buf.filled().len() > before {
             ConnectionWatch::count_read();
+        } else if room > 0 && matches!(outcome, Poll::Ready(Ok(()))) {
+            self.read_closed = true;
         }
         outcome
     }
@@ -401,7 +434,10 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let outcome = Pin::new(&mut self.stream).poll_write(cx, buf);
+        let outcome = match self.socket() {
+            Ok(socket) => socket.poll_write(cx, buf),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
         self.progress(outcome, cx)
     }
 
@@ -410,21 +446,71 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let outcome = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        let outcome = match self.socket() {
+            Ok(socket) => socket.poll_write_vectored(cx, bufs),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
         self.progress(outcome, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let outcome = Pin::new(&mut self.stream).poll_flush(cx);
+        let outcome = match self.socket() {
+            Ok(socket) => socket.poll_flush(cx),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
         self.progress(outcome, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match self.socket() {
+            Ok(socket) => socket.poll_shutdown(cx),
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+}
+
+impl Drop for WatchedIo {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take()
+            && !self.read_closed
+        {
+            linger(stream);
+        }
+    }
+}
+
+/// Closes a connection whose client may still be sending: shuts the write side (the answer is
+/// whole), then reads and drops what arrives until the client closes, [`LINGER_MAX_BYTES`] or
+/// [`LINGER_TIME`]. Bounded in number: beyond [`MAX_LINGERING`], the socket just closes.
+fn linger(stream: TcpStream) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if LINGERING.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    runtime.spawn(async move {
+        let _ = tokio::time::timeout(LINGER_TIME, drain_then_close(stream)).await;
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+async fn drain_then_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = vec![0u8; 16 * 1024];
+    let mut left = LINGER_MAX_BYTES;
+    while left > 0 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => left = left.saturating_sub(read),
+        }
     }
 }
 

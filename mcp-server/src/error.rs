@@ -47,6 +47,9 @@ pub enum ApiError {
     /// The request body is over MAX_REQUEST_BODY_BYTES.
     #[error("the request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES)")]
     PayloadTooLarge { limit: usize },
+    /// A JSON route was sent a body of another media type.
+    #[error("this route takes a JSON body: send `Content-Type: application/json`")]
+    UnsupportedMediaType,
     /// The request was not answered within REQUEST_TIMEOUT_SECONDS.
     #[error("no answer within {} s (REQUEST_TIMEOUT_SECONDS)", .0.as_secs())]
     Timeout(Duration),
@@ -175,6 +178,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gateway(error) => gateway_status(error),
@@ -205,6 +209,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Timeout(_) => "request_timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::Gateway(error) => error.code(),
@@ -323,6 +328,30 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
+/// Refuses a body that says it is not JSON (415 `unsupported_media_type`), for the routes that
+/// take JSON. `application/json` and `application/*+json` pass, with any parameters. A body with
+/// no `Content-Type` at all is read as JSON: the OpenAI and Anthropic SDKs always send one, and
+/// hand-written clients that send none mean JSON on these routes.
+pub fn require_json_body(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let json = media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
 /// A request body, up to `limit` bytes: 413 `payload_too_large` beyond it.
 ///
 /// Read explicitly rather than with axum's `Bytes` extractor, whose own default limit (2 MB) is
@@ -359,4 +388,45 @@ fn is_length_limit(error: &axum::Error) -> bool {
         cause = current.source();
     }
     false
+}
+
+#[cfg(test)]
+mod media_type_tests {
+    use super::*;
+
+    fn with(content_type: Option<&str>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("x")),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn json_bodies_pass_and_others_are_415() {
+        for ok in [
+            None,
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/vnd.api+json"),
+        ] {
+            assert!(require_json_body(&with(ok)).is_ok(), "{ok:?}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+        ] {
+            let error = require_json_body(&with(Some(refused))).err();
+            assert_eq!(
+                error.map(|e| (e.status(), e.code())),
+                Some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")),
+                "{refused}"
+            );
+        }
+    }
 }

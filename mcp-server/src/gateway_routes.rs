@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, REMAINING_TOKENS, read_body_within},
+    error::{ApiError, REMAINING_TOKENS, read_body_within, require_json_body},
     state::AppState,
 };
 
@@ -72,6 +72,7 @@ impl FromRequest<Arc<AppState>> for ModelCall {
             .extensions
             .get::<Caller>()
             .ok_or_else(|| ApiError::Internal("a model route ran without the auth layer".into()))?;
+        require_json_body(&parts.headers)?;
         let settings = &state.http;
         let body = read_body_within(
             body,

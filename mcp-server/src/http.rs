@@ -209,6 +209,8 @@ pub struct Health<'a> {
     pub model_configured: bool,
     pub state_store: &'static str,
     pub uptime_seconds: u64,
+    /// What was built before the server answered (tokenizers, tables, the tool catalog).
+    pub warmed: &'a [&'static str],
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -226,6 +228,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         model_configured: state.gateway.is_configured(),
         state_store: state.gateway.state_store(),
         uptime_seconds: state.started.elapsed().as_secs(),
+        warmed: &state.warmed,
     })
     .into_response()
 }

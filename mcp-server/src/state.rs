@@ -43,6 +43,9 @@ pub struct AppState {
     pub started: Instant,
     /// `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
     pub responses_native: bool,
+    /// What was built before serving (tokenizers, tables, the tool catalog), by name: `/health`
+    /// reports it, and the first calls find it ready.
+    pub warmed: Vec<&'static str>,
 }
 
 impl AppState {
@@ -94,7 +97,9 @@ impl AppState {
             settings.mcp_rate_limit,
             &settings.mcp_tool_rate_limits.0,
         )));
+        let warmed = warm_up(&gateway);
         Ok(Self {
+            warmed,
             http: settings.http_settings(),
             mcp: settings.mcp_settings(),
             instance,
@@ -109,6 +114,15 @@ impl AppState {
             responses_native: settings.responses_native(),
         })
     }
+}
+
+/// Builds now what the first model call or tool listing would otherwise build on its way.
+fn warm_up(gateway: &Gateway) -> Vec<&'static str> {
+    let mut warmed = gateway.warm_up();
+    crate::mcp::warm();
+    std::sync::LazyLock::force(&agent::instructions::TOOL_DEFINITIONS);
+    warmed.push("tool_catalog");
+    warmed
 }
 
 /// The Redis connection when REDIS_URL is set: one for the gateway and the agent's sessions.

@@ -2,7 +2,7 @@
 //! OpenAI-compatible routes and `/admin/usage`, server-sent events, Prometheus scraping and the
 //! wall-clock minute that token budgets are counted in.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -236,6 +236,35 @@ pub async fn minute_headroom(need: Duration) {
     if left < need {
         tokio::time::sleep(left + Duration::from_millis(50)).await;
     }
+}
+
+/// Sends `calls` chat calls at once, spread over `servers` in turn, each with `key`; returns
+/// each call's status and its `x-tokens-consumed` (0 when refused).
+pub async fn concurrent_chats(servers: &[&TestServer], key: &str, calls: usize) -> Vec<(u16, u64)> {
+    let client = crate::http_client();
+    let requests = (0..calls).map(|i| {
+        let server = servers[i % servers.len()];
+        let client = client.clone();
+        async move {
+            let body = chat_body(&format!("Question {i}: what is a token budget?"));
+            let response = post_chat(&client, server, Some(key), &body).await;
+            let consumed = header(&response, "x-tokens-consumed").and_then(|v| v.parse().ok());
+            (response.status().as_u16(), consumed.unwrap_or(0))
+        }
+    });
+    futures::future::join_all(requests).await
+}
+
+/// Asserts a remaining-tokens figure read on the real clock: the budget refills continuously,
+/// so it may exceed the exact count `exact` by what `tokens_per_minute` refills in the time
+/// since `since` (when the spending being checked began), and never falls short of it.
+pub fn assert_remaining(actual: u64, exact: u64, tokens_per_minute: u64, since: Instant) {
+    let elapsed = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let slack = elapsed.saturating_mul(tokens_per_minute).div_ceil(60_000) + 1;
+    assert!(
+        (exact..=exact.saturating_add(slack)).contains(&actual),
+        "{actual} tokens remaining: expected {exact}, plus at most {slack} refilled"
+    );
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use crate::{
 /// The tokens held for one admitted call, until it is settled.
 ///
 /// It cannot be forgotten: dropped unsettled, it releases its reservation, except while the
-/// model API has the call (see [`Admitted::sending`]): a caller that goes away then leaves it
-/// charged in full, since the upstream may have done the work.
+/// model API has the call (see [`Admitted::sending`]): a caller that goes away then is charged
+/// the call's worst case (its whole completion allowance), since the upstream may have done the
+/// work and its real usage will never be known.
 #[must_use = "settle the admitted call with the real usage"]
 pub(super) struct Admitted {
     reservation: Option<Reservation>,
@@ -49,6 +50,15 @@ impl Admitted {
     pub(super) async fn settle(&mut self, actual: u64) -> u64 {
         match self.reservation.take() {
             Some(reservation) => reservation.settle(actual).await,
+            None => 0,
+        }
+    }
+
+    /// Settles with a real answer's usage (the budget learns its completion length); returns
+    /// the tokens left.
+    pub(super) async fn settle_usage(&mut self, usage: crate::usage::Usage) -> u64 {
+        match self.reservation.take() {
+            Some(reservation) => reservation.settle_usage(usage).await,
             None => 0,
         }
     }
@@ -83,14 +93,16 @@ impl Drop for Admitted {
         let Some(reservation) = self.reservation.take() else {
             return;
         };
-        if self.sending {
-            // Dropping a reservation keeps it charged; see `Reservation`.
-            return;
-        }
+        // Abandoned while the model API had it: the worst case; before: nothing.
+        let charge = if self.sending {
+            reservation.worst_case()
+        } else {
+            0
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    reservation.settle(0).await;
+                    reservation.settle(charge).await;
                 });
             }
             Err(_) => tracing::warn!("an unsettled reservation was dropped outside the runtime"),
@@ -144,7 +156,7 @@ impl Gateway {
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
-            .reserve(context, prompt_estimate + limit.total())
+            .reserve_chat(context, &model, prompt_estimate, limit)
             .await?;
         Ok(ChatAdmission {
             model,

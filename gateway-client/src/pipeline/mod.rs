@@ -19,9 +19,10 @@
 //! - [`relay`]: a stream's chunks passed on to its consumer, then settled the same way;
 //! - [`native`]: the same, for a call the upstream takes in the caller's own protocol.
 //!
-//! Streams settle when the stream ends, in a task of their own, so a slow or vanished client
-//! never holds the upstream open: a consumer that takes no chunk for
-//! `STREAM_SEND_TIMEOUT_SECONDS` is given up on like one that left. Their chunks have gone out by
+//! Streams settle when the stream ends, in a task of their own. A consumer that goes away, or
+//! takes no chunk for `STREAM_SEND_TIMEOUT_SECONDS`, is sent nothing more, but the upstream is
+//! still read to its end (within the call's deadline) so the usage it reports is what gets
+//! charged; cut off by the deadline, the tokens seen so far are. Their chunks have gone out by
 //! then, so a refused streamed answer ends with an error event instead of the normal end of the
 //! stream. While a stream runs, its completion tokens are counted: one that runs past its limit
 //! (an upstream that ignores `max_tokens`) is cut off with a `completion_limit_exceeded` event,
@@ -196,6 +197,22 @@ impl Gateway {
 
     pub fn is_configured(&self) -> bool {
         self.model_api.is_configured()
+    }
+
+    /// Builds now what the first model call would otherwise build (the configured models'
+    /// tokenizers; the cache's tables, which its construction loaded); call before serving.
+    /// Returns what is ready, by name.
+    pub fn warm_up(&self) -> Vec<&'static str> {
+        let mut ready = if self.is_configured() {
+            crate::tokens::warm(&[&self.chat_model, &self.embedding_model])
+        } else {
+            Vec::new()
+        };
+        if self.cache.is_some() {
+            crate::semantic::warm();
+            ready.push("cache_tables");
+        }
+        ready
     }
 
     pub fn chat_model(&self) -> &str {

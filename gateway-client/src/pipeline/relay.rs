@@ -63,6 +63,7 @@ impl Gateway {
             store_in_cache,
             content_safety: self.content_safety.clone(),
             started: start.started,
+            drain_deadline: start.started + self.call_deadline,
         };
         let accounting = self.accounting(self.model_api_for(context.api).provider_name());
         tokio::spawn(relay.run(chunks, admission.held, accounting, sender));
@@ -87,6 +88,8 @@ struct StreamRelay {
     store_in_cache: Option<(Arc<dyn ResponseCache>, Map<String, Value>)>,
     content_safety: Option<Arc<ContentSafety>>,
     started: Instant,
+    /// How long the upstream is still read once the consumer has gone: the call's deadline.
+    drain_deadline: Instant,
 }
 
 type EventSender = mpsc::Sender<Result<StreamEvent, GatewayError>>;
@@ -108,7 +111,12 @@ struct Relayed {
     /// Completion tokens counted as the chunks went by.
     counted: u64,
     failure: Option<GatewayError>,
+    /// The consumer went away (or stopped reading); the upstream is still read to its end, so
+    /// the usage it reports is what gets charged.
     consumer_gone: bool,
+    /// Reading after the consumer went away ran into the deadline: usage is counted, not
+    /// reported.
+    drain_cut: bool,
 }
 
 impl StreamRelay {
@@ -123,7 +131,7 @@ impl StreamRelay {
         // connection if it is still open; the rest never waits on the upstream.
         let mut relayed = held.sending(self.relay(chunks, &sender)).await;
         let usage = self.usage(&relayed);
-        held.settle(usage.total_tokens).await;
+        held.settle_usage(usage).await;
         accounting
             .record(&self.context, Operation::Chat, &self.model, usage)
             .await;
@@ -145,7 +153,7 @@ impl StreamRelay {
     fn usage(&self, relayed: &Relayed) -> Usage {
         relayed.reported.unwrap_or_else(|| {
             let text = tokens::count(&self.model, &relayed.assembled.text());
-            let completion = if relayed.failure.is_some() {
+            let completion = if relayed.failure.is_some() || relayed.drain_cut {
                 text.max(relayed.counted)
             } else {
                 text
@@ -173,8 +181,9 @@ impl StreamRelay {
         }
     }
 
-    /// Reads the upstream stream and forwards its chunks until it ends, fails, runs past its
-    /// limit, or the consumer goes away.
+    /// Reads the upstream stream and forwards its chunks until it ends, fails or runs past its
+    /// limit. A consumer that goes away stops the forwarding, not the reading (within the
+    /// call's deadline): the usage at the end is still the upstream's own.
     async fn relay(&self, mut chunks: ByteStream, sender: &EventSender) -> Relayed {
         let mut parser = SseParser::default();
         let mut meter = StreamMeter::new(&self.model, self.limit);
@@ -184,10 +193,23 @@ impl StreamRelay {
             counted: 0,
             failure: None,
             consumer_gone: false,
+            drain_cut: false,
         };
         let mut finished = false;
         'read: while !finished {
-            let bytes = match self.next_bytes(&mut chunks).await {
+            let read = if relayed.consumer_gone {
+                let draining = self.next_bytes(&mut chunks);
+                match tokio::time::timeout_at(self.drain_deadline, draining).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        relayed.drain_cut = true;
+                        break;
+                    }
+                }
+            } else {
+                self.next_bytes(&mut chunks).await
+            };
+            let bytes = match read {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => break,
                 Err(error) => {
@@ -266,23 +288,22 @@ impl StreamRelay {
             .get("choices")
             .and_then(Value::as_array)
             .is_some_and(Vec::is_empty);
-        if usage_only && !self.client_wants_usage {
+        if relayed.consumer_gone || (usage_only && !self.client_wants_usage) {
             return Flow::Continue;
         }
         if !self.deliver(sender, Ok(StreamEvent::Chunk(chunk))).await {
             relayed.consumer_gone = true;
-            return Flow::Stop;
         }
         Flow::Continue
     }
 
     /// Ends the consumer's stream: the failure, or the cache store and the normal end.
     async fn finish(self, relayed: Relayed, usage: Usage, sender: &EventSender) {
-        if let Some(error) = relayed.failure {
-            self.deliver(sender, Err(error)).await;
+        if relayed.consumer_gone {
             return;
         }
-        if relayed.consumer_gone {
+        if let Some(error) = relayed.failure {
+            self.deliver(sender, Err(error)).await;
             return;
         }
         if let Some((cache, request)) = &self.store_in_cache {

@@ -37,7 +37,7 @@ impl Gateway {
             let completion = tokens::count(&admission.model, &answer_text(&body));
             Usage::new(admission.prompt_estimate, completion)
         });
-        let remaining = admission.held.settle(usage.total_tokens).await;
+        let remaining = admission.held.settle_usage(usage).await;
         self.account(context, Operation::Chat, &admission.model, usage)
             .await;
         if let Some(safety) = &self.content_safety {

@@ -23,8 +23,7 @@ use crate::{
     cache::{CacheLookup, CacheStatus, ResponseCache},
     clock::Clock,
     config::{
-        BreakerConfig, BudgetConfig, ContentSafetyConfig, GatewayConfig, Prices, QuotaPeriod,
-        RetryConfig,
+        BreakerConfig, BudgetConfig, ContentSafetyConfig, GatewayConfig, Prices, RetryConfig,
     },
     context::{Api, CallContext, Operation},
     error::GatewayError,
@@ -38,6 +37,8 @@ const BUDGET: u64 = 1_000;
 #[derive(Default)]
 struct FakeApi {
     answers: Mutex<VecDeque<Result<Vec<Bytes>, GatewayError>>>,
+    /// Streams that never end: their chunks, then silence.
+    endless: Mutex<VecDeque<Vec<Bytes>>>,
     calls: AtomicUsize,
 }
 
@@ -45,7 +46,7 @@ impl FakeApi {
     fn answering(answers: impl IntoIterator<Item = Result<Vec<Bytes>, GatewayError>>) -> Self {
         Self {
             answers: Mutex::new(answers.into_iter().collect()),
-            calls: AtomicUsize::new(0),
+            ..Self::default()
         }
     }
 
@@ -78,6 +79,13 @@ impl ModelApi for FakeApi {
         _body: Bytes,
         _deadline: Instant,
     ) -> Result<ByteStream, GatewayError> {
+        let endless = self.endless.lock().pop_front();
+        if let Some(chunks) = endless {
+            let silence = futures::stream::pending();
+            return Ok(Box::pin(
+                futures::stream::iter(chunks.into_iter().map(Ok)).chain(silence),
+            ));
+        }
         let chunks = self.next().await?;
         Ok(Box::pin(futures::stream::iter(chunks.into_iter().map(Ok))))
     }
@@ -123,11 +131,7 @@ fn config() -> GatewayConfig {
         messages_backends: Vec::new(),
         chat_model: "gpt-4o-mini".to_owned(),
         embedding_model: "text-embedding-3-small".to_owned(),
-        budget: BudgetConfig {
-            tokens_per_minute: BUDGET,
-            quota: None,
-            usage_period: QuotaPeriod::Monthly,
-        },
+        budget: BudgetConfig::per_minute(BUDGET),
         max_tokens_cap: 100,
         max_stream_tokens_cap: 100,
         stream_send_timeout: Duration::from_secs(10),
@@ -431,4 +435,62 @@ async fn a_judged_yes_replays_as_a_stream() {
         "{events:?}"
     );
     assert_eq!(api.calls.load(Ordering::SeqCst), 1);
+}
+
+fn text_chunk(content: &str) -> Bytes {
+    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]});
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+/// The tokens the ledger holds for alice, once the relay task has got there.
+async fn ledger_total(gateway: &Gateway) -> u64 {
+    for _ in 0..1_000 {
+        let report = gateway.usage_report(Some("alice")).await.unwrap();
+        if let Some(row) = report.subscriptions.first() {
+            return row.prompt_tokens + row.completion_tokens;
+        }
+        // A paused clock: this moves time on only as far as the relay's next timer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_whose_consumer_left_is_read_to_its_end_and_charged_in_full() {
+    // More chunks than the relay's channel holds, so the consumer's leaving is noticed.
+    let mut events: Vec<Bytes> = (0..80).map(|_| text_chunk("word")).collect();
+    let usage = json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 81, "total_tokens": 90}});
+    events.push(Bytes::from(format!("data: {usage}\n\n")));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let gateway = gateway(Arc::new(FakeApi::answering([Ok(events)])), None);
+    let mut stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Chunk(_)))
+    ));
+    drop(stream);
+    assert_eq!(ledger_total(&gateway).await, 90, "the upstream's own usage");
+    // Settled to the 90 tokens used (and never released as unused).
+    assert!(!budget_is_free(&gateway).await);
+    let left = gateway.budget.reserve(&context(), BUDGET - 90).await;
+    assert!(left.is_ok(), "settled to the 90 tokens used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_outlasts_the_deadline_after_its_consumer_left_is_charged_what_was_seen() {
+    let api = Arc::new(FakeApi::default());
+    api.endless
+        .lock()
+        .push_back((0..60).map(|_| text_chunk("word")).collect());
+    let gateway = gateway(api, None);
+    let mut stream = gateway.chat_stream(&context(), request(100)).await.unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Chunk(_)))
+    ));
+    drop(stream);
+    // The paused clock runs on to the call's deadline while the upstream says nothing more.
+    let charged = ledger_total(&gateway).await;
+    let prompt = crate::tokens::estimate_chat_prompt("gpt-4o-mini", &request(100));
+    assert_eq!(charged, prompt + 60, "the prompt and the sixty words seen");
 }

@@ -3,4 +3,5 @@
 pub mod azure_content_safety;
 pub mod budget;
 pub mod content_safety;
+pub mod expected;
 pub mod governance;

@@ -99,6 +99,11 @@ pub struct SemanticCache {
     inserts: std::sync::atomic::AtomicU64,
 }
 
+/// Loads the verifier's tables (the lexicon, the closed-class words) now.
+pub fn warm() {
+    analysis::warm();
+}
+
 impl SemanticCache {
     pub fn new(embedder: Arc<dyn Embedder>, config: CacheConfig, clock: Clock) -> Self {
         let threshold = config

@@ -15,53 +15,86 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{FailureMode, RedisState};
-use crate::{
-    period::{MINUTE_MS, minute_window},
-    store::{Admission, MemoryStore, ReserveRequest, StateStore, StoreError, Ticket, UsageRecord},
+use crate::store::{
+    Admission, MemoryStore, ReserveRequest, StateStore, StoreError, Ticket, UsageRecord,
+    bucket::UNIT,
 };
 
-/// Minute windows live a little past their minute, so a late reconcile still finds them.
-const WINDOW_TTL_MS: u64 = MINUTE_MS + 5_000;
+/// A bucket's key lives this long past the time it would take to drain, so a late reconcile
+/// still finds its exposure.
+const BUCKET_GRACE_MS: u64 = 5 * 60 * 1000;
 /// Ledgers are kept this long after their period starts: a yearly period and a month more.
 const LEDGER_RETENTION_MS: u64 = 400 * 24 * 3600 * 1000;
 
+/// The bucket of `store::bucket` in Lua (same steps, same integer units). Lua's doubles are
+/// exact below 2^53 units (TOKENS_PER_MINUTE up to about 10^10); above, they round by a tiny
+/// fraction of a token.
+///
+/// KEYS: bucket hash, quota counter. ARGV: now, tokens, exposure, exposure limit, tokens per
+/// minute, unit, grace ms, quota limit (-1: none), quota end.
+/// Returns {0, remaining, reserved, exposure} | {1, retry after ms} | {2}.
 const RESERVE: &str = r"
-local tokens = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local quota_limit = tonumber(ARGV[4])
+local now = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local exposure = tonumber(ARGV[3])
+local exposure_limit = tonumber(ARGV[4])
+local tpm = tonumber(ARGV[5])
+local unit = tonumber(ARGV[6])
+local quota_limit = tonumber(ARGV[8])
+local state = redis.call('HMGET', KEYS[1], 'level', 'at', 'exposed')
+local level = tonumber(state[1]) or 0
+local at = tonumber(state[2]) or now
+local exposed = tonumber(state[3]) or 0
+if now > at then
+  level = math.max(0, level - (now - at) * tpm)
+  at = now
+end
+local taken = math.min(exposure, math.max(0, exposure_limit - exposed))
+local held = tokens + exposure - taken
 if quota_limit >= 0 then
   local quota_used = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if quota_used + tokens > quota_limit then return {2, 0} end
+  if quota_used + held > quota_limit then return {2} end
 end
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used + tokens > limit then return {1, 0} end
-used = redis.call('INCRBY', KEYS[1], tokens)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local capacity = tpm * unit
+local after = level + held * unit
+if after > capacity then
+  return {1, math.ceil((after - capacity) / tpm)}
+end
+redis.call('HSET', KEYS[1], 'level', after, 'at', at, 'exposed', exposed + taken)
+redis.call('PEXPIRE', KEYS[1], math.ceil(after / tpm) + tonumber(ARGV[7]))
 if quota_limit >= 0 then
-  redis.call('INCRBY', KEYS[2], tokens)
-  redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+  redis.call('INCRBY', KEYS[2], held)
+  redis.call('PEXPIREAT', KEYS[2], ARGV[9])
 end
-return {0, limit - used}
+return {0, math.floor((capacity - after) / unit), held, taken}
 ";
 
-/// KEYS: ticket window, current window, quota. ARGV: reserved, actual, same window (1/0),
-/// window ttl, has quota (1/0).
+/// KEYS: bucket hash, quota counter. ARGV: now, reserved, exposure, actual, tokens per minute,
+/// unit, grace ms, has quota (1/0).
 const RECONCILE: &str = r"
-local reserved = tonumber(ARGV[1])
-local actual = tonumber(ARGV[2])
-local function adjust(key, delta)
-  if redis.call('EXISTS', key) == 0 then return end
-  local value = tonumber(redis.call('GET', key)) + delta
-  if value < 0 then value = 0 end
-  redis.call('SET', key, value, 'KEEPTTL')
+local now = tonumber(ARGV[1])
+local reserved = tonumber(ARGV[2])
+local exposure = tonumber(ARGV[3])
+local actual = tonumber(ARGV[4])
+local tpm = tonumber(ARGV[5])
+local unit = tonumber(ARGV[6])
+local state = redis.call('HMGET', KEYS[1], 'level', 'at', 'exposed')
+local level = tonumber(state[1]) or 0
+local at = tonumber(state[2]) or now
+local exposed = tonumber(state[3]) or 0
+if now > at then
+  level = math.max(0, level - (now - at) * tpm)
+  at = now
 end
-if ARGV[3] == '1' then
-  adjust(KEYS[1], actual - reserved)
-elseif actual > reserved then
-  redis.call('INCRBY', KEYS[2], actual - reserved)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+level = math.max(0, level + (actual - reserved) * unit)
+exposed = math.max(0, exposed - exposure)
+redis.call('HSET', KEYS[1], 'level', level, 'at', at, 'exposed', exposed)
+redis.call('PEXPIRE', KEYS[1], math.ceil(level / tpm) + tonumber(ARGV[7]))
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local used = tonumber(redis.call('GET', KEYS[2])) + actual - reserved
+  if used < 0 then used = 0 end
+  redis.call('SET', KEYS[2], used, 'KEEPTTL')
 end
-if ARGV[5] == '1' then adjust(KEYS[3], actual - reserved) end
 return 1
 ";
 
@@ -83,59 +116,72 @@ impl RedisStore {
     }
 
     async fn reserve_shared(&self, request: &ReserveRequest<'_>) -> Result<Admission, StoreError> {
-        let window = minute_window(request.now_ms);
-        let window_key = window_key(request.key, window);
-        let quota_key = quota_key(request.key, request.quota.map(|q| q.start_ms));
+        let keys = [
+            bucket_key(request.key),
+            quota_key(request.key, request.quota.map(|q| q.start_ms)),
+        ];
         let (quota_limit, quota_end) = request.quota.map_or((-1i64, 0u64), |q| {
             (i64::try_from(q.limit).unwrap_or(i64::MAX), q.end_ms)
         });
         let script = &self.reserve;
-        let (outcome, remaining): (i64, i64) = self
+        let answer: Vec<i64> = self
             .redis
             .run(|mut connection| async move {
                 script
-                    .key(&window_key)
-                    .key(&quota_key)
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .arg(request.now_ms)
                     .arg(request.tokens)
+                    .arg(request.exposure)
+                    .arg(request.exposure_limit)
                     .arg(request.tokens_per_minute)
-                    .arg(WINDOW_TTL_MS)
+                    .arg(UNIT)
+                    .arg(BUCKET_GRACE_MS)
                     .arg(quota_limit)
                     .arg(quota_end)
                     .invoke_async(&mut connection)
                     .await
             })
             .await?;
-        Ok(match outcome {
-            0 => Admission::Admitted(Ticket {
+        let count = |index: usize| {
+            answer
+                .get(index)
+                .and_then(|value| u64::try_from(*value).ok())
+                .unwrap_or(0)
+        };
+        Ok(match answer.first() {
+            Some(0) => Admission::Admitted(Ticket {
                 key: request.key.to_owned(),
-                window_ms: window,
                 quota_start_ms: request.quota.map(|q| q.start_ms),
-                reserved: request.tokens,
-                remaining: u64::try_from(remaining).unwrap_or(0),
+                reserved: count(2),
+                exposure: count(3),
+                remaining: count(1),
+                tokens_per_minute: request.tokens_per_minute,
             }),
-            1 => Admission::Throttled {
-                retry_after_ms: window + MINUTE_MS - request.now_ms,
+            Some(1) => Admission::Throttled {
+                retry_after_ms: count(1),
             },
-            2 => Admission::QuotaExhausted {
+            Some(2) => Admission::QuotaExhausted {
                 resets_in_ms: request
                     .quota
                     .map_or(0, |q| q.end_ms.saturating_sub(request.now_ms)),
             },
             other => {
                 return Err(StoreError::Unavailable(format!(
-                    "the budget script answered an unknown code {other}"
+                    "the budget script answered an unknown code {other:?}"
                 )));
             }
         })
     }
 }
 
-fn window_key(key: &str, window_ms: u64) -> String {
-    format!("tollgate:{{{key}}}:tpm:{window_ms}")
+/// One key's bucket. The `{hash tag}` puts every key of one budget in one cluster slot.
+fn bucket_key(key: &str) -> String {
+    format!("tollgate:{{{key}}}:tpm")
 }
 
-/// Without a quota, a key the scripts never touch but in the same slot as the window's: a
-/// cluster refuses a script whose keys span slots.
+/// The quota counter of the period starting at `period_start_ms` (a name in the same slot, never
+/// written, when there is no quota: a script's keys must share a slot on a cluster).
 fn quota_key(key: &str, period_start_ms: Option<u64>) -> String {
     match period_start_ms {
         Some(start) => format!("tollgate:{{{key}}}:quota:{start}"),
@@ -179,13 +225,10 @@ impl StateStore for RedisStore {
     }
 
     async fn reconcile(&self, ticket: &Ticket, actual: u64, now_ms: u64) -> Result<(), StoreError> {
-        let current = minute_window(now_ms);
         let keys = [
-            window_key(&ticket.key, ticket.window_ms),
-            window_key(&ticket.key, current),
+            bucket_key(&ticket.key),
             quota_key(&ticket.key, ticket.quota_start_ms),
         ];
-        let same_window = u8::from(current == ticket.window_ms);
         let has_quota = u8::from(ticket.quota_start_ms.is_some());
         let script = &self.reconcile;
         let shared = self
@@ -194,11 +237,13 @@ impl StateStore for RedisStore {
                 script
                     .key(&keys[0])
                     .key(&keys[1])
-                    .key(&keys[2])
+                    .arg(now_ms)
                     .arg(ticket.reserved)
+                    .arg(ticket.exposure)
                     .arg(actual)
-                    .arg(same_window)
-                    .arg(WINDOW_TTL_MS)
+                    .arg(ticket.tokens_per_minute)
+                    .arg(UNIT)
+                    .arg(BUCKET_GRACE_MS)
                     .arg(has_quota)
                     .invoke_async::<i64>(&mut connection)
                     .await

@@ -3,23 +3,41 @@
 //! [`MemoryStore`] keeps it in this process. A store shared by several instances (Redis)
 //! implements the same trait, and both must pass the same behavioural tests.
 
+pub mod bucket;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::period::{MINUTE_MS, minute_window};
+use bucket::{Ask, Bucket, Decision};
 
 /// A request to reserve tokens for one call before it is made.
 #[derive(Debug, Clone)]
 pub struct ReserveRequest<'a> {
     /// Whose budget: a subscription name, or a client address on an open server.
     pub key: &'a str,
+    /// Tokens held for certain: the prompt and the completion the call is expected to use.
     pub tokens: u64,
+    /// Tokens the call may use beyond `tokens` (its completion allowance less the expected
+    /// part). Held as well, unless the key's overshoot allowance covers them.
+    pub exposure: u64,
+    /// The exposure a key may have outstanding at once (0: every call holds its allowance).
+    pub exposure_limit: u64,
     pub now_ms: u64,
     pub tokens_per_minute: u64,
     /// The longer quota, if any: its limit and the `[start, end)` of the current period.
     pub quota: Option<QuotaWindow>,
+}
+
+impl ReserveRequest<'_> {
+    fn ask(&self) -> Ask {
+        Ask {
+            tokens: self.tokens,
+            exposure: self.exposure,
+            exposure_limit: self.exposure_limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +51,8 @@ pub struct QuotaWindow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     Admitted(Ticket),
-    /// The minute budget cannot take the reservation before `retry_after_ms` from now.
+    /// The minute budget cannot take the reservation before `retry_after_ms` from now: the
+    /// time until enough tokens have refilled.
     Throttled {
         retry_after_ms: u64,
     },
@@ -47,11 +66,14 @@ pub enum Admission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub key: String,
-    pub window_ms: u64,
     pub quota_start_ms: Option<u64>,
+    /// Tokens held in the bucket (and the quota).
     pub reserved: u64,
-    /// Tokens left in the minute window once this reservation is counted.
+    /// Tokens the call may use beyond `reserved` on the key's overshoot allowance.
+    pub exposure: u64,
+    /// Tokens left in the bucket once this reservation is counted.
     pub remaining: u64,
+    pub tokens_per_minute: u64,
 }
 
 /// One row of the usage ledger.
@@ -98,9 +120,7 @@ pub trait StateStore: Send + Sync + 'static {
 
 #[derive(Debug, Default)]
 struct Counters {
-    window_ms: u64,
-    /// Tokens used or reserved in the current minute window.
-    used: u64,
+    bucket: Bucket,
     quota_start_ms: u64,
     quota_used: u64,
 }
@@ -128,66 +148,64 @@ impl StateStore for MemoryStore {
     }
 
     async fn reserve(&self, request: &ReserveRequest<'_>) -> Result<Admission, StoreError> {
-        let window = minute_window(request.now_ms);
+        let (now, tpm) = (request.now_ms, request.tokens_per_minute);
         let mut budgets = self.budgets.lock();
         if !budgets.contains_key(request.key) {
             // Idle keys are pruned when a new one arrives, so memory tracks active keys.
-            budgets.retain(|_, c| c.window_ms == window || c.quota_used > 0);
+            budgets.retain(|_, c| !c.bucket.is_idle(now, tpm) || c.quota_used > 0);
             budgets.insert(request.key.to_owned(), Counters::default());
         }
         let Some(counters) = budgets.get_mut(request.key) else {
             return Err(StoreError::Unavailable("budget entry vanished".to_owned()));
         };
-        if counters.window_ms != window {
-            counters.window_ms = window;
-            counters.used = 0;
-        }
+        counters.bucket.drain(now, tpm);
         if let Some(quota) = request.quota {
             if counters.quota_start_ms != quota.start_ms {
                 counters.quota_start_ms = quota.start_ms;
                 counters.quota_used = 0;
             }
-            if counters.quota_used.saturating_add(request.tokens) > quota.limit {
+            let (held, _) = counters.bucket.split(request.ask());
+            if counters.quota_used.saturating_add(held) > quota.limit {
                 return Ok(Admission::QuotaExhausted {
-                    resets_in_ms: quota.end_ms.saturating_sub(request.now_ms),
+                    resets_in_ms: quota.end_ms.saturating_sub(now),
                 });
             }
         }
-        if counters.used.saturating_add(request.tokens) > request.tokens_per_minute {
-            return Ok(Admission::Throttled {
-                retry_after_ms: window + MINUTE_MS - request.now_ms,
-            });
-        }
-        counters.used += request.tokens;
+        let (reserved, exposure, remaining) = match counters.bucket.reserve(request.ask(), now, tpm)
+        {
+            Decision::Wait { retry_after_ms } => {
+                return Ok(Admission::Throttled { retry_after_ms });
+            }
+            Decision::Admit {
+                reserved,
+                exposure,
+                remaining,
+            } => (reserved, exposure, remaining),
+        };
         if request.quota.is_some() {
-            counters.quota_used += request.tokens;
+            counters.quota_used += reserved;
         }
         Ok(Admission::Admitted(Ticket {
             key: request.key.to_owned(),
-            window_ms: window,
             quota_start_ms: request.quota.map(|q| q.start_ms),
-            reserved: request.tokens,
-            remaining: request.tokens_per_minute - counters.used,
+            reserved,
+            exposure,
+            remaining,
+            tokens_per_minute: tpm,
         }))
     }
 
     async fn reconcile(&self, ticket: &Ticket, actual: u64, now_ms: u64) -> Result<(), StoreError> {
         let mut budgets = self.budgets.lock();
-        let Some(counters) = budgets.get_mut(&ticket.key) else {
-            return Ok(());
-        };
-        let now_window = minute_window(now_ms);
-        if counters.window_ms == ticket.window_ms && now_window == ticket.window_ms {
-            counters.used = (counters.used + actual).saturating_sub(ticket.reserved);
-        } else {
-            // The window rolled during the call: the reservation was paid in the old window, so
-            // only usage beyond it is charged to the current one.
-            if counters.window_ms != now_window {
-                counters.window_ms = now_window;
-                counters.used = 0;
-            }
-            counters.used += actual.saturating_sub(ticket.reserved);
-        }
+        // A bucket pruned while the call ran (it had drained) is charged afresh.
+        let counters = budgets.entry(ticket.key.clone()).or_default();
+        counters.bucket.settle(
+            ticket.reserved,
+            ticket.exposure,
+            actual,
+            now_ms,
+            ticket.tokens_per_minute,
+        );
         if ticket.quota_start_ms == Some(counters.quota_start_ms) {
             counters.quota_used = (counters.quota_used + actual).saturating_sub(ticket.reserved);
         }
@@ -230,6 +248,9 @@ impl StateStore for MemoryStore {
 }
 
 /// The behaviour every [`StateStore`] must show; run against each implementation.
+///
+/// Time is handed to the store as `now_ms` on every call, so the checks move it exactly, the way
+/// a paused clock would, without sleeping.
 #[cfg(any(test, feature = "store-conformance"))]
 pub mod conformance {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -244,10 +265,13 @@ pub mod conformance {
         (now / 60_000 + 1) * 60_000
     }
 
+    /// 1,000 tokens a minute: one token refills every 60 ms.
     fn reserve(key: &str, tokens: u64, now_ms: u64) -> ReserveRequest<'_> {
         ReserveRequest {
             key,
             tokens,
+            exposure: 0,
+            exposure_limit: 0,
             now_ms,
             tokens_per_minute: 1_000,
             quota: None,
@@ -263,92 +287,101 @@ pub mod conformance {
 
     /// Runs every check against `store`. Keys are prefixed so a shared store can be reused.
     pub async fn run_all(store: &dyn StateStore, prefix: &str) {
-        reservations_fill_the_window_then_throttle(store, &format!("{prefix}fill")).await;
-        the_window_rolls_over(store, &format!("{prefix}roll")).await;
+        reservations_fill_the_bucket_then_throttle(store, &format!("{prefix}fill")).await;
+        no_burst_across_a_minute_boundary(store, &format!("{prefix}edge")).await;
         reconcile_moves_both_ways(store, &format!("{prefix}rec")).await;
+        exposure_is_bounded_by_the_allowance(store, &format!("{prefix}exposure")).await;
         quota_exhausts_and_resets(store, &format!("{prefix}quota")).await;
         usage_ledger_adds_up(store, prefix).await;
     }
 
-    pub async fn reservations_fill_the_window_then_throttle(store: &dyn StateStore, key: &str) {
-        let start = t0();
-        let first = ticket(
-            store
-                .reserve(&reserve(key, 600, start + 1_000))
-                .await
-                .unwrap(),
-        );
+    pub async fn reservations_fill_the_bucket_then_throttle(store: &dyn StateStore, key: &str) {
+        let start = t0() + 1_000;
+        let first = ticket(store.reserve(&reserve(key, 600, start)).await.unwrap());
         assert_eq!(first.remaining, 400);
-        let refused = store
-            .reserve(&reserve(key, 500, start + 15_000))
-            .await
-            .unwrap();
+        // 100 tokens too many: they refill in 6 seconds.
+        let refused = store.reserve(&reserve(key, 500, start)).await.unwrap();
         assert_eq!(
             refused,
             Admission::Throttled {
-                retry_after_ms: 45_000
+                retry_after_ms: 6_000
             }
         );
-        let fits = ticket(
+        let fits = ticket(store.reserve(&reserve(key, 400, start)).await.unwrap());
+        assert_eq!(fits.remaining, 0);
+        // After the 6 seconds, the refused call fits exactly.
+        let later = ticket(
             store
-                .reserve(&reserve(key, 400, start + 15_000))
+                .reserve(&reserve(key, 100, start + 6_000))
                 .await
                 .unwrap(),
         );
-        assert_eq!(fits.remaining, 0);
+        assert_eq!(later.remaining, 0);
     }
 
-    pub async fn the_window_rolls_over(store: &dyn StateStore, key: &str) {
+    /// A full bucket just before a minute boundary is still full just after it.
+    pub async fn no_burst_across_a_minute_boundary(store: &dyn StateStore, key: &str) {
         let start = t0();
-        ticket(store.reserve(&reserve(key, 1_000, start)).await.unwrap());
-        assert!(matches!(
+        ticket(
             store
-                .reserve(&reserve(key, 1, start + 59_999))
-                .await
-                .unwrap(),
-            Admission::Throttled { retry_after_ms: 1 }
-        ));
-        let next = ticket(
-            store
-                .reserve(&reserve(key, 1, start + 60_000))
+                .reserve(&reserve(key, 1_000, start - 1))
                 .await
                 .unwrap(),
         );
-        assert_eq!(next.remaining, 999);
+        assert_eq!(
+            store.reserve(&reserve(key, 10, start)).await.unwrap(),
+            Admission::Throttled {
+                retry_after_ms: 599
+            }
+        );
+        let refilled = ticket(store.reserve(&reserve(key, 10, start + 599)).await.unwrap());
+        assert_eq!(refilled.remaining, 0);
+        // A whole minute later, the bucket is whole again.
+        let whole = ticket(
+            store
+                .reserve(&reserve(key, 1, start + 60_599))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(whole.remaining, 999);
     }
 
     pub async fn reconcile_moves_both_ways(store: &dyn StateStore, key: &str) {
         let start = t0();
         let big = ticket(store.reserve(&reserve(key, 800, start)).await.unwrap());
         // Used less than reserved: the difference comes back.
-        store.reconcile(&big, 100, start + 10).await.unwrap();
-        let next = ticket(store.reserve(&reserve(key, 900, start + 20)).await.unwrap());
+        store.reconcile(&big, 100, start).await.unwrap();
+        let next = ticket(store.reserve(&reserve(key, 900, start)).await.unwrap());
         assert_eq!(next.remaining, 0);
-        // Used more than reserved: the window is charged the real figure.
-        store.reconcile(&next, 950, start + 30).await.unwrap();
-        assert!(matches!(
-            store.reserve(&reserve(key, 1, start + 40)).await.unwrap(),
-            Admission::Throttled { .. }
-        ));
-        // A reconcile after the window rolled charges only the excess to the new window.
-        let key_rolled = format!("{key}-rolled");
-        let spanning = ticket(
-            store
-                .reserve(&reserve(&key_rolled, 100, start + 59_000))
-                .await
-                .unwrap(),
+        // Used more than reserved: the bucket is charged the real figure, and callers wait
+        // until the excess has drained too.
+        store.reconcile(&next, 950, start).await.unwrap();
+        assert_eq!(
+            store.reserve(&reserve(key, 1, start)).await.unwrap(),
+            Admission::Throttled {
+                retry_after_ms: 3_060
+            }
         );
-        store
-            .reconcile(&spanning, 300, start + 61_000)
-            .await
-            .unwrap();
-        let after = ticket(
-            store
-                .reserve(&reserve(&key_rolled, 10, start + 62_000))
-                .await
-                .unwrap(),
-        );
-        assert_eq!(after.remaining, 1_000 - 200 - 10);
+    }
+
+    /// Exposure beyond the allowance is held; settling gives it back.
+    pub async fn exposure_is_bounded_by_the_allowance(store: &dyn StateStore, key: &str) {
+        let start = t0();
+        let exposed = |now_ms| ReserveRequest {
+            exposure: 150,
+            exposure_limit: 200,
+            ..reserve(key, 10, now_ms)
+        };
+        let first = ticket(store.reserve(&exposed(start)).await.unwrap());
+        assert_eq!((first.reserved, first.exposure), (10, 150));
+        let second = ticket(store.reserve(&exposed(start)).await.unwrap());
+        assert_eq!((second.reserved, second.exposure), (110, 50));
+        assert_eq!(second.remaining, 1_000 - 10 - 110);
+        // The first call ran long: charged in full, and its exposure is free again.
+        store.reconcile(&first, 160, start).await.unwrap();
+        let third = ticket(store.reserve(&exposed(start)).await.unwrap());
+        assert_eq!((third.reserved, third.exposure), (10, 150));
+        assert_eq!(third.remaining, 1_000 - 160 - 110 - 10);
     }
 
     pub async fn quota_exhausts_and_resets(store: &dyn StateStore, key: &str) {

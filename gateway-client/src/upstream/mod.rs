@@ -39,6 +39,9 @@ pub struct Backend {
     pub breaker: Breaker,
     /// Microsoft Entra ID tokens, for an Azure backend configured without a key.
     credential: Option<Arc<EntraCredential>>,
+    /// An OpenAI-style backend's URLs (chat, embeddings, moderations), parsed once: they do not
+    /// depend on the call, and parsing a URL on every call is a measurable share of it.
+    parsed_urls: Option<[reqwest::Url; 3]>,
 }
 
 /// Azure AI Content Safety's API version.
@@ -47,11 +50,45 @@ pub const CONTENT_SAFETY_API_VERSION: &str = "2024-09-01";
 impl Backend {
     pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Self {
         let label: Arc<str> = Arc::from(label_of(&config));
-        Self {
+        let mut backend = Self {
             breaker: Breaker::new(label.clone(), breaker),
             label,
             config,
             credential: None,
+            parsed_urls: None,
+        };
+        if !backend.names_deployments() {
+            let parse = |operation| reqwest::Url::parse(&backend.url(operation, "")).ok();
+            backend.parsed_urls = match (
+                parse(Operation::Chat),
+                parse(Operation::Embeddings),
+                parse(Operation::Moderations),
+            ) {
+                (Some(chat), Some(embeddings), Some(moderations)) => {
+                    Some([chat, embeddings, moderations])
+                }
+                _ => None,
+            };
+        }
+        backend
+    }
+
+    /// A POST to this backend's endpoint for `operation` (and `model`, on Azure).
+    fn post(
+        &self,
+        http: &reqwest::Client,
+        operation: Operation,
+        model: &str,
+    ) -> reqwest::RequestBuilder {
+        let index = match operation {
+            Operation::Chat => Some(0),
+            Operation::Embeddings => Some(1),
+            Operation::Moderations => Some(2),
+            Operation::TextAnalyze | Operation::ShieldPrompt | Operation::Responses => None,
+        };
+        match (&self.parsed_urls, index) {
+            (Some(urls), Some(index)) => http.post(urls[index].clone()),
+            _ => http.post(self.url(operation, model)),
         }
     }
 
@@ -347,6 +384,8 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // Model APIs answer a POST where it was sent; a redirect is an error to report.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GatewayError::Startup(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
@@ -597,10 +636,7 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<reqwest::Response, Failure> {
         let request = backend
-            .authorize(
-                self.http.post(backend.url(call.operation, call.model)),
-                bearer,
-            )
+            .authorize(backend.post(&self.http, call.operation, call.model), bearer)
             .header(http::header::CONTENT_TYPE, "application/json");
         let request = if call.headers.is_empty() {
             request

@@ -4,16 +4,16 @@ use std::time::Duration;
 
 use gateway_client::config::{
     AzureContentSafetyConfig, BackendConfig, BreakerConfig, BudgetConfig, CacheSettings,
-    ContentSafetyConfig, EmbedderChoice, EntraConfig, GatewayConfig, ModerationConfig, RetryConfig,
-    TokenQuota,
+    ContentSafetyConfig, EmbedderChoice, EntraConfig, GatewayConfig, ModerationConfig,
+    ReservationMode, RetryConfig, TokenQuota,
 };
 use gateway_client::semantic::CacheConfig;
 use gateway_client::shared::{FailureMode, RedisOptions, connection::scrub_url};
 use secrecy::SecretString;
 
 use super::{
-    CacheJudge, EmbedderSetting, RedisFailureMode, ResponsesUpstream, RetryAfterFormat, Settings,
-    Switch, ToolRouting,
+    BudgetReservation, CacheJudge, EmbedderSetting, RedisFailureMode, ResponsesUpstream,
+    RetryAfterFormat, Settings, Switch, ToolRouting,
 };
 
 pub(super) const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -191,6 +191,11 @@ impl Settings {
                 tokens_per_minute: self.tokens_per_minute,
                 quota: self.token_quota.map(|tokens| TokenQuota { tokens, period }),
                 usage_period: period,
+                reservation: match self.budget_reservation {
+                    BudgetReservation::Expected => ReservationMode::Expected,
+                    BudgetReservation::Strict => ReservationMode::Strict,
+                },
+                overshoot_percent: self.budget_overshoot_percent,
             },
             max_tokens_cap: self.max_tokens_cap,
             max_stream_tokens_cap: self.max_stream_tokens_cap,

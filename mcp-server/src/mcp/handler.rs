@@ -27,6 +27,10 @@ use crate::{auth::Caller, oauth::scopes::ToolScopes};
 /// The JSON-RPC error code of a call refused for a missing scope (a server-defined code; over
 /// HTTP the same refusal is a 403 with an `insufficient_scope` challenge).
 pub const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode(-32003);
+/// Builds the catalog and its MCP view now, rather than on the first listing.
+pub fn warm() {
+    LazyLock::force(&MCP_TOOLS);
+}
 
 /// The MCP view of the catalog, built once.
 static MCP_TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {

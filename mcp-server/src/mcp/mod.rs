@@ -28,7 +28,7 @@ use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
 
-pub use handler::TollgateMcp;
+pub use handler::{TollgateMcp, warm};
 
 use crate::{
     auth::Caller,

@@ -28,6 +28,9 @@ async fn concurrent_messages_never_overshoot_the_budget() {
             "100",
             "--admin-key",
             "burst-admin",
+            // The strict bound: every call reserves its whole allowance.
+            "--budget-reservation",
+            "strict",
         ],
     )
     .await;

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use gateway_client::{shared::RedisState, shared::RedisStore, store::conformance};
-use mock_upstream::MockUpstream;
+use mock_upstream::{MockOptions, MockUpstream, Reply};
 use serde_json::Value;
 use tests::{
     TestServer,
-    gateway::{chat_body, header, minute_headroom, post_chat, usage_report},
+    gateway::{chat_body, concurrent_chats, header, minute_headroom, post_chat, usage_report},
     redis::{RedisServer, eventually},
     start_mock,
 };
@@ -56,6 +56,8 @@ async fn one_budget_across_two_instances_never_overshoots() {
         "2000",
         "--max-tokens-cap",
         "100",
+        "--budget-reservation",
+        "strict",
         "--semantic-cache",
         "off",
         "--subscription-keys",
@@ -95,6 +97,58 @@ async fn one_budget_across_two_instances_never_overshoots() {
     // Both instances admitted calls: the budget really is one.
     let upstream_calls = mock.chat_requests().len();
     assert_eq!(upstream_calls, admitted.len());
+}
+
+/// Expected reservations across two instances: short answers are admitted far beyond what
+/// strict reservations allow, and a burst of long ones is held to the shared overshoot bound.
+#[tokio::test]
+async fn expected_reservations_hold_across_two_instances() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockUpstream::start(MockOptions {
+        latency: Duration::from_millis(300),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    // 5,000 tokens a minute and a 200-token cap: 23 strict reservations at most.
+    let flags = [
+        "--tokens-per-minute",
+        "5000",
+        "--max-tokens-cap",
+        "200",
+        "--semantic-cache",
+        "off",
+        "--subscription-keys",
+        "shared=k",
+    ];
+    let a = instance(&redis, &mock, "expected-a", &flags).await;
+    let b = instance(&redis, &mock, "expected-b", &flags).await;
+    for _ in 0..42 {
+        mock.push(Reply::text("ok").with_usage(12, 5));
+    }
+    // Each instance learns that answers are short.
+    for server in [&a, &b] {
+        assert_eq!(concurrent_chats(&[server], "k", 1).await[0].0, 200);
+    }
+    let short = concurrent_chats(&[&a, &b], "k", 40).await;
+    assert!(short.iter().all(|(status, _)| *status == 200), "{short:?}");
+
+    for _ in 0..80 {
+        mock.push(Reply::text("long").with_usage(12, 200));
+    }
+    let long = concurrent_chats(&[&a, &b], "k", 80).await;
+    let admitted: Vec<u64> = long
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, used)| *used)
+        .collect();
+    let spent: u64 = admitted.iter().sum::<u64>() + 42 * 17;
+    // One bucket and one allowance for both: a minute's tokens plus 100% at most, give or take
+    // what refilled meanwhile (83 tokens a second).
+    assert!(spent <= 2 * 5_000 + 300, "spent {spent}");
+    assert!(admitted.len() < 80, "nothing was held back");
 }
 
 #[tokio::test]

@@ -373,7 +373,15 @@ async fn concurrent_calls_never_overshoot_the_budget() {
     let limit = 1000;
     let server = keyed(
         &mock,
-        &["--tokens-per-minute", "1000", "--max-tokens-cap", "100"],
+        // The strict bound: every call reserves its whole allowance.
+        &[
+            "--tokens-per-minute",
+            "1000",
+            "--max-tokens-cap",
+            "100",
+            "--budget-reservation",
+            "strict",
+        ],
     )
     .await;
     minute_headroom(Duration::from_secs(3)).await;

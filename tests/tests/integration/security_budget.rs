@@ -1,8 +1,10 @@
 //! No call spends more than the budget had left plus its own reservation (security review,
 //! finding 2): every limit field is governed, streams have a ceiling enforced while they run,
-//! `n` multiplies the reservation, and every choice of an answer is counted.
+//! `n` multiplies the reservation, and every choice of an answer is counted. The servers here
+//! reserve strictly (`BUDGET_RESERVATION=strict`), where that bound is exact; the expected
+//! reservation's bound is in `gateway_budget`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gateway_client::tokens;
 use mock_upstream::{MockUpstream, Reply};
@@ -10,8 +12,8 @@ use serde_json::{Value, json};
 use tests::{
     TestServer,
     gateway::{
-        chat_body, header, header_u64, minute_headroom, post_chat, sse_data, start_keyed,
-        streamed_chat_body, usage_report,
+        assert_remaining, chat_body, header, header_u64, minute_headroom, post_chat, sse_data,
+        start_keyed, streamed_chat_body, usage_report,
     },
     redis::RedisServer,
     start_mock,
@@ -73,6 +75,7 @@ async fn runaway_stream_is_cut_off(server: &TestServer, mock: &MockUpstream, nam
     let client = tests::http_client();
     let key = format!("k-{name}");
     minute_headroom(HEADROOM).await;
+    let began = Instant::now();
     mock.push(Reply::flood(" word", FLOOD));
     let (events, remaining) = stream(&client, server, &key, &streamed_chat_body("hi")).await;
     let left_before = 5_000;
@@ -101,9 +104,11 @@ async fn runaway_stream_is_cut_off(server: &TestServer, mock: &MockUpstream, nam
     mock.push(Reply::text("ok").with_usage(1, 1));
     let next = post_chat(&client, server, Some(&key), &chat_body("hi")).await;
     assert_eq!(next.status(), 200);
-    assert_eq!(
+    assert_remaining(
         header_u64(&next, "x-ratelimit-remaining-tokens"),
-        left_before - prompt - completion - 2
+        left_before - prompt - completion - 2,
+        5_000,
+        began,
     );
 }
 
@@ -117,6 +122,8 @@ async fn a_runaway_stream_is_cut_off_near_its_limit_and_booked_as_such() {
         &[
             "--tokens-per-minute",
             "5000",
+            "--budget-reservation",
+            "strict",
             "--token-quota",
             "20000",
             "--admin-key",
@@ -142,6 +149,8 @@ async fn a_runaway_stream_is_cut_off_on_redis_too() {
             &url,
             "--tokens-per-minute",
             "5000",
+            "--budget-reservation",
+            "strict",
             "--token-quota",
             "20000",
             "--admin-key",
@@ -232,7 +241,14 @@ async fn several_answers_reserve_for_each() {
     let server = start_keyed(
         &mock.base_url(),
         "choices=k-choices,single=k-single",
-        &["--tokens-per-minute", "1000", "--max-tokens-cap", "100"],
+        &[
+            "--tokens-per-minute",
+            "1000",
+            "--max-tokens-cap",
+            "100",
+            "--budget-reservation",
+            "strict",
+        ],
     )
     .await;
     let client = tests::http_client();

@@ -1,6 +1,7 @@
-//! A streaming client that stops reading does not hold the upstream open: once it takes no
-//! chunk for `STREAM_SEND_TIMEOUT_SECONDS`, the upstream is closed and the usage booked
-//! (security review, finding 4).
+//! A streaming client that stops reading does not hold the upstream open for ever: once it
+//! takes no chunk for `STREAM_SEND_TIMEOUT_SECONDS` it is sent nothing more; the upstream is
+//! read on only to bill it, until it ends or the call's deadline (`UPSTREAM_TIMEOUT_SECONDS`)
+//! passes, then closed and the usage booked (security review, finding 4).
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,9 @@ async fn a_client_that_stops_reading_releases_the_upstream_and_is_billed() {
             "50000000",
             "--tokens-per-minute",
             "100000000",
+            // An endless upstream is read on after the client stalls, up to this deadline.
+            "--upstream-timeout-seconds",
+            "3",
         ],
     )
     .await;

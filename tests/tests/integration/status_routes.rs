@@ -23,6 +23,29 @@ async fn health_reports_identity_and_configuration() {
     assert_eq!(body["state_store"], "memory");
     assert_eq!(body["model_configured"], false);
     assert!(body["version"].is_string());
+    // No model: no tokenizer is built; the cache's tables and the tool catalog are.
+    assert_eq!(body["warmed"], json!(["cache_tables", "tool_catalog"]));
+}
+
+/// Everything the first model call would build lazily is built before `/health` answers, so the
+/// first call is as fast as the next ones.
+#[tokio::test]
+async fn what_the_first_call_needs_is_built_before_health_answers() {
+    let mock = tests::start_mock().await;
+    let server = tests::start_with_model(&mock.base_url(), &[]).await;
+    let body: Value = reqwest::get(server.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // gpt-4o-mini counts with o200k, text-embedding-3-small with cl100k; the semantic cache's
+    // tables and the tool catalog too.
+    assert_eq!(
+        body["warmed"],
+        json!(["o200k_base", "cl100k_base", "cache_tables", "tool_catalog"]),
+        "{body}"
+    );
 }
 
 #[tokio::test]
