@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     auth::Caller,
-    error::{ApiError, read_body_within},
+    error::{ApiError, read_body_within, require_json_body},
     gateway_routes::{call_context, insert_gateway_headers, json_object},
     state::AppState,
 };
@@ -41,7 +41,7 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, MessagesError> {
-    let body = read_json(&state, body).await?;
+    let body = read_json(&state, &headers, body).await?;
     let context = call_context(&caller, &headers, Api::Anthropic);
     let protocol = AnthropicMessages {
         native: state.gateway.messages_native(),
@@ -67,16 +67,23 @@ pub async fn messages(
 /// budget. Nothing is sent upstream, reserved or billed.
 pub async fn count_tokens(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, MessagesError> {
-    let body = read_json(&state, body).await?;
+    let body = read_json(&state, &headers, body).await?;
     let protocol = AnthropicMessages::default();
     let request = protocol.read_count_request(body)?;
     let input_tokens = state.gateway.count_prompt_tokens(&request);
     Ok(Json(json!({"input_tokens": input_tokens})).into_response())
 }
 
-async fn read_json(state: &AppState, body: Body) -> Result<Map<String, Value>, ApiError> {
+/// The body as a JSON object: 415 unless it is sent as JSON, 413 over the size limit.
+async fn read_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
+    require_json_body(headers)?;
     let settings = &state.http;
     let bytes = read_body_within(
         body,

@@ -114,6 +114,28 @@ async fn json_routes_refuse_other_media_types_with_415() {
             assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
         }
     }
+    // The Responses and Anthropic routes refuse in their own error shapes.
+    for (path, code) in [
+        ("/v1/responses", "/error/code"),
+        ("/v1/messages", "/error/type"),
+        ("/v1/messages/count_tokens", "/error/type"),
+    ] {
+        let response = client
+            .post(server.url(path))
+            .header("content-type", "text/plain")
+            .body(chat.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let expected = if path == "/v1/responses" {
+            "unsupported_media_type"
+        } else {
+            "invalid_request_error"
+        };
+        assert_eq!(body.pointer(code), Some(&json!(expected)), "{path}: {body}");
+    }
     assert!(mock.requests().is_empty());
 
     // JSON with parameters passes; so does a body with no Content-Type at all.
