@@ -21,6 +21,7 @@
 //! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`names`]: model and deployment names: what is accepted, what labels metrics.
+//! - [`stats`]: per-minute figures for the last hour (`/admin/stats`, the dashboard).
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
 pub mod assemble;
@@ -39,6 +40,7 @@ pub mod policy;
 pub mod protocol;
 pub mod semantic;
 pub mod shared;
+pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -52,5 +54,6 @@ pub use error::GatewayError;
 pub use model_api::{ByteStream, ModelApi};
 pub use pipeline::{ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent};
 pub use protocol::{ModelCall, OpenAiChat, Protocol};
+pub use stats::Stats;
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::Instant;
 
-use crate::{context::Operation, error::GatewayError};
+use crate::{context::Operation, error::GatewayError, stats::BreakerState};
 
 /// The bytes of a streamed answer as they arrive. Dropping it closes the upstream connection.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + Send>>;
@@ -40,4 +40,9 @@ pub trait ModelApi: Send + Sync + 'static {
 
     /// Whether the backends can take `model` (checked at admission, before anything is spent).
     fn check_model(&self, model: &str) -> Result<(), GatewayError>;
+
+    /// Each backend's circuit breaker (`closed`, `half_open`, `open`), for the dashboard.
+    fn breaker_states(&self) -> Vec<BreakerState> {
+        Vec::new()
+    }
 }

@@ -78,6 +78,7 @@ pub async fn chat(
         context,
         request,
     } = call;
+    state.gateway.stats().agent_turn();
     let turn = state
         .agent
         .run(&context, caller.key.as_ref(), &request)
@@ -98,6 +99,7 @@ pub async fn chat_stream(
         context,
         request,
     } = call;
+    state.gateway.stats().agent_turn();
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let key = caller.key.clone();

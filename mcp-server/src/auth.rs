@@ -16,6 +16,8 @@ use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use gateway_client::{Stats, stats::Refusal};
+
 use crate::{config::SubscriptionKeys, error::ApiError};
 
 /// The headers a subscription key may arrive in, in the order they are read.
@@ -56,6 +58,8 @@ pub struct Authenticator {
     subscriptions: Vec<(Arc<str>, SecretString)>,
     /// ADMIN_KEY: sees every subscription's usage.
     admin_key: Option<SecretString>,
+    /// Where refused keys are counted for the dashboard.
+    stats: Option<Arc<Stats>>,
 }
 
 impl Authenticator {
@@ -71,7 +75,14 @@ impl Authenticator {
         Self {
             subscriptions,
             admin_key,
+            stats: None,
         }
+    }
+
+    /// Counts every refused key in `stats`.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Whether `headers` present ADMIN_KEY, compared in constant time.
@@ -158,10 +169,44 @@ pub async fn require_caller(
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let caller = authenticator.authenticate(request.headers(), client_ip)?;
+    let caller = authenticator
+        .authenticate(request.headers(), client_ip)
+        .inspect_err(|_| {
+            if let Some(stats) = &authenticator.stats {
+                stats.refused(Refusal::Auth);
+            }
+        })?;
     tracing::Span::current().record("subscription", caller.label());
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The admin key, presented: `/admin/stats`, the dashboard's data. Without `ADMIN_KEY` set
+/// nobody passes (401 without a key, 403 with any other).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOnly;
+
+impl<S> FromRequestParts<S> for AdminOnly
+where
+    S: KeyChecks + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let authenticator = state.authenticator();
+        if authenticator.is_admin(&parts.headers) {
+            return Ok(Self);
+        }
+        match (presented_key(&parts.headers), &authenticator.admin_key) {
+            (None, _) => Err(ApiError::MissingKey),
+            (Some(_), Some(_)) => Err(ApiError::Forbidden(
+                "this route needs the admin key".to_owned(),
+            )),
+            (Some(_), None) => Err(ApiError::Forbidden(
+                "this route needs the admin key, and none is configured (ADMIN_KEY)".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Whose usage a request may read (`/admin/usage`): ADMIN_KEY sees every subscription, a

@@ -40,10 +40,13 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         let instance = Arc::new(settings.instance());
         let gateway = Arc::new(gateway(settings, &instance.id)?);
-        let authenticator = Arc::new(Authenticator::new(
-            settings.subscription_keys.as_ref(),
-            settings.admin_key.clone(),
-        ));
+        let authenticator = Arc::new(
+            Authenticator::new(
+                settings.subscription_keys.as_ref(),
+                settings.admin_key.clone(),
+            )
+            .with_stats(gateway.stats().clone()),
+        );
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
             ToolRouting::Mcp => ToolRouter::Mcp(McpTools::new(
@@ -52,10 +55,10 @@ impl AppState {
             )),
         };
         let agent = Arc::new(Agent::new(gateway.clone(), router, settings.agent_config()));
-        let mcp_traffic = Arc::new(McpTraffic::new(McpLimits::new(
-            settings.mcp_rate_limit,
-            &settings.mcp_tool_rate_limits.0,
-        )));
+        let mcp_traffic = Arc::new(McpTraffic::new(
+            McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
+            gateway.stats().clone(),
+        ));
         Ok(Self {
             http: settings.http_settings(),
             mcp: settings.mcp_settings(),

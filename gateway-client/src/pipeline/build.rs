@@ -15,7 +15,8 @@ use crate::{
     names::ModelLabels,
     policy::content_safety::ContentSafety,
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
-    shared::{RedisState, RedisStore, SharedCache},
+    shared::{RedisState, RedisStatsBoard, RedisStore, SharedCache},
+    stats::{Stats, StatsBoard},
     store::StateStore,
     upstream::Upstream,
 };
@@ -30,6 +31,10 @@ pub struct GatewayParts {
     pub content_safety: Option<Arc<ContentSafety>>,
     /// The Microsoft Entra ID credential of the Azure backends without keys, if any.
     pub credential: Option<Arc<EntraCredential>>,
+    /// This instance's per-minute figures; the model API counts its attempts in them.
+    pub stats: Arc<Stats>,
+    /// Where the figures are shared with other instances (Redis), if they are.
+    pub stats_board: Option<Arc<dyn StatsBoard>>,
 }
 
 /// The parts `config` describes over `store`. The response cache is `cache` when given, else
@@ -45,10 +50,15 @@ pub fn parts(
     let content_safety = ContentSafety::build(&config.content_safety, credential.clone())
         .map_err(|e| GatewayError::Startup(format!("content safety settings: {e}")))?
         .map(Arc::new);
+    let stats = Arc::new(Stats::new(clock));
     let upstream = Arc::new(
         Upstream::new(config.backends.clone(), config.retry, config.breaker)?
-            .with_credential(credential.clone()),
+            .with_credential(credential.clone())
+            .with_stats(stats.clone()),
     );
+    let stats_board = shared.as_ref().map(|(redis, instance_id)| {
+        Arc::new(RedisStatsBoard::new(redis.clone(), instance_id.clone())) as Arc<dyn StatsBoard>
+    });
     let cache = match (cache, &config.cache) {
         (Some(cache), _) => Some(cache),
         (None, Some(settings)) => Some(response_cache(
@@ -67,6 +77,8 @@ pub fn parts(
         clock,
         content_safety,
         credential,
+        stats,
+        stats_board,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::{
     metrics,
     names::ModelLabels,
     policy::content_safety::{self, Direction},
+    stats::Stats,
     store::{StateStore, UsageRecord},
     tokens,
     usage::Usage,
@@ -42,7 +43,10 @@ impl Gateway {
             .await;
         if let Some(safety) = &self.content_safety {
             let text = content_safety::answer_text(&body);
-            safety.check(context, Direction::Response, &text).await?;
+            safety
+                .check(context, Direction::Response, &text)
+                .await
+                .inspect_err(|error| self.stats.refused_by(error))?;
         }
         if (cache_status == CacheStatus::Miss || context.cache == CacheDirective::NoCache)
             && let Some(cache) = self.storable_cache(context, admission.cacheable())
@@ -112,6 +116,7 @@ impl Gateway {
             clock: self.clock,
             usage_period: self.usage_period,
             model_labels: self.model_labels.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -134,6 +139,7 @@ pub(super) struct Accounting {
     clock: Clock,
     usage_period: QuotaPeriod,
     pub(super) model_labels: Arc<ModelLabels>,
+    pub(super) stats: Arc<Stats>,
 }
 
 impl Accounting {
@@ -144,6 +150,11 @@ impl Accounting {
         model: &str,
         usage: Usage,
     ) {
+        self.stats.tokens(
+            &context.subscription,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
         metrics::tokens(
             context,
             operation,

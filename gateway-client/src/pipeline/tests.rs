@@ -140,14 +140,17 @@ fn config() -> GatewayConfig {
 }
 
 fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway {
+    // The start of a minute, so the budget window does not turn over mid-test.
+    let clock = Clock::starting_at(1_795_563_000_000);
     let parts = GatewayParts {
         model_api: api,
         store: Arc::new(MemoryStore::new()),
         cache,
-        // The start of a minute, so the budget window does not turn over mid-test.
-        clock: Clock::starting_at(1_795_563_000_000),
+        clock,
         content_safety: None,
         credential: None,
+        stats: Arc::new(crate::stats::Stats::new(clock)),
+        stats_board: None,
     };
     Gateway::from_parts(config(), parts).unwrap()
 }

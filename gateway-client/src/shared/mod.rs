@@ -8,8 +8,10 @@
 //!   counting as the fallback while Redis is away.
 //! - [`SharedCache`]: the semantic cache's entries in Redis, so an exact repeat hits on any
 //!   instance at once and similar prompts within a second.
+//! - [`RedisStatsBoard`]: each instance's dashboard figures, under a short-lived key.
 
 mod cache;
+mod stats;
 mod store;
 
 use std::{
@@ -24,6 +26,7 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use cache::SharedCache;
+pub use stats::{FIGURES_TTL, PUBLISH_EVERY, RedisStatsBoard};
 pub use store::RedisStore;
 
 use crate::store::StoreError;
