@@ -1,6 +1,7 @@
 // Loads tollgate's /dashboard in headless Chromium (playwright-core) and reports what it shows.
 //
 // Usage: node dashboard.mjs <base-url> <admin-key> <screenshot-dir> <expected-json>
+//   or, for a server with no traffic yet, expected-json {"empty": true, "instance": "..."}
 //   expected-json: {"subscriptions": [...], "tools": [...], "instance": "...", "hits": N, "misses": N}
 // Env: TOLLGATE_TEST_NODE_MODULES (where playwright-core is), TOLLGATE_TEST_CHROMIUM.
 // Prints one JSON object; exits 1 when a check fails, 2 when the browser cannot run.
@@ -35,6 +36,24 @@ function watch(page) {
 
 let result;
 try {
+  if (expected.empty) {
+    // A server with no traffic yet: the page says so instead of drawing empty charts.
+    const page = await browser.newPage();
+    watch(page);
+    await page.goto(`${baseUrl}/dashboard#key=${encodeURIComponent(adminKey)}`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 20_000 });
+    const emptyShown = await page.isVisible("#empty");
+    const shown = { instance: (await page.innerText("#instance-id")).trim(), emptyShown,
+      bars: await page.locator("rect.bar").count() };
+    check(emptyShown, "the empty state is shown");
+    check(shown.bars === 0, "no bars without traffic");
+    check(shown.instance === expected.instance, `instance shown ${shown.instance}`);
+    await page.screenshot({ path: path.join(screenshotDir, "dashboard-empty.png"), fullPage: true });
+    const foreign = requests.filter((url) => !url.startsWith(origin + "/"));
+    check(foreign.length === 0, `requests to other hosts: ${foreign.join(", ")}`);
+    check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(" | ")}`);
+    result = { ok: failures.length === 0, failures, shown, foreign, requests: [...new Set(requests)] };
+  } else {
   // 1. The key in the fragment: the page loads the figures at once.
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
@@ -89,6 +108,7 @@ try {
   check(faults.length === 0, `console errors: ${faults.join(" | ")}`);
   result = { ok: failures.length === 0, failures, shown, refusal, overflow,
     requests: [...new Set(requests)], foreign, consoleErrors };
+  }
 } catch (error) {
   result = { ok: false, failures: [...failures, String(error)], requests: [...new Set(requests)], consoleErrors };
 } finally {

@@ -102,11 +102,14 @@ pub fn minutes_ending(now_minute: u64) -> impl Iterator<Item = u64> {
 /// The label values beyond a [`Labelled`] table's capacity are counted under.
 pub const OTHER: &str = "other";
 
+/// A label, once claimed, and its value.
+type Slot<T> = OnceLock<(Box<str>, T)>;
+
 /// One `T` per label, for at most `capacity` labels; later labels share `other`. Labels are
 /// claimed once, lock-free (a `OnceLock` per slot), so after a label's first event finding it
 /// costs a short scan of string comparisons and no allocation.
 pub struct Labelled<T> {
-    slots: Box<[OnceLock<(Box<str>, T)>]>,
+    slots: Box<[Slot<T>]>,
     other: T,
 }
 

@@ -168,7 +168,7 @@ function renderBackends(backends, labels) {
   if (backends.length === 0) {
     const row = rows.insertRow();
     const cell = row.insertCell();
-    cell.colSpan = 6;
+    cell.colSpan = 5;
     cell.textContent = "No model backend configured or called yet.";
   }
   for (const b of backends) {
@@ -180,8 +180,9 @@ function renderBackends(backends, labels) {
     row.insertCell().append(state);
     row.insertCell().textContent = numbers.format(b.total_calls);
     row.insertCell().textContent = numbers.format(b.total_errors);
-    row.insertCell().textContent = b.p50_ms_hour === null ? "–" : "≤ " + numbers.format(b.p50_ms_hour) + " ms";
-    row.insertCell().textContent = b.p95_ms_hour === null ? "–" : "≤ " + numbers.format(b.p95_ms_hour) + " ms";
+    // Bucket bounds: the latency is at most this.
+    row.insertCell().textContent = b.p50_ms_hour === null ? "–"
+      : "≤" + numbers.format(b.p50_ms_hour) + " / ≤" + numbers.format(b.p95_ms_hour) + " ms";
   }
   const series = backends.map((b, i) => ({
     name: b.backend, values: b.p95_ms.map((v) => v === null ? null : v), color: PALETTE[i % PALETTE.length],

@@ -68,11 +68,7 @@ async fn the_page_and_its_assets_come_with_a_strict_policy() {
 
 #[tokio::test]
 async fn chromium_shows_what_the_traffic_did() {
-    let (Some(node_bin), Some(node_modules), Some(chromium)) = (
-        external::node_bin_dir(),
-        external::node_modules(),
-        external::chromium(),
-    ) else {
+    let Some(browser) = Browser::find() else {
         return;
     };
     let mock = start_mock().await;
@@ -110,7 +106,12 @@ async fn chromium_shows_what_the_traffic_did() {
     for id in 0..3 {
         let mut params = json!({"name": "echo", "arguments": {"message": "hi"}});
         params["_meta"] = meta_2026();
-        let headers = [("mcp-protocol-version", "2026-07-28"), ("api-key", "ka")];
+        let headers = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+            ("api-key", "ka"),
+        ];
         let response = post_mcp(&client, &server, &rpc(id, "tools/call", params), &headers).await;
         assert_eq!(response.status(), 200);
     }
@@ -122,30 +123,7 @@ async fn chromium_shows_what_the_traffic_did() {
         "hits": hits,
         "misses": misses,
     });
-    let output_dir = test_output_dir();
-    let script = external::repo_path("tests/clients/dashboard.mjs");
-    // coreutils' `timeout` bounds the whole run (the script has its own, shorter waits).
-    let mut command = std::process::Command::new("timeout");
-    command
-        .arg("180")
-        .arg(node_bin.join("node"))
-        .arg(&script)
-        .arg(server.url(""))
-        .arg(ADMIN)
-        .arg(&output_dir)
-        .arg(expected.to_string())
-        .env("TOLLGATE_TEST_NODE_MODULES", &node_modules)
-        .env("TOLLGATE_TEST_CHROMIUM", &chromium)
-        .stdin(Stdio::null());
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let result: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON from the browser script ({e}): {stdout}\n{stderr}"));
-    assert!(output.status.success(), "{result:#}\n{stderr}");
+    let result = browser.run(&server, &expected).await;
     assert_eq!(result["shown"]["hits"], hits.to_string());
     assert_eq!(result["shown"]["misses"], misses.to_string());
     assert_eq!(result["shown"]["instance"], instance);
@@ -156,5 +134,65 @@ async fn chromium_shows_what_the_traffic_did() {
             .iter()
             .any(|r| r.as_str().unwrap().ends_with("/admin/stats"))
     );
-    assert!(output_dir.join("dashboard.png").exists());
+    assert!(test_output_dir().join("dashboard.png").exists());
+}
+
+#[tokio::test]
+async fn chromium_shows_the_empty_state_before_any_traffic() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let instance = "dashboard-empty-1";
+    let server = TestServer::start(&["--admin-key", ADMIN, "--instance-id", instance]).await;
+    let result = browser
+        .run(&server, &json!({"empty": true, "instance": instance}))
+        .await;
+    assert_eq!(result["shown"]["emptyShown"], true);
+    assert_eq!(result["foreign"], json!([]));
+}
+
+/// Node, the npm clients and chromium: what `tests/clients/dashboard.mjs` needs.
+struct Browser {
+    node_bin: PathBuf,
+    node_modules: PathBuf,
+    chromium: PathBuf,
+}
+
+impl Browser {
+    fn find() -> Option<Self> {
+        Some(Self {
+            node_bin: external::node_bin_dir()?,
+            node_modules: external::node_modules()?,
+            chromium: external::chromium()?,
+        })
+    }
+
+    /// Runs the script against `server`; its JSON report, once it passed its own checks.
+    async fn run(&self, server: &TestServer, expected: &Value) -> Value {
+        let script = external::repo_path("tests/clients/dashboard.mjs");
+        // coreutils' `timeout` bounds the whole run (the script has its own, shorter waits).
+        let mut command = std::process::Command::new("timeout");
+        command
+            .arg("180")
+            .arg(self.node_bin.join("node"))
+            .arg(&script)
+            .arg(server.url(""))
+            .arg(ADMIN)
+            .arg(test_output_dir())
+            .arg(expected.to_string())
+            .env("TOLLGATE_TEST_NODE_MODULES", &self.node_modules)
+            .env("TOLLGATE_TEST_CHROMIUM", &self.chromium)
+            .stdin(Stdio::null());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("no JSON from the browser script ({e}): {stdout}\n{stderr}")
+        });
+        assert!(output.status.success(), "{result:#}\n{stderr}");
+        result
+    }
 }
