@@ -431,11 +431,13 @@ struct Shift {
 
 impl Shift {
     fn add(&self, to: &mut [u64], from: &[u64]) {
-        let to_minutes: Vec<u64> = minutes_ending(self.to).collect();
+        let to_first = self.to.saturating_sub(MINUTES as u64 - 1);
         for (minute, value) in minutes_ending(self.from).zip(from) {
-            if let Some(index) = to_minutes.iter().position(|m| *m == minute)
-                && let Some(slot) = to.get_mut(index)
-            {
+            let index = minute
+                .checked_sub(to_first)
+                .filter(|_| minute <= self.to)
+                .and_then(|offset| usize::try_from(offset).ok());
+            if let Some(slot) = index.and_then(|i| to.get_mut(i)) {
                 *slot += value;
             }
         }
