@@ -22,6 +22,7 @@
 //! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`names`]: model and deployment names: what is accepted, what labels metrics.
+//! - [`stats`]: per-minute figures for the last hour (`/admin/stats`, the dashboard).
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
 pub mod assemble;
@@ -40,6 +41,7 @@ pub mod policy;
 pub mod protocol;
 pub mod semantic;
 pub mod shared;
+pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -57,5 +59,6 @@ pub use protocol::{
     ResponsesStream,
     anthropic::{AnthropicMessages, MessagesHeaders, MessagesStreamWriter},
 };
+pub use stats::Stats;
 pub use store::{MemoryStore, StateStore};
 pub use usage::{Usage, UsageReport};

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::Instant;
 
-use crate::{context::Operation, error::GatewayError};
+use crate::{context::Operation, error::GatewayError, stats::BreakerState};
 
 /// The bytes of a streamed answer as they arrive. Dropping it closes the upstream connection.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + Send>>;
@@ -44,5 +44,10 @@ pub trait ModelApi: Send + Sync + 'static {
     /// Who serves the model, as OpenTelemetry's `gen_ai.provider.name` names it.
     fn provider_name(&self) -> &'static str {
         "openai"
+    }
+
+    /// Each backend's circuit breaker (`closed`, `half_open`, `open`), for the dashboard.
+    fn breaker_states(&self) -> Vec<BreakerState> {
+        Vec::new()
     }
 }

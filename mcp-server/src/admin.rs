@@ -1,4 +1,4 @@
-//! `/admin/usage`: the chargeback report.
+//! `/admin/usage`: the chargeback report; `/admin/stats`: the dashboard's figures.
 //!
 //! Who sees what is decided by the [`UsageViewer`] extractor: `ADMIN_KEY` sees every
 //! subscription; a subscription key sees only its own row. On a server with no keys at all the
@@ -12,7 +12,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{auth::UsageViewer, error::ApiError, state::AppState};
+use http::{HeaderValue, header};
+
+use crate::{
+    auth::{AdminOnly, UsageViewer},
+    error::ApiError,
+    state::AppState,
+};
 
 pub async fn usage(
     State(state): State<Arc<AppState>>,
@@ -20,4 +26,18 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let report = state.gateway.usage_report(viewer.only().as_deref()).await?;
     Ok(Json(report).into_response())
+}
+
+/// Per-minute figures for the last hour (every live instance's, merged, with Redis), the
+/// breakers, budgets and the quota period. The admin key only.
+pub async fn stats(
+    State(state): State<Arc<AppState>>,
+    _admin: AdminOnly,
+) -> Result<Response, ApiError> {
+    let report = state.gateway.stats_report(&state.instance.id).await?;
+    let mut response = Json(report).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

@@ -107,6 +107,7 @@ pub async fn chat(
     } = call;
     let prepared = state.agent.begin(&context, request).await?;
     record_session(prepared.session_id());
+    state.gateway.stats().agent_turn();
     let tool_caller = tool_caller(&state, &caller);
     let turn = state.agent.run(&context, &tool_caller, prepared).await?;
     Ok(Json(ChatReply {
@@ -127,6 +128,7 @@ pub async fn chat_stream(
     } = call;
     let prepared = state.agent.begin(&context, request).await?;
     record_session(prepared.session_id());
+    state.gateway.stats().agent_turn();
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let tool_caller = tool_caller(&state, &caller);

@@ -20,6 +20,8 @@ use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use gateway_client::{Stats, stats::Refusal};
+
 use crate::{
     config::SubscriptionKeys,
     error::ApiError,
@@ -79,6 +81,8 @@ pub struct Authenticator {
     admin_key: Option<SecretString>,
     /// OAUTH_ISSUERS: access tokens accepted beside keys.
     oauth: Option<Arc<OAuth>>,
+    /// Where refused keys are counted for the dashboard.
+    stats: Option<Arc<Stats>>,
 }
 
 impl Authenticator {
@@ -95,6 +99,7 @@ impl Authenticator {
             subscriptions,
             admin_key,
             oauth: None,
+            stats: None,
         }
     }
 
@@ -107,6 +112,13 @@ impl Authenticator {
 
     pub fn oauth(&self) -> Option<&OAuth> {
         self.oauth.as_deref()
+    }
+
+    /// Counts every refused key in `stats`.
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Whether `headers` present ADMIN_KEY, compared in constant time.
@@ -229,6 +241,9 @@ pub async fn require_caller(
     {
         Ok(caller) => caller,
         Err(refusal) => {
+            if let Some(stats) = &authenticator.stats {
+                stats.refused(Refusal::Auth);
+            }
             let challenge = authenticator.challenge_for(&refusal);
             let mut response = refusal.into_response();
             if let Some(challenge) = challenge {
@@ -242,6 +257,34 @@ pub async fn require_caller(
     tracing::Span::current().record("subscription", caller.label());
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The admin key, presented: `/admin/stats`, the dashboard's data. Without `ADMIN_KEY` set
+/// nobody passes (401 without a key, 403 with any other).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOnly;
+
+impl<S> FromRequestParts<S> for AdminOnly
+where
+    S: KeyChecks + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let authenticator = state.authenticator();
+        if authenticator.is_admin(&parts.headers) {
+            return Ok(Self);
+        }
+        match (presented_key(&parts.headers), &authenticator.admin_key) {
+            (None, _) => Err(ApiError::MissingKey),
+            (Some(_), Some(_)) => Err(ApiError::Forbidden(
+                "this route needs the admin key".to_owned(),
+            )),
+            (Some(_), None) => Err(ApiError::Forbidden(
+                "this route needs the admin key, and none is configured (ADMIN_KEY)".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Whose usage a request may read (`/admin/usage`): ADMIN_KEY sees every subscription, a

@@ -1,6 +1,6 @@
 //! The router: every route, every layer, in one place, in the order they run.
 //!
-//! Public routes (`/`, `/health`, `/metrics`) need no key; everything else passes
+//! Public routes (`/`, `/health`, `/metrics`, `/dashboard` and its assets) need no key; everything else passes
 //! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
 
 use std::{convert::Infallible, sync::Arc};
@@ -26,7 +26,7 @@ use tower_http::{
 };
 
 use crate::{
-    admin, agent_routes, auth,
+    admin, agent_routes, auth, dashboard,
     error::{self, ApiError},
     gateway_routes, mcp, messages_routes, model_routes, oauth, responses_routes,
     state::AppState,
@@ -118,6 +118,11 @@ pub fn app(
             &format!("{}/mcp", oauth::METADATA_PATH),
             get(protected_resource_metadata),
         )
+        .route("/admin/stats", get(admin::stats))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
+        .route("/dashboard/icon.svg", get(dashboard::icon))
         .layer(short_deadline);
 
     let routes = open

@@ -16,6 +16,8 @@
 //! - [`responses_routes`]: the OpenAI Responses API over the same gateway.
 //! - [`model_routes`]: the models served (`/v1/models`), in OpenAI's or Anthropic's shape.
 //! - [`admin`]: the chargeback report.
+//! - [`admin`]: the chargeback report and the dashboard's figures (`/admin/stats`).
+//! - [`dashboard`]: `/dashboard`, the operator's page, compiled in.
 //! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
 //! - [`retry_after`]: `Retry-After` in the configured format.
@@ -30,6 +32,7 @@ pub mod auth;
 pub mod cache_eval;
 pub mod config;
 pub mod connections;
+pub mod dashboard;
 pub mod error;
 pub mod gateway_routes;
 pub mod healthcheck;
@@ -77,6 +80,17 @@ pub async fn serve(
         }
     });
 
+    // With shared state, this instance's dashboard figures are published for the others.
+    let gateway = state.gateway.clone();
+    let instance_id = state.instance.id.clone();
+    let publish_stats = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(gateway_client::shared::PUBLISH_EVERY);
+        loop {
+            tick.tick().await;
+            gateway.publish_stats(&instance_id).await;
+        }
+    });
+
     let cancel = CancellationToken::new();
     let limits = settings.connection_limits();
     let app = http::app(state, cancel.clone());
@@ -102,6 +116,7 @@ pub async fn serve(
     }
     upkeep.abort();
     forget_idle.abort();
+    publish_stats.abort();
     Ok(())
 }
 
@@ -155,6 +170,7 @@ mod module_order {
         "model_routes",
         "agent_routes",
         "admin",
+        "dashboard",
         "http",
         "cache_eval",
         "healthcheck",

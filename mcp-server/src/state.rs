@@ -72,7 +72,8 @@ impl AppState {
                 settings.subscription_keys.as_ref(),
                 settings.admin_key.clone(),
             )
-            .with_oauth(oauth.clone()),
+            .with_oauth(oauth.clone())
+            .with_stats(gateway.stats().clone()),
         );
         let router = match settings.tool_routing {
             ToolRouting::InProcess => ToolRouter::InProcess(instance.clone()),
@@ -93,10 +94,10 @@ impl AppState {
             settings.agent_config(),
             sessions,
         ));
-        let mcp_traffic = Arc::new(McpTraffic::new(McpLimits::new(
-            settings.mcp_rate_limit,
-            &settings.mcp_tool_rate_limits.0,
-        )));
+        let mcp_traffic = Arc::new(McpTraffic::new(
+            McpLimits::new(settings.mcp_rate_limit, &settings.mcp_tool_rate_limits.0),
+            gateway.stats().clone(),
+        ));
         let warmed = warm_up(&gateway);
         Ok(Self {
             warmed,

@@ -37,7 +37,7 @@ code{{background:#f3f3f3;padding:0 .25rem}}dt{{font-weight:600}}</style></head>
 <dt>State store</dt><dd><code>{store}</code></dd>
 </dl>
 <h2>Tools</h2><ul>{tools}</ul>
-<p><a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>
+<p><a href="/dashboard">Dashboard</a> (admin key) · <a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>
 </body></html>"#,
         version = env!("CARGO_PKG_VERSION"),
         instance = escape(&state.instance.id),

@@ -152,12 +152,14 @@ impl Gateway {
             || content_safety::prompt_text(&request),
             Some(&request),
         )
-        .await?;
+        .await
+        .inspect_err(|error| self.stats.refused_by(error))?;
         let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
         let reservation = self
             .budget
             .reserve_chat(context, &model, prompt_estimate, limit)
-            .await?;
+            .await
+            .inspect_err(|error| self.stats.refused_by(error))?;
         Ok(ChatAdmission {
             model,
             request,
@@ -192,9 +194,14 @@ impl Gateway {
             || content_safety::embedding_input_text(&request),
             None,
         )
-        .await?;
+        .await
+        .inspect_err(|error| self.stats.refused_by(error))?;
         let estimate = tokens::estimate_embedding_input(&model, &request);
-        let reservation = self.budget.reserve(context, estimate).await?;
+        let reservation = self
+            .budget
+            .reserve(context, estimate)
+            .await
+            .inspect_err(|error| self.stats.refused_by(error))?;
         Ok(EmbeddingsAdmission {
             model,
             request,

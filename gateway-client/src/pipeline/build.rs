@@ -16,7 +16,8 @@ use crate::{
     policy::content_safety::ContentSafety,
     protocol::anthropic::MessagesApi,
     semantic::{BuiltinEmbedder, Embedder, SemanticCache, UpstreamEmbedder},
-    shared::{RedisState, RedisStore, SharedCache},
+    shared::{RedisState, RedisStatsBoard, RedisStore, SharedCache},
+    stats::{Stats, StatsBoard},
     store::StateStore,
     upstream::Upstream,
 };
@@ -33,6 +34,10 @@ pub struct GatewayParts {
     pub content_safety: Option<Arc<ContentSafety>>,
     /// The Microsoft Entra ID credential of the Azure backends without keys, if any.
     pub credential: Option<Arc<EntraCredential>>,
+    /// This instance's per-minute figures; the model API counts its attempts in them.
+    pub stats: Arc<Stats>,
+    /// Where the figures are shared with other instances (Redis), if they are.
+    pub stats_board: Option<Arc<dyn StatsBoard>>,
 }
 
 /// The parts `config` describes over `store`. The response cache is `cache` when given, else
@@ -48,9 +53,11 @@ pub fn parts(
     let content_safety = ContentSafety::build(&config.content_safety, credential.clone())
         .map_err(|e| GatewayError::Startup(format!("content safety settings: {e}")))?
         .map(Arc::new);
+    let stats = Arc::new(Stats::new(clock));
     let upstream = Arc::new(
         Upstream::new(config.backends.clone(), config.retry, config.breaker)?
-            .with_credential(credential.clone()),
+            .with_credential(credential.clone())
+            .with_stats(stats.clone()),
     );
     let messages_api = if config.messages_backends.is_empty() {
         None
@@ -62,6 +69,9 @@ pub fn parts(
         )?;
         Some(Arc::new(MessagesApi::native(native)) as Arc<dyn ModelApi>)
     };
+    let stats_board = shared.as_ref().map(|(redis, instance_id)| {
+        Arc::new(RedisStatsBoard::new(redis.clone(), instance_id.clone())) as Arc<dyn StatsBoard>
+    });
     let cache = match (cache, &config.cache) {
         (Some(cache), _) => Some(cache),
         (None, Some(settings)) => Some(response_cache(
@@ -81,6 +91,8 @@ pub fn parts(
         clock,
         content_safety,
         credential,
+        stats,
+        stats_board,
     })
 }
 

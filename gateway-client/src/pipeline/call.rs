@@ -248,9 +248,19 @@ impl Gateway {
             }
         };
         let label = match &status {
-            Lookup::Hit(_) => "hit",
-            Lookup::Miss => "miss",
-            Lookup::Bypass => "bypass",
+            Lookup::Hit(body) => {
+                let saved = Usage::from_body(body).map_or(0, |usage| usage.total_tokens);
+                self.stats.cache(CacheStatus::Hit, saved);
+                "hit"
+            }
+            Lookup::Miss => {
+                self.stats.cache(CacheStatus::Miss, 0);
+                "miss"
+            }
+            Lookup::Bypass => {
+                self.stats.cache(CacheStatus::Bypass, 0);
+                "bypass"
+            }
         };
         metrics::cache_status(context, Operation::Chat, label);
         status

@@ -64,7 +64,8 @@ use crate::{
     names::ModelLabels,
     policy::{budget::Budget, content_safety::ContentSafety, governance},
     protocol::anthropic::MessagesApi,
-    store::StateStore,
+    stats::{InstanceStats, ReportInputs, Stats, StatsBoard, StatsReport},
+    store::{StateStore, StoreError},
     usage::{Usage, UsageReport},
 };
 
@@ -144,6 +145,10 @@ pub struct Gateway {
     content_safety: Option<Arc<ContentSafety>>,
     /// The Microsoft Entra ID credential, when an Azure backend has no key.
     credential: Option<Arc<EntraCredential>>,
+    /// This instance's per-minute figures (`/admin/stats`).
+    stats: Arc<Stats>,
+    /// Where instances publish their figures to each other, when they share state.
+    stats_board: Option<Arc<dyn StatsBoard>>,
 }
 
 impl Gateway {
@@ -192,6 +197,8 @@ impl Gateway {
             model_labels,
             content_safety: parts.content_safety,
             credential: parts.credential,
+            stats: parts.stats,
+            stats_board: parts.stats_board,
         })
     }
 
@@ -297,7 +304,69 @@ impl Gateway {
         ))
     }
 
+    /// This instance's per-minute figures, for the HTTP layer to record its own events in.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// This instance's figures as it would publish them now.
+    fn own_figures(&self, instance_id: &str) -> InstanceStats {
+        InstanceStats {
+            instance_id: instance_id.to_owned(),
+            seen_ms: self.clock.now_ms(),
+            snapshot: self.stats.snapshot(),
+            breakers: self.model_api.breaker_states(),
+        }
+    }
+
+    /// Publishes this instance's figures for the others, when instances share state.
+    pub async fn publish_stats(&self, instance_id: &str) {
+        if let Some(board) = &self.stats_board
+            && let Err(error) = board.publish(&self.own_figures(instance_id)).await
+        {
+            tracing::debug!(%error, "could not publish this instance's figures");
+        }
+    }
+
+    /// `GET /admin/stats`: this instance's figures, merged with every live instance's when
+    /// they share state (this instance publishes first, so it is always among them).
+    pub async fn stats_report(&self, instance_id: &str) -> Result<StatsReport, GatewayError> {
+        let own = self.own_figures(instance_id);
+        let now_ms = own.seen_ms;
+        let (source, instances) = match &self.stats_board {
+            Some(board) => match shared_figures(board.as_ref(), &own).await {
+                Ok(instances) => ("redis", instances),
+                Err(error) => {
+                    tracing::warn!(%error, "shared figures unavailable: reporting this instance alone");
+                    ("memory", vec![own])
+                }
+            },
+            None => ("memory", vec![own]),
+        };
+        let inputs = ReportInputs {
+            now_ms,
+            instance_id: instance_id.to_owned(),
+            source,
+            tokens_per_minute: self.budget.tokens_per_minute(),
+            quota: self.usage_report(None).await?,
+        };
+        Ok(StatsReport::build(inputs, &instances))
+    }
+
     fn deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.call_deadline
     }
+}
+
+/// Publishes `own`, then reads every live instance's figures (`own` in place of whatever of
+/// this instance was read back).
+async fn shared_figures(
+    board: &dyn StatsBoard,
+    own: &InstanceStats,
+) -> Result<Vec<InstanceStats>, StoreError> {
+    board.publish(own).await?;
+    let mut instances = board.read(own.seen_ms).await?;
+    instances.retain(|i| i.instance_id != own.instance_id);
+    instances.push(own.clone());
+    Ok(instances)
 }

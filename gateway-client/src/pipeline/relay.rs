@@ -136,6 +136,9 @@ impl StreamRelay {
             .record(&self.context, Operation::Chat, &self.model, usage)
             .await;
         self.screen_answer(&mut relayed).await;
+        if let Some(failure) = &relayed.failure {
+            accounting.stats.refused_by(failure);
+        }
         let outcome = relayed.failure.as_ref().map_or("ok", GatewayError::code);
         metrics::call_duration(
             &self.context,

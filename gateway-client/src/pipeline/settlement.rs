@@ -19,6 +19,7 @@ use crate::{
     metrics,
     names::ModelLabels,
     policy::content_safety::{self, Direction},
+    stats::Stats,
     store::{StateStore, UsageRecord},
     tokens,
     usage::Usage,
@@ -42,7 +43,10 @@ impl Gateway {
             .await;
         if let Some(safety) = &self.content_safety {
             let text = content_safety::answer_text(&body);
-            safety.check(context, Direction::Response, &text).await?;
+            safety
+                .check(context, Direction::Response, &text)
+                .await
+                .inspect_err(|error| self.stats.refused_by(error))?;
         }
         if (cache_status == CacheStatus::Miss || context.cache == CacheDirective::NoCache)
             && let Some(cache) = self.storable_cache(context, admission.cacheable())
@@ -115,6 +119,7 @@ impl Gateway {
             clock: self.clock,
             usage_period: self.usage_period,
             model_labels: self.model_labels.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -139,6 +144,7 @@ pub(super) struct Accounting {
     pub(super) model_labels: Arc<ModelLabels>,
     /// `gen_ai.provider.name` of the model API the call went to.
     pub(super) provider: &'static str,
+    pub(super) stats: Arc<Stats>,
 }
 
 impl Accounting {
@@ -149,6 +155,11 @@ impl Accounting {
         model: &str,
         usage: Usage,
     ) {
+        self.stats.tokens(
+            &context.subscription,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
         metrics::tokens(
             context,
             operation,

@@ -145,15 +145,18 @@ fn config() -> GatewayConfig {
 }
 
 fn gateway(api: Arc<FakeApi>, cache: Option<Arc<dyn ResponseCache>>) -> Gateway {
+    // The start of a minute, so the budget window does not turn over mid-test.
+    let clock = Clock::starting_at(1_795_563_000_000);
     let parts = GatewayParts {
         model_api: api,
         messages_api: None,
         store: Arc::new(MemoryStore::new()),
         cache,
-        // The start of a minute, so the budget window does not turn over mid-test.
-        clock: Clock::starting_at(1_795_563_000_000),
+        clock,
         content_safety: None,
         credential: None,
+        stats: Arc::new(crate::stats::Stats::new(clock)),
+        stats_board: None,
     };
     Gateway::from_parts(config(), parts).unwrap()
 }
@@ -317,6 +320,8 @@ async fn messages_calls_go_to_their_own_model_api() {
         clock: Clock::starting_at(1_795_563_000_000),
         content_safety: None,
         credential: None,
+        stats: Arc::new(crate::stats::Stats::new(Clock::starting_at(1_795_563_000_000))),
+        stats_board: None,
     };
     let gateway = Gateway::from_parts(config(), parts).unwrap();
     assert!(gateway.messages_native());

@@ -419,9 +419,10 @@ mod tests {
             rate * 100.0
         );
         assert!(paraphrases > 0);
-        // Measured on the 103-row dev set: 39/50. Raise it when the cache improves.
+        // Measured on the 103-row dev set: 38/50 (39 before the lexicon stopped matching sibling
+        // satellite adjectives: key/main went with silver/gold). Raise it when the cache improves.
         assert!(
-            rate >= 0.78,
+            rate >= 0.76,
             "only {paraphrase_hits}/{paraphrases} paraphrases hit"
         );
         assert_eq!(

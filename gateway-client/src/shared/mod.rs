@@ -11,6 +11,7 @@
 //!   counting as the fallback while Redis is away (or refusal, in closed failure mode).
 //! - [`SharedCache`]: the semantic cache's entries in Redis, so an exact repeat hits on any
 //!   instance at once and similar prompts within a second.
+//! - [`RedisStatsBoard`]: each instance's dashboard figures, under a short-lived key.
 //!
 //! Every multi-key operation keeps its keys in one cluster slot (`{hash tags}`), so the same
 //! code serves one Redis and a Redis Cluster.
@@ -18,6 +19,7 @@
 mod cache;
 pub mod connection;
 pub mod credentials;
+mod stats;
 mod store;
 
 use std::{
@@ -32,6 +34,7 @@ use parking_lot::Mutex;
 
 pub use cache::SharedCache;
 pub use connection::{CaRoots, FailureMode, RedisConnection, RedisOptions, RoundTrips};
+pub use stats::{FIGURES_TTL, PUBLISH_EVERY, RedisStatsBoard};
 pub use store::RedisStore;
 
 use crate::store::StoreError;

@@ -118,6 +118,15 @@ impl Breaker {
         }
     }
 
+    /// `closed`, `half_open` or `open`.
+    pub fn state_label(&self) -> &'static str {
+        match *self.state.lock() {
+            State::Closed { .. } => "closed",
+            State::HalfOpen { .. } => "half_open",
+            State::Open { .. } => "open",
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         matches!(*self.state.lock(), State::Open { .. })
     }

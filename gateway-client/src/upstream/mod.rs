@@ -30,6 +30,7 @@ use crate::{
     metrics,
     model_api::{ByteStream, ModelApi},
     names,
+    stats::{BreakerState, Stats},
 };
 
 /// One upstream with its breaker. Its label (host and port) names it in logs and metrics.
@@ -326,6 +327,8 @@ pub struct Upstream {
     http: reqwest::Client,
     backends: Vec<Backend>,
     retry: RetryConfig,
+    /// Where each attempt is counted, when the dashboard's figures are kept.
+    stats: Option<Arc<Stats>>,
 }
 
 #[async_trait]
@@ -372,6 +375,16 @@ impl ModelApi for Upstream {
         }
         Ok(())
     }
+
+    fn breaker_states(&self) -> Vec<BreakerState> {
+        self.backends
+            .iter()
+            .map(|backend| BreakerState {
+                backend: backend.label.to_string(),
+                state: backend.breaker.state_label().to_owned(),
+            })
+            .collect()
+    }
 }
 
 impl Upstream {
@@ -395,6 +408,7 @@ impl Upstream {
                 .map(|config| Backend::new(config, breaker))
                 .collect(),
             retry,
+            stats: None,
         })
     }
 
@@ -423,6 +437,12 @@ impl Upstream {
     ) -> Result<ByteStream, GatewayError> {
         self.send(operation, model, body, headers, Streamed, deadline)
             .await
+    }
+
+    /// Counts every attempt (calls, errors, latency by backend) in `stats`.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// Gives the backends that take Entra ID tokens (Azure ones without a key) `credential`.
@@ -593,9 +613,22 @@ impl Upstream {
         call: &Call<'_>,
         reading: R,
     ) -> Result<R::Output, Failure> {
-        let attempt_deadline = call
-            .deadline
-            .min(Instant::now() + self.retry.attempt_timeout);
+        let started = Instant::now();
+        let attempt_deadline = call.deadline.min(started + self.retry.attempt_timeout);
+        let result = self.answer(backend, call, reading, attempt_deadline).await;
+        if let Some(stats) = &self.stats {
+            stats.upstream(&backend.label, started.elapsed(), result.is_err());
+        }
+        result
+    }
+
+    async fn answer<R: Reading>(
+        &self,
+        backend: &Backend,
+        call: &Call<'_>,
+        reading: R,
+        attempt_deadline: Instant,
+    ) -> Result<R::Output, Failure> {
         let response = self.exchange(backend, call, attempt_deadline).await?;
         if response.status().is_success() {
             return reading.read(response, backend, attempt_deadline).await;

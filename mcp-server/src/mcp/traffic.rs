@@ -15,6 +15,8 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use metrics::{Counter, Histogram, SharedString};
 use serde::Deserialize;
 
+use gateway_client::Stats;
+
 use super::limits::{Allowance, McpLimits, Refusal};
 use crate::{auth::Caller, error::ApiError};
 
@@ -43,6 +45,8 @@ pub struct McpTraffic {
     limits: McpLimits,
     recorders: Recorders,
     anonymous: Arc<str>,
+    /// The dashboard's figures: tool calls and rate-limit refusals.
+    stats: Arc<Stats>,
 }
 
 /// The parts of one JSON-RPC message that limits and metrics need.
@@ -130,6 +134,7 @@ fn tool_label(name: &str) -> &'static str {
 /// A request the limits let through: what its metrics and headers need once it is answered.
 pub struct Admission<'a> {
     recorders: &'a Recorders,
+    stats: &'a Stats,
     labels: Labels,
     started: Instant,
     subscription: Arc<str>,
@@ -137,11 +142,12 @@ pub struct Admission<'a> {
 }
 
 impl McpTraffic {
-    pub fn new(limits: McpLimits) -> Self {
+    pub fn new(limits: McpLimits, stats: Arc<Stats>) -> Self {
         Self {
             limits,
             recorders: Recorders::default(),
             anonymous: Arc::from(crate::auth::ANONYMOUS),
+            stats,
         }
     }
 
@@ -165,6 +171,7 @@ impl McpTraffic {
             (true, Some(caller)) => match self.limits.check(&caller.limit_key(), labels.tool) {
                 Ok(allowance) => Some(allowance),
                 Err(refusal) => {
+                    self.stats.mcp_rate_limited();
                     metrics::counter!("mcp_rate_limited_total", "scope" => refusal.scope.label(), "subscription" => subscription.to_string())
                         .increment(1);
                     tracing::info!(
@@ -185,6 +192,7 @@ impl McpTraffic {
         };
         Ok(Admission {
             recorders: &self.recorders,
+            stats: &self.stats,
             labels,
             started,
             subscription,
@@ -198,6 +206,9 @@ impl Admission<'_> {
     pub fn complete(self, response: &mut Response) {
         if let Some(allowance) = self.allowance {
             insert_allowance_headers(response, allowance);
+        }
+        if let Some(tool) = self.labels.tool {
+            self.stats.mcp_call(tool);
         }
         self.recorders.record(
             self.labels,

@@ -3,6 +3,7 @@
 //! minutes of linking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod admin_stats;
 mod agent_auth;
 mod agent_bad_requests;
 mod agent_chat;
@@ -26,6 +27,7 @@ mod cache_eval_sets;
 mod cache_judge;
 mod cache_semantic;
 mod container_image;
+mod dashboard_browser;
 mod dns_rebinding;
 mod gateway_budget;
 mod gateway_content_safety;
