@@ -12,7 +12,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use gateway_client::stats::StatsReport;
 use http::{HeaderValue, header};
+use serde::Serialize;
 
 use crate::{
     auth::{AdminOnly, UsageViewer},
@@ -35,9 +37,24 @@ pub async fn stats(
     _admin: AdminOnly,
 ) -> Result<Response, ApiError> {
     let report = state.gateway.stats_report(&state.instance.id).await?;
-    let mut response = Json(report).into_response();
+    // Live agent sessions, across instances when they share Redis; `null` if the store can't
+    // say right now (the rest of the report still stands).
+    let sessions_live = state.agent.sessions().live_count().await.ok();
+    let mut response = Json(StatsWithSessions {
+        report,
+        agent_sessions_live: sessions_live,
+    })
+    .into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// `/admin/stats`: the gateway's figures and the agent's live sessions.
+#[derive(Serialize)]
+struct StatsWithSessions {
+    #[serde(flatten)]
+    report: StatsReport,
+    agent_sessions_live: Option<u64>,
 }

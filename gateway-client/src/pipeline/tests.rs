@@ -320,7 +320,9 @@ async fn messages_calls_go_to_their_own_model_api() {
         clock: Clock::starting_at(1_795_563_000_000),
         content_safety: None,
         credential: None,
-        stats: Arc::new(crate::stats::Stats::new(Clock::starting_at(1_795_563_000_000))),
+        stats: Arc::new(crate::stats::Stats::new(Clock::starting_at(
+            1_795_563_000_000,
+        ))),
         stats_board: None,
     };
     let gateway = Gateway::from_parts(config(), parts).unwrap();

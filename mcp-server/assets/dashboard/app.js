@@ -92,7 +92,7 @@ function render(stats) {
   renderTokens(stats, labels);
   renderRefusals(stats.refusals);
   renderBackends(stats.backends, labels);
-  renderTools(stats.mcp, stats.agent_turns_total);
+  renderTools(stats.mcp, stats.agent_turns_total, stats.agent_sessions_live);
   renderQuota(stats.quota);
   renderInstances(stats.instances, stats.instance_id);
   $("empty").hidden = !isEmpty(stats);
@@ -194,7 +194,7 @@ function renderBackends(backends, labels) {
   })));
 }
 
-function renderTools(mcp, agentTurns) {
+function renderTools(mcp, agentTurns, sessionsLive) {
   const list = $("tools");
   list.replaceChildren();
   if (mcp.tools.length === 0) list.append(noneItem("No tool calls yet."));
@@ -202,6 +202,7 @@ function renderTools(mcp, agentTurns) {
   for (const t of mcp.tools) list.append(barItem(t.tool, hbar(t.total, max, t.tool), numbers.format(t.total)));
   $("mcp-limited").textContent = numbers.format(mcp.total_rate_limited);
   $("agent-turns").textContent = numbers.format(agentTurns);
+  $("sessions-live").textContent = sessionsLive == null ? "unknown" : numbers.format(sessionsLive);
 }
 
 function renderQuota(quota) {

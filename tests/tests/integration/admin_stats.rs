@@ -398,4 +398,16 @@ async fn two_instances_on_redis_report_together() {
         .map(|b| b["total_calls"].as_u64().unwrap())
         .sum();
     assert_eq!(calls, mock.chat_requests().len() as u64);
+
+    // Agent sessions live in the same Redis: one started on B is live as A sees it.
+    assert_eq!(from_a["agent_sessions_live"], 0);
+    let turn = client
+        .post(b.url("/agent/chat"))
+        .header("api-key", "ks")
+        .json(&serde_json::json!({"message": "Say hello."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(turn.status(), 200);
+    assert_eq!(stats(&client, &a).await["agent_sessions_live"], 1);
 }
