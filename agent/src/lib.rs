@@ -8,12 +8,14 @@
 //! - [`answer`]: reading a model's answer leniently (tool calls, legacy `function_call`,
 //!   missing content), as real models produce them.
 //! - [`instructions`]: the system prompt and the tool definitions offered to the model.
+//! - `traced_http`: the MCP transport's HTTP client, which sends the trace context as headers.
 //! - [`AgentError`]: the one error type.
 
 pub mod answer;
 mod error;
 pub mod instructions;
 pub mod routing;
+mod traced_http;
 mod turn;
 
 use std::{sync::Arc, time::Duration};

@@ -12,6 +12,7 @@ use gateway_client::{
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::{
     Agent, AgentError, CacheCounts, ChatRequest, ToolCallRecord, TurnResult,
@@ -51,9 +52,33 @@ impl Agent {
     ) -> Result<TurnResult, AgentError> {
         request.validate()?;
         let deadline = self.config.turn_deadline;
-        tokio::time::timeout(deadline, self.run_loop(context, caller_key, request, None))
+        let span = self.agent_span();
+        let turn = self.run_loop(context, caller_key, request, None);
+        let outcome = tokio::time::timeout(deadline, turn)
+            .instrument(span.clone())
             .await
-            .unwrap_or(Err(AgentError::Timeout(deadline)))
+            .unwrap_or(Err(AgentError::Timeout(deadline)));
+        record_turn(&span, &outcome);
+        outcome
+    }
+
+    /// The `invoke_agent` span of one turn (OpenTelemetry's GenAI agent span).
+    fn agent_span(&self) -> tracing::Span {
+        tracing::info_span!(
+            target: "otel",
+            "gen_ai.agent",
+            otel.name = "invoke_agent tollgate",
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = "tollgate",
+            gen_ai.request.model = self.gateway.chat_model(),
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            tollgate.tool_routing = self.tools.label(),
+        )
     }
 
     /// Runs one turn, streaming its events to `events`; the last one is `Done` or `Error`.
@@ -68,12 +93,16 @@ impl Agent {
         let deadline = self.config.turn_deadline;
         let outcome = match request.validate() {
             Err(error) => Err(error),
-            Ok(()) => tokio::time::timeout(
-                deadline,
-                self.run_loop(context, caller_key, request, Some(&events)),
-            )
-            .await
-            .unwrap_or(Err(AgentError::Timeout(deadline))),
+            Ok(()) => {
+                let span = self.agent_span();
+                let turn = self.run_loop(context, caller_key, request, Some(&events));
+                let outcome = tokio::time::timeout(deadline, turn)
+                    .instrument(span.clone())
+                    .await
+                    .unwrap_or(Err(AgentError::Timeout(deadline)));
+                record_turn(&span, &outcome);
+                outcome
+            }
         };
         let last = match outcome {
             Ok(result) => AgentEvent::Done(result),
@@ -220,7 +249,47 @@ impl Agent {
         caller_key: Option<&SecretString>,
         events: Events<'_>,
     ) -> Vec<ToolCallRecord> {
-        let runs = calls.iter().map(|call| async move {
+        let runs = calls.iter().map(|call| {
+            let span = self.tool_span(call);
+            self.run_tool(call, caller_key).instrument(span)
+        });
+        let records = futures::future::join_all(runs).await;
+        if let Some(events) = events {
+            for record in &records {
+                let _ = events.send(AgentEvent::ToolCall(record.clone())).await;
+            }
+        }
+        records
+    }
+
+    /// The `execute_tool` span of one tool call; a call routed over MCP also carries the MCP
+    /// client attributes (the conventions' advice: one span, not two).
+    fn tool_span(&self, call: &RequestedCall) -> tracing::Span {
+        // Tool names come from the model: only known ones name spans.
+        let tool = tools::spec(&call.name).map_or("unknown", |s| s.name);
+        let over_mcp = matches!(self.tools, crate::ToolRouter::Mcp(_));
+        tracing::info_span!(
+            target: "otel",
+            "gen_ai.tool",
+            otel.name = %format_args!("execute_tool {tool}"),
+            otel.kind = if over_mcp { "client" } else { "internal" },
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = tool,
+            gen_ai.tool.type = "function",
+            gen_ai.tool.call.id = call.id.as_str(),
+            mcp.method.name = over_mcp.then_some("tools/call"),
+            error.type = tracing::field::Empty,
+        )
+    }
+
+    /// One tool call, within the tool timeout, as reported to the caller.
+    async fn run_tool(
+        &self,
+        call: &RequestedCall,
+        caller_key: Option<&SecretString>,
+    ) -> ToolCallRecord {
+        {
             let started = Instant::now();
             let (arguments, outcome) = match parse_arguments(&call.arguments) {
                 Ok(arguments) => {
@@ -252,6 +321,11 @@ impl Agent {
                 "is_error" => if outcome.is_error { "true" } else { "false" },
             )
             .increment(1);
+            if outcome.is_error {
+                let span = tracing::Span::current();
+                span.record("error.type", "tool_error");
+                span.record("otel.status_code", "error");
+            }
             ToolCallRecord {
                 name: call.name.clone(),
                 arguments,
@@ -260,14 +334,25 @@ impl Agent {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 is_error: outcome.is_error,
             }
-        });
-        let records = futures::future::join_all(runs).await;
-        if let Some(events) = events {
-            for record in &records {
-                let _ = events.send(AgentEvent::ToolCall(record.clone())).await;
-            }
         }
-        records
+    }
+}
+
+/// A turn's totals, or its error, on its `invoke_agent` span.
+fn record_turn(span: &tracing::Span, outcome: &Result<TurnResult, AgentError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Ok(turn) => {
+            span.record("gen_ai.response.model", turn.model.as_str());
+            span.record("gen_ai.usage.input_tokens", turn.usage.prompt_tokens);
+            span.record("gen_ai.usage.output_tokens", turn.usage.completion_tokens);
+        }
+        Err(error) => {
+            span.record("error.type", error.code());
+            span.record("otel.status_code", "error");
+        }
     }
 }
 

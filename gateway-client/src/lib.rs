@@ -19,6 +19,7 @@
 //! - [`shared`]: budgets, ledger and cache shared by several instances through Redis.
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`names`]: model and deployment names: what is accepted, what labels metrics.
+//! - [`telemetry`]: the access log's per-request record and W3C trace-context propagation.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
 pub mod assemble;
@@ -37,6 +38,7 @@ pub mod protocol;
 pub mod semantic;
 pub mod shared;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod tokens;
 pub mod upstream;

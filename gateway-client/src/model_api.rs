@@ -40,4 +40,9 @@ pub trait ModelApi: Send + Sync + 'static {
 
     /// Whether the backends can take `model` (checked at admission, before anything is spent).
     fn check_model(&self, model: &str) -> Result<(), GatewayError>;
+
+    /// Who serves the model, as OpenTelemetry's `gen_ai.provider.name` names it.
+    fn provider_name(&self) -> &'static str {
+        "openai"
+    }
 }

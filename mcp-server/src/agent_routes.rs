@@ -19,6 +19,7 @@ use gateway_client::{Api, CallContext, GatewayError};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tracing::{Instrument, instrument::WithSubscriber};
 
 use crate::{
     auth::Caller,
@@ -62,7 +63,7 @@ impl FromRequest<Arc<AppState>> for AgentCall {
         .await?;
         let request = parse_request(state, &body)?;
         Ok(Self {
-            context: call_context(&caller, &parts.headers, Api::Agent),
+            context: call_context(&caller, &parts, Api::Agent),
             caller,
             request,
         })
@@ -101,11 +102,13 @@ pub async fn chat_stream(
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let key = caller.key.clone();
-    let task = tokio::spawn(async move {
+    // The turn's spans hang off this request's span, in this server's subscriber.
+    let turn = async move {
         agent
             .run_streaming(&context, key.as_ref(), &request, sender)
             .await;
-    });
+    };
+    let task = tokio::spawn(turn.in_current_span().with_current_subscriber());
     let instance_id: Arc<str> = Arc::from(state.instance.id.as_str());
     let events = EventStream {
         receiver,

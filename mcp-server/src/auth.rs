@@ -12,6 +12,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use gateway_client::telemetry::CallRecord;
 use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -160,6 +161,10 @@ pub async fn require_caller(
         .map(|ConnectInfo(addr)| addr.ip());
     let caller = authenticator.authenticate(request.headers(), client_ip)?;
     tracing::Span::current().record("subscription", caller.label());
+    if let Some(record) = request.extensions().get::<Arc<CallRecord>>() {
+        let name = caller.subscription.clone();
+        record.set_subscription(name.unwrap_or_else(|| Arc::from(caller.label())));
+    }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mcp_server::{Settings, cache_eval, config::Command, serve, shutdown_signal, telemetry};
+use mcp_server::{Settings, Telemetry, cache_eval, config::Command, serve_with, shutdown_signal};
 
 /// Request handling allocates many small, short-lived buffers across threads; mimalloc's
 /// thread-local free lists handle that pattern with less overhead than glibc's malloc, which
@@ -15,12 +15,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     // Before anything can build an HTTP client (reqwest is built without a default provider).
     gateway_client::tls::install_crypto_provider();
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
     match &settings.command {
         Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,
         None => {}
     }
-    telemetry::init_logging(settings.log_format);
+    settings.settle_instance_id();
+    let instance_id = settings.instance_id.clone().unwrap_or_default();
+    let telemetry = match Telemetry::install(&settings.telemetry_settings(), &instance_id) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     mcp_server::connections::raise_open_file_limit(settings.connection_limits().max_connections);
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -30,7 +38,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match serve(listener, settings, shutdown_signal()).await {
+    match serve_with(listener, settings, telemetry, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -14,8 +14,9 @@ use tools::Instance;
 
 use crate::{
     auth::{Authenticator, KeyChecks},
-    config::{HttpSettings, McpSettings, Settings, ToolRouting},
+    config::{HttpSettings, McpSettings, Settings, Switch, ToolRouting},
     mcp::{limits::McpLimits, traffic::McpTraffic},
+    telemetry::RequestObserver,
 };
 
 /// What handlers share.
@@ -28,6 +29,8 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     pub prometheus: PrometheusHandle,
     pub mcp_traffic: Arc<McpTraffic>,
+    /// The request layer's telemetry: spans, continued traces, the access log.
+    pub observer: RequestObserver,
     pub started: Instant,
 }
 
@@ -65,6 +68,10 @@ impl AppState {
             agent,
             prometheus,
             mcp_traffic,
+            observer: RequestObserver {
+                access_log: settings.access_log == Switch::On,
+                ..RequestObserver::default()
+            },
             started: Instant::now(),
         })
     }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::{sync::mpsc, time::Instant};
+use tracing::Instrument;
 
 use super::{
     ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent,
@@ -15,6 +16,7 @@ use crate::{
     error::GatewayError,
     metrics,
     model_api::ByteStream,
+    telemetry,
     usage::Usage,
 };
 
@@ -34,10 +36,17 @@ impl Gateway {
     ) -> Result<ChatOutcome, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(&mut request, false)?;
-        let result = self.chat_whole(context, model.clone(), request).await;
+        let span = self.call_span(Operation::Chat, &model);
+        let result = self
+            .chat_whole(context, model.clone(), request)
+            .instrument(span.clone())
+            .await;
         let outcome = match &result {
             Ok(done) => done.cache.as_str(),
-            Err(error) => error.code(),
+            Err(error) => {
+                telemetry::record_error(&span, error.code());
+                error.code()
+            }
         };
         let label = self.model_labels.label(&model);
         metrics::call_duration(context, Operation::Chat, label, outcome, started.elapsed());
@@ -51,9 +60,11 @@ impl Gateway {
         request: Map<String, Value>,
     ) -> Result<ChatOutcome, GatewayError> {
         let mut admission = self.admit_chat(context, model, request, false).await?;
+        telemetry::record_request(&admission.request);
         let cache_status = match self.lookup(context, &admission).await {
             Lookup::Hit(body) => {
                 let remaining = admission.held.release().await;
+                cached_answer(context, &admission.model, &body, remaining);
                 return Ok(ChatOutcome {
                     body,
                     model: admission.model,
@@ -65,18 +76,23 @@ impl Gateway {
             Lookup::Miss => CacheStatus::Miss,
             Lookup::Bypass => CacheStatus::Bypass,
         };
-        let answer = self.ask_whole(&mut admission).await;
+        let answer = self.ask_whole(context, &mut admission).await;
         let body = admission.held.release_on_error(answer).await?;
         self.settle_whole(context, admission, body, cache_status)
             .await
     }
 
     /// The model API's whole answer, as JSON.
-    async fn ask_whole(&self, admission: &mut ChatAdmission) -> Result<Value, GatewayError> {
+    async fn ask_whole(
+        &self,
+        context: &CallContext,
+        admission: &mut ChatAdmission,
+    ) -> Result<Value, GatewayError> {
         let body = serialize(&admission.request)?;
         let call = self
             .model_api
             .whole(Operation::Chat, &admission.model, body, self.deadline());
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let answer = admission.held.sending(call).await?;
         parse_answer(&answer)
     }
@@ -89,7 +105,28 @@ impl Gateway {
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(&mut request, true)?;
+        let span = self.call_span(Operation::Chat, &model);
+        let opened = self
+            .open_chat_stream(context, model, request, started)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &opened {
+            telemetry::record_error(&span, error.code());
+        }
+        opened
+    }
+
+    /// A streamed call from admission until its stream is open (or answered from the cache);
+    /// the relay then carries the call's span to the stream's end.
+    async fn open_chat_stream(
+        &self,
+        context: &CallContext,
+        model: String,
+        request: Map<String, Value>,
+        started: Instant,
+    ) -> Result<ChatStream, GatewayError> {
         let mut admission = self.admit_chat(context, model, request, true).await?;
+        telemetry::record_request(&admission.request);
         let client_wants_usage = admission
             .request
             .get("stream_options")
@@ -99,6 +136,7 @@ impl Gateway {
         let cache_status = match self.lookup(context, &admission).await {
             Lookup::Hit(body) => {
                 let remaining = admission.held.release().await;
+                cached_answer(context, &admission.model, &body, remaining);
                 return Ok(replay(
                     admission.model,
                     &body,
@@ -115,7 +153,7 @@ impl Gateway {
             "stream_options".to_owned(),
             serde_json::json!({"include_usage": true}),
         );
-        let opened = self.open_stream(&mut admission).await;
+        let opened = self.open_stream(context, &mut admission).await;
         let chunks = admission.held.release_on_error(opened).await?;
         let start = StreamStart {
             cache_status,
@@ -125,16 +163,38 @@ impl Gateway {
         Ok(self.relay(context, admission, chunks, start))
     }
 
-    async fn open_stream(&self, admission: &mut ChatAdmission) -> Result<ByteStream, GatewayError> {
+    async fn open_stream(
+        &self,
+        context: &CallContext,
+        admission: &mut ChatAdmission,
+    ) -> Result<ByteStream, GatewayError> {
         let body = serialize(&admission.request)?;
         let call = self
             .model_api
             .stream(Operation::Chat, &admission.model, body, self.deadline());
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         admission.held.sending(call).await
     }
 
     /// Embeddings, with the budget, metrics and ledger (no cache).
     pub async fn embeddings(
+        &self,
+        context: &CallContext,
+        request: Map<String, Value>,
+    ) -> Result<EmbeddingsOutcome, GatewayError> {
+        let model = request
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.embedding_model);
+        let span = self.call_span(Operation::Embeddings, model);
+        let result = self.embed(context, request).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            telemetry::record_error(&span, error.code());
+        }
+        result
+    }
+
+    async fn embed(
         &self,
         context: &CallContext,
         request: Map<String, Value>,
@@ -148,6 +208,7 @@ impl Gateway {
             body,
             self.deadline(),
         );
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let sent = admission.held.sending(call).await;
         let sent = admission.held.release_on_error(sent).await;
         if let Err(error) = &sent {
@@ -181,13 +242,35 @@ impl Gateway {
                 }
             }
         };
-        let label = match &status {
-            Lookup::Hit(_) => "hit",
-            Lookup::Miss => "miss",
-            Lookup::Bypass => "bypass",
+        let (label, cache_status) = match &status {
+            Lookup::Hit(_) => ("hit", CacheStatus::Hit),
+            Lookup::Miss => ("miss", CacheStatus::Miss),
+            Lookup::Bypass => ("bypass", CacheStatus::Bypass),
         };
         metrics::cache_status(context, Operation::Chat, label);
+        tracing::Span::current().record("tollgate.cache.status", label);
+        if let Some(record) = &context.record {
+            record.cache(cache_status);
+        }
         status
+    }
+}
+
+impl Gateway {
+    /// The GenAI client span of one call to `model`, named by its bounded metrics label.
+    fn call_span(&self, operation: Operation, model: &str) -> tracing::Span {
+        let provider = self.model_api.provider_name();
+        let label = self.model_labels.label(model);
+        telemetry::model_call_span(operation, provider, label, model)
+    }
+}
+
+/// A cached answer's facts, for the span and the access log (it cost no tokens).
+fn cached_answer(context: &CallContext, model: &str, body: &Value, remaining: u64) {
+    telemetry::record_answer(body);
+    tracing::Span::current().record("tollgate.budget.remaining_tokens", remaining);
+    if let Some(record) = &context.record {
+        record.usage(model, 0, 0);
     }
 }
 

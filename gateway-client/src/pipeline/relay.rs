@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::{sync::mpsc, time::Instant};
+use tracing::{Instrument, instrument::WithSubscriber};
 
 use super::{
     ChatStream, Gateway, StreamEvent,
@@ -64,7 +65,9 @@ impl Gateway {
             content_safety: self.content_safety.clone(),
             started: start.started,
         };
-        tokio::spawn(relay.run(chunks, admission.held, self.accounting(), sender));
+        // The call's span (current here) lasts until the stream is settled.
+        let run = relay.run(chunks, admission.held, self.accounting(), sender);
+        tokio::spawn(run.in_current_span().with_current_subscriber());
         ChatStream {
             model,
             cache: start.cache_status,

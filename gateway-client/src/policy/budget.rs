@@ -54,6 +54,7 @@ impl Budget {
         let limit = self.config.tokens_per_minute;
         if tokens > limit {
             metrics::budget_refused(context, "exceeds_budget");
+            tracing::Span::current().record("tollgate.budget.refused", "exceeds_budget");
             return Err(GatewayError::ExceedsBudget {
                 needed: tokens,
                 limit,
@@ -83,6 +84,7 @@ impl Budget {
             }),
             Ok(Admission::Throttled { retry_after_ms }) => {
                 metrics::budget_refused(context, "tokens_per_minute");
+                tracing::Span::current().record("tollgate.budget.refused", "tokens_per_minute");
                 Err(GatewayError::BudgetExceeded {
                     retry_after: Duration::from_millis(retry_after_ms),
                     limit,
@@ -90,6 +92,7 @@ impl Budget {
             }
             Ok(Admission::QuotaExhausted { resets_in_ms }) => {
                 metrics::budget_refused(context, "quota");
+                tracing::Span::current().record("tollgate.budget.refused", "quota");
                 Err(GatewayError::QuotaExhausted {
                     resets_in: Duration::from_millis(resets_in_ms),
                 })

@@ -179,10 +179,16 @@ impl ContentSafety {
                 None => None,
             },
         };
+        let span = tracing::Span::current();
         let Some(category) = category else {
+            span.record("tollgate.content_safety.verdict", "allowed");
             return Ok(());
         };
         metrics::content_blocked(context, direction.as_str(), &category);
+        if !span.is_disabled() {
+            let verdict = format!("blocked:{}:{category}", direction.as_str());
+            span.record("tollgate.content_safety.verdict", verdict.as_str());
+        }
         tracing::info!(
             subscription = %context.subscription,
             request_id = %context.request_id,
