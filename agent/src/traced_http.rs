@@ -168,8 +168,8 @@ mod tests {
         }))
         .unwrap();
         let headers = with_trace_headers(&message, Headers::new());
-        assert_eq!(headers[TRACEPARENT], parent);
-        assert_eq!(headers[TRACESTATE], "rojo=1");
+        assert_eq!(headers[&HeaderName::from_static(TRACEPARENT)], parent);
+        assert_eq!(headers[&HeaderName::from_static(TRACESTATE)], "rojo=1");
         let plain: ClientJsonRpcMessage = serde_json::from_value(serde_json::json!({
             "jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {}
         }))

@@ -21,7 +21,7 @@ use std::{sync::Arc, sync::OnceLock, time::Duration};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Dispatch, level_filters::LevelFilter};
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::Targets, fmt, fmt::writer::BoxMakeWriter, prelude::*,
+    EnvFilter, Layer, Registry, filter::Targets, fmt, fmt::writer::BoxMakeWriter, prelude::*,
 };
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -166,13 +166,20 @@ struct Logs {
     filter: EnvFilter,
 }
 
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
 /// Logs (text or JSON lines), and the OpenTelemetry layer when export is on. The logs never
 /// see the `otel` spans (they would only repeat the request span's context); the OpenTelemetry
 /// layer sees those, the request span, and the events inside them from tollgate's crates.
+///
+/// Every layer has its own filter and they are kept in a `Vec`: then a callsite no layer wants
+/// (an `otel` span without export) is disabled for good. (An absent layer written as `None`
+/// would count as one that wants everything, and turn every span back on.)
 fn subscriber(logs: Option<Logs>, pipeline: Option<&otel::Pipeline>) -> Dispatch {
-    let logs = logs.map(|logs| {
+    let mut layers: Vec<BoxedLayer> = Vec::with_capacity(2);
+    if let Some(logs) = logs {
         let filter = logs.filter.add_directive(silenced("otel"));
-        match logs.format {
+        layers.push(match logs.format {
             LogFormat::Text => fmt::layer()
                 .with_writer(logs.writer)
                 .with_filter(filter)
@@ -183,23 +190,26 @@ fn subscriber(logs: Option<Logs>, pipeline: Option<&otel::Pipeline>) -> Dispatch
                 .with_writer(logs.writer)
                 .with_filter(filter)
                 .boxed(),
-        }
-    });
-    let spans = pipeline.map(|pipeline| {
+        });
+    }
+    if let Some(pipeline) = pipeline {
         let targets = Targets::new()
             .with_target("otel", LevelFilter::INFO)
             .with_target(request::REQUEST_TARGET, LevelFilter::INFO)
             .with_target("gateway_client", LevelFilter::INFO)
             .with_target("agent", LevelFilter::INFO)
             .with_target("mcp_server", LevelFilter::WARN);
-        tracing_opentelemetry::layer()
-            .with_tracer(pipeline.tracer.clone())
-            .with_tracked_inactivity(false)
-            .with_location(false)
-            .with_threads(false)
-            .with_filter(targets)
-    });
-    Dispatch::new(tracing_subscriber::registry().with(logs).with(spans))
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(pipeline.tracer.clone())
+                .with_tracked_inactivity(false)
+                .with_location(false)
+                .with_threads(false)
+                .with_filter(targets)
+                .boxed(),
+        );
+    }
+    Dispatch::new(tracing_subscriber::registry().with(layers))
 }
 
 fn silenced(target: &str) -> tracing_subscriber::filter::Directive {
