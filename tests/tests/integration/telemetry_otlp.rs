@@ -372,3 +372,64 @@ async fn without_an_endpoint_nothing_is_traced_or_propagated() {
     assert_eq!(entry["trace_id"], TRACE_ID);
     assert_eq!(entry["attempts"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_call_is_logged_and_traced_when_its_stream_ends() {
+    let (collector, received) = start_receiver().await;
+    let mock = start_mock().await;
+    let observed = observed_server(&mock, &collector).await;
+    let client = tests::http_client();
+    let body = tests::gateway::streamed_chat_body("Stream a short answer please");
+    let response = tests::gateway::post_chat(&client, &observed.server, Some(KEY), &body).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+
+    // The line is written when the stream is done, with the stream's tokens.
+    let line = observed
+        .logs
+        .line_with(&["\"target\":\"access\"", &request_id], LOG_WAIT)
+        .await;
+    let entry: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["route"], "/v1/chat/completions");
+    assert!(entry["tokens_out"].as_u64().unwrap() > 0, "{line}");
+    assert_eq!(entry["attempts"], 1);
+
+    // The call's span lasts until the stream is settled, and has its usage.
+    observed.telemetry.flush().await;
+    let received = received.lock().unwrap();
+    let chat = received
+        .spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| {
+            span.name == "chat gpt-4o-mini"
+                && attributes(&span.attributes)["gen_ai.request.stream"] == "true"
+        })
+        .expect("the streamed call's span");
+    let attrs = attributes(&chat.attributes);
+    assert!(attrs["gen_ai.usage.output_tokens"].parse::<u64>().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_costs_no_request_anything() {
+    // A port nothing listens on any more.
+    let (listener, addr) = bind_loopback().await;
+    drop(listener);
+    let mock = start_mock().await;
+    let observed = observed_server(&mock, &format!("http://{addr}")).await;
+    for _ in 0..3 {
+        traced_chat(&observed, &mock).await;
+    }
+    // Exporting fails (a warning in the log), and returns: nothing waits on the collector.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        observed.telemetry.flush(),
+    )
+    .await
+    .expect("a flush to a dead collector returns");
+}
