@@ -27,7 +27,7 @@ use gateway_client::telemetry::{CallRecord, TRACEPARENT, context_from_headers};
 use http::{HeaderMap, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::trace::TraceContextExt;
-use tracing::{Dispatch, Instrument, Span, instrument::WithSubscriber};
+use tracing::{Dispatch, Instrument, Level, Span, instrument::WithSubscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The request span's target: the OpenTelemetry layer takes it besides `otel`.
@@ -82,7 +82,9 @@ async fn observed(observer: RequestObserver, mut request: Request, next: Next) -
             subscription = tracing::field::Empty,
         )
     };
-    let record = observer.access_log.then(|| {
+    // Nothing is gathered for a line no one would read (RUST_LOG without `access`).
+    let logged = observer.access_log && tracing::enabled!(target: ACCESS_TARGET, Level::INFO);
+    let record = logged.then(|| {
         let record = Arc::new(CallRecord::default());
         request.extensions_mut().insert(record.clone());
         record
