@@ -82,6 +82,10 @@ impl Telemetry {
         let filter = EnvFilter::builder()
             .with_default_directive(LevelFilter::INFO.into())
             .from_env_lossy();
+        // With RUST_LOG above `info` (`warn`, `error`), no access line would be written.
+        let info_logged = filter
+            .max_level_hint()
+            .is_none_or(|most| most >= LevelFilter::INFO);
         let logs = Logs {
             format: settings.log_format,
             writer: BoxMakeWriter::new(std::io::stdout),
@@ -90,7 +94,7 @@ impl Telemetry {
         // `try_init` also routes the `log` crate's records (rustls, redis…) into it.
         let _ = subscriber(Some(logs), pipeline.as_deref()).try_init();
         Ok(Self {
-            observer: observer(settings, pipeline.is_some(), None),
+            observer: observer(settings, info_logged, pipeline.is_some(), None),
             pipeline,
         })
     }
@@ -109,10 +113,10 @@ impl Telemetry {
             writer,
             filter: EnvFilter::new("info"),
         });
-        let scoped =
-            (pipeline.is_some() || logs.is_some()).then(|| subscriber(logs, pipeline.as_deref()));
+        let logging = logs.is_some();
+        let scoped = (pipeline.is_some() || logging).then(|| subscriber(logs, pipeline.as_deref()));
         Ok(Self {
-            observer: observer(settings, pipeline.is_some(), scoped),
+            observer: observer(settings, logging, pipeline.is_some(), scoped),
             pipeline,
         })
     }
@@ -137,14 +141,17 @@ impl Telemetry {
     }
 }
 
+/// `info_logged`: the logs take `info` lines (else no access line would be written, and
+/// nothing is gathered for one).
 fn observer(
     settings: &TelemetrySettings,
+    info_logged: bool,
     tracing: bool,
     scoped: Option<Dispatch>,
 ) -> RequestObserver {
     RequestObserver {
         tracing,
-        access_log: settings.access_log,
+        access_log: settings.access_log && info_logged,
         scoped,
     }
 }

@@ -27,7 +27,7 @@ use gateway_client::telemetry::{CallRecord, TRACEPARENT, context_from_headers};
 use http::{HeaderMap, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::trace::TraceContextExt;
-use tracing::{Dispatch, Instrument, Level, Span, instrument::WithSubscriber};
+use tracing::{Dispatch, Instrument, Span, instrument::WithSubscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The request span's target: the OpenTelemetry layer takes it besides `otel`.
@@ -40,6 +40,8 @@ pub const ACCESS_TARGET: &str = "access";
 pub struct RequestObserver {
     /// OpenTelemetry export is on: server spans, continued traces.
     pub tracing: bool,
+    /// ACCESS_LOG=on and the logs take `info` lines: nothing is gathered for a line no one
+    /// would read.
     pub access_log: bool,
     /// The subscriber requests run in when it is not the process's (a test's server).
     pub scoped: Option<Dispatch>,
@@ -64,13 +66,21 @@ pub async fn observe(
 }
 
 async fn observed(observer: RequestObserver, mut request: Request, next: Next) -> Response {
+    let logged = observer.access_log;
+    if !observer.tracing && !logged {
+        // The plain path, as before telemetry: the logs' request span, nothing allocated.
+        let span = tracing::info_span!(
+            target: REQUEST_TARGET,
+            "request",
+            method = %request.method(),
+            route = route_of(&request),
+            subscription = tracing::field::Empty,
+        );
+        return next.run(request).instrument(span).await;
+    }
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    let route = route_of(&request).to_owned();
     let span = if observer.tracing {
         server_span(&method, &route, request.headers())
     } else {
@@ -82,8 +92,6 @@ async fn observed(observer: RequestObserver, mut request: Request, next: Next) -
             subscription = tracing::field::Empty,
         )
     };
-    // Nothing is gathered for a line no one would read (RUST_LOG without `access`).
-    let logged = observer.access_log && tracing::enabled!(target: ACCESS_TARGET, Level::INFO);
     let record = logged.then(|| {
         let record = Arc::new(CallRecord::default());
         request.extensions_mut().insert(record.clone());
@@ -128,6 +136,14 @@ async fn observed(observer: RequestObserver, mut request: Request, next: Next) -
             line: Some(line),
         }),
     )
+}
+
+/// The matched route's template, never the raw path.
+fn route_of(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
 }
 
 /// OpenTelemetry's HTTP server span, continuing the caller's trace when it sent one.
