@@ -128,7 +128,8 @@ for connections in 1 16; do
         "$(vs_a "chat-A-c$connections" "chat-C-c$connections")" \
         "$(vs_a "chat-A-c$connections" "chat-D-c$connections")"
 done
-printf '| gateway overhead p50 µs (c1, minus the mock) | %s | %s | %s | %s | %+d µs | %+d µs | %+d µs |\n' \
+minus() { awk -v b="$1" -v a="$2" 'BEGIN { printf "%+.0f", b - a }'; }
+printf '| gateway overhead p50 µs (c1, minus the mock) | %s | %s | %s | %s | %s µs | %s µs | %s µs |\n' \
     "$(overhead A)" "$(overhead B)" "$(overhead C)" "$(overhead D)" \
-    "$(( $(overhead B) - $(overhead A) ))" "$(( $(overhead C) - $(overhead A) ))" \
-    "$(( $(overhead D) - $(overhead A) ))"
+    "$(minus "$(overhead B)" "$(overhead A)")" "$(minus "$(overhead C)" "$(overhead A)")" \
+    "$(minus "$(overhead D)" "$(overhead A)")"
