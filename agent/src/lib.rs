@@ -10,6 +10,7 @@
 //! - [`instructions`]: the system prompt and the tool definitions offered to the model.
 //! - [`session`]: conversations kept in the state store (memory or Redis), bounded in what
 //!   they keep and in what they send to the model.
+//! - `traced_http`: the MCP transport's HTTP client, which sends the trace context as headers.
 //! - [`AgentError`]: the one error type.
 
 pub mod answer;
@@ -17,6 +18,7 @@ mod error;
 pub mod instructions;
 pub mod routing;
 pub mod session;
+mod traced_http;
 mod turn;
 
 use std::{sync::Arc, time::Duration};

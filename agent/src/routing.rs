@@ -17,7 +17,7 @@ use std::{
 use reqwest::Url;
 use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient,
-    model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
+    model::{CallToolRequestParams, ClientConfig, ProtocolVersion, RequestMetaObject},
     service::{ClientInitializeError, RunningService},
     transport::{
         StreamableHttpClientTransport,
@@ -30,6 +30,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 use tools::Instance;
+
+use tracing::instrument::WithSubscriber;
+
+use crate::traced_http::TracedHttp;
 
 type McpClient = RunningService<RoleClient, ClientConfig>;
 
@@ -303,7 +307,16 @@ impl McpTools {
             Ok(client) => client,
             Err(message) => return ToolOutcome::error(self.redaction.apply(&message)),
         };
-        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
+        let mut params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
+        // The trace goes on in `_meta` (SEP-414); `TracedHttp` copies it into the headers.
+        if let Some((parent, state)) = gateway_client::telemetry::current_trace_context() {
+            let mut meta = RequestMetaObject::new();
+            meta.set_traceparent(parent);
+            if let Some(state) = state {
+                meta.set_tracestate(state);
+            }
+            params.meta = Some(meta);
+        }
         match client.call_tool(params).await {
             Ok(result) => {
                 let is_error = result.is_error.unwrap_or(false);
@@ -357,19 +370,27 @@ impl McpTools {
                 value,
             )]));
         }
-        // rmcp builds its reqwest client inside; reqwest needs the TLS crypto provider first.
-        gateway_client::tls::install_crypto_provider();
-        let transport = StreamableHttpClientTransport::from_config(config);
+        // As rmcp's own client is built: no idle pooling (stalls on Linux's delayed ACKs), and no
+        // redirects (a POST's body and our key stay with the endpoint configured).
+        let http = gateway_client::tls::client_builder()
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| format!("cannot build the MCP HTTP client: {error}"))?;
+        let transport = StreamableHttpClientTransport::with_client(TracedHttp(http), config);
         // Stateless 2026-07-28 when the server has it (no handshake); the handshake otherwise.
-        let client = ClientConfig::default()
-            .serve_with_lifecycle(
-                transport,
-                ClientLifecycleMode::Auto {
-                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                    legacy_version: Some(ProtocolVersion::V_2025_11_25),
-                },
-            )
+        let connecting = ClientConfig::default().serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::V_2025_11_25),
+            },
+        );
+        // rmcp runs the client's loop in the span current when it starts, for as long as the
+        // client lives: started in a task of its own, it holds none of this turn's spans open.
+        let client = tokio::spawn(connecting.with_current_subscriber())
             .await
+            .map_err(|_| "the MCP client's start was cancelled".to_owned())?
             .map_err(|error| {
                 let reason = match &error {
                     ClientInitializeError::TransportError { error, .. } => http_refusal(error),

@@ -73,14 +73,37 @@ impl Agent {
     ) -> Result<TurnResult, AgentError> {
         let deadline = self.config.turn_deadline;
         async {
+            let span = self.agent_span(turn.session.id.as_deref());
             let result =
                 tokio::time::timeout(deadline, self.run_loop(context, caller, &turn, None))
+                    .instrument(span.clone())
                     .await
-                    .unwrap_or(Err(AgentError::Timeout(deadline)))?;
-            self.keep(context, &turn, result).await
+                    .unwrap_or(Err(AgentError::Timeout(deadline)));
+            record_turn(&span, &result);
+            self.keep(context, &turn, result?).await
         }
-        .instrument(turn_span(&turn))
         .await
+    }
+
+    /// The `invoke_agent` span of one turn (OpenTelemetry's GenAI agent span), with the
+    /// session's id (an id, never anything the session holds).
+    fn agent_span(&self, session: Option<&str>) -> tracing::Span {
+        tracing::info_span!(
+            target: "otel",
+            "gen_ai.agent",
+            otel.name = "invoke_agent tollgate",
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = "tollgate",
+            gen_ai.request.model = self.gateway.chat_model(),
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            tollgate.tool_routing = self.tools.label(),
+            session.id = session,
+        )
     }
 
     /// Runs one turn, streaming its events to `events`: first `Session`, last `Done` or
@@ -97,13 +120,16 @@ impl Agent {
             let _ = events
                 .send(AgentEvent::Session(turn.session.id.clone()))
                 .await;
-            let outcome = match tokio::time::timeout(
+            let span = self.agent_span(turn.session.id.as_deref());
+            let result = tokio::time::timeout(
                 deadline,
                 self.run_loop(context, caller, &turn, Some(&events)),
             )
+            .instrument(span.clone())
             .await
-            .unwrap_or(Err(AgentError::Timeout(deadline)))
-            {
+            .unwrap_or(Err(AgentError::Timeout(deadline)));
+            record_turn(&span, &result);
+            let outcome = match result {
                 Ok(result) => self.keep(context, &turn, result).await,
                 Err(error) => Err(error),
             };
@@ -113,7 +139,6 @@ impl Agent {
             };
             let _ = events.send(last).await;
         }
-        .instrument(turn_span(&turn))
         .await;
     }
 
@@ -284,7 +309,43 @@ impl Agent {
         caller: &ToolCaller,
         events: Events<'_>,
     ) -> Vec<ToolCallRecord> {
-        let runs = calls.iter().map(|call| async move {
+        let runs = calls.iter().map(|call| {
+            let span = self.tool_span(call);
+            self.run_tool(call, caller).instrument(span)
+        });
+        let records = futures::future::join_all(runs).await;
+        if let Some(events) = events {
+            for record in &records {
+                let _ = events.send(AgentEvent::ToolCall(record.clone())).await;
+            }
+        }
+        records
+    }
+
+    /// The `execute_tool` span of one tool call; a call routed over MCP also carries the MCP
+    /// client attributes (the conventions' advice: one span, not two).
+    fn tool_span(&self, call: &RequestedCall) -> tracing::Span {
+        // Tool names come from the model: only known ones name spans.
+        let tool = tools::spec(&call.name).map_or("unknown", |s| s.name);
+        let over_mcp = matches!(self.tools, crate::ToolRouter::Mcp(_));
+        tracing::info_span!(
+            target: "otel",
+            "gen_ai.tool",
+            otel.name = %format_args!("execute_tool {tool}"),
+            otel.kind = if over_mcp { "client" } else { "internal" },
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = tool,
+            gen_ai.tool.type = "function",
+            gen_ai.tool.call.id = call.id.as_str(),
+            mcp.method.name = over_mcp.then_some("tools/call"),
+            error.type = tracing::field::Empty,
+        )
+    }
+
+    /// One tool call, within the tool timeout, as reported to the caller.
+    async fn run_tool(&self, call: &RequestedCall, caller: &ToolCaller) -> ToolCallRecord {
+        {
             let started = Instant::now();
             let (arguments, outcome) = match parse_arguments(&call.arguments) {
                 Ok(arguments) => {
@@ -316,6 +377,11 @@ impl Agent {
                 "is_error" => if outcome.is_error { "true" } else { "false" },
             )
             .increment(1);
+            if outcome.is_error {
+                let span = tracing::Span::current();
+                span.record("error.type", "tool_error");
+                span.record("otel.status_code", "error");
+            }
             ToolCallRecord {
                 name: call.name.clone(),
                 arguments,
@@ -324,24 +390,26 @@ impl Agent {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 is_error: outcome.is_error,
             }
-        });
-        let records = futures::future::join_all(runs).await;
-        if let Some(events) = events {
-            for record in &records {
-                let _ = events.send(AgentEvent::ToolCall(record.clone())).await;
-            }
         }
-        records
     }
 }
 
-/// The turn's span: its session id as the `session.id` field (an id, never content).
-fn turn_span(turn: &PreparedTurn) -> tracing::Span {
-    let span = tracing::info_span!("agent.turn", session.id = tracing::field::Empty);
-    if let Some(id) = turn.session_id() {
-        span.record("session.id", id);
+/// A turn's totals, or its error, on its `invoke_agent` span.
+fn record_turn(span: &tracing::Span, outcome: &Result<TurnResult, AgentError>) {
+    if span.is_disabled() {
+        return;
     }
-    span
+    match outcome {
+        Ok(turn) => {
+            span.record("gen_ai.response.model", turn.model.as_str());
+            span.record("gen_ai.usage.input_tokens", turn.usage.prompt_tokens);
+            span.record("gen_ai.usage.output_tokens", turn.usage.completion_tokens);
+        }
+        Err(error) => {
+            span.record("error.type", error.code());
+            span.record("otel.status_code", "error");
+        }
+    }
 }
 
 /// Appends the assistant's tool-call message and one tool message per result.

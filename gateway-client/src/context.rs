@@ -2,6 +2,8 @@
 
 use std::{net::IpAddr, sync::Arc};
 
+use crate::telemetry::CallRecord;
+
 /// The API surface a call came in through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -89,6 +91,8 @@ pub struct CallContext {
     pub client_ip: Option<IpAddr>,
     pub request_id: Arc<str>,
     pub cache: CacheDirective,
+    /// Where the request's access-log line gathers its calls' facts, when it has one.
+    pub record: Option<Arc<CallRecord>>,
 }
 
 impl CallContext {
@@ -102,6 +106,7 @@ impl CallContext {
             client_ip: None,
             request_id: Arc::from(""),
             cache: CacheDirective::Use,
+            record: None,
         }
     }
 }

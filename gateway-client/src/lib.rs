@@ -23,6 +23,7 @@
 //! - [`tokens`]: token counting with the model's tokenizer.
 //! - [`names`]: model and deployment names: what is accepted, what labels metrics.
 //! - [`stats`]: per-minute figures for the last hour (`/admin/stats`, the dashboard).
+//! - [`telemetry`]: the access log's per-request record and W3C trace-context propagation.
 //! - [`usage`], [`metrics`], [`period`], [`clock`], [`context`], [`config`], [`error`].
 
 pub mod assemble;
@@ -43,6 +44,7 @@ pub mod semantic;
 pub mod shared;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod tokens;
 pub mod upstream;

@@ -23,6 +23,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tracing::{Instrument, instrument::WithSubscriber};
 
 use crate::{
     auth::Caller,
@@ -67,7 +68,7 @@ impl FromRequest<Arc<AppState>> for AgentCall {
         .await?;
         let request = parse_request(state, &body)?;
         Ok(Self {
-            context: call_context(&caller, &parts.headers, Api::Agent),
+            context: call_context(&caller, &parts, Api::Agent),
             caller,
             request,
         })
@@ -106,7 +107,7 @@ pub async fn chat(
         request,
     } = call;
     let prepared = state.agent.begin(&context, request).await?;
-    record_session(prepared.session_id());
+    record_session(&context, prepared.session_id());
     state.gateway.stats().agent_turn();
     let tool_caller = tool_caller(&state, &caller);
     let turn = state.agent.run(&context, &tool_caller, prepared).await?;
@@ -127,16 +128,18 @@ pub async fn chat_stream(
         request,
     } = call;
     let prepared = state.agent.begin(&context, request).await?;
-    record_session(prepared.session_id());
+    record_session(&context, prepared.session_id());
     state.gateway.stats().agent_turn();
     let (sender, receiver) = mpsc::channel(64);
     let agent = state.agent.clone();
     let tool_caller = tool_caller(&state, &caller);
-    let task = tokio::spawn(async move {
+    // The turn's spans hang off this request's span, in this server's subscriber.
+    let turn = async move {
         agent
             .run_streaming(&context, &tool_caller, prepared, sender)
             .await;
-    });
+    };
+    let task = tokio::spawn(turn.in_current_span().with_current_subscriber());
     let instance_id: Arc<str> = Arc::from(state.instance.id.as_str());
     let events = EventStream {
         receiver,
@@ -148,12 +151,20 @@ pub async fn chat_stream(
         .into_response())
 }
 
-/// The session id on the request's span, so the access log line carries it (an id, never
-/// anything the session holds).
-fn record_session(id: Option<&str>) {
+/// The session id on the request's span (a trace attribute when exported) and its access-log
+/// line: an id, never anything the session holds.
+fn record_session(context: &CallContext, id: Option<&str>) {
     if let Some(id) = id {
-        tracing::Span::current().record("session.id", id);
+        span_session(id);
+        if let Some(record) = &context.record {
+            record.set_session(id);
+        }
     }
+}
+
+/// The session id on the request's span.
+fn span_session(id: &str) {
+    tracing::Span::current().record("session.id", id);
 }
 
 pub async fn get_session(
@@ -161,7 +172,7 @@ pub async fn get_session(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    record_session(Some(&id));
+    span_session(&id);
     let view = state.agent.sessions().view(caller.label(), &id).await?;
     Ok(Json(view).into_response())
 }
@@ -171,7 +182,7 @@ pub async fn delete_session(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    record_session(Some(&id));
+    span_session(&id);
     state.agent.sessions().delete(caller.label(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -16,6 +16,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use gateway_client::telemetry::CallRecord;
 use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -255,6 +256,10 @@ pub async fn require_caller(
         }
     };
     tracing::Span::current().record("subscription", caller.label());
+    if let Some(record) = request.extensions().get::<Arc<CallRecord>>() {
+        let name = caller.subscription.clone();
+        record.set_subscription(name.unwrap_or_else(|| Arc::from(caller.label())));
+    }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

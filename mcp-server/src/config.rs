@@ -725,6 +725,89 @@ pub struct Settings {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// The access log: one line per request (JSON with LOG_FORMAT=json) with its request id,
+    /// trace id, route, status, duration, subscription, model, cache status, tokens, backend
+    /// and attempts: `on` or `off`.
+    #[arg(long, env = "ACCESS_LOG", value_enum, default_value_t = Switch::On)]
+    pub access_log: Switch,
+
+    /// OpenTelemetry collector (OTLP/HTTP) base URL, e.g. `http://localhost:4318`: traces go to
+    /// `/v1/traces` and metrics to `/v1/metrics` under it. Unset: no export at all.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// The OTLP protocol: `http/protobuf` (`grpc` is refused: this build speaks OTLP/HTTP).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf",
+        value_parser = otlp_protocol
+    )]
+    pub otel_exporter_otlp_protocol: String,
+
+    /// Headers sent with every export: `name=value,…` (values percent-encoded), e.g. a key.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", hide_env_values = true, value_parser = OtlpHeaders::parse)]
+    pub otel_exporter_otlp_headers: Option<OtlpHeaders>,
+
+    /// How long one export may take, in milliseconds.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_TIMEOUT",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=600_000)
+    )]
+    pub otel_exporter_otlp_timeout: u64,
+
+    /// `service.name` of the exported telemetry (App Insights' cloud_RoleName).
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "tollgate")]
+    pub otel_service_name: String,
+
+    /// More resource attributes: `key=value,…` (values percent-encoded).
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", value_parser = KeyValues::parse)]
+    pub otel_resource_attributes: Option<KeyValues>,
+
+    /// Which traces are sampled: `always_on`, `always_off`, `traceidratio`,
+    /// `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`.
+    #[arg(
+        long,
+        env = "OTEL_TRACES_SAMPLER",
+        default_value = "parentbased_always_on",
+        value_parser = PossibleValuesParser::new(SAMPLERS)
+    )]
+    pub otel_traces_sampler: String,
+
+    /// The ratio (0 to 1) of the `traceidratio` samplers. [default: 1]
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", value_parser = unit_interval)]
+    pub otel_traces_sampler_arg: Option<f32>,
+
+    /// Longest wait before finished spans are exported, in milliseconds.
+    #[arg(
+        long,
+        env = "OTEL_BSP_SCHEDULE_DELAY",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
+    pub otel_bsp_schedule_delay: u64,
+
+    /// Finished spans waiting for export; past that, new ones are dropped (a dead collector
+    /// never holds requests up).
+    #[arg(
+        long,
+        env = "OTEL_BSP_MAX_QUEUE_SIZE",
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub otel_bsp_max_queue_size: u32,
+
+    /// How often metrics are exported, in milliseconds.
+    #[arg(
+        long,
+        env = "OTEL_METRIC_EXPORT_INTERVAL",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(100..=86_400_000)
+    )]
+    pub otel_metric_export_interval: u64,
+
     /// A one-off command run with these settings instead of serving (no command: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -900,13 +983,16 @@ fn quota_period() -> impl TypedValueParser<Value = QuotaPeriod> {
 mod build;
 mod parse;
 
-pub use build::{ConnectionLimits, HttpSettings, McpSettings, OAuthSettings};
+pub use build::{
+    ConnectionLimits, HttpSettings, McpSettings, OAuthSettings, OtlpSettings, RootSampler,
+    SamplerSetting, TelemetrySettings,
+};
 pub use parse::fetchable_url;
 pub use parse::{
-    BlockedPatterns, PATTERN_SEPARATOR, PriceTable, RateSpec, SafetyPresets, Subscription,
-    SubscriptionKeys, ToolRateLimits, ToolScopeList,
+    BlockedPatterns, KeyValues, OtlpHeaders, PATTERN_SEPARATOR, PriceTable, RateSpec, SAMPLERS,
+    SafetyPresets, Subscription, SubscriptionKeys, ToolRateLimits, ToolScopeList,
 };
-use parse::{header_text, http_url, model_name, unit_interval};
+use parse::{header_text, http_url, model_name, otlp_endpoint, otlp_protocol, unit_interval};
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ use axum::{
 use futures::StreamExt;
 use gateway_client::{
     Api, CacheDirective, CacheStatus, CallContext, ChatStream, OpenAiChat, Operation, Protocol,
+    telemetry::CallRecord,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::{Map, Value};
@@ -89,7 +90,7 @@ impl FromRequest<Arc<AppState>> for ModelCall {
             None => Api::OpenAi,
         };
         Ok(Self {
-            context: call_context(caller, &parts.headers, api),
+            context: call_context(caller, &parts, api),
             request,
         })
     }
@@ -198,9 +199,12 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// The gateway's view of one HTTP call: who, through which API, with which cache wishes.
-pub fn call_context(caller: &Caller, headers: &HeaderMap, api: Api) -> CallContext {
+/// The gateway's view of one HTTP call: who, through which API, with which cache wishes, and
+/// the access log's record of it (put in the extensions by the telemetry layer).
+pub fn call_context(caller: &Caller, parts: &http::request::Parts, api: Api) -> CallContext {
+    let headers = &parts.headers;
     CallContext {
+        record: parts.extensions.get::<Arc<CallRecord>>().cloned(),
         subscription: Arc::from(caller.label()),
         budget_key: caller.limit_key(),
         api,

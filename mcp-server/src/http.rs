@@ -9,7 +9,7 @@ use axum::{
     Json, Router,
     body::to_bytes,
     extract::DefaultBodyLimit,
-    extract::{MatchedPath, Request, State},
+    extract::{Request, State},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::{get, post},
@@ -22,7 +22,6 @@ use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::TraceLayer,
 };
 
 use crate::{
@@ -30,6 +29,7 @@ use crate::{
     error::{self, ApiError},
     gateway_routes, mcp, messages_routes, model_routes, oauth, responses_routes,
     state::AppState,
+    telemetry,
 };
 
 /// Builds the whole application. `shutdown` stops rmcp's in-flight work on shutdown.
@@ -130,8 +130,11 @@ pub fn app(
         .merge(messages)
         .fallback(not_found)
         .with_state(state.clone())
-        // Inside the router, so spans can be named by the matched route.
-        .layer(TraceLayer::new_for_http().make_span_with(request_span));
+        // Inside the router, so spans and access-log lines can name the matched route.
+        .layer(middleware::from_fn_with_state(
+            state.observer.clone(),
+            telemetry::request::observe,
+        ));
     // Layers every request meets, stacked once around the whole router instead of once per
     // route: a per-route layer costs a boxed clone of the route on every request. Top to bottom
     // is the order a request meets them: request id, render Retry-After for every refusal that
@@ -148,21 +151,6 @@ pub fn app(
         .layer(RequestBodyLimitLayer::new(settings.max_request_body_bytes))
         .layer(DefaultBodyLimit::max(settings.max_request_body_bytes))
         .service(routes)
-}
-
-/// Spans are named by the matched route, never the raw URI (bounded, and no query strings).
-fn request_span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route,
-        subscription = tracing::field::Empty,
-        session.id = tracing::field::Empty,
-    )
 }
 
 /// Rewrites error answers that carry no JSON (from rmcp, axum or tower-http layers) into the

@@ -21,7 +21,7 @@
 //! - [`agent_routes`]: `/agent/chat` and its streaming twin.
 //! - [`error`]: the one HTTP error type and its JSON envelope.
 //! - [`retry_after`]: `Retry-After` in the configured format.
-//! - [`telemetry`]: logging and the Prometheus registry.
+//! - [`telemetry`]: logs, the access log, the Prometheus registry, OpenTelemetry export.
 //!
 //! [`serve`] takes a bound listener and a shutdown future, so tests bind port 0 and drive a
 //! real socket.
@@ -53,22 +53,40 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Settings;
+pub use telemetry::Telemetry;
 
 /// Serves the app on `listener` until `shutdown` completes, then drains in-flight requests for
-/// at most the configured grace period.
+/// at most the configured grace period. Its telemetry is its own ([`Telemetry::scoped`], no
+/// logs): several servers can run in one process, as tests run them.
 pub async fn serve(
     listener: TcpListener,
+    mut settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    settings.settle_instance_id();
+    let instance_id = settings.instance_id.clone().unwrap_or_default();
+    let telemetry = Telemetry::scoped(&settings.telemetry_settings(), &instance_id, None)
+        .map_err(std::io::Error::other)?;
+    serve_with(listener, settings, telemetry, shutdown).await
+}
+
+/// [`serve`] with the telemetry given: the binary's process-wide one, or a test's that logs
+/// to a buffer. `settings`' instance id should be settled
+/// ([`Settings::settle_instance_id`]) before the telemetry was started, so both report it.
+pub async fn serve_with(
+    listener: TcpListener,
     settings: Settings,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let prometheus = telemetry::prometheus();
     let upkeep = tokio::spawn(telemetry::run_metrics_upkeep(prometheus.clone()));
     let grace = settings.shutdown_grace();
     let local = listener.local_addr()?;
-    let state = Arc::new(
-        state::AppState::new(&settings, prometheus, local)
-            .map_err(|e| std::io::Error::other(format!("cannot start the gateway: {e}")))?,
-    );
+    let mut state = state::AppState::new(&settings, prometheus, local)
+        .map_err(|e| std::io::Error::other(format!("cannot start the gateway: {e}")))?;
+    state.observer = telemetry.observer();
+    let state = Arc::new(state);
 
     // Idle per-key limiter state is dropped periodically so memory tracks active keys.
     let limits = state.mcp_traffic.clone();
@@ -117,6 +135,7 @@ pub async fn serve(
     upkeep.abort();
     forget_idle.abort();
     publish_stats.abort();
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use mcp_server::{
-    Settings, cache_eval, config::Command, healthcheck, serve, shutdown_signal, telemetry,
+    Settings, Telemetry, cache_eval, config::Command, healthcheck, serve_with, shutdown_signal,
 };
 
 /// Request handling allocates many small, short-lived buffers across threads; mimalloc's
@@ -17,13 +17,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     // Before anything can build an HTTP client (reqwest is built without a default provider).
     gateway_client::tls::install_crypto_provider();
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
     match &settings.command {
         Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,
         Some(Command::Healthcheck) => return healthcheck::run(&settings).await,
         None => {}
     }
-    telemetry::init_logging(settings.log_format);
+    settings.settle_instance_id();
+    let instance_id = settings.instance_id.clone().unwrap_or_default();
+    let telemetry = match Telemetry::install(&settings.telemetry_settings(), &instance_id) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     mcp_server::connections::raise_open_file_limit(settings.connection_limits().max_connections);
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -33,7 +41,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match serve(listener, settings, shutdown_signal()).await {
+    match serve_with(listener, settings, telemetry, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -38,15 +38,16 @@ use crate::{
 pub async fn messages(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, MessagesError> {
-    let body = read_json(&state, &headers, body).await?;
-    let context = call_context(&caller, &headers, Api::Anthropic);
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let body = read_json(&state, headers, body).await?;
+    let context = call_context(&caller, &parts, Api::Anthropic);
     let protocol = AnthropicMessages {
         native: state.gateway.messages_native(),
     };
-    let call = protocol.read_request(body, anthropic_headers(&headers))?;
+    let call = protocol.read_request(body, anthropic_headers(headers))?;
     if call.stream {
         let stream = state.gateway.chat_stream(&context, call.request).await?;
         return Ok(sse_response(stream, &context, protocol));

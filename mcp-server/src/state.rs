@@ -21,9 +21,10 @@ use tools::Instance;
 
 use crate::{
     auth::{Authenticator, KeyChecks},
-    config::{HttpSettings, McpSettings, Settings, ToolRouting},
+    config::{HttpSettings, McpSettings, Settings, Switch, ToolRouting},
     mcp::{limits::McpLimits, traffic::McpTraffic},
     oauth::{OAuth, scopes::ToolScopes},
+    telemetry::RequestObserver,
 };
 
 /// What handlers share.
@@ -40,6 +41,8 @@ pub struct AppState {
     pub tool_scopes: Arc<ToolScopes>,
     /// The OAuth resource server, when OAUTH_ISSUERS is set.
     pub oauth: Option<Arc<OAuth>>,
+    /// The request layer's telemetry: spans, continued traces, the access log.
+    pub observer: RequestObserver,
     pub started: Instant,
     /// `/v1/responses` goes to the upstream's own Responses API (RESPONSES_UPSTREAM).
     pub responses_native: bool,
@@ -111,6 +114,10 @@ impl AppState {
             mcp_traffic,
             tool_scopes,
             oauth,
+            observer: RequestObserver {
+                access_log: settings.access_log == Switch::On,
+                ..RequestObserver::default()
+            },
             started: Instant::now(),
             responses_native: settings.responses_native(),
         })

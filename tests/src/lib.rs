@@ -13,10 +13,11 @@ pub mod azure;
 pub mod external;
 pub mod gateway;
 pub mod oauth;
+pub mod observed;
 pub mod raw;
 pub mod redis;
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr};
 
 pub use gateway_client::tls::install_crypto_provider;
 use mcp_server::Settings;
@@ -106,6 +107,10 @@ pub async fn start_with_mock(flags: &[&str]) -> (MockUpstream, TestServer) {
     (mock, server)
 }
 
+/// The shutdown future a server task is given: it completes when the test server is stopped or
+/// dropped.
+pub type Stop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A tollgate server on a loopback port, shut down when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -126,10 +131,22 @@ impl TestServer {
             Err(error) => panic!("test settings do not parse: {error}"),
         };
         let (listener, addr) = bind_loopback().await;
+        Self::spawn(addr, move |stop| {
+            mcp_server::serve(listener, settings, stop)
+        })
+    }
+
+    /// Runs `serve` (given the future that completes on shutdown) in a task as the server at
+    /// `addr`.
+    pub fn spawn<F, S>(addr: SocketAddr, serve: S) -> Self
+    where
+        S: FnOnce(Stop) -> F,
+        F: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(mcp_server::serve(listener, settings, async move {
+        let task = tokio::spawn(serve(Box::pin(async move {
             let _ = stop.await;
-        }));
+        })));
         Self {
             addr,
             shutdown: Some(shutdown),

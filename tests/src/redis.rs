@@ -168,13 +168,17 @@ pub fn cli_on(port: u16, args: &[&str]) -> String {
 }
 
 /// `redis-cli`, found beside `redis-server` (else on the PATH).
-fn redis_cli(server_binary: &str, args: &[&str]) -> String {
+fn cli_binary(server_binary: &str) -> PathBuf {
     let beside = Path::new(server_binary).with_file_name("redis-cli");
-    let cli = if beside.is_file() {
+    if beside.is_file() {
         beside
     } else {
         PathBuf::from("redis-cli")
-    };
+    }
+}
+
+fn redis_cli(server_binary: &str, args: &[&str]) -> String {
+    let cli = cli_binary(server_binary);
     match Command::new(&cli).args(args).output() {
         Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
         Err(error) => panic!("cannot run {}: {error}", cli.display()),
@@ -399,5 +403,63 @@ pub async fn health(client: &reqwest::Client, server: &crate::TestServer) -> ser
     match response {
         Ok(response) => response.json().await.unwrap_or_default(),
         Err(error) => panic!("GET /health failed: {error}"),
+    }
+}
+
+/// `redis-cli MONITOR` on a plain server: every command the server runs while it watches.
+pub struct Monitor {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Monitor {
+    /// Starts watching `port`; returns once the server has confirmed (its `OK`), so every
+    /// command after this is seen.
+    ///
+    /// # Panics
+    /// When `redis-cli` cannot run or never confirms.
+    pub fn start(port: u16) -> Self {
+        let binary = std::env::var("TOLLGATE_TEST_REDIS_SERVER")
+            .unwrap_or_else(|_| "redis-server".to_owned());
+        let mut child = match Command::new(cli_binary(&binary))
+            .args(["-p", &port.to_string(), "MONITOR"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => panic!("cannot run redis-cli MONITOR: {error}"),
+        };
+        let Some(stdout) = child.stdout.take() else {
+            panic!("redis-cli MONITOR has no stdout")
+        };
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        match lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(first) if first.trim() == "OK" => Self { child, lines },
+            other => panic!("redis-cli MONITOR did not start: {other:?}"),
+        }
+    }
+
+    /// The commands seen so far (one `MONITOR` line each), waiting `settle` for late ones.
+    pub fn seen(&self, settle: std::time::Duration) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(settle) {
+            seen.push(line);
+        }
+        seen
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

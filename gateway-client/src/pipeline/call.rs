@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::{sync::mpsc, time::Instant};
+use tracing::Instrument;
 
 use super::{
     ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent,
@@ -12,10 +13,11 @@ use super::{
 };
 use crate::{
     cache::{CacheLookup, CacheStatus},
-    context::{Api, CacheDirective, CallContext, Operation},
+    context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
     metrics,
     model_api::ByteStream,
+    telemetry,
     usage::Usage,
 };
 
@@ -46,12 +48,17 @@ impl Gateway {
     ) -> Result<ChatOutcome, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(context.api, &mut request, false)?;
+        let span = self.call_span(Operation::Chat, &model);
         let result = self
             .chat_whole(context, model.clone(), request, native)
+            .instrument(span.clone())
             .await;
         let outcome = match &result {
             Ok(done) => done.cache.as_str(),
-            Err(error) => error.code(),
+            Err(error) => {
+                telemetry::record_error(&span, error.code());
+                error.code()
+            }
         };
         let label = self.model_labels.label(&model);
         let provider = self.model_api_for(context.api).provider_name();
@@ -68,9 +75,11 @@ impl Gateway {
         native: Option<&NativeCall>,
     ) -> Result<ChatOutcome, GatewayError> {
         let mut admission = self.admit_chat(context, model, request, false).await?;
+        telemetry::record_request(&admission.request);
         let cache_status = match self.lookup(context, &admission).await {
             Lookup::Hit(body) => {
                 let remaining = admission.held.release().await;
+                cached_answer(context, &admission.model, &body, remaining);
                 return Ok(ChatOutcome {
                     body,
                     model: admission.model,
@@ -82,7 +91,7 @@ impl Gateway {
             Lookup::Miss => CacheStatus::Miss,
             Lookup::Bypass => CacheStatus::Bypass,
         };
-        let answer = self.ask_whole(context.api, &mut admission, native).await;
+        let answer = self.ask_whole(context, &mut admission, native).await;
         let (body, native_body) = admission.held.release_on_error(answer).await?;
         let mut outcome = self
             .settle_whole(context, admission, body, cache_status)
@@ -97,7 +106,7 @@ impl Gateway {
     /// wrote it when it was a native call.
     async fn ask_whole(
         &self,
-        api: Api,
+        context: &CallContext,
         admission: &mut ChatAdmission,
         native: Option<&NativeCall>,
     ) -> Result<(Value, Option<Value>), GatewayError> {
@@ -105,9 +114,13 @@ impl Gateway {
             Some(native) => (native.operation, native.body_for(admission, false)?),
             None => (Operation::Chat, serialize(&admission.request)?),
         };
-        let call =
-            self.model_api_for(api)
-                .whole(operation, &admission.model, body, self.deadline());
+        let call = self.model_api_for(context.api).whole(
+            operation,
+            &admission.model,
+            body,
+            self.deadline(),
+        );
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let answer = parse_answer(&admission.held.sending(call).await?)?;
         Ok(match native {
             Some(native) => ((native.answer_as_chat)(&answer), Some(answer)),
@@ -134,7 +147,29 @@ impl Gateway {
     ) -> Result<ChatStream, GatewayError> {
         let started = Instant::now();
         let model = self.validate_chat(context.api, &mut request, true)?;
+        let span = self.call_span(Operation::Chat, &model);
+        let opened = self
+            .open_chat_stream(context, model, request, started, native)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &opened {
+            telemetry::record_error(&span, error.code());
+        }
+        opened
+    }
+
+    /// A streamed call from admission until its stream is open (or answered from the cache);
+    /// the relay then carries the call's span to the stream's end.
+    async fn open_chat_stream(
+        &self,
+        context: &CallContext,
+        model: String,
+        request: Map<String, Value>,
+        started: Instant,
+        native: Option<&NativeCall>,
+    ) -> Result<ChatStream, GatewayError> {
         let mut admission = self.admit_chat(context, model, request, true).await?;
+        telemetry::record_request(&admission.request);
         let client_wants_usage = admission
             .request
             .get("stream_options")
@@ -144,6 +179,7 @@ impl Gateway {
         let cache_status = match self.lookup(context, &admission).await {
             Lookup::Hit(body) => {
                 let remaining = admission.held.release().await;
+                cached_answer(context, &admission.model, &body, remaining);
                 return Ok(replay(
                     admission.model,
                     &body,
@@ -160,7 +196,7 @@ impl Gateway {
             "stream_options".to_owned(),
             serde_json::json!({"include_usage": true}),
         );
-        let opened = self.open_stream(context.api, &mut admission, native).await;
+        let opened = self.open_stream(context, &mut admission, native).await;
         let chunks = admission.held.release_on_error(opened).await?;
         let start = StreamStart {
             cache_status,
@@ -172,7 +208,7 @@ impl Gateway {
 
     async fn open_stream(
         &self,
-        api: Api,
+        context: &CallContext,
         admission: &mut ChatAdmission,
         native: Option<&NativeCall>,
     ) -> Result<ByteStream, GatewayError> {
@@ -180,9 +216,13 @@ impl Gateway {
             Some(native) => (native.operation, native.body_for(admission, true)?),
             None => (Operation::Chat, serialize(&admission.request)?),
         };
-        let call =
-            self.model_api_for(api)
-                .stream(operation, &admission.model, body, self.deadline());
+        let call = self.model_api_for(context.api).stream(
+            operation,
+            &admission.model,
+            body,
+            self.deadline(),
+        );
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let chunks = admission.held.sending(call).await?;
         Ok(match native {
             Some(native) => (native.stream_as_chat)(chunks),
@@ -196,6 +236,23 @@ impl Gateway {
         context: &CallContext,
         request: Map<String, Value>,
     ) -> Result<EmbeddingsOutcome, GatewayError> {
+        let model = request
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.embedding_model);
+        let span = self.call_span(Operation::Embeddings, model);
+        let result = self.embed(context, request).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            telemetry::record_error(&span, error.code());
+        }
+        result
+    }
+
+    async fn embed(
+        &self,
+        context: &CallContext,
+        request: Map<String, Value>,
+    ) -> Result<EmbeddingsOutcome, GatewayError> {
         let started = Instant::now();
         let mut admission = self.admit_embeddings(context, request).await?;
         let body = serialize(&admission.request)?;
@@ -205,6 +262,7 @@ impl Gateway {
             body,
             self.deadline(),
         );
+        let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let sent = admission.held.sending(call).await;
         let sent = admission.held.release_on_error(sent).await;
         if let Err(error) = &sent {
@@ -247,23 +305,45 @@ impl Gateway {
                 }
             }
         };
-        let label = match &status {
+        let (label, cache_status) = match &status {
             Lookup::Hit(body) => {
                 let saved = Usage::from_body(body).map_or(0, |usage| usage.total_tokens);
                 self.stats.cache(CacheStatus::Hit, saved);
-                "hit"
+                ("hit", CacheStatus::Hit)
             }
             Lookup::Miss => {
                 self.stats.cache(CacheStatus::Miss, 0);
-                "miss"
+                ("miss", CacheStatus::Miss)
             }
             Lookup::Bypass => {
                 self.stats.cache(CacheStatus::Bypass, 0);
-                "bypass"
+                ("bypass", CacheStatus::Bypass)
             }
         };
         metrics::cache_status(context, Operation::Chat, label);
+        tracing::Span::current().record("tollgate.cache.status", label);
+        if let Some(record) = &context.record {
+            record.cache(cache_status);
+        }
         status
+    }
+}
+
+impl Gateway {
+    /// The GenAI client span of one call to `model`, named by its bounded metrics label.
+    fn call_span(&self, operation: Operation, model: &str) -> tracing::Span {
+        let provider = self.model_api.provider_name();
+        let label = self.model_labels.label(model);
+        telemetry::model_call_span(operation, provider, label, model)
+    }
+}
+
+/// A cached answer's facts, for the span and the access log (it cost no tokens).
+fn cached_answer(context: &CallContext, model: &str, body: &Value, remaining: u64) {
+    telemetry::record_answer(body);
+    tracing::Span::current().record("tollgate.budget.remaining_tokens", remaining);
+    if let Some(record) = &context.record {
+        record.usage(model, 0, 0);
     }
 }
 

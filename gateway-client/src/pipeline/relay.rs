@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::{sync::mpsc, time::Instant};
+use tracing::{Instrument, instrument::WithSubscriber};
 
 use super::{
     ChatStream, Gateway, StreamEvent,
@@ -66,7 +67,9 @@ impl Gateway {
             drain_deadline: start.started + self.call_deadline,
         };
         let accounting = self.accounting(self.model_api_for(context.api).provider_name());
-        tokio::spawn(relay.run(chunks, admission.held, accounting, sender));
+        // The call's span (current here) lasts until the stream is settled.
+        let run = relay.run(chunks, admission.held, accounting, sender);
+        tokio::spawn(run.in_current_span().with_current_subscriber());
         ChatStream {
             model,
             cache: start.cache_status,

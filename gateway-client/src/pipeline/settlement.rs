@@ -21,7 +21,7 @@ use crate::{
     policy::content_safety::{self, Direction},
     stats::Stats,
     store::{StateStore, UsageRecord},
-    tokens,
+    telemetry, tokens,
     usage::Usage,
 };
 
@@ -39,6 +39,8 @@ impl Gateway {
             Usage::new(admission.prompt_estimate, completion)
         });
         let remaining = admission.held.settle_usage(usage).await;
+        telemetry::record_answer(&body);
+        tracing::Span::current().record("tollgate.budget.remaining_tokens", remaining);
         self.account(context, Operation::Chat, &admission.model, usage)
             .await;
         if let Some(safety) = &self.content_safety {
@@ -168,6 +170,7 @@ impl Accounting {
             usage.prompt_tokens,
             usage.completion_tokens,
         );
+        telemetry::record_usage(context, model, usage);
         let (period_start, _) = self.usage_period.bounds(self.clock.now_ms());
         let record = UsageRecord {
             subscription: context.subscription.to_string(),

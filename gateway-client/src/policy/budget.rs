@@ -130,6 +130,7 @@ impl Budget {
         let worst_case = ask.tokens.saturating_add(ask.exposure);
         if worst_case > limit {
             metrics::budget_refused(context, "exceeds_budget");
+            tracing::Span::current().record("tollgate.budget.refused", "exceeds_budget");
             return Err(GatewayError::ExceedsBudget {
                 needed: worst_case,
                 limit,
@@ -154,6 +155,7 @@ impl Budget {
             }),
             Ok(Admission::Throttled { retry_after_ms }) => {
                 metrics::budget_refused(context, "tokens_per_minute");
+                tracing::Span::current().record("tollgate.budget.refused", "tokens_per_minute");
                 Err(GatewayError::BudgetExceeded {
                     retry_after: Duration::from_millis(retry_after_ms),
                     limit,
@@ -161,6 +163,7 @@ impl Budget {
             }
             Ok(Admission::QuotaExhausted { resets_in_ms }) => {
                 metrics::budget_refused(context, "quota");
+                tracing::Span::current().record("tollgate.budget.refused", "quota");
                 Err(GatewayError::QuotaExhausted {
                     resets_in: Duration::from_millis(resets_in_ms),
                 })

@@ -219,10 +219,16 @@ impl ContentSafety {
             Some(category) => Some(category.to_owned()),
             None => self.services_verdict(text, shield).await,
         };
+        let span = tracing::Span::current();
         let Some(category) = category else {
+            span.record("tollgate.content_safety.verdict", "allowed");
             return Ok(());
         };
         metrics::content_blocked(context, direction.as_str(), &category);
+        if !span.is_disabled() {
+            let verdict = format!("blocked:{}:{category}", direction.as_str());
+            span.record("tollgate.content_safety.verdict", verdict.as_str());
+        }
         tracing::info!(
             subscription = %context.subscription,
             request_id = %context.request_id,

@@ -19,6 +19,7 @@ use http::{HeaderMap, StatusCode};
 use rand::Rng;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use breaker::{Breaker, Permit};
 
@@ -31,6 +32,7 @@ use crate::{
     model_api::{ByteStream, ModelApi},
     names,
     stats::{BreakerState, Stats},
+    telemetry,
 };
 
 /// One upstream with its breaker. Its label (host and port) names it in logs and metrics.
@@ -366,6 +368,14 @@ impl ModelApi for Upstream {
         !self.backends.is_empty()
     }
 
+    fn provider_name(&self) -> &'static str {
+        if self.backends.iter().any(Backend::names_deployments) {
+            "azure.ai.openai"
+        } else {
+            "openai"
+        }
+    }
+
     /// Any upstream takes a sound model name; an Azure one puts it in its URL path, so it must
     /// also be a deployment name.
     fn check_model(&self, model: &str) -> Result<(), GatewayError> {
@@ -543,7 +553,7 @@ impl Upstream {
             if attempt > 0 {
                 metrics::retry(&backend.label);
             }
-            let (error, retry_after) = match self.attempt(backend, call, reading).await {
+            let (error, retry_after) = match self.attempt(backend, call, reading, attempt).await {
                 Ok(output) => {
                     backend.breaker.record_success();
                     return Tried::Answered(output);
@@ -606,8 +616,43 @@ impl Upstream {
         half + half.mul_f64(jitter)
     }
 
-    /// One request to one backend, within the attempt's own timeout.
+    /// One request to one backend, in a span of its own (OpenTelemetry's HTTP client span, with
+    /// the backend and how many requests went before it on this backend).
     async fn attempt<R: Reading>(
+        &self,
+        backend: &Backend,
+        call: &Call<'_>,
+        reading: R,
+        resend: u32,
+    ) -> Result<R::Output, Failure> {
+        let span = tracing::info_span!(
+            target: "otel",
+            "http.client",
+            otel.name = "POST",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            server.address = %backend.label,
+            http.request.resend_count = resend,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            tollgate.backend = %backend.label,
+            tollgate.retried = resend > 0,
+        );
+        telemetry::note_attempt(&backend.label);
+        let result = self
+            .timed_attempt(backend, call, reading)
+            .instrument(span.clone())
+            .await;
+        if let Err(Failure::Retryable { error, .. } | Failure::Final(error)) = &result {
+            span.record("error.type", error.code());
+            span.record("otel.status_code", "error");
+        }
+        result
+    }
+
+    /// One request to one backend, within the attempt's own timeout, counted for the dashboard.
+    async fn timed_attempt<R: Reading>(
         &self,
         backend: &Backend,
         call: &Call<'_>,
@@ -630,6 +675,7 @@ impl Upstream {
         attempt_deadline: Instant,
     ) -> Result<R::Output, Failure> {
         let response = self.exchange(backend, call, attempt_deadline).await?;
+        tracing::Span::current().record("http.response.status_code", response.status().as_u16());
         if response.status().is_success() {
             return reading.read(response, backend, attempt_deadline).await;
         }
@@ -671,6 +717,10 @@ impl Upstream {
         let request = backend
             .authorize(backend.post(&self.http, call.operation, call.model), bearer)
             .header(http::header::CONTENT_TYPE, "application/json");
+        // The trace context goes on to the model API (W3C traceparent), when there is one.
+        let mut trace_headers = HeaderMap::new();
+        telemetry::inject_headers(&mut trace_headers);
+        let request = request.headers(trace_headers);
         let request = if call.headers.is_empty() {
             request
         } else {

@@ -414,6 +414,132 @@ pub struct ConnectionLimits {
     pub retry_after_format: RetryAfterFormat,
 }
 
+/// What telemetry reads: logs, the access log, and OTLP export when an endpoint is set.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: super::LogFormat,
+    pub access_log: bool,
+    pub otlp: Option<OtlpSettings>,
+}
+
+/// OpenTelemetry export over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone)]
+pub struct OtlpSettings {
+    /// The collector's base URL; `/v1/traces` and `/v1/metrics` go under it.
+    pub endpoint: String,
+    pub headers: Vec<(String, secrecy::SecretString)>,
+    pub timeout: Duration,
+    /// `service.name` and the rest of the resource but the instance id, which is the server's.
+    pub resource: Vec<(String, String)>,
+    pub sampler: SamplerSetting,
+    pub span_delay: Duration,
+    pub span_queue: usize,
+    pub metric_interval: Duration,
+}
+
+/// `OTEL_TRACES_SAMPLER` with its ratio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerSetting {
+    /// Follow a caller's sampled flag; the root sampler decides only for new traces.
+    pub parent_based: bool,
+    pub root: RootSampler,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RootSampler {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio(f64),
+}
+
+impl Settings {
+    /// What telemetry reads.
+    pub fn telemetry_settings(&self) -> TelemetrySettings {
+        TelemetrySettings {
+            log_format: self.log_format,
+            access_log: self.access_log == Switch::On,
+            otlp: self
+                .otel_exporter_otlp_endpoint
+                .as_ref()
+                .map(|endpoint| OtlpSettings {
+                    endpoint: endpoint.clone(),
+                    headers: self
+                        .otel_exporter_otlp_headers
+                        .as_ref()
+                        .map(|h| h.0.clone())
+                        .unwrap_or_default(),
+                    timeout: Duration::from_millis(self.otel_exporter_otlp_timeout),
+                    resource: self.resource_attributes(),
+                    sampler: self.sampler(),
+                    span_delay: Duration::from_millis(self.otel_bsp_schedule_delay),
+                    span_queue: self.otel_bsp_max_queue_size as usize,
+                    metric_interval: Duration::from_millis(self.otel_metric_export_interval),
+                }),
+        }
+    }
+
+    /// OTEL_RESOURCE_ATTRIBUTES, then what tollgate knows, which wins: the service's name and
+    /// version, and App Service's site and slot when it runs there.
+    fn resource_attributes(&self) -> Vec<(String, String)> {
+        let mut attributes = self
+            .otel_resource_attributes
+            .as_ref()
+            .map(|a| a.0.clone())
+            .unwrap_or_default();
+        let mut ours = vec![
+            ("service.name", self.otel_service_name.clone()),
+            ("service.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ];
+        let site = self
+            .website_site_name
+            .as_ref()
+            .filter(|s| !s.trim().is_empty());
+        if let Some(site) = site {
+            ours.push(("cloud.provider", "azure".to_owned()));
+            ours.push(("cloud.platform", "azure.app_service".to_owned()));
+            ours.push(("azure.app_service.site.name", site.trim().to_owned()));
+        }
+        let slot = self
+            .website_slot_name
+            .as_ref()
+            .filter(|s| !s.trim().is_empty());
+        if let Some(slot) = slot {
+            ours.push(("azure.app_service.slot.name", slot.trim().to_owned()));
+        }
+        for (key, value) in ours {
+            attributes.retain(|(existing, _)| existing != key);
+            attributes.push((key.to_owned(), value));
+        }
+        attributes
+    }
+
+    fn sampler(&self) -> SamplerSetting {
+        let name = self.otel_traces_sampler.as_str();
+        let ratio = f64::from(self.otel_traces_sampler_arg.unwrap_or(1.0));
+        let root = match name.trim_start_matches("parentbased_") {
+            "always_off" => RootSampler::AlwaysOff,
+            "traceidratio" => RootSampler::Ratio(ratio),
+            _ => RootSampler::AlwaysOn,
+        };
+        SamplerSetting {
+            parent_based: name.starts_with("parentbased_"),
+            root,
+        }
+    }
+
+    /// Settles the instance id (INSTANCE_ID, else WEBSITE_INSTANCE_ID, else a UUID made now),
+    /// so telemetry started before the server reports the id the server will.
+    pub fn settle_instance_id(&mut self) {
+        if self
+            .instance_id
+            .as_deref()
+            .is_none_or(|id| id.trim().is_empty())
+        {
+            self.instance_id = Some(self.instance().id);
+        }
+    }
+}
+
 /// The OAuth resource server's settings (OAUTH_*, PUBLIC_URL).
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {

@@ -370,3 +370,110 @@ pub fn fetchable_url(url: &str) -> Result<(), String> {
         )),
     }
 }
+
+/// `OTEL_TRACES_SAMPLER`'s values, as the OpenTelemetry specification names them.
+pub const SAMPLERS: [&str; 6] = [
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+];
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: an `http` or `https` base URL.
+pub(super) fn otlp_endpoint(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!("`{raw}` is not an http:// or https:// URL"));
+    }
+    Ok(url.to_owned())
+}
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`: OTLP over HTTP with protobuf bodies.
+pub(super) fn otlp_protocol(raw: &str) -> Result<String, String> {
+    match raw.trim() {
+        "http/protobuf" => Ok("http/protobuf".to_owned()),
+        "grpc" => Err(
+            "`grpc` is not built into tollgate: use `http/protobuf` (an \
+                       OpenTelemetry Collector takes it on port 4318)"
+                .to_owned(),
+        ),
+        other => Err(format!(
+            "`{other}` is not an OTLP protocol; use `http/protobuf`"
+        )),
+    }
+}
+
+/// `key=value,…` with percent-encoded values (the W3C Baggage form the OTEL_* lists use).
+fn key_values(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{entry}` is not of the form key=value"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("`{entry}` has no key"));
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("the value of `{key}` is not valid percent-encoded UTF-8"))?;
+        pairs.push((key.to_owned(), value));
+    }
+    Ok(pairs)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyValues(pub Vec<(String, String)>);
+
+impl KeyValues {
+    pub(super) fn parse(raw: &str) -> Result<Self, String> {
+        key_values(raw).map(Self)
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: names checked as HTTP header names, values kept secret.
+#[derive(Clone)]
+pub struct OtlpHeaders(pub Vec<(String, SecretString)>);
+
+impl fmt::Debug for OtlpHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(name, _)| name.as_str()).collect();
+        write!(f, "OtlpHeaders({names:?}, values redacted)")
+    }
+}
+
+impl OtlpHeaders {
+    pub(super) fn parse(raw: &str) -> Result<Self, String> {
+        let mut headers = Vec::new();
+        for (name, value) in key_values(raw)? {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("`{name}` is not an HTTP header name"));
+            }
+            if http::HeaderValue::from_str(&value).is_err() {
+                return Err(format!("the value of `{name}` is not a valid header value"));
+            }
+            headers.push((name, SecretString::from(value)));
+        }
+        Ok(Self(headers))
+    }
+}

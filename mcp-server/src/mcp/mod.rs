@@ -6,6 +6,7 @@ mod content;
 mod fast_path;
 mod handler;
 pub mod limits;
+mod trace;
 pub mod traffic;
 
 use std::{
@@ -27,6 +28,7 @@ use rmcp::transport::streamable_http_server::{
 use tokio::time::timeout_at;
 use tokio_util::sync::CancellationToken;
 use tools::Instance;
+use tracing::{Instrument, instrument::WithSubscriber};
 
 pub use handler::{TollgateMcp, warm};
 
@@ -117,7 +119,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    async fn serve(&self, request: Request) -> Response {
+    async fn serve(self: &Arc<Self>, request: Request) -> Response {
         let started = Instant::now();
         // Everything that can wait (the body, rmcp) is bounded by REQUEST_TIMEOUT_SECONDS. The
         // fast path answers synchronously, so a timer around it could never fire.
@@ -155,6 +157,7 @@ impl Endpoint {
             admission.complete(&mut response);
             return response;
         }
+        let span = trace::server_span(&parts.headers, &body);
         let fast_answer = plain_call
             .zip(self.fast_path.as_ref())
             .map(|(call, fast_path)| fast_path.answer(call));
@@ -162,9 +165,10 @@ impl Endpoint {
             Some(response) => response,
             None => {
                 let request = Request::from_parts(parts, Body::from(body));
-                self.rmcp_before(deadline, request).await
+                self.rmcp_traced(deadline, request, &span).await
             }
         };
+        trace::record_status(&span, response.status());
         admission.complete(&mut response);
         response
     }
@@ -189,6 +193,29 @@ impl Endpoint {
             );
         }
         response
+    }
+
+    /// rmcp within the MCP span. rmcp runs each request's service loop in a task of its own,
+    /// in the span current when it starts, and that task can outlive the answer: traced, it
+    /// starts from a task of ours with no span, so it keeps none of ours open (an open span is
+    /// never exported).
+    async fn rmcp_traced(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+        request: Request,
+        span: &tracing::Span,
+    ) -> Response {
+        if span.is_disabled() {
+            return self.rmcp_before(deadline, request).await;
+        }
+        let endpoint = Arc::clone(self);
+        let handled = async move { endpoint.rmcp_before(deadline, request).await };
+        tokio::spawn(handled.with_current_subscriber())
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                ApiError::Internal("the MCP request was cancelled".into()).into_response()
+            })
     }
 
     async fn rmcp_before(&self, deadline: tokio::time::Instant, request: Request) -> Response {

@@ -68,3 +68,4 @@ mod security_mcp_credentials;
 mod security_names;
 mod security_stream_send_timeout;
 mod status_routes;
+mod telemetry_otlp;
