@@ -26,21 +26,14 @@ const BUCKET_GRACE_MS: u64 = 5 * 60 * 1000;
 /// Ledgers are kept this long after their period starts: a yearly period and a month more.
 const LEDGER_RETENTION_MS: u64 = 400 * 24 * 3600 * 1000;
 
-/// The bucket of `store::bucket` in Lua (same steps, same integer units). Lua's doubles are
-/// exact below 2^53 units (TOKENS_PER_MINUTE up to about 10^10); above, they round by a tiny
-/// fraction of a token.
-///
-/// KEYS: bucket hash, quota counter. ARGV: now, tokens, exposure, exposure limit, tokens per
-/// minute, unit, grace ms, quota limit (-1: none), quota end.
-/// Returns {0, remaining, reserved, exposure} | {1, retry after ms} | {2}.
-const RESERVE: &str = r"
+/// The opening both scripts share: the bucket (KEYS[1]) read and drained up to `now` (ARGV[1])
+/// at its refill rate (`tpm`, ARGV[5]; `unit`, ARGV[6]), leaving `level`, `at` and `exposed`.
+macro_rules! bucket_drained {
+    () => {
+        r"
 local now = tonumber(ARGV[1])
-local tokens = tonumber(ARGV[2])
-local exposure = tonumber(ARGV[3])
-local exposure_limit = tonumber(ARGV[4])
 local tpm = tonumber(ARGV[5])
 local unit = tonumber(ARGV[6])
-local quota_limit = tonumber(ARGV[8])
 local state = redis.call('HMGET', KEYS[1], 'level', 'at', 'exposed')
 local level = tonumber(state[1]) or 0
 local at = tonumber(state[2]) or now
@@ -49,6 +42,24 @@ if now > at then
   level = math.max(0, level - (now - at) * tpm)
   at = now
 end
+"
+    };
+}
+
+/// The bucket of `store::bucket` in Lua (same steps, same integer units). Lua's doubles are
+/// exact below 2^53 units (TOKENS_PER_MINUTE up to about 10^10); above, they round by a tiny
+/// fraction of a token.
+///
+/// KEYS: bucket hash, quota counter. ARGV: now, tokens, exposure, exposure limit, tokens per
+/// minute, unit, grace ms, quota limit (-1: none), quota end.
+/// Returns {0, remaining, reserved, exposure} | {1, retry after ms} | {2}.
+const RESERVE: &str = concat!(
+    bucket_drained!(),
+    r"
+local tokens = tonumber(ARGV[2])
+local exposure = tonumber(ARGV[3])
+local exposure_limit = tonumber(ARGV[4])
+local quota_limit = tonumber(ARGV[8])
 local taken = math.min(exposure, math.max(0, exposure_limit - exposed))
 local held = tokens + exposure - taken
 if quota_limit >= 0 then
@@ -67,25 +78,17 @@ if quota_limit >= 0 then
   redis.call('PEXPIREAT', KEYS[2], ARGV[9])
 end
 return {0, math.floor((capacity - after) / unit), held, taken}
-";
+"
+);
 
 /// KEYS: bucket hash, quota counter. ARGV: now, reserved, exposure, actual, tokens per minute,
 /// unit, grace ms, has quota (1/0).
-const RECONCILE: &str = r"
-local now = tonumber(ARGV[1])
+const RECONCILE: &str = concat!(
+    bucket_drained!(),
+    r"
 local reserved = tonumber(ARGV[2])
 local exposure = tonumber(ARGV[3])
 local actual = tonumber(ARGV[4])
-local tpm = tonumber(ARGV[5])
-local unit = tonumber(ARGV[6])
-local state = redis.call('HMGET', KEYS[1], 'level', 'at', 'exposed')
-local level = tonumber(state[1]) or 0
-local at = tonumber(state[2]) or now
-local exposed = tonumber(state[3]) or 0
-if now > at then
-  level = math.max(0, level - (now - at) * tpm)
-  at = now
-end
 level = math.max(0, level + (actual - reserved) * unit)
 exposed = math.max(0, exposed - exposure)
 redis.call('HSET', KEYS[1], 'level', level, 'at', at, 'exposed', exposed)
@@ -96,7 +99,8 @@ if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('SET', KEYS[2], used, 'KEEPTTL')
 end
 return 1
-";
+"
+);
 
 pub struct RedisStore {
     redis: Arc<RedisState>,

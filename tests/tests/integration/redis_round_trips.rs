@@ -174,9 +174,17 @@ async fn mcp_calls_make_no_redis_round_trips() {
         .seen(Duration::from_millis(300))
         .into_iter()
         .filter(|line| {
-            let background = ["\"PING\"", "\"XREAD\"", "\"ping\"", "\"xread\""]
-                .iter()
-                .any(|command| line.contains(command));
+            // MULTI/EXEC only bracket a transaction: its commands show up on their own lines.
+            let background = [
+                "\"PING\"",
+                "\"XREAD\"",
+                "\"ping\"",
+                "\"xread\"",
+                "\"MULTI\"",
+                "\"EXEC\"",
+            ]
+            .iter()
+            .any(|command| line.contains(command));
             !background && !line.contains("{tollgate:stats}")
         })
         .collect();
