@@ -38,26 +38,36 @@ command -v wrk >/dev/null || die "wrk is missing: apt-get install -y wrk"
 MOCK_PORT="$BASE_PORT"
 start mock "http://127.0.0.1:$MOCK_PORT/v1/models" -- \
     env RUST_LOG=warn "$LOADTEST" mock-upstream --port "$MOCK_PORT" --latency-ms 0
+MOCK_PID="$START_PID"
 declare -A PORT=([A]="$((BASE_PORT + 1))" [B]="$((BASE_PORT + 2))")
 declare -A BIN=([A]="$TOLLGATE_A" [B]="$TOLLGATE_B")
+declare -A SERVER_PID=()
 for side in A B; do
     start "tollgate-$side" "http://127.0.0.1:${PORT[$side]}/health" -- \
         env RUST_LOG=warn PORT="${PORT[$side]}" SUBSCRIPTION_KEYS="bench=$KEY" \
         MCP_RATE_LIMIT=1000000/1 OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" \
         TOKENS_PER_MINUTE=1000000000000 SEMANTIC_CACHE=off "${BIN[$side]}"
+    SERVER_PID[$side]="$START_PID"
 done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# measure NAME URL BODY EXPECT THREADS CONNECTIONS HEADERS...: appends "rps p50_us" to $LOG_DIR/ab-NAME
+# measure NAME PID URL BODY EXPECT THREADS CONNECTIONS HEADERS...: appends "rps p50_us cpu_us"
+# to $LOG_DIR/ab-NAME; cpu_us is server PID's CPU time per request (which, unlike req/s, other
+# work on the machine barely moves).
 measure() {
-    local name="$1" url="$2" body="$3" expect="$4" threads="$5" connections="$6"
-    shift 6
+    local name="$1" pid="$2" url="$3" body="$4" expect="$5" threads="$6" connections="$7"
+    shift 7
     run_wrk "$threads" "$connections" "$WARMUP" "$url" "$body" "$expect" "$@" >/dev/null
-    local line
+    local line ticks
+    ticks="$(cpu_ticks "$pid")"
     line="$(run_wrk "$threads" "$connections" "$DURATION" "$url" "$body" "$expect" "$@")"
+    ticks=$(( $(cpu_ticks "$pid") - ticks ))
     [[ "$(wrk_result non2xx "$line")" == 0 ]] || die "$name: non-2xx answers: $line"
-    echo "$(wrk_result rps "$line") $(wrk_result p50_us "$line")" >>"$LOG_DIR/ab-$name"
+    local cpu_us
+    cpu_us="$(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$(wrk_result requests "$line")" \
+        'BEGIN { printf "%.1f", t * 1000000 / hz / n }')"
+    echo "$(wrk_result rps "$line") $(wrk_result p50_us "$line") $cpu_us" >>"$LOG_DIR/ab-$name"
     log "$name: $line"
 }
 
@@ -69,13 +79,13 @@ done
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
     for side in A B; do
-        measure "mcp-$side" "http://127.0.0.1:${PORT[$side]}/mcp" "$MCP_BODY" "$MCP_EXPECT" 2 16 "${MCP_HEADERS[@]}"
+        measure "mcp-$side" "${SERVER_PID[$side]}" "http://127.0.0.1:${PORT[$side]}/mcp" "$MCP_BODY" "$MCP_EXPECT" 2 16 "${MCP_HEADERS[@]}"
     done
     for connections in 1 16; do
         threads=$((connections == 1 ? 1 : 2))
-        measure "mock-c$connections" "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
+        measure "mock-c$connections" "$MOCK_PID" "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
         for side in A B; do
-            measure "chat-$side-c$connections" "http://127.0.0.1:${PORT[$side]}/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
+            measure "chat-$side-c$connections" "${SERVER_PID[$side]}" "http://127.0.0.1:${PORT[$side]}/v1/chat/completions" "$CHAT_BODY" "$CHAT_EXPECT" "$threads" "$connections" "${CHAT_HEADERS[@]}"
         done
     done
 done
@@ -90,6 +100,12 @@ for connections in 1 16; do
     printf '| gateway req/s (c%s; mock direct %s) | %s | %s | %s× |\n' "$connections" "$(rps "mock-c$connections")" \
         "$(rps "chat-A-c$connections")" "$(rps "chat-B-c$connections")" \
         "$(awk -v a="$(rps "chat-A-c$connections")" -v b="$(rps "chat-B-c$connections")" 'BEGIN { printf "%.2f", b / a }')"
+done
+cpu() { awk '{ print $3 }' "$LOG_DIR/ab-$1" | median; }
+for connections in 1 16; do
+    printf '| gateway server CPU µs/request (c%s) | %s | %s | %s× |\n' "$connections" \
+        "$(cpu "chat-A-c$connections")" "$(cpu "chat-B-c$connections")" \
+        "$(awk -v a="$(cpu "chat-A-c$connections")" -v b="$(cpu "chat-B-c$connections")" 'BEGIN { printf "%.2f", b / a }')"
 done
 overhead() { awk -v t="$(p50 "chat-$1-c1")" -v m="$(p50 mock-c1)" 'BEGIN { print t - m }'; }
 printf '| gateway overhead p50 µs (c1, minus the mock) | %s | %s | %+d µs |\n' "$(overhead A)" "$(overhead B)" \
