@@ -73,6 +73,7 @@ impl Gateway {
                 let remaining = admission.held.release().await;
                 return Ok(ChatOutcome {
                     body,
+                    upstream_bytes: None,
                     model: admission.model,
                     usage: Usage::default(),
                     cache: CacheStatus::Hit,
@@ -83,24 +84,25 @@ impl Gateway {
             Lookup::Bypass => CacheStatus::Bypass,
         };
         let answer = self.ask_whole(context.api, &mut admission, native).await;
-        let (body, native_body) = admission.held.release_on_error(answer).await?;
+        let (body, native_body, upstream_bytes) = admission.held.release_on_error(answer).await?;
         let mut outcome = self
             .settle_whole(context, admission, body, cache_status)
             .await?;
         if let Some(native_body) = native_body {
             outcome.body = native_body;
         }
+        outcome.upstream_bytes = upstream_bytes;
         Ok(outcome)
     }
 
     /// The model API's whole answer, as JSON in the neutral chat form, and as the upstream
-    /// wrote it when it was a native call.
+    /// wrote it: parsed when it was a native call, else the bytes themselves.
     async fn ask_whole(
         &self,
         api: Api,
         admission: &mut ChatAdmission,
         native: Option<&NativeCall>,
-    ) -> Result<(Value, Option<Value>), GatewayError> {
+    ) -> Result<(Value, Option<Value>, Option<Bytes>), GatewayError> {
         let (operation, body) = match native {
             Some(native) => (native.operation, native.body_for(admission, false)?),
             None => (Operation::Chat, serialize(&admission.request)?),
@@ -108,10 +110,11 @@ impl Gateway {
         let call =
             self.model_api_for(api)
                 .whole(operation, &admission.model, body, self.deadline());
-        let answer = parse_answer(&admission.held.sending(call).await?)?;
+        let bytes = admission.held.sending(call).await?;
+        let answer = parse_answer(&bytes)?;
         Ok(match native {
-            Some(native) => ((native.answer_as_chat)(&answer), Some(answer)),
-            None => (answer, None),
+            Some(native) => ((native.answer_as_chat)(&answer), Some(answer), None),
+            None => (answer, None, Some(bytes)),
         })
     }
 

@@ -45,6 +45,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures::Stream;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -74,6 +75,10 @@ use crate::{
 pub struct ChatOutcome {
     /// The upstream's (or the cache's) answer, unchanged.
     pub body: Value,
+    /// The upstream's answer as it sent it, when `body` is exactly that parsed (a chat
+    /// completions call that went upstream): a route that writes `body` unchanged can send these
+    /// bytes instead of serialising it again.
+    pub upstream_bytes: Option<Bytes>,
     pub model: String,
     /// Tokens this call consumed (zero for a cache hit).
     pub usage: Usage,

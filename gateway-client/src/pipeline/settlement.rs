@@ -58,6 +58,7 @@ impl Gateway {
         }
         Ok(ChatOutcome {
             body,
+            upstream_bytes: None,
             model: admission.model,
             usage,
             cache: cache_status,
