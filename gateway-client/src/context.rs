@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc};
 use crate::telemetry::CallRecord;
 
 /// The API surface a call came in through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Api {
     /// The agent's own model calls (`/agent/chat`).
     Agent,
@@ -41,7 +41,7 @@ impl Api {
 }
 
 /// The operation, named as OpenTelemetry's GenAI conventions do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     Chat,
     Embeddings,

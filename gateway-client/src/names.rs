@@ -9,7 +9,7 @@
 //! - in metrics, a name the operator did not configure is [`OTHER_MODEL`]: callers cannot grow
 //!   the label set.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 /// The longest model name accepted, in characters.
 pub const MAX_MODEL_NAME_CHARS: usize = 256;
@@ -53,7 +53,10 @@ pub fn check_deployment_name(name: &str) -> Result<(), String> {
 
 /// The configured models (chat, embeddings, priced): the only names that label metrics.
 #[derive(Debug, Clone, Default)]
-pub struct ModelLabels(HashSet<String>);
+pub struct ModelLabels {
+    configured: HashSet<Arc<str>>,
+    other: Arc<str>,
+}
 
 impl ModelLabels {
     pub fn new<I, S>(names: I) -> Self
@@ -61,16 +64,27 @@ impl ModelLabels {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self(names.into_iter().map(Into::into).collect())
+        Self {
+            configured: names
+                .into_iter()
+                .map(|name| Arc::from(name.into()))
+                .collect(),
+            other: Arc::from(OTHER_MODEL),
+        }
     }
 
     /// `model` if it is configured, else [`OTHER_MODEL`].
     pub fn label<'a>(&'a self, model: &'a str) -> &'a str {
-        if self.0.contains(model) {
+        if self.configured.contains(model) {
             model
         } else {
             OTHER_MODEL
         }
+    }
+
+    /// [`Self::label`] as a shared string, for a metric series' key: no allocation.
+    pub fn shared_label(&self, model: &str) -> Arc<str> {
+        self.configured.get(model).unwrap_or(&self.other).clone()
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Used before a call to size its reservation, and after a stream that reported no usage.
 
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
+use text_analysis::{FnvHashMap, fnv1a_parts};
 use tiktoken_rs::CoreBPE;
 
 /// OpenAI's chat format adds a few tokens per message and per reply (role markers, separators).
@@ -67,22 +69,65 @@ pub fn count(model: &str, text: &str) -> u64 {
 }
 
 /// Estimated prompt tokens of a chat request: message text, tool-call arguments, names, and the
-/// tool definitions offered.
+/// tool definitions offered. Each message is counted on its own, through [`COUNTS`].
 pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
     let bpe = tokenizer_for(model);
     let mut total = TOKENS_PER_REPLY;
     let mut text = String::new();
     if let Some(messages) = request.get("messages").and_then(Value::as_array) {
         for message in messages {
-            total += TOKENS_PER_MESSAGE;
+            text.clear();
             collect_message_text(message, &mut text);
-            text.push('\n');
+            total += TOKENS_PER_MESSAGE + COUNTS.count(bpe, &text);
         }
     }
     if let Some(tools) = request.get("tools").filter(|t| !t.is_null()) {
-        text.push_str(&tools.to_string());
+        total += COUNTS.count(bpe, &tools.to_string());
     }
-    total + bpe.encode_ordinary(&text).len() as u64
+    total
+}
+
+/// Token counts of texts counted recently. A chat or an agent sends its system prompt, tools and
+/// history again on every call: each is tokenized once rather than once per turn, which makes a
+/// conversation's counting cost linear in its length instead of quadratic.
+static COUNTS: CountMemo = CountMemo::new();
+
+/// Texts kept per shard before it starts afresh (about 16 bytes each).
+const MEMO_SHARD_ENTRIES: usize = 4096;
+const MEMO_SHARDS: usize = 8;
+
+/// Counts by a 64-bit hash of the tokenizer and the text, in shards so concurrent calls seldom
+/// wait on one lock. A collision would only misestimate a reservation, which settlement corrects.
+struct CountMemo {
+    shards: [Mutex<Option<FnvHashMap<u64, u32>>>; MEMO_SHARDS],
+}
+
+impl CountMemo {
+    const fn new() -> Self {
+        Self {
+            shards: [const { Mutex::new(None) }; MEMO_SHARDS],
+        }
+    }
+
+    fn count(&self, bpe: &'static CoreBPE, text: &str) -> u64 {
+        if text.is_empty() {
+            return 0;
+        }
+        let tokenizer = (bpe as *const CoreBPE as usize).to_le_bytes();
+        let key = fnv1a_parts(&[&tokenizer, text.as_bytes()]);
+        let shard = &self.shards[(key % MEMO_SHARDS as u64) as usize];
+        if let Some(&count) = shard.lock().as_ref().and_then(|counts| counts.get(&key)) {
+            return u64::from(count);
+        }
+        let count = bpe.encode_ordinary(text).len();
+        let mut counts = shard.lock();
+        let counts = counts.get_or_insert_with(FnvHashMap::default);
+        if counts.len() >= MEMO_SHARD_ENTRIES {
+            counts.clear();
+        }
+        counts.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+        count as u64
+    }
 }
 
 /// Estimated tokens of an embeddings request's `input` (a string or an array of strings).
@@ -185,6 +230,41 @@ mod tests {
             ["o200k_base", "cl100k_base"]
         );
         assert!(warm(&[]).is_empty());
+    }
+
+    #[test]
+    fn remembered_counts_are_the_tokenizers_counts() {
+        let memo = CountMemo::new();
+        let bpe = tokenizer_for("gpt-4o-mini");
+        let text = "You are a helpful assistant who answers in one short sentence.";
+        let exact = bpe.encode_ordinary(text).len() as u64;
+        assert_eq!(memo.count(bpe, text), exact);
+        assert_eq!(memo.count(bpe, text), exact, "the remembered count");
+        // The same text under the other vocabulary is another entry.
+        let cl100k = tokenizer_for("gpt-3.5-turbo");
+        assert_eq!(
+            memo.count(cl100k, text),
+            cl100k.encode_ordinary(text).len() as u64
+        );
+        assert_eq!(memo.count(bpe, ""), 0);
+    }
+
+    #[test]
+    fn the_memo_stays_bounded() {
+        let memo = CountMemo::new();
+        let bpe = tokenizer_for("gpt-4o-mini");
+        for n in 0..(MEMO_SHARD_ENTRIES * MEMO_SHARDS * 2) {
+            memo.count(bpe, &format!("message number {n}"));
+        }
+        for shard in &memo.shards {
+            let entries = shard.lock().as_ref().map_or(0, |counts| counts.len());
+            assert!(entries <= MEMO_SHARD_ENTRIES, "{entries}");
+        }
+        let seven = "message number 7";
+        assert_eq!(
+            memo.count(bpe, seven),
+            bpe.encode_ordinary(seven).len() as u64
+        );
     }
 
     #[test]

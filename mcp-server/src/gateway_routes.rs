@@ -14,6 +14,7 @@ use axum::{
         sse::{Event, Sse},
     },
 };
+use bytes::Bytes;
 use futures::StreamExt;
 use gateway_client::{
     Api, CacheDirective, CacheStatus, CallContext, ChatStream, OpenAiChat, Operation, Protocol,
@@ -118,7 +119,11 @@ async fn chat(
         .chat(&context, call.request)
         .await
         .map_err(ApiError::from)?;
-    let mut response = Json(protocol.write_answer(outcome.body)).into_response();
+    // Chat completions answers are the upstream's unchanged: send its bytes as they came.
+    let mut response = match outcome.upstream_bytes {
+        Some(bytes) => json_bytes_response(bytes),
+        None => Json(protocol.write_answer(outcome.body)).into_response(),
+    };
     insert_gateway_headers(
         response.headers_mut(),
         outcome.cache,
@@ -165,6 +170,18 @@ fn sse_response<P: Protocol + Copy>(
     let mut response = Sse::new(events).into_response();
     insert_gateway_headers(response.headers_mut(), cache, remaining, None, context);
     response
+}
+
+/// A 200 with a body that is already JSON, as `Json` would send it.
+fn json_bytes_response(bytes: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 pub fn insert_gateway_headers(

@@ -15,7 +15,6 @@ use crate::{
     cache::{CacheLookup, CacheStatus},
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
-    metrics,
     model_api::ByteStream,
     telemetry,
     usage::Usage,
@@ -60,10 +59,10 @@ impl Gateway {
                 error.code()
             }
         };
-        let label = self.model_labels.label(&model);
         let provider = self.model_api_for(context.api).provider_name();
         let elapsed = started.elapsed();
-        metrics::call_duration(context, Operation::Chat, provider, label, outcome, elapsed);
+        self.metrics
+            .call_duration(context, Operation::Chat, provider, &model, outcome, elapsed);
         result
     }
 
@@ -82,6 +81,7 @@ impl Gateway {
                 cached_answer(context, &admission.model, &body, remaining);
                 return Ok(ChatOutcome {
                     body,
+                    upstream_bytes: None,
                     model: admission.model,
                     usage: Usage::default(),
                     cache: CacheStatus::Hit,
@@ -92,24 +92,25 @@ impl Gateway {
             Lookup::Bypass => CacheStatus::Bypass,
         };
         let answer = self.ask_whole(context, &mut admission, native).await;
-        let (body, native_body) = admission.held.release_on_error(answer).await?;
+        let (body, native_body, upstream_bytes) = admission.held.release_on_error(answer).await?;
         let mut outcome = self
             .settle_whole(context, admission, body, cache_status)
             .await?;
         if let Some(native_body) = native_body {
             outcome.body = native_body;
         }
+        outcome.upstream_bytes = upstream_bytes;
         Ok(outcome)
     }
 
     /// The model API's whole answer, as JSON in the neutral chat form, and as the upstream
-    /// wrote it when it was a native call.
+    /// wrote it: parsed when it was a native call, else the bytes themselves.
     async fn ask_whole(
         &self,
         context: &CallContext,
         admission: &mut ChatAdmission,
         native: Option<&NativeCall>,
-    ) -> Result<(Value, Option<Value>), GatewayError> {
+    ) -> Result<(Value, Option<Value>, Option<Bytes>), GatewayError> {
         let (operation, body) = match native {
             Some(native) => (native.operation, native.body_for(admission, false)?),
             None => (Operation::Chat, serialize(&admission.request)?),
@@ -121,10 +122,11 @@ impl Gateway {
             self.deadline(),
         );
         let call = telemetry::recording_attempts(context.record.as_ref(), call);
-        let answer = parse_answer(&admission.held.sending(call).await?)?;
+        let bytes = admission.held.sending(call).await?;
+        let answer = parse_answer(&bytes)?;
         Ok(match native {
-            Some(native) => ((native.answer_as_chat)(&answer), Some(answer)),
-            None => (answer, None),
+            Some(native) => ((native.answer_as_chat)(&answer), Some(answer), None),
+            None => (answer, None, Some(bytes)),
         })
     }
 
@@ -266,11 +268,12 @@ impl Gateway {
         let sent = admission.held.sending(call).await;
         let sent = admission.held.release_on_error(sent).await;
         if let Err(error) = &sent {
-            let label = self.model_labels.label(&admission.model);
             let elapsed = started.elapsed();
             let provider = self.model_api.provider_name();
             let (operation, outcome) = (Operation::Embeddings, error.code());
-            metrics::call_duration(context, operation, provider, label, outcome, elapsed);
+            let model = &admission.model;
+            self.metrics
+                .call_duration(context, operation, provider, model, outcome, elapsed);
         }
         let parsed = sent.and_then(|answer| parse_answer(&answer));
         let body = admission.held.release_on_error(parsed).await?;
@@ -320,7 +323,7 @@ impl Gateway {
                 ("bypass", CacheStatus::Bypass)
             }
         };
-        metrics::cache_status(context, Operation::Chat, label);
+        self.metrics.cache_status(context, Operation::Chat, label);
         tracing::Span::current().record("tollgate.cache.status", label);
         if let Some(record) = &context.record {
             record.cache(cache_status);
@@ -333,7 +336,7 @@ impl Gateway {
     /// The GenAI client span of one call to `model`, named by its bounded metrics label.
     fn call_span(&self, operation: Operation, model: &str) -> tracing::Span {
         let provider = self.model_api.provider_name();
-        let label = self.model_labels.label(model);
+        let label = self.metrics.label(model);
         telemetry::model_call_span(operation, provider, label, model)
     }
 }

@@ -45,6 +45,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures::Stream;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -60,8 +61,8 @@ use crate::{
     context::Api,
     entra::EntraCredential,
     error::GatewayError,
+    metrics::CallMetrics,
     model_api::ModelApi,
-    names::ModelLabels,
     policy::{budget::Budget, content_safety::ContentSafety, governance},
     protocol::anthropic::MessagesApi,
     stats::{InstanceStats, ReportInputs, Stats, StatsBoard, StatsReport},
@@ -74,6 +75,10 @@ use crate::{
 pub struct ChatOutcome {
     /// The upstream's (or the cache's) answer, unchanged.
     pub body: Value,
+    /// The upstream's answer as it sent it, when `body` is exactly that parsed (a chat
+    /// completions call that went upstream): a route that writes `body` unchanged can send these
+    /// bytes instead of serialising it again.
+    pub upstream_bytes: Option<Bytes>,
     pub model: String,
     /// Tokens this call consumed (zero for a cache hit).
     pub usage: Usage,
@@ -139,8 +144,8 @@ pub struct Gateway {
     stream_send_timeout: Duration,
     usage_period: QuotaPeriod,
     prices: Prices,
-    /// What each model is called in metrics: configured names, else `other`.
-    model_labels: Arc<ModelLabels>,
+    /// The per-call metrics; each model is labelled by its configured name, else `other`.
+    metrics: Arc<CallMetrics>,
     /// `None` when content safety is off.
     content_safety: Option<Arc<ContentSafety>>,
     /// The Microsoft Entra ID credential, when an Azure backend has no key.
@@ -166,11 +171,11 @@ impl Gateway {
     /// The gateway over parts built elsewhere (by [`parts`], or by a test with a fake model
     /// API and a paused clock). The models configured are checked against the model API.
     pub fn from_parts(config: GatewayConfig, parts: GatewayParts) -> Result<Self, GatewayError> {
-        let model_labels = Arc::new(build::configured_models(
+        let metrics = Arc::new(CallMetrics::new(build::configured_models(
             [&config.chat_model, &config.embedding_model],
             &config.prices,
             parts.model_api.as_ref(),
-        )?);
+        )?));
         let messages_native = parts.messages_api.is_some();
         let messages_api = parts.messages_api.unwrap_or_else(|| {
             Arc::new(MessagesApi::translated(parts.model_api.clone())) as Arc<dyn ModelApi>
@@ -194,7 +199,7 @@ impl Gateway {
             stream_send_timeout: config.stream_send_timeout,
             usage_period: config.budget.usage_period,
             prices: config.prices,
-            model_labels,
+            metrics,
             content_safety: parts.content_safety,
             credential: parts.credential,
             stats: parts.stats,

@@ -18,7 +18,6 @@ use crate::{
     cache::{CacheStatus, ResponseCache},
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
-    metrics,
     model_api::ByteStream,
     policy::{
         content_safety::{ContentSafety, Direction},
@@ -143,11 +142,11 @@ impl StreamRelay {
             accounting.stats.refused_by(failure);
         }
         let outcome = relayed.failure.as_ref().map_or("ok", GatewayError::code);
-        metrics::call_duration(
+        accounting.metrics.call_duration(
             &self.context,
             Operation::Chat,
             accounting.provider,
-            accounting.model_labels.label(&self.model),
+            &self.model,
             outcome,
             self.started.elapsed(),
         );

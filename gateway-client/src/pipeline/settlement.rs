@@ -16,8 +16,7 @@ use crate::{
     config::QuotaPeriod,
     context::{CacheDirective, CallContext, Operation},
     error::GatewayError,
-    metrics,
-    names::ModelLabels,
+    metrics::CallMetrics,
     policy::content_safety::{self, Direction},
     stats::Stats,
     store::{StateStore, UsageRecord},
@@ -60,6 +59,7 @@ impl Gateway {
         }
         Ok(ChatOutcome {
             body,
+            upstream_bytes: None,
             model: admission.model,
             usage,
             cache: cache_status,
@@ -80,11 +80,11 @@ impl Gateway {
         let model = admission.model.clone();
         self.account(context, Operation::Embeddings, &model, usage)
             .await;
-        metrics::call_duration(
+        self.metrics.call_duration(
             context,
             Operation::Embeddings,
             self.model_api.provider_name(),
-            self.model_labels.label(&model),
+            &model,
             "ok",
             started.elapsed(),
         );
@@ -120,7 +120,7 @@ impl Gateway {
             store: self.store.clone(),
             clock: self.clock,
             usage_period: self.usage_period,
-            model_labels: self.model_labels.clone(),
+            metrics: self.metrics.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -143,7 +143,7 @@ pub(super) struct Accounting {
     store: Arc<dyn StateStore>,
     clock: Clock,
     usage_period: QuotaPeriod,
-    pub(super) model_labels: Arc<ModelLabels>,
+    pub(super) metrics: Arc<CallMetrics>,
     /// `gen_ai.provider.name` of the model API the call went to.
     pub(super) provider: &'static str,
     pub(super) stats: Arc<Stats>,
@@ -162,11 +162,11 @@ impl Accounting {
             usage.prompt_tokens,
             usage.completion_tokens,
         );
-        metrics::tokens(
+        self.metrics.tokens(
             context,
             operation,
             self.provider,
-            self.model_labels.label(model),
+            model,
             usage.prompt_tokens,
             usage.completion_tokens,
         );

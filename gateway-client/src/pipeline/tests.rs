@@ -223,12 +223,31 @@ async fn a_whole_answer_is_settled_to_its_usage() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_whole_answer_keeps_the_upstream_bytes_it_was_parsed_from() {
+    // Spacing and key order that serialising the parsed body again would not reproduce.
+    let sent = Bytes::from(format!(
+        "{{\"z\": 1,\n \"usage\": {}}}",
+        completion()["usage"]
+    ));
+    let api = Arc::new(FakeApi::answering([Ok(vec![sent.clone()])]));
+    let gateway = gateway(api, None);
+    let outcome = gateway.chat(&context(), request(100)).await.unwrap();
+    assert_eq!(outcome.upstream_bytes, Some(sent));
+    assert_eq!(outcome.body["z"], 1);
+    assert_eq!(outcome.usage.total_tokens, 15);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cache_hit_releases_the_reservation() {
     let api = Arc::new(FakeApi::default());
     let gateway = gateway(api.clone(), Some(Arc::new(AlwaysHit(completion()))));
     let outcome = gateway.chat(&context(), request(100)).await.unwrap();
     assert_eq!(outcome.cache, CacheStatus::Hit);
     assert_eq!(outcome.remaining_tokens, BUDGET);
+    assert_eq!(
+        outcome.upstream_bytes, None,
+        "a cached answer has no upstream bytes"
+    );
     assert_eq!(api.calls.load(Ordering::SeqCst), 0);
     assert!(budget_is_free(&gateway).await);
 }

@@ -3,19 +3,14 @@
 //! The JSON-RPC body is peeked at for its method and tool name (borrowing, no full parse). Junk
 //! bodies are counted too; rmcp answers them with a JSON-RPC error.
 
-use std::{
-    borrow::Cow,
-    collections::HashMap,
-    sync::{Arc, PoisonError, RwLock},
-    time::Instant,
-};
+use std::{borrow::Cow, sync::Arc, time::Instant};
 
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode};
 use metrics::{Counter, Histogram, SharedString};
 use serde::Deserialize;
 
-use gateway_client::Stats;
+use gateway_client::{Stats, metrics::HandleMap};
 
 use super::limits::{Allowance, McpLimits, Refusal};
 use crate::{auth::Caller, error::ApiError};
@@ -270,7 +265,7 @@ fn insert_allowance_headers(response: &mut Response, allowance: Allowance) {
 /// lists, subscriptions from the configured keys (unknown keys never get this far).
 #[derive(Default)]
 struct Recorders {
-    handles: RwLock<HashMap<SeriesKey, Series>>,
+    handles: HandleMap<SeriesKey, Series>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -295,27 +290,14 @@ impl Recorders {
             subscription,
         };
         let elapsed = started.elapsed().as_secs_f64();
-        if let Some(series) = self.read().get(&key) {
-            series.requests.increment(1);
-            series.duration.record(elapsed);
-            return;
-        }
-        let series = Series {
-            requests: metrics::counter!("mcp_requests_total", "method" => key.method, "tool" => key.tool, "status" => status_label(status), "subscription" => key.subscription.to_string()),
+        let register = |key: &SeriesKey| Series {
+            requests: metrics::counter!("mcp_requests_total", "method" => key.method, "tool" => key.tool, "status" => status_label(key.status), "subscription" => key.subscription.to_string()),
             duration: metrics::histogram!("mcp_request_duration_seconds", "method" => key.method, "tool" => key.tool),
         };
-        series.requests.increment(1);
-        series.duration.record(elapsed);
-        self.write().insert(key, series);
-    }
-
-    // A poisoned lock only means another request panicked mid-insert; the map is still valid.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SeriesKey, Series>> {
-        self.handles.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SeriesKey, Series>> {
-        self.handles.write().unwrap_or_else(PoisonError::into_inner)
+        self.handles.with(key, register, |series| {
+            series.requests.increment(1);
+            series.duration.record(elapsed);
+        });
     }
 }
 
