@@ -471,7 +471,7 @@ pub fn analyze(text: &str) -> Vec<Token> {
             at += 2;
             continue;
         }
-        at += classify(word, next, &mut tokens, sentence_from);
+        at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
     }
     why_forms(&mut tokens);
     tokens
@@ -503,9 +503,11 @@ fn join(word: &Word<'_>, next: &Word<'_>, phrase: &mut String) -> Option<String>
 }
 
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
+/// `then` is the word after `next`.
 fn classify(
     word: &Word<'_>,
     next: Option<&Word<'_>>,
+    then: Option<&Word<'_>>,
     tokens: &mut Vec<Token>,
     sentence_from: usize,
 ) -> usize {
@@ -545,9 +547,12 @@ fn classify(
     } else if let Some(how) = next_class.and_then(|c| c.how).filter(|_| text == "how") {
         tokens.push(fixed(how, Kind::Question));
         return 2;
+    } else if text == "to" && tokens.last().is_some_and(is_wh_word) {
+        // "how to freeze": an infinitive, not a direction
+        Token::new(word.interned(), Kind::Function)
     } else if let Some(direction) = class.direction {
         fixed(direction, Kind::Direction)
-    } else if text == "in" && next.is_some_and(|n| n.cap || lexicon::is_unit(&n.text)) {
+    } else if text == "in" && expressed_in(next, then) {
         // "in Python", "in pounds": what it is expressed in
         fixed("to", Kind::Direction)
     } else if class.function {
@@ -568,6 +573,26 @@ fn classify(
     };
     tokens.push(token);
     1
+}
+
+/// A question word, asking or not: "to" after it marks an infinitive ("how to", "what to").
+fn is_wh_word(token: &Token) -> bool {
+    token.kind == Kind::Question
+        || matches!(
+            token.word.as_ref(),
+            "how" | "what" | "which" | "where" | "when" | "who" | "whether" | "why"
+        )
+}
+
+/// Whether "in" before `next` (and `then`) names what something is expressed in: a name or a
+/// unit ("in Python", "in pounds", "in a cup"). Past an article: "a" is never the unit, though
+/// it spells one (amperes), so "in a directory" is a place, not a unit.
+fn expressed_in(next: Option<&Word<'_>>, then: Option<&Word<'_>>) -> bool {
+    let object = match next {
+        Some(word) if matches!(word.text.as_ref(), "a" | "an") => then,
+        _ => next,
+    };
+    object.is_some_and(|word| word.cap || lexicon::is_unit(&word.text))
 }
 
 /// Whether a question word after `earlier` (its sentence so far) asks the question: nothing
@@ -1027,6 +1052,17 @@ mod tests {
         assert_eq!(words_of("Which city in Canada?", Kind::Direction), ["to"]);
         assert_eq!(words_of("5 kilograms in pounds", Kind::Direction), ["to"]);
         assert!(words_of("in the container", Kind::Direction).is_empty());
+        // an article is not the unit "a" (amperes); past it, the name or the unit counts
+        assert!(words_of("every file in a directory", Kind::Direction).is_empty());
+        assert_eq!(words_of("How many grams in a cup?", Kind::Direction), ["to"]);
+        assert_eq!(words_of("in a JavaScript string", Kind::Direction), ["to"]);
+        // "to" after a question word marks an infinitive
+        assert!(words_of("Show me how to freeze a row", Kind::Direction).is_empty());
+        assert!(words_of("I wonder what to say", Kind::Direction).is_empty());
+        assert_eq!(
+            words_of("How to convert miles to km?", Kind::Direction),
+            ["to"]
+        );
         assert_eq!(words_of("Install Node.js", Kind::Entity), ["node.js"]);
         assert_eq!(
             words_of("What is the least expensive month?", Kind::Degree),

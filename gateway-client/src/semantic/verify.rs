@@ -902,6 +902,27 @@ mod tests {
     }
 
     #[test]
+    fn an_infinitive_or_an_article_is_not_a_direction() {
+        served(&[
+            (
+                "Can you show me how to freeze the top row in Excel?",
+                "How do I freeze the top row in Excel?",
+            ),
+            (
+                "In JavaScript, how do I replace all occurrences of a substring in a string?",
+                "How do I replace all occurrences of a substring in a JavaScript string?",
+            ),
+        ]);
+        refused(
+            &[(
+                "Show me how to copy files from my laptop to the server.",
+                "Show me how to copy files from the server to my laptop.",
+            )],
+            Refusal::Direction,
+        );
+    }
+
+    #[test]
     fn reversed_direction() {
         refused(
             &[(
