@@ -429,6 +429,11 @@ struct Word<'t> {
 }
 
 impl Word<'_> {
+    /// An open-class word: not a number, and in none of the closed classes' lists.
+    fn is_open(&self) -> bool {
+        self.closed.is_none() && !is_number(&self.text)
+    }
+
     fn class(&self) -> &'static Closed {
         self.closed.map_or(&OPEN, |(_, closed)| closed)
     }
@@ -522,8 +527,9 @@ fn classify(
         Token::new(Cow::Owned(text.replace(',', "")), Kind::Number)
     } else if matches!(text, "a" | "an")
         && next.is_some_and(|n| lexicon::lemmas(&n.text).known_unit())
+        && !then.is_some_and(Word::is_open)
     {
-        // "a cup" is one cup
+        // "a cup" is one cup; in "a standard piano" the unit's spelling modifies a noun
         fixed("1", Kind::Number)
     } else if let Some(value) = class.number.or(class.ordinal) {
         fixed(value, Kind::Number)
@@ -912,6 +918,11 @@ mod tests {
             "a cup is one cup"
         );
         assert!(words_of("Is a server needed?", Kind::Number).is_empty());
+        assert!(
+            words_of("How many keys does a standard piano have?", Kind::Number).is_empty(),
+            "a unit's spelling before a noun modifies it"
+        );
+        assert_eq!(words_of("a pound of flour", Kind::Number), ["1"]);
         assert_eq!(words_of("3.5 hours", Kind::Number), ["3.5"]);
     }
 

@@ -456,8 +456,8 @@ fn align<'t>(
     let scores = score_pairs(&words_a, &words_b, vectors)?;
     let (only_a, only_b) = pair_off(&words_a, &words_b, &scores)?;
     let mut in_compounds = Vec::new();
-    match_compounds(a, &only_a, &only_b, &mut in_compounds, vectors);
-    match_compounds(b, &only_b, &only_a, &mut in_compounds, vectors);
+    match_compounds(a, &only_a, [&only_b, &words_b], &mut in_compounds, vectors);
+    match_compounds(b, &only_b, [&only_a, &words_a], &mut in_compounds, vectors);
     let left = |side: Vec<&'t Token>| -> Vec<&'t Token> {
         side.into_iter()
             .filter(|t| !in_compounds.iter().any(|c| std::ptr::eq(*c, *t)))
@@ -553,12 +553,15 @@ fn pair_off<'t>(
 }
 
 /// Two adjacent words of `tokens`, one of them unmatched (in `mine`), that together name what an
-/// unmatched word of `theirs` names ("disk space"/"storage", "house plants"/"houseplants"):
-/// all three are marked as matched in `in_compounds`.
+/// unmatched word of the other side names ("disk space"/"storage", "house plants"/
+/// "houseplants"), or that written solid are a word of the other side, matched or not (the
+/// vectors may have matched "wi" of "wi-fi" to "wifi", leaving "fi" alone): all three are
+/// marked as matched in `in_compounds`. `[theirs, all_theirs]`: the other side's unmatched
+/// words, and all its aligned words.
 fn match_compounds<'t>(
     tokens: &[&'t Token],
     mine: &[&'t Token],
-    theirs: &[&'t Token],
+    [theirs, all_theirs]: [&[&'t Token]; 2],
     in_compounds: &mut Vec<&'t Token>,
     vectors: Option<&dyn WordVectors>,
 ) {
@@ -569,12 +572,20 @@ fn match_compounds<'t>(
             continue;
         }
         let forms = compound_forms(&x.word, &y.word);
-        let partner = theirs.iter().copied().find(|t| {
-            !has(in_compounds, t)
-                && forms
-                    .iter()
-                    .any(|form| similarity(form, &t.word, vectors).0 >= SAME_MEANING)
-        });
+        let solid = forms.last().map(String::as_str);
+        let partner = theirs
+            .iter()
+            .copied()
+            .find(|t| {
+                !has(in_compounds, t)
+                    && forms
+                        .iter()
+                        .any(|form| similarity(form, &t.word, vectors).0 >= SAME_MEANING)
+            })
+            .or_else(|| {
+                (all_theirs.iter().copied())
+                    .find(|t| !has(in_compounds, t) && Some(t.word.as_ref()) == solid)
+            });
         if let Some(partner) = partner {
             in_compounds.extend([partner, x, y]);
         }
@@ -688,13 +699,16 @@ fn changes_question(
     other: &[&Token],
     unaligned: &Unaligned<'_>,
 ) -> bool {
-    // the first token like this one (a word in a compound is no longer like it)
+    let implied_here = implied(&token.word, other);
+    // the first token like this one (a word in a compound is no longer like it); a modifier
+    // of a word the other side implies, implied as well, changes nothing ("best way" to X
+    // asks how to X)
     let modifier = tokens
         .iter()
         .position(|t| *t == token && !unaligned.in_compound(t))
         .and_then(|i| tokens.get(i + 1))
-        .is_some_and(|next| is_word(next));
-    token.possessive || modifier || !implied(&token.word, other)
+        .is_some_and(|next| is_word(next) && !(implied_here && implied(&next.word, other)));
+    token.possessive || modifier || !implied_here
 }
 
 /// A word the other side asks for already: a noun of manner when it asks how.
@@ -1176,6 +1190,34 @@ mod tests {
             verify_text(query, cached, Some(&related)),
             Err(Refusal::Swap),
             "merely related words stay apart"
+        );
+    }
+
+    #[test]
+    fn a_compound_written_solid_even_when_the_vectors_matched_one_part() {
+        let part = Related(&[("wi", "wifi", 0.9)]);
+        let (hyphenated, solid) = ("Why is my wi-fi so slow?", "Why is my wifi so slow?");
+        assert_eq!(verify_text(hyphenated, solid, Some(&part)), Ok(()));
+        assert_eq!(verify_text(solid, hyphenated, Some(&part)), Ok(()));
+        assert_eq!(
+            verify_text("Why is my wi-fi so slow?", "Why is my wifi hub so slow?", Some(&part)),
+            Err(Refusal::Extra),
+            "the compound takes its word only once"
+        );
+    }
+
+    #[test]
+    fn a_manner_phrase_asks_how() {
+        served(&[(
+            "Best way to get rid of aphids on roses?",
+            "How do I get rid of aphids on roses?",
+        )]);
+        refused(
+            &[(
+                "Cheapest way to get rid of aphids on roses?",
+                "How do I get rid of aphids on roses?",
+            )],
+            Refusal::Extra,
         );
     }
 }
