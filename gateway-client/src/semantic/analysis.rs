@@ -421,6 +421,8 @@ struct Word<'t> {
     text: Cow<'t, str>,
     /// Capitalized mid-sentence, or all caps: a name.
     cap: bool,
+    /// All caps in a prompt that is not: an acronym ("US"), even if it spells a function word.
+    acronym: bool,
     possessive: bool,
     /// The first word of a sentence.
     starts_sentence: bool,
@@ -456,7 +458,11 @@ pub fn analyze(text: &str) -> Vec<Token> {
     } else {
         Cow::Borrowed(expanded.as_ref())
     };
-    let words = split_words(&expanded, &lower);
+    let mut words = split_words(&expanded, &lower);
+    if !expanded.bytes().any(|b| b.is_ascii_lowercase()) {
+        // a prompt in capitals has no acronyms to tell apart
+        words.iter_mut().for_each(|word| word.acronym = false);
+    }
     let mut tokens: Vec<Token> = Vec::with_capacity(words.len());
     let mut phrase = String::new();
     let (mut at, mut sentence_from) = (0, 0);
@@ -561,7 +567,7 @@ fn classify(
     } else if text == "in" && expressed_in(next, then) {
         // "in Python", "in pounds": what it is expressed in
         fixed("to", Kind::Direction)
-    } else if class.function {
+    } else if class.function && !word.acronym {
         Token::new(word.interned(), Kind::Function)
     } else if class.request || class.support {
         Token::new(word.interned(), Kind::Request)
@@ -768,6 +774,7 @@ fn push_parts<'t>(
             .map(|(word, closed)| (*word, closed));
         words.push(Word {
             cap: is_capitalized(&part, first),
+            acronym: is_all_caps(&part),
             text: part_lower,
             possessive: possessive && index == last,
             starts_sentence: first,
@@ -853,10 +860,15 @@ fn is_capitalized(part: &str, sentence_start: bool) -> bool {
     let initial = bytes.first().is_some_and(u8::is_ascii_uppercase)
         && !sentence_start
         && !part.eq_ignore_ascii_case("i");
-    let all_caps = bytes.len() > 1
+    initial || is_all_caps(part)
+}
+
+/// Two letters or more, all capitals ("US", "CLI").
+fn is_all_caps(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    bytes.len() > 1
         && bytes.iter().any(u8::is_ascii_uppercase)
-        && !bytes.iter().any(u8::is_ascii_lowercase);
-    initial || all_caps
+        && !bytes.iter().any(u8::is_ascii_lowercase)
 }
 
 #[cfg(test)]
@@ -1075,6 +1087,10 @@ mod tests {
             ["to"]
         );
         assert_eq!(words_of("Install Node.js", Kind::Entity), ["node.js"]);
+        // an acronym is a name even when it spells a pronoun, unless the prompt is all caps
+        assert_eq!(words_of("100 US dollars", Kind::Entity), ["us"]);
+        assert!(words_of("Can you help us?", Kind::Entity).is_empty());
+        assert!(words_of("CAN YOU HELP US?", Kind::Entity).is_empty());
         assert_eq!(
             words_of("What is the least expensive month?", Kind::Degree),
             ["least"]

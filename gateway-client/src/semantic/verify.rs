@@ -1161,7 +1161,18 @@ mod tests {
                 "Convert 1 kilogram to pounds.",
                 "How many pounds are in a kilogram?",
             ),
+            (
+                "Convert 100 US dollars to euros.",
+                "How many euros is 100 US dollars?",
+            ),
         ]);
+        refused(
+            &[(
+                "Convert 100 US dollars to euros.",
+                "How many euros is 100 Canadian dollars?",
+            )],
+            Refusal::Entity,
+        );
     }
 
     /// Vectors relate words the lexicon does not.
