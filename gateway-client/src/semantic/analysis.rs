@@ -531,6 +531,12 @@ fn classify(
     let fixed = |value: &'static str, kind: Kind| Token::new(Cow::Borrowed(value), kind);
     let token = if is_number(text) {
         Token::new(Cow::Owned(text.replace(',', "")), Kind::Number)
+    } else if text == "%" {
+        // one word, three spellings: "%", "percent", "per cent"
+        fixed("percent", Kind::Content)
+    } else if text == "per" && next.is_some_and(|n| n.text == "cent") {
+        tokens.push(fixed("percent", Kind::Content));
+        return 2;
     } else if matches!(text, "a" | "an")
         && next.is_some_and(|n| lexicon::lemmas(&n.text).known_unit())
         && !then.is_some_and(Word::is_open)
@@ -936,6 +942,13 @@ mod tests {
         );
         assert_eq!(words_of("a pound of flour", Kind::Number), ["1"]);
         assert_eq!(words_of("3.5 hours", Kind::Number), ["3.5"]);
+        for text in ["15% of 80", "15 percent of 80", "15 per cent of 80"] {
+            assert_eq!(words_of(text, Kind::Content), ["percent"], "{text}");
+        }
+        assert_eq!(
+            words_of("50 cents per kilo", Kind::Content),
+            ["cents", "kilo"]
+        );
     }
 
     #[test]

@@ -338,7 +338,7 @@ fn counted<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, Option<&'t str>)> {
         .map(|(i, t)| {
             let percent = tokens
                 .get(i + 1)
-                .filter(|next| is_word(next) && matches!(next.word.as_ref(), "%" | "percent"));
+                .filter(|next| is_word(next) && next.word == "percent");
             let unit = percent
                 .or_else(|| counted_unit(tokens, i).map(|j| &tokens[j]))
                 .map(|unit| lexicon::lemmas(&unit.word).first());
@@ -760,6 +760,10 @@ mod tests {
             &[("What is 20% of 50?", "What is 20 of 50?")],
             Refusal::NumberRole,
         );
+        served(&[
+            ("What is 15 percent of 80?", "15% of 80?"),
+            ("What is 15 percent of 80?", "What is 15 per cent of 80?"),
+        ]);
     }
 
     #[test]
