@@ -133,6 +133,8 @@ pub fn verify(
     let (mut a, mut b): (Vec<&Token>, Vec<&Token>) =
         (query.iter().collect(), cached.iter().collect());
     compare_conversions(&mut a, &mut b, vectors)?;
+    set_aside_least(&mut a, &mut b);
+    set_aside_least(&mut b, &mut a);
     for (kind, refusal) in [
         (Kind::Number, Refusal::Number),
         (Kind::Negation, Refusal::Negation),
@@ -278,6 +280,29 @@ fn compare_conversions(
             Ok(())
         }
         _ => Err(Refusal::Conversion),
+    }
+}
+
+/// "least expensive" is "cheapest": "least" and a word in `a`, and in `b` the superlative of
+/// that word's opposite (by the lexicon's antonyms). All three are set aside, being the same.
+fn set_aside_least(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
+    let Some(at) = a
+        .windows(2)
+        .position(|pair| pair[0].kind == Kind::Degree && pair[0].word == "least" && is_word(pair[1]))
+    else {
+        return;
+    };
+    let scale = lexicon::lemmas(&a[at + 1].word);
+    let superlative = b.iter().position(|t| {
+        let lemmas = lexicon::lemmas(&t.word);
+        is_word(t)
+            && t.word.ends_with("est")
+            && !lemmas.contains(&t.word)
+            && lemmas.opposed_by(&scale)
+    });
+    if let Some(j) = superlative {
+        a.drain(at..at + 2);
+        b.remove(j);
     }
 }
 
@@ -841,6 +866,27 @@ mod tests {
                 "Which country has the most users?",
                 "Which country has the least users?",
             )],
+            Refusal::Degree,
+        );
+    }
+
+    #[test]
+    fn least_and_an_opposite_make_a_superlative() {
+        let cheapest = "What is the cheapest month to fly to Hawaii?";
+        served(&[(cheapest, "What is the least expensive month to fly to Hawaii?")]);
+        served(&[("What is the least expensive month to fly to Hawaii?", cheapest)]);
+        refused(
+            &[
+                (cheapest, "What is the most expensive month to fly to Hawaii?"),
+                (
+                    "What is the least expensive month to fly to Hawaii?",
+                    "What is the most expensive month to fly to Hawaii?",
+                ),
+                (
+                    "What is the least expensive month to fly to Hawaii?",
+                    "What is the priciest month to fly to Hawaii?",
+                ),
+            ],
             Refusal::Degree,
         );
     }
