@@ -805,7 +805,7 @@ fn split_parts<'t>(
         )
     };
     let mut parts: Vec<(Cow<'t, str>, Cow<'t, str>)> = Vec::new();
-    if hyphenated && joined_in_vocabulary(word) {
+    if hyphenated && (joined_in_vocabulary(word) || only_grammar(word)) {
         let joined: String = word.chars().filter(|&c| c != '-').collect();
         let lowered = joined.to_ascii_lowercase();
         parts.push((Cow::Owned(joined), Cow::Owned(lowered)));
@@ -843,6 +843,26 @@ fn joined_in_vocabulary(word: &str) -> bool {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     lexicon::in_vocabulary(&joined)
+}
+
+/// Whether every part of a hyphenated word is a function word, a direction or a particle
+/// ("to-do", "how-to"): the compound is a word of its own, with no grammar in it, so it is kept
+/// whole ("todo"). Numbers, negations and referents keep their parts.
+fn only_grammar(word: &str) -> bool {
+    let mut parts = word.split('-').filter(|part| !part.is_empty()).peekable();
+    parts.peek().is_some()
+        && parts.all(|part| {
+            CLOSED
+                .get(part.to_ascii_lowercase().as_str())
+                .is_some_and(|c| {
+                    (c.function || c.direction.is_some() || c.particle)
+                        && c.number.is_none()
+                        && c.ordinal.is_none()
+                        && c.referent.is_none()
+                        && c.question.is_none()
+                        && !c.negation
+                })
+        })
 }
 
 /// Where a number glued to a unit ("5kg", "20%") splits: the unit's offset.
@@ -1104,6 +1124,9 @@ mod tests {
         assert_eq!(words_of("100 US dollars", Kind::Entity), ["us"]);
         assert!(words_of("Can you help us?", Kind::Entity).is_empty());
         assert!(words_of("CAN YOU HELP US?", Kind::Entity).is_empty());
+        // a compound of grammar words is a word of its own
+        assert_eq!(words_of("Make a to-do list", Kind::Content), ["todo"]);
+        assert_eq!(words_of("a one-off job", Kind::Number), ["1"]);
         assert_eq!(
             words_of("What is the least expensive month?", Kind::Degree),
             ["least"]

@@ -1165,6 +1165,10 @@ mod tests {
             ),
             ("Why is my wi-fi so slow?", "Why is my wifi so slow?"),
             (
+                "How do I make a to-do list in Notion?",
+                "How do I make a todo list in Notion?",
+            ),
+            (
                 "Explain how per-region failover works.",
                 "Explain how failover per region works.",
             ),
