@@ -1110,7 +1110,10 @@ mod tests {
         assert!(words_of("in the container", Kind::Direction).is_empty());
         // an article is not the unit "a" (amperes); past it, the name or the unit counts
         assert!(words_of("every file in a directory", Kind::Direction).is_empty());
-        assert_eq!(words_of("How many grams in a cup?", Kind::Direction), ["to"]);
+        assert_eq!(
+            words_of("How many grams in a cup?", Kind::Direction),
+            ["to"]
+        );
         assert_eq!(words_of("in a JavaScript string", Kind::Direction), ["to"]);
         // "to" after a question word marks an infinitive
         assert!(words_of("Show me how to freeze a row", Kind::Direction).is_empty());

@@ -480,7 +480,9 @@ mod tests {
                 let cache = new_cache();
                 for (index, row) in rows.iter().enumerate() {
                     let part = (!shared).then_some(index);
-                    let prompt = cache.prompt(&context, "m", &request(&row.cached, part)).unwrap();
+                    let prompt = cache
+                        .prompt(&context, "m", &request(&row.cached, part))
+                        .unwrap();
                     cache.keep(prompt, &answer).await;
                 }
                 for (index, row) in rows.iter().enumerate() {
@@ -498,7 +500,10 @@ mod tests {
                     let cached_prompt = cache
                         .prompt(&context, "m", &request(&candidate.cached, part))
                         .unwrap();
-                    let why = cache.why_not(&query, &cached_prompt).await.unwrap_or_default();
+                    let why = cache
+                        .why_not(&query, &cached_prompt)
+                        .await
+                        .unwrap_or_default();
                     let why = why.rsplit(": ").next().unwrap_or_default().to_owned();
                     let a = minilm.embed_blocking(&candidate.query).unwrap();
                     let b = minilm.embed_blocking(&candidate.cached).unwrap();

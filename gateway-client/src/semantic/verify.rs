@@ -286,10 +286,9 @@ fn compare_conversions(
 /// "least expensive" is "cheapest": "least" and a word in `a`, and in `b` the superlative of
 /// that word's opposite (by the lexicon's antonyms). All three are set aside, being the same.
 fn set_aside_least(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
-    let Some(at) = a
-        .windows(2)
-        .position(|pair| pair[0].kind == Kind::Degree && pair[0].word == "least" && is_word(pair[1]))
-    else {
+    let Some(at) = a.windows(2).position(|pair| {
+        pair[0].kind == Kind::Degree && pair[0].word == "least" && is_word(pair[1])
+    }) else {
         return;
     };
     let scale = lexicon::lemmas(&a[at + 1].word);
@@ -873,11 +872,20 @@ mod tests {
     #[test]
     fn least_and_an_opposite_make_a_superlative() {
         let cheapest = "What is the cheapest month to fly to Hawaii?";
-        served(&[(cheapest, "What is the least expensive month to fly to Hawaii?")]);
-        served(&[("What is the least expensive month to fly to Hawaii?", cheapest)]);
+        served(&[(
+            cheapest,
+            "What is the least expensive month to fly to Hawaii?",
+        )]);
+        served(&[(
+            "What is the least expensive month to fly to Hawaii?",
+            cheapest,
+        )]);
         refused(
             &[
-                (cheapest, "What is the most expensive month to fly to Hawaii?"),
+                (
+                    cheapest,
+                    "What is the most expensive month to fly to Hawaii?",
+                ),
                 (
                     "What is the least expensive month to fly to Hawaii?",
                     "What is the most expensive month to fly to Hawaii?",
@@ -1265,7 +1273,11 @@ mod tests {
         assert_eq!(verify_text(hyphenated, solid, Some(&part)), Ok(()));
         assert_eq!(verify_text(solid, hyphenated, Some(&part)), Ok(()));
         assert_eq!(
-            verify_text("Why is my wi-fi so slow?", "Why is my wifi hub so slow?", Some(&part)),
+            verify_text(
+                "Why is my wi-fi so slow?",
+                "Why is my wifi hub so slow?",
+                Some(&part)
+            ),
             Err(Refusal::Extra),
             "the compound takes its word only once"
         );
