@@ -421,6 +421,8 @@ struct Word<'t> {
     text: Cow<'t, str>,
     /// Capitalized mid-sentence, or all caps: a name.
     cap: bool,
+    /// All caps in a prompt that is not: an acronym ("US"), even if it spells a function word.
+    acronym: bool,
     possessive: bool,
     /// The first word of a sentence.
     starts_sentence: bool,
@@ -429,6 +431,11 @@ struct Word<'t> {
 }
 
 impl Word<'_> {
+    /// An open-class word: not a number, and in none of the closed classes' lists.
+    fn is_open(&self) -> bool {
+        self.closed.is_none() && !is_number(&self.text)
+    }
+
     fn class(&self) -> &'static Closed {
         self.closed.map_or(&OPEN, |(_, closed)| closed)
     }
@@ -451,7 +458,11 @@ pub fn analyze(text: &str) -> Vec<Token> {
     } else {
         Cow::Borrowed(expanded.as_ref())
     };
-    let words = split_words(&expanded, &lower);
+    let mut words = split_words(&expanded, &lower);
+    if !expanded.bytes().any(|b| b.is_ascii_lowercase()) {
+        // a prompt in capitals has no acronyms to tell apart
+        words.iter_mut().for_each(|word| word.acronym = false);
+    }
     let mut tokens: Vec<Token> = Vec::with_capacity(words.len());
     let mut phrase = String::new();
     let (mut at, mut sentence_from) = (0, 0);
@@ -471,7 +482,7 @@ pub fn analyze(text: &str) -> Vec<Token> {
             at += 2;
             continue;
         }
-        at += classify(word, next, &mut tokens, sentence_from);
+        at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
     }
     why_forms(&mut tokens);
     tokens
@@ -503,9 +514,11 @@ fn join(word: &Word<'_>, next: &Word<'_>, phrase: &mut String) -> Option<String>
 }
 
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
+/// `then` is the word after `next`.
 fn classify(
     word: &Word<'_>,
     next: Option<&Word<'_>>,
+    then: Option<&Word<'_>>,
     tokens: &mut Vec<Token>,
     sentence_from: usize,
 ) -> usize {
@@ -518,10 +531,17 @@ fn classify(
     let fixed = |value: &'static str, kind: Kind| Token::new(Cow::Borrowed(value), kind);
     let token = if is_number(text) {
         Token::new(Cow::Owned(text.replace(',', "")), Kind::Number)
+    } else if text == "%" {
+        // one word, three spellings: "%", "percent", "per cent"
+        fixed("percent", Kind::Content)
+    } else if text == "per" && next.is_some_and(|n| n.text == "cent") {
+        tokens.push(fixed("percent", Kind::Content));
+        return 2;
     } else if matches!(text, "a" | "an")
         && next.is_some_and(|n| lexicon::lemmas(&n.text).known_unit())
+        && !then.is_some_and(Word::is_open)
     {
-        // "a cup" is one cup
+        // "a cup" is one cup; in "a standard piano" the unit's spelling modifies a noun
         fixed("1", Kind::Number)
     } else if let Some(value) = class.number.or(class.ordinal) {
         fixed(value, Kind::Number)
@@ -545,12 +565,15 @@ fn classify(
     } else if let Some(how) = next_class.and_then(|c| c.how).filter(|_| text == "how") {
         tokens.push(fixed(how, Kind::Question));
         return 2;
+    } else if text == "to" && tokens.last().is_some_and(is_wh_word) {
+        // "how to freeze": an infinitive, not a direction
+        Token::new(word.interned(), Kind::Function)
     } else if let Some(direction) = class.direction {
         fixed(direction, Kind::Direction)
-    } else if text == "in" && next.is_some_and(|n| n.cap || lexicon::is_unit(&n.text)) {
+    } else if text == "in" && expressed_in(next, then) {
         // "in Python", "in pounds": what it is expressed in
         fixed("to", Kind::Direction)
-    } else if class.function {
+    } else if class.function && !word.acronym {
         Token::new(word.interned(), Kind::Function)
     } else if class.request || class.support {
         Token::new(word.interned(), Kind::Request)
@@ -568,6 +591,26 @@ fn classify(
     };
     tokens.push(token);
     1
+}
+
+/// A question word, asking or not: "to" after it marks an infinitive ("how to", "what to").
+fn is_wh_word(token: &Token) -> bool {
+    token.kind == Kind::Question
+        || matches!(
+            token.word.as_ref(),
+            "how" | "what" | "which" | "where" | "when" | "who" | "whether" | "why"
+        )
+}
+
+/// Whether "in" before `next` (and `then`) names what something is expressed in: a name or a
+/// unit ("in Python", "in pounds", "in a cup"). Past an article: "a" is never the unit, though
+/// it spells one (amperes), so "in a directory" is a place, not a unit.
+fn expressed_in(next: Option<&Word<'_>>, then: Option<&Word<'_>>) -> bool {
+    let object = match next {
+        Some(word) if matches!(word.text.as_ref(), "a" | "an") => then,
+        _ => next,
+    };
+    object.is_some_and(|word| word.cap || lexicon::is_unit(&word.text))
 }
 
 /// Whether a question word after `earlier` (its sentence so far) asks the question: nothing
@@ -737,6 +780,7 @@ fn push_parts<'t>(
             .map(|(word, closed)| (*word, closed));
         words.push(Word {
             cap: is_capitalized(&part, first),
+            acronym: is_all_caps(&part),
             text: part_lower,
             possessive: possessive && index == last,
             starts_sentence: first,
@@ -761,7 +805,7 @@ fn split_parts<'t>(
         )
     };
     let mut parts: Vec<(Cow<'t, str>, Cow<'t, str>)> = Vec::new();
-    if hyphenated && joined_in_vocabulary(word) {
+    if hyphenated && (joined_in_vocabulary(word) || only_grammar(word)) {
         let joined: String = word.chars().filter(|&c| c != '-').collect();
         let lowered = joined.to_ascii_lowercase();
         parts.push((Cow::Owned(joined), Cow::Owned(lowered)));
@@ -801,6 +845,26 @@ fn joined_in_vocabulary(word: &str) -> bool {
     lexicon::in_vocabulary(&joined)
 }
 
+/// Whether every part of a hyphenated word is a function word, a direction or a particle
+/// ("to-do", "how-to"): the compound is a word of its own, with no grammar in it, so it is kept
+/// whole ("todo"). Numbers, negations and referents keep their parts.
+fn only_grammar(word: &str) -> bool {
+    let mut parts = word.split('-').filter(|part| !part.is_empty()).peekable();
+    parts.peek().is_some()
+        && parts.all(|part| {
+            CLOSED
+                .get(part.to_ascii_lowercase().as_str())
+                .is_some_and(|c| {
+                    (c.function || c.direction.is_some() || c.particle)
+                        && c.number.is_none()
+                        && c.ordinal.is_none()
+                        && c.referent.is_none()
+                        && c.question.is_none()
+                        && !c.negation
+                })
+        })
+}
+
 /// Where a number glued to a unit ("5kg", "20%") splits: the unit's offset.
 fn number_unit_split(word: &str) -> Option<usize> {
     let bytes = word.as_bytes();
@@ -822,10 +886,15 @@ fn is_capitalized(part: &str, sentence_start: bool) -> bool {
     let initial = bytes.first().is_some_and(u8::is_ascii_uppercase)
         && !sentence_start
         && !part.eq_ignore_ascii_case("i");
-    let all_caps = bytes.len() > 1
+    initial || is_all_caps(part)
+}
+
+/// Two letters or more, all capitals ("US", "CLI").
+fn is_all_caps(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    bytes.len() > 1
         && bytes.iter().any(u8::is_ascii_uppercase)
-        && !bytes.iter().any(u8::is_ascii_lowercase);
-    initial || all_caps
+        && !bytes.iter().any(u8::is_ascii_lowercase)
 }
 
 #[cfg(test)]
@@ -887,7 +956,19 @@ mod tests {
             "a cup is one cup"
         );
         assert!(words_of("Is a server needed?", Kind::Number).is_empty());
+        assert!(
+            words_of("How many keys does a standard piano have?", Kind::Number).is_empty(),
+            "a unit's spelling before a noun modifies it"
+        );
+        assert_eq!(words_of("a pound of flour", Kind::Number), ["1"]);
         assert_eq!(words_of("3.5 hours", Kind::Number), ["3.5"]);
+        for text in ["15% of 80", "15 percent of 80", "15 per cent of 80"] {
+            assert_eq!(words_of(text, Kind::Content), ["percent"], "{text}");
+        }
+        assert_eq!(
+            words_of("50 cents per kilo", Kind::Content),
+            ["cents", "kilo"]
+        );
     }
 
     #[test]
@@ -1027,7 +1108,28 @@ mod tests {
         assert_eq!(words_of("Which city in Canada?", Kind::Direction), ["to"]);
         assert_eq!(words_of("5 kilograms in pounds", Kind::Direction), ["to"]);
         assert!(words_of("in the container", Kind::Direction).is_empty());
+        // an article is not the unit "a" (amperes); past it, the name or the unit counts
+        assert!(words_of("every file in a directory", Kind::Direction).is_empty());
+        assert_eq!(
+            words_of("How many grams in a cup?", Kind::Direction),
+            ["to"]
+        );
+        assert_eq!(words_of("in a JavaScript string", Kind::Direction), ["to"]);
+        // "to" after a question word marks an infinitive
+        assert!(words_of("Show me how to freeze a row", Kind::Direction).is_empty());
+        assert!(words_of("I wonder what to say", Kind::Direction).is_empty());
+        assert_eq!(
+            words_of("How to convert miles to km?", Kind::Direction),
+            ["to"]
+        );
         assert_eq!(words_of("Install Node.js", Kind::Entity), ["node.js"]);
+        // an acronym is a name even when it spells a pronoun, unless the prompt is all caps
+        assert_eq!(words_of("100 US dollars", Kind::Entity), ["us"]);
+        assert!(words_of("Can you help us?", Kind::Entity).is_empty());
+        assert!(words_of("CAN YOU HELP US?", Kind::Entity).is_empty());
+        // a compound of grammar words is a word of its own
+        assert_eq!(words_of("Make a to-do list", Kind::Content), ["todo"]);
+        assert_eq!(words_of("a one-off job", Kind::Number), ["1"]);
         assert_eq!(
             words_of("What is the least expensive month?", Kind::Degree),
             ["least"]

@@ -133,6 +133,8 @@ pub fn verify(
     let (mut a, mut b): (Vec<&Token>, Vec<&Token>) =
         (query.iter().collect(), cached.iter().collect());
     compare_conversions(&mut a, &mut b, vectors)?;
+    set_aside_least(&mut a, &mut b);
+    set_aside_least(&mut b, &mut a);
     for (kind, refusal) in [
         (Kind::Number, Refusal::Number),
         (Kind::Negation, Refusal::Negation),
@@ -281,6 +283,28 @@ fn compare_conversions(
     }
 }
 
+/// "least expensive" is "cheapest": "least" and a word in `a`, and in `b` the superlative of
+/// that word's opposite (by the lexicon's antonyms). All three are set aside, being the same.
+fn set_aside_least(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
+    let Some(at) = a.windows(2).position(|pair| {
+        pair[0].kind == Kind::Degree && pair[0].word == "least" && is_word(pair[1])
+    }) else {
+        return;
+    };
+    let scale = lexicon::lemmas(&a[at + 1].word);
+    let superlative = b.iter().position(|t| {
+        let lemmas = lexicon::lemmas(&t.word);
+        is_word(t)
+            && t.word.ends_with("est")
+            && !lemmas.contains(&t.word)
+            && lemmas.opposed_by(&scale)
+    });
+    if let Some(j) = superlative {
+        a.drain(at..at + 2);
+        b.remove(j);
+    }
+}
+
 /// Whether both ask the same question: the same question words, or a question word on one side
 /// whose noun the other names ("when" / "what date"). The noun is then consumed, and question
 /// words are dropped from both.
@@ -338,7 +362,7 @@ fn counted<'t>(tokens: &[&'t Token]) -> Vec<(&'t str, Option<&'t str>)> {
         .map(|(i, t)| {
             let percent = tokens
                 .get(i + 1)
-                .filter(|next| is_word(next) && matches!(next.word.as_ref(), "%" | "percent"));
+                .filter(|next| is_word(next) && next.word == "percent");
             let unit = percent
                 .or_else(|| counted_unit(tokens, i).map(|j| &tokens[j]))
                 .map(|unit| lexicon::lemmas(&unit.word).first());
@@ -456,8 +480,8 @@ fn align<'t>(
     let scores = score_pairs(&words_a, &words_b, vectors)?;
     let (only_a, only_b) = pair_off(&words_a, &words_b, &scores)?;
     let mut in_compounds = Vec::new();
-    match_compounds(a, &only_a, &only_b, &mut in_compounds, vectors);
-    match_compounds(b, &only_b, &only_a, &mut in_compounds, vectors);
+    match_compounds(a, &only_a, [&only_b, &words_b], &mut in_compounds, vectors);
+    match_compounds(b, &only_b, [&only_a, &words_a], &mut in_compounds, vectors);
     let left = |side: Vec<&'t Token>| -> Vec<&'t Token> {
         side.into_iter()
             .filter(|t| !in_compounds.iter().any(|c| std::ptr::eq(*c, *t)))
@@ -553,12 +577,15 @@ fn pair_off<'t>(
 }
 
 /// Two adjacent words of `tokens`, one of them unmatched (in `mine`), that together name what an
-/// unmatched word of `theirs` names ("disk space"/"storage", "house plants"/"houseplants"):
-/// all three are marked as matched in `in_compounds`.
+/// unmatched word of the other side names ("disk space"/"storage", "house plants"/
+/// "houseplants"), or that written solid are a word of the other side, matched or not (the
+/// vectors may have matched "wi" of "wi-fi" to "wifi", leaving "fi" alone): all three are
+/// marked as matched in `in_compounds`. `[theirs, all_theirs]`: the other side's unmatched
+/// words, and all its aligned words.
 fn match_compounds<'t>(
     tokens: &[&'t Token],
     mine: &[&'t Token],
-    theirs: &[&'t Token],
+    [theirs, all_theirs]: [&[&'t Token]; 2],
     in_compounds: &mut Vec<&'t Token>,
     vectors: Option<&dyn WordVectors>,
 ) {
@@ -569,12 +596,20 @@ fn match_compounds<'t>(
             continue;
         }
         let forms = compound_forms(&x.word, &y.word);
-        let partner = theirs.iter().copied().find(|t| {
-            !has(in_compounds, t)
-                && forms
-                    .iter()
-                    .any(|form| similarity(form, &t.word, vectors).0 >= SAME_MEANING)
-        });
+        let solid = forms.last().map(String::as_str);
+        let partner = theirs
+            .iter()
+            .copied()
+            .find(|t| {
+                !has(in_compounds, t)
+                    && forms
+                        .iter()
+                        .any(|form| similarity(form, &t.word, vectors).0 >= SAME_MEANING)
+            })
+            .or_else(|| {
+                (all_theirs.iter().copied())
+                    .find(|t| !has(in_compounds, t) && Some(t.word.as_ref()) == solid)
+            });
         if let Some(partner) = partner {
             in_compounds.extend([partner, x, y]);
         }
@@ -688,13 +723,16 @@ fn changes_question(
     other: &[&Token],
     unaligned: &Unaligned<'_>,
 ) -> bool {
-    // the first token like this one (a word in a compound is no longer like it)
+    let implied_here = implied(&token.word, other);
+    // the first token like this one (a word in a compound is no longer like it); a modifier
+    // of a word the other side implies, implied as well, changes nothing ("best way" to X
+    // asks how to X)
     let modifier = tokens
         .iter()
         .position(|t| *t == token && !unaligned.in_compound(t))
         .and_then(|i| tokens.get(i + 1))
-        .is_some_and(|next| is_word(next));
-    token.possessive || modifier || !implied(&token.word, other)
+        .is_some_and(|next| is_word(next) && !(implied_here && implied(&next.word, other)));
+    token.possessive || modifier || !implied_here
 }
 
 /// A word the other side asks for already: a noun of manner when it asks how.
@@ -746,6 +784,10 @@ mod tests {
             &[("What is 20% of 50?", "What is 20 of 50?")],
             Refusal::NumberRole,
         );
+        served(&[
+            ("What is 15 percent of 80?", "15% of 80?"),
+            ("What is 15 percent of 80?", "What is 15 per cent of 80?"),
+        ]);
     }
 
     #[test]
@@ -828,6 +870,36 @@ mod tests {
     }
 
     #[test]
+    fn least_and_an_opposite_make_a_superlative() {
+        let cheapest = "What is the cheapest month to fly to Hawaii?";
+        served(&[(
+            cheapest,
+            "What is the least expensive month to fly to Hawaii?",
+        )]);
+        served(&[(
+            "What is the least expensive month to fly to Hawaii?",
+            cheapest,
+        )]);
+        refused(
+            &[
+                (
+                    cheapest,
+                    "What is the most expensive month to fly to Hawaii?",
+                ),
+                (
+                    "What is the least expensive month to fly to Hawaii?",
+                    "What is the most expensive month to fly to Hawaii?",
+                ),
+                (
+                    "What is the least expensive month to fly to Hawaii?",
+                    "What is the priciest month to fly to Hawaii?",
+                ),
+            ],
+            Refusal::Degree,
+        );
+    }
+
+    #[test]
     fn question_type() {
         refused(
             &[(
@@ -899,6 +971,27 @@ mod tests {
                 "How many Japanese yen is 50 British pounds?",
             ),
         ]);
+    }
+
+    #[test]
+    fn an_infinitive_or_an_article_is_not_a_direction() {
+        served(&[
+            (
+                "Can you show me how to freeze the top row in Excel?",
+                "How do I freeze the top row in Excel?",
+            ),
+            (
+                "In JavaScript, how do I replace all occurrences of a substring in a string?",
+                "How do I replace all occurrences of a substring in a JavaScript string?",
+            ),
+        ]);
+        refused(
+            &[(
+                "Show me how to copy files from my laptop to the server.",
+                "Show me how to copy files from the server to my laptop.",
+            )],
+            Refusal::Direction,
+        );
     }
 
     #[test]
@@ -1080,6 +1173,10 @@ mod tests {
             ),
             ("Why is my wi-fi so slow?", "Why is my wifi so slow?"),
             (
+                "How do I make a to-do list in Notion?",
+                "How do I make a todo list in Notion?",
+            ),
+            (
                 "Explain how per-region failover works.",
                 "Explain how failover per region works.",
             ),
@@ -1126,7 +1223,18 @@ mod tests {
                 "Convert 1 kilogram to pounds.",
                 "How many pounds are in a kilogram?",
             ),
+            (
+                "Convert 100 US dollars to euros.",
+                "How many euros is 100 US dollars?",
+            ),
         ]);
+        refused(
+            &[(
+                "Convert 100 US dollars to euros.",
+                "How many euros is 100 Canadian dollars?",
+            )],
+            Refusal::Entity,
+        );
     }
 
     /// Vectors relate words the lexicon does not.
@@ -1155,6 +1263,38 @@ mod tests {
             verify_text(query, cached, Some(&related)),
             Err(Refusal::Swap),
             "merely related words stay apart"
+        );
+    }
+
+    #[test]
+    fn a_compound_written_solid_even_when_the_vectors_matched_one_part() {
+        let part = Related(&[("wi", "wifi", 0.9)]);
+        let (hyphenated, solid) = ("Why is my wi-fi so slow?", "Why is my wifi so slow?");
+        assert_eq!(verify_text(hyphenated, solid, Some(&part)), Ok(()));
+        assert_eq!(verify_text(solid, hyphenated, Some(&part)), Ok(()));
+        assert_eq!(
+            verify_text(
+                "Why is my wi-fi so slow?",
+                "Why is my wifi hub so slow?",
+                Some(&part)
+            ),
+            Err(Refusal::Extra),
+            "the compound takes its word only once"
+        );
+    }
+
+    #[test]
+    fn a_manner_phrase_asks_how() {
+        served(&[(
+            "Best way to get rid of aphids on roses?",
+            "How do I get rid of aphids on roses?",
+        )]);
+        refused(
+            &[(
+                "Cheapest way to get rid of aphids on roses?",
+                "How do I get rid of aphids on roses?",
+            )],
+            Refusal::Extra,
         );
     }
 }
