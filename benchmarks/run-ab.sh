@@ -143,15 +143,24 @@ for connections in 1 16; do
         "$(cpu "chat-A-c$connections")" "$(cpu "chat-B-c$connections")" \
         "$(awk -v a="$(cpu "chat-A-c$connections")" -v b="$(cpu "chat-B-c$connections")" 'BEGIN { printf "%.2f", b / a }')"
 done
-overhead() { awk -v t="$(p50 "$1-c1")" -v m="$(p50 mock-c1)" 'BEGIN { print t - m }'; }
-printf '| gateway overhead p50 µs (c1, minus the mock) | %s | %s | %+d µs |\n' "$(overhead chat-A)" "$(overhead chat-B)" \
-    "$(( $(overhead chat-B) - $(overhead chat-A) ))"
-share() { awk -v a="$(rps "$1-c16")" -v m="$(rps mock-c16)" 'BEGIN { printf "%.2f", a / m }'; }
+# overhead NAME: the median over rounds of NAME's p50 minus the mock's p50 in the same round (a
+# pair measured seconds apart, so a round where the machine was busier counts for both).
+overhead() {
+    paste -d ' ' <(awk '{ print $2 }' "$LOG_DIR/ab-$1-c1") <(awk '{ print $2 }' "$LOG_DIR/ab-mock-c1") \
+        | awk '{ print $1 - $2 }' | median
+}
+printf '| gateway overhead p50 µs (c1, minus the mock in the same round) | %s | %s | %+d µs |\n' \
+    "$(overhead chat-A)" "$(overhead chat-B)" "$(awk -v a="$(overhead chat-A)" -v b="$(overhead chat-B)" 'BEGIN { printf "%d", b - a }')"
+# share NAME: the median over rounds of NAME's req/s at c16 over the mock's in the same round.
+share() {
+    paste -d ' ' <(awk '{ print $1 }' "$LOG_DIR/ab-$1-c16") <(awk '{ print $1 }' "$LOG_DIR/ab-mock-c16") \
+        | awk '{ printf "%.3f\n", $1 / $2 }' | median
+}
 printf '| gateway ÷ mock direct, req/s at c16 | %s× | %s× | |\n' "$(share chat-A)" "$(share chat-B)"
 printf '\nThe peer, nginx as a plain reverse proxy over the same mock (medians, same rounds):\n\n'
 printf '| measurement | nginx proxy | mock direct |\n|---|---:|---:|\n'
 printf '| req/s c1 | %s | %s |\n| req/s c16 | %s (%s× direct) | %s |\n' "$(rps nginx-c1)" "$(rps mock-c1)" \
     "$(rps nginx-c16)" "$(share nginx)" "$(rps mock-c16)"
-printf '| overhead p50 µs (c1, minus the mock) | %s | |\n' "$(overhead nginx)"
+printf '| overhead p50 µs (c1, minus the mock in the same round) | %s | |\n' "$(overhead nginx)"
 printf '| server CPU µs/request (c1 / c16) | %s / %s | %s / %s |\n' "$(cpu nginx-c1)" "$(cpu nginx-c16)" \
     "$(cpu mock-c1)" "$(cpu mock-c16)"
