@@ -1093,6 +1093,27 @@ mod tests {
     }
 
     #[test]
+    fn irregular_forms_meet_their_lemmas_synonyms() {
+        served(&[
+            (
+                "When was the Eiffel Tower built?",
+                "When was the Eiffel Tower constructed?",
+            ),
+            ("Who wrote Hamlet?", "Who has written Hamlet?"),
+        ]);
+        refused(
+            &[
+                (
+                    "When was the Eiffel Tower built?",
+                    "When was the Eiffel Tower destroyed?",
+                ),
+                ("Who wrote Hamlet?", "Who read Hamlet?"),
+            ],
+            Refusal::Swap,
+        );
+    }
+
+    #[test]
     fn extra_words() {
         refused(
             &[
