@@ -27,7 +27,8 @@ checks the committed files against it.
 
 Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags`, ids and antonyms
 space-separated, flags `u` for a unit. Multi-word lemmas ("turn off", "disk space") are kept
-when they have two words.
+when they have two words, or three for verbs ("get rid of", "put up with"); the verifier joins
+a phrase into one word only when the lexicon knows it.
 
 Irregular forms (irregular.tsv). WordNet's database has no exception lists here (the npm
 package ships none), and suffix rules cannot reduce "built", "wrote" or "children". Those come
@@ -167,7 +168,8 @@ def main(dict_dir, vocab_path):
 
     def wanted(lemma):
         words = normalize(lemma).split()
-        if not words or len(words) > 2 or not all(w.isalpha() and w.isascii() for w in words):
+        longest = 3 if any(pos == "v" for pos, _ in index[(lemma, "all")]) else 2
+        if not words or len(words) > longest or not all(w.isalpha() and w.isascii() for w in words):
             return False
         known = lemma in tagged or all(w in vocab for w in words)
         return known or is_unit(lemma, index, pointers, roots)

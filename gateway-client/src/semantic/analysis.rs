@@ -1,7 +1,7 @@
 //! A prompt's words, each classified by the part it plays in the question, for the verifier.
 //!
 //! [`analyze`] lowercases, expands contractions, splits hyphenated words and numbers glued to
-//! units ("5kg"), joins two-word lemmas the lexicon knows ("turn off", "disk space"), and gives
+//! units ("5kg"), joins phrasal verbs the lexicon knows ("turn off", "get rid of"), and gives
 //! each word a [`Kind`]. Closed-class words (numbers, negations, referents, question words,
 //! directions, function words) come from the lists below: they are the grammar of a question,
 //! which decides who, what, how many and which way; they are not synonyms. Whether two open-class
@@ -472,14 +472,15 @@ pub fn analyze(text: &str) -> Vec<Token> {
         }
         let next = words.get(at + 1);
         if let Some(next) = next
-            && let Some(joined) = join(word, next, &mut phrase)
+            && let Some((joined, taken)) = join(word, next, words.get(at + 2), &mut phrase)
         {
+            let last = words.get(at + taken - 1).unwrap_or(next);
             tokens.push(Token {
                 word: Cow::Owned(joined),
                 kind: Kind::Content,
-                possessive: next.possessive,
+                possessive: last.possessive,
             });
-            at += 2;
+            at += taken;
             continue;
         }
         at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
@@ -488,29 +489,46 @@ pub fn analyze(text: &str) -> Vec<Token> {
     tokens
 }
 
-/// A phrasal verb the lexicon knows, spelt with `_`: "turned off" → "turn_off". Names and
-/// closed-class words don't join.
-fn join(word: &Word<'_>, next: &Word<'_>, phrase: &mut String) -> Option<String> {
+/// A phrasal verb the lexicon knows, spelt with `_`, and how many words it took: "turned off"
+/// → "turn_off" (a verb and a particle), "got rid of" → "get_rid_of" (a verb, a particle or
+/// open-class word, and a preposition). Names and closed-class words don't join; the particle
+/// stays in the word, so "turn_on" and "turn_off" remain two words.
+fn join(
+    word: &Word<'_>,
+    next: &Word<'_>,
+    then: Option<&Word<'_>>,
+    phrase: &mut String,
+) -> Option<(String, usize)> {
     let this = word.class();
-    let joinable = !word.cap
-        && !next.cap
-        && !this.function
-        && this.referent.is_none()
-        && !this.negation
-        && next.class().particle;
-    if !joinable {
+    let verb =
+        !word.cap && !this.function && this.referent.is_none() && !this.negation && !next.cap;
+    if !verb {
         return None;
     }
-    lexicon::lemmas(&word.text)
-        .as_slice()
-        .iter()
-        .find_map(|lemma| {
+    let (particle, open) = (next.class().particle, next.is_open());
+    let preposition = then.filter(|t| !t.cap && t.class().function);
+    let lemmas = lexicon::lemmas(&word.text);
+    let mut known = |words: &[&str]| {
+        lemmas.as_slice().iter().find_map(|lemma| {
             phrase.clear();
             phrase.push_str(lemma);
-            phrase.push(' ');
-            phrase.push_str(&next.text);
+            for word in words {
+                phrase.push(' ');
+                phrase.push_str(word);
+            }
             lexicon::entry(phrase).map(|_| phrase.replace(' ', "_"))
         })
+    };
+    if let Some(then) = preposition
+        && (particle || open)
+        && let Some(joined) = known(&[next.text.as_ref(), then.text.as_ref()])
+    {
+        return Some((joined, 3));
+    }
+    if particle {
+        return known(&[next.text.as_ref()]).map(|joined| (joined, 2));
+    }
+    None
 }
 
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
@@ -1062,6 +1080,21 @@ mod tests {
             words_of("How much disk space is used?", Kind::Content),
             ["disk", "space"],
             "only phrasal verbs join; \"used\" is a support verb"
+        );
+        assert_eq!(
+            words_of("How do I get rid of mould?", Kind::Content),
+            ["get_rid_of", "mould"],
+            "a verb, a word and a preposition"
+        );
+        assert_eq!(
+            words_of("We got rid of it", Kind::Content),
+            ["get_rid_of"],
+            "through an irregular lemma"
+        );
+        assert_eq!(
+            words_of("How do I drop a line in pandas?", Kind::Content),
+            ["drop", "line", "pandas"],
+            "an idiom with a determiner inside does not join"
         );
     }
 

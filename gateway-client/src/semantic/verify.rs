@@ -1114,6 +1114,37 @@ mod tests {
     }
 
     #[test]
+    fn three_word_phrasal_verbs_meet_their_synonyms_and_keep_their_particles() {
+        served(&[
+            (
+                "How do I get rid of mould in the bathroom?",
+                "How do I remove mould in the bathroom?",
+            ),
+            (
+                "How do I remove duplicates from an array?",
+                "How do I get rid of duplicates from an array?",
+            ),
+        ]);
+        refused(
+            &[
+                (
+                    "How do I get rid of mould in the bathroom?",
+                    "How do I grow mould in the bathroom?",
+                ),
+                (
+                    "How do I turn on the heating?",
+                    "How do I turn off the heating?",
+                ),
+                (
+                    "How do I switch on the heating?",
+                    "How do I switch off the heating?",
+                ),
+            ],
+            Refusal::Swap,
+        );
+    }
+
+    #[test]
     fn extra_words() {
         refused(
             &[

@@ -32,7 +32,7 @@ use tests::{
 /// measured, never tuned on.
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.78),
-    ("cache-tune.tsv", 0.73),
+    ("cache-tune.tsv", 0.74),
     ("cache-heldout.tsv", 0.63),
     ("cache-heldout-v2.tsv", 0.62),
 ];
