@@ -466,9 +466,15 @@ pub fn analyze(text: &str) -> Vec<Token> {
     let mut tokens: Vec<Token> = Vec::with_capacity(words.len());
     let mut phrase = String::new();
     let (mut at, mut sentence_from) = (0, 0);
+    // the particle of a split phrasal verb, already in its verb's token
+    let mut joined_particle = None;
     while let Some(word) = words.get(at) {
         if word.starts_sentence {
             sentence_from = tokens.len();
+        }
+        if joined_particle == Some(at) {
+            at += 1;
+            continue;
         }
         let next = words.get(at + 1);
         if let Some(next) = next
@@ -481,6 +487,16 @@ pub fn analyze(text: &str) -> Vec<Token> {
                 possessive: last.possessive,
             });
             at += taken;
+            continue;
+        }
+        if let Some((joined, particle)) = join_split(&words, at, &mut phrase) {
+            tokens.push(Token {
+                word: Cow::Owned(joined),
+                kind: Kind::Content,
+                possessive: false,
+            });
+            joined_particle = Some(particle);
+            at += 1;
             continue;
         }
         at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
@@ -527,6 +543,50 @@ fn join(
     }
     if particle {
         return known(&[next.text.as_ref()]).map(|joined| (joined, 2));
+    }
+    None
+}
+
+/// The most words between a verb and its particle: "bring [an item] back", "turn [the
+/// heating] off".
+const MAX_OBJECT_WORDS: usize = 3;
+
+/// Determiners: they may stand between a direction and its object ("to the …", "from my …"),
+/// or in the object of a split phrasal verb.
+pub(super) const DETERMINERS: &[&str] = &["the", "a", "an", "my", "our", "your"];
+
+/// A phrasal verb split by its object, spelt with `_`, and where its particle is: "bring an
+/// item back" → "bring_back" (the object keeps its own tokens). The particle must end the
+/// sentence or come before a preposition, as in "turn the lights off in the kitchen": before a
+/// determiner it starts a phrase of its own ("turn the page on the left").
+fn join_split(words: &[Word<'_>], at: usize, phrase: &mut String) -> Option<(String, usize)> {
+    let verb = words.get(at)?;
+    let object_word = |w: &Word<'_>| {
+        !w.starts_sentence
+            && (w.is_open()
+                || DETERMINERS.contains(&w.text.as_ref())
+                || w.text == "it"
+                || w.class().referent.is_some())
+    };
+    for particle_at in at + 2..=at + 1 + MAX_OBJECT_WORDS {
+        let particle = words.get(particle_at)?;
+        if !object_word(words.get(particle_at - 1)?) {
+            return None;
+        }
+        if !particle.class().particle || particle.starts_sentence {
+            continue;
+        }
+        let ends_here = words.get(particle_at + 1).is_none_or(|after| {
+            let class = after.class();
+            after.starts_sentence
+                || (class.function
+                    && class.referent.is_none()
+                    && !DETERMINERS.contains(&after.text.as_ref()))
+        });
+        return ends_here
+            .then(|| join(verb, particle, None, phrase))
+            .flatten()
+            .map(|(joined, _)| (joined, particle_at));
     }
     None
 }
@@ -1095,6 +1155,20 @@ mod tests {
             words_of("How do I drop a line in pandas?", Kind::Content),
             ["drop", "line", "pandas"],
             "an idiom with a determiner inside does not join"
+        );
+        assert_eq!(
+            words_of("Can I bring an item back to Target?", Kind::Content),
+            ["bring_back", "item"],
+            "a particle after a short object"
+        );
+        assert_eq!(
+            words_of("How do I turn it off?", Kind::Content),
+            ["turn_off"]
+        );
+        assert_eq!(
+            words_of("Turn the page on the left", Kind::Content),
+            ["turn", "page", "left"],
+            "before a determiner, \"on\" starts a phrase"
         );
     }
 

@@ -19,7 +19,7 @@
 //! model call, a wrong hit costs trust.
 
 use super::{
-    analysis::{Kind, Token, analyze},
+    analysis::{DETERMINERS, Kind, Token, analyze},
     lexicon::{self, Lemmas},
 };
 
@@ -109,9 +109,6 @@ const MANNER_NOUNS: &[&str] = &[
     "instruction",
     "best",
 ];
-
-/// Words that may stand between a direction and its object: "to the …", "from my …".
-const DETERMINERS: &[&str] = &["the", "a", "an", "my", "our", "your"];
 
 /// Words that only say a conversion is asked.
 const CONVERSION_WORDS: &[&str] = &[
@@ -1114,7 +1111,7 @@ mod tests {
     }
 
     #[test]
-    fn three_word_phrasal_verbs_meet_their_synonyms_and_keep_their_particles() {
+    fn phrasal_verbs_meet_their_synonyms_and_keep_their_particles() {
         served(&[
             (
                 "How do I get rid of mould in the bathroom?",
@@ -1123,6 +1120,14 @@ mod tests {
             (
                 "How do I remove duplicates from an array?",
                 "How do I get rid of duplicates from an array?",
+            ),
+            (
+                "How do I switch off the lights in the kitchen?",
+                "How do I turn the lights off in the kitchen?",
+            ),
+            (
+                "How do I turn off the heating?",
+                "How do I turn the heating off?",
             ),
         ]);
         refused(
@@ -1134,6 +1139,14 @@ mod tests {
                 (
                     "How do I turn on the heating?",
                     "How do I turn off the heating?",
+                ),
+                (
+                    "How do I turn the heating on?",
+                    "How do I turn the heating off?",
+                ),
+                (
+                    "How do I turn on the heating?",
+                    "How do I turn the heating off?",
                 ),
                 (
                     "How do I switch on the heating?",
