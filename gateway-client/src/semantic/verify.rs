@@ -19,7 +19,7 @@
 //! model call, a wrong hit costs trust.
 
 use super::{
-    analysis::{Kind, Token, analyze},
+    analysis::{DETERMINERS, Kind, Token, analyze},
     lexicon::{self, Lemmas},
 };
 
@@ -109,9 +109,6 @@ const MANNER_NOUNS: &[&str] = &[
     "instruction",
     "best",
 ];
-
-/// Words that may stand between a direction and its object: "to the …", "from my …".
-const DETERMINERS: &[&str] = &["the", "a", "an", "my", "our", "your"];
 
 /// Words that only say a conversion is asked.
 const CONVERSION_WORDS: &[&str] = &[
@@ -1087,6 +1084,74 @@ mod tests {
                     "How can I speed up the tests?",
                 ),
                 ("How do I turn on logging?", "How do I turn off logging?"),
+            ],
+            Refusal::Swap,
+        );
+    }
+
+    #[test]
+    fn irregular_forms_meet_their_lemmas_synonyms() {
+        served(&[
+            (
+                "When was the Eiffel Tower built?",
+                "When was the Eiffel Tower constructed?",
+            ),
+            ("Who wrote Hamlet?", "Who has written Hamlet?"),
+        ]);
+        refused(
+            &[
+                (
+                    "When was the Eiffel Tower built?",
+                    "When was the Eiffel Tower destroyed?",
+                ),
+                ("Who wrote Hamlet?", "Who read Hamlet?"),
+            ],
+            Refusal::Swap,
+        );
+    }
+
+    #[test]
+    fn phrasal_verbs_meet_their_synonyms_and_keep_their_particles() {
+        served(&[
+            (
+                "How do I get rid of mould in the bathroom?",
+                "How do I remove mould in the bathroom?",
+            ),
+            (
+                "How do I remove duplicates from an array?",
+                "How do I get rid of duplicates from an array?",
+            ),
+            (
+                "How do I switch off the lights in the kitchen?",
+                "How do I turn the lights off in the kitchen?",
+            ),
+            (
+                "How do I turn off the heating?",
+                "How do I turn the heating off?",
+            ),
+        ]);
+        refused(
+            &[
+                (
+                    "How do I get rid of mould in the bathroom?",
+                    "How do I grow mould in the bathroom?",
+                ),
+                (
+                    "How do I turn on the heating?",
+                    "How do I turn off the heating?",
+                ),
+                (
+                    "How do I turn the heating on?",
+                    "How do I turn the heating off?",
+                ),
+                (
+                    "How do I turn on the heating?",
+                    "How do I turn the heating off?",
+                ),
+                (
+                    "How do I switch on the heating?",
+                    "How do I switch off the heating?",
+                ),
             ],
             Refusal::Swap,
         );
