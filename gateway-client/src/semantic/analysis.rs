@@ -591,6 +591,20 @@ fn join_split(words: &[Word<'_>], at: usize, phrase: &mut String) -> Option<(Str
     None
 }
 
+/// Whether "a" before a unit says "per" rather than "one": at the end of a clause, after
+/// anything but a preposition, a copula or a verb of equivalence ("do 20 a day", "earn an
+/// hour"; but "in a day", "is a gallon", "make a cup", "convert a cup to…" count one).
+fn a_rate(previous: Option<&Token>, then: Option<&Word<'_>>) -> bool {
+    const QUANTITY_FRAMES: &[&str] = &[
+        "in", "of", "for", "into", "within", "than", "per", "is", "are", "was", "were", "be",
+        "make", "makes", "equal", "equals",
+    ];
+    let clause_ends = then.is_none_or(|t| t.starts_sentence);
+    let counts_one =
+        |t: &Token| t.kind == Kind::Direction || QUANTITY_FRAMES.contains(&t.word.as_ref());
+    clause_ends && previous.is_some_and(|t| !counts_one(t))
+}
+
 /// Classifies `word` and pushes its token; returns how many words it took (2 for "how many").
 /// `then` is the word after `next`.
 fn classify(
@@ -618,6 +632,7 @@ fn classify(
     } else if matches!(text, "a" | "an")
         && next.is_some_and(|n| lexicon::lemmas(&n.text).known_unit())
         && !then.is_some_and(Word::is_open)
+        && !a_rate(tokens.last(), then)
     {
         // "a cup" is one cup; in "a standard piano" the unit's spelling modifies a noun
         fixed("1", Kind::Number)
@@ -1039,6 +1054,21 @@ mod tests {
             "a unit's spelling before a noun modifies it"
         );
         assert_eq!(words_of("a pound of flour", Kind::Number), ["1"]);
+        for text in [
+            "How many seconds are in a day?",
+            "Convert a cup to tablespoons.",
+        ] {
+            assert_eq!(words_of(text, Kind::Number), ["1"], "{text}");
+        }
+        for text in [
+            "How many push-ups should a beginner do a day?",
+            "How much do nurses earn an hour?",
+        ] {
+            assert!(
+                words_of(text, Kind::Number).is_empty(),
+                "a unit's article at a clause's end is a rate: {text}"
+            );
+        }
         assert_eq!(words_of("3.5 hours", Kind::Number), ["3.5"]);
         for text in ["15% of 80", "15 percent of 80", "15 per cent of 80"] {
             assert_eq!(words_of(text, Kind::Content), ["percent"], "{text}");

@@ -497,6 +497,26 @@ mod tests {
     }
 
     #[test]
+    fn units_have_their_symbols_and_aliases() {
+        for (symbol, name) in [
+            ("g", "gram"),
+            ("oz", "ounce"),
+            ("tbsp", "tablespoon"),
+            ("degf", "fahrenheit"),
+            ("km", "kilometer"),
+        ] {
+            assert!(is_unit(symbol) && is_unit(name), "{symbol} {name}");
+            assert!(
+                lemmas(symbol).share_concept(&lemmas(name)),
+                "{symbol} {name}"
+            );
+        }
+        // One concept per unit: a teaspoon is not a tablespoon, a gram not an ounce.
+        assert!(!lemmas("tsp").share_concept(&lemmas("tablespoon")));
+        assert!(!lemmas("g").share_concept(&lemmas("oz")));
+    }
+
+    #[test]
     fn irregular_forms_reduce_to_their_lemmas() {
         assert!(lemmas("built").contains("build"));
         assert!(lemmas("wrote").contains("write"));

@@ -208,6 +208,7 @@ const UNIT_MODIFIERS: usize = 2;
 
 /// The unit the number at `at` counts: the first unit word after it, past at most
 /// [`UNIT_MODIFIERS`] other words; nothing else (a preposition, another number) may intervene.
+/// Of adjacent unit words, the last: "350 degrees Fahrenheit" counts Fahrenheit.
 fn counted_unit(tokens: &[&Token], at: usize) -> Option<usize> {
     tokens
         .iter()
@@ -215,8 +216,22 @@ fn counted_unit(tokens: &[&Token], at: usize) -> Option<usize> {
         .skip(at + 1)
         .take(UNIT_MODIFIERS + 1)
         .take_while(|(_, t)| is_word(t))
-        .find(|(_, t)| lexicon::is_unit(&t.word))
-        .map(|(j, _)| j)
+        .find(|(_, t)| is_unit(t))
+        .map(|(j, _)| last_of_unit_run(tokens, j))
+}
+
+fn is_unit(token: &Token) -> bool {
+    is_word(token) && lexicon::is_unit(&token.word)
+}
+
+/// The last of the adjacent unit words from `at` on: the one the others qualify ("degrees
+/// Celsius").
+fn last_of_unit_run(tokens: &[&Token], at: usize) -> usize {
+    let mut last = at;
+    while tokens.get(last + 1).is_some_and(|t| is_unit(t)) {
+        last += 1;
+    }
+    last
 }
 
 /// The conversion a prompt asks for: a number before a unit, and exactly one other unit.
@@ -226,9 +241,10 @@ fn conversion<'t>(tokens: &[&'t Token]) -> Option<Conversion<'t>> {
         .enumerate()
         .filter(|(_, t)| t.kind == Kind::Number)
         .find_map(|(i, _)| Some((i, counted_unit(tokens, i)?)))?;
+    // The other units, a run of adjacent ones counted once, by its last word.
     let mut others = (0..tokens.len())
         .filter(|&j| j != amount && j != source)
-        .filter(|&j| is_word(tokens[j]) && lexicon::is_unit(&tokens[j].word));
+        .filter(|&j| is_unit(tokens[j]) && last_of_unit_run(tokens, j) == j);
     let (Some(target), None) = (others.next(), others.next()) else {
         return None;
     };
@@ -1299,6 +1315,35 @@ mod tests {
                 "How many euros is 100 Canadian dollars?",
             )],
             Refusal::Entity,
+        );
+    }
+
+    #[test]
+    fn conversions_know_unit_symbols_and_qualified_units() {
+        served(&[
+            ("Convert 250 grams to ounces.", "What is 250 g in oz?"),
+            (
+                "Convert 350 degrees Fahrenheit to Celsius.",
+                "How many degrees Celsius is 350 Fahrenheit?",
+            ),
+            (
+                "How many tablespoons are in a cup?",
+                "Convert 1 cup to tablespoons.",
+            ),
+        ]);
+        refused(
+            &[
+                ("Convert 250 grams to ounces.", "What is 250 kg in oz?"),
+                (
+                    "Convert 350 degrees Fahrenheit to Celsius.",
+                    "How many degrees Fahrenheit is 350 Celsius?",
+                ),
+                (
+                    "How many tablespoons are in a cup?",
+                    "How many teaspoons are in a cup?",
+                ),
+            ],
+            Refusal::Conversion,
         );
     }
 

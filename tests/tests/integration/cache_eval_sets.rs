@@ -32,9 +32,9 @@ use tests::{
 /// measured, never tuned on.
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.78),
-    ("cache-tune.tsv", 0.74),
+    ("cache-tune.tsv", 0.75),
     ("cache-heldout.tsv", 0.63),
-    ("cache-heldout-v2.tsv", 0.62),
+    ("cache-heldout-v2.tsv", 0.63),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
