@@ -226,11 +226,19 @@ def main(dict_dir, vocab_path, pint_path):
         entry[1] |= antonyms
         entry[2] = entry[2] or is_unit(lemma, index, pointers, roots)
 
+    # A short symbol or alias that spells a word WordNet knows otherwise ("us" for microseconds,
+    # "pm" for picometres) stays that word: it is far more often the word. Names stay units.
+    other_words = {normalize(k) for k in index if isinstance(k, str)}
     for unit in pint_units(pint_path):
         concept = "pint:" + unit[0]
+        name = normalize(unit[0])
         for spelling in {normalize(s) for s in unit}:
             words = spelling.split()
             if not words or len(words) > 2 or not all(w.isalpha() and w.isascii() for w in words):
+                continue
+            known_unit = spelling in entries and entries[spelling][2]
+            symbol = spelling != name and len(spelling) <= 3
+            if symbol and spelling in other_words and not known_unit:
                 continue
             entry = entries.setdefault(spelling, [set(), set(), False])
             entry[0].add(concept)

@@ -511,6 +511,9 @@ mod tests {
                 "{symbol} {name}"
             );
         }
+        // A short symbol that spells another word stays that word ("us": microseconds; "pm").
+        assert!(!is_unit("us") && !is_unit("pm"));
+        assert!(is_unit("day"), "a unit's name stays a unit");
         // One concept per unit: a teaspoon is not a tablespoon, a gram not an ounce.
         assert!(!lemmas("tsp").share_concept(&lemmas("tablespoon")));
         assert!(!lemmas("g").share_concept(&lemmas("oz")));
