@@ -162,6 +162,7 @@ impl CallMetrics {
     }
 
     pub fn cache_status(&self, context: &CallContext, operation: Operation, status: &'static str) {
+        // The cache counter has no model label: every status shares the placeholder `other`.
         let series = CallSeries {
             subscription: context.subscription.clone(),
             model: self.labels.shared_label(""),
