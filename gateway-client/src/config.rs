@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     pub cache: Option<CacheSettings>,
     /// Microsoft Entra ID credentials, for the Azure backends configured without a key.
     pub entra: Option<EntraConfig>,
+    /// Plain-HTTP upstreams are reached through tollgate's own connections (`upstream::direct`)
+    /// rather than reqwest's client; false when an HTTP proxy must carry them.
+    pub direct_plain_http: bool,
 }
 
 /// Where Microsoft Entra ID tokens come from (see `entra`): the raw settings; the credential

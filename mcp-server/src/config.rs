@@ -381,6 +381,18 @@ pub struct Settings {
     )]
     pub stream_send_timeout_seconds: u64,
 
+    /// An HTTP proxy in the environment (`HTTP_PROXY`, `http_proxy`, `ALL_PROXY`, `all_proxy`),
+    /// as every HTTP client reads it. With one, plain-HTTP upstreams are reached through the
+    /// client that honours it instead of tollgate's own connections (the faster path).
+    #[arg(long, env = "HTTP_PROXY", hide = true, hide_env_values = true)]
+    pub http_proxy: Option<String>,
+    #[arg(long, env = "http_proxy", hide = true, hide_env_values = true)]
+    pub http_proxy_lowercase: Option<String>,
+    #[arg(long, env = "ALL_PROXY", hide = true, hide_env_values = true)]
+    pub all_proxy: Option<String>,
+    #[arg(long, env = "all_proxy", hide = true, hide_env_values = true)]
+    pub all_proxy_lowercase: Option<String>,
+
     /// Key for the admin routes (/admin/usage for every subscription).
     #[arg(long, env = "ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<SecretString>,
@@ -1189,6 +1201,19 @@ mod tests {
             &azure.backend_configs()[..],
             [BackendConfig::Azure { .. }]
         ));
+    }
+
+    #[test]
+    fn an_http_proxy_in_the_environment_sends_plain_http_upstreams_through_it() {
+        let base = ("OPENAI_BASE_URL", "http://llm.internal:8000/v1");
+        let direct = Settings::from_map(&[base]).unwrap();
+        assert!(direct.gateway_config().direct_plain_http);
+        for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            let proxied = Settings::from_map(&[base, (name, "http://proxy:3128")]).unwrap();
+            assert!(!proxied.gateway_config().direct_plain_http, "{name}");
+        }
+        let empty = Settings::from_map(&[base, ("HTTP_PROXY", " ")]).unwrap();
+        assert!(empty.gateway_config().direct_plain_http);
     }
 
     #[test]

@@ -55,18 +55,14 @@ pub fn parts(
         .map(Arc::new);
     let stats = Arc::new(Stats::new(clock));
     let upstream = Arc::new(
-        Upstream::new(config.backends.clone(), config.retry, config.breaker)?
+        upstream_over(&config.backends, config)?
             .with_credential(credential.clone())
             .with_stats(stats.clone()),
     );
     let messages_api = if config.messages_backends.is_empty() {
         None
     } else {
-        let native = Upstream::new(
-            config.messages_backends.clone(),
-            config.retry,
-            config.breaker,
-        )?;
+        let native = upstream_over(&config.messages_backends, config)?;
         Some(Arc::new(MessagesApi::native(native)) as Arc<dyn ModelApi>)
     };
     let stats_board = shared.as_ref().map(|(redis, instance_id)| {
@@ -154,10 +150,8 @@ pub fn semantic_cache(config: &GatewayConfig) -> Result<Option<SemanticCache>, G
     let Some(settings) = &config.cache else {
         return Ok(None);
     };
-    let upstream = Arc::new(
-        Upstream::new(config.backends.clone(), config.retry, config.breaker)?
-            .with_credential(credential(config)?),
-    );
+    let upstream =
+        Arc::new(upstream_over(&config.backends, config)?.with_credential(credential(config)?));
     build_semantic_cache(
         settings.clone(),
         &upstream,
@@ -227,4 +221,16 @@ pub(super) fn configured_models(
             .chain(prices.0.keys())
             .cloned(),
     ))
+}
+
+/// The upstream over `backends`, with the gateway's retry, breaker and connection settings.
+fn upstream_over(
+    backends: &[crate::config::BackendConfig],
+    config: &GatewayConfig,
+) -> Result<Upstream, GatewayError> {
+    let upstream = Upstream::new(backends.to_vec(), config.retry, config.breaker)?;
+    Ok(match config.direct_plain_http {
+        true => upstream,
+        false => upstream.without_direct_connections(),
+    })
 }

@@ -141,6 +141,7 @@ fn config() -> GatewayConfig {
         content_safety: ContentSafetyConfig::default(),
         cache: None,
         entra: None,
+        direct_plain_http: true,
     }
 }
 

@@ -9,13 +9,14 @@
 //! A stream is retried only until its answer starts: nothing is retried once bytes have gone on.
 
 mod breaker;
+mod direct;
 pub mod sse;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode, uri::PathAndQuery};
 use rand::Rng;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -42,23 +43,38 @@ pub struct Backend {
     pub breaker: Breaker,
     /// Microsoft Entra ID tokens, for an Azure backend configured without a key.
     credential: Option<Arc<EntraCredential>>,
+    /// The headers that carry its key (and Anthropic's version), built once.
+    key_headers: HeaderMap,
     /// An OpenAI-style backend's URLs (chat, embeddings, moderations), parsed once: they do not
     /// depend on the call, and parsing a URL on every call is a measurable share of it.
     parsed_urls: Option<[reqwest::Url; 3]>,
+    /// A plain-HTTP backend's own connections (see [`direct`]); `None`: reqwest's client.
+    direct: Option<Arc<direct::Pool>>,
+    /// The paths of `parsed_urls`, for `direct`.
+    direct_paths: Option<[PathAndQuery; 3]>,
 }
 
 /// Azure AI Content Safety's API version.
 pub const CONTENT_SAFETY_API_VERSION: &str = "2024-09-01";
 
 impl Backend {
-    pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Self {
+    /// The backend for `config`; refused when its key cannot be sent in a header.
+    pub fn new(config: BackendConfig, breaker: BreakerConfig) -> Result<Self, GatewayError> {
         let label: Arc<str> = Arc::from(label_of(&config));
+        let key_headers = key_headers(&config).map_err(|_| {
+            GatewayError::Startup(format!(
+                "the key for {label} holds characters an HTTP header cannot carry"
+            ))
+        })?;
         let mut backend = Self {
             breaker: Breaker::new(label.clone(), breaker),
             label,
             config,
             credential: None,
+            key_headers,
             parsed_urls: None,
+            direct: None,
+            direct_paths: None,
         };
         if !backend.names_deployments() {
             let parse = |operation| reqwest::Url::parse(&backend.url(operation, "")).ok();
@@ -73,26 +89,56 @@ impl Backend {
                 _ => None,
             };
         }
-        backend
+        Ok(backend)
     }
 
-    /// A POST to this backend's endpoint for `operation` (and `model`, on Azure).
-    fn post(
-        &self,
-        http: &reqwest::Client,
-        operation: Operation,
-        model: &str,
-    ) -> reqwest::RequestBuilder {
-        let index = match operation {
-            Operation::Chat => Some(0),
-            Operation::Embeddings => Some(1),
-            Operation::Moderations => Some(2),
-            Operation::TextAnalyze | Operation::ShieldPrompt | Operation::Responses => None,
-        };
-        match (&self.parsed_urls, index) {
-            (Some(urls), Some(index)) => http.post(urls[index].clone()),
-            _ => http.post(self.url(operation, model)),
+    /// Reaches this backend through its own connections when its URL is plain HTTP.
+    fn with_direct_connections(mut self) -> Self {
+        self.direct = direct::Pool::for_url(self.base_url());
+        self.direct_paths =
+            self.parsed_urls
+                .as_ref()
+                .and_then(|[chat, embeddings, moderations]| {
+                    Some([path_of(chat)?, path_of(embeddings)?, path_of(moderations)?])
+                });
+        self
+    }
+
+    fn base_url(&self) -> &str {
+        match &self.config {
+            BackendConfig::OpenAi { base_url, .. } | BackendConfig::Anthropic { base_url, .. } => {
+                base_url
+            }
+            BackendConfig::Azure { endpoint, .. }
+            | BackendConfig::ContentSafety { endpoint, .. } => endpoint,
         }
+    }
+
+    /// The URL of this backend's endpoint for `operation` (and `model`, on Azure).
+    fn parsed_url(&self, operation: Operation, model: &str) -> Result<reqwest::Url, Failure> {
+        match (&self.parsed_urls, fixed_endpoint(operation)) {
+            (Some(urls), Some(index)) => Ok(urls[index].clone()),
+            _ => reqwest::Url::parse(&self.url(operation, model)).map_err(|_| {
+                Failure::Final(GatewayError::Startup(format!(
+                    "the URL of {} does not parse",
+                    self.label
+                )))
+            }),
+        }
+    }
+
+    /// The path (and query) of this backend's endpoint for `operation`, for `direct`.
+    fn path(&self, operation: Operation, model: &str) -> Result<PathAndQuery, Failure> {
+        if let (Some(paths), Some(index)) = (&self.direct_paths, fixed_endpoint(operation)) {
+            return Ok(paths[index].clone());
+        }
+        let url = self.parsed_url(operation, model)?;
+        path_of(&url).ok_or_else(|| {
+            Failure::Final(GatewayError::Startup(format!(
+                "the URL of {} has no usable path",
+                self.label
+            )))
+        })
     }
 
     fn url(&self, operation: Operation, model: &str) -> String {
@@ -148,38 +194,26 @@ impl Backend {
         )
     }
 
-    /// The request with this backend's key, or with `bearer`, an Entra ID token.
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        bearer: Option<&Bearer>,
-    ) -> reqwest::RequestBuilder {
+    /// The headers of one request: its key (or `bearer`, an Entra ID token), the trace
+    /// context, then the call's own headers (which win).
+    fn request_headers(&self, bearer: Option<&Bearer>, call_headers: &HeaderMap) -> HeaderMap {
+        let mut headers = self.key_headers.clone();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(bearer) = bearer {
-            return request.header(http::header::AUTHORIZATION, bearer.header.clone());
+            headers.insert(http::header::AUTHORIZATION, bearer.header.clone());
         }
-        match &self.config {
-            BackendConfig::OpenAi {
-                api_key: Some(key), ..
-            } => request.bearer_auth(key.expose_secret()),
-            BackendConfig::Azure {
-                api_key: Some(key), ..
-            } => request.header("api-key", key.expose_secret()),
-            BackendConfig::Anthropic {
-                api_key, version, ..
-            } => {
-                let request = request.header("anthropic-version", version.as_str());
-                match api_key {
-                    Some(key) => request.header("x-api-key", key.expose_secret()),
-                    None => request,
-                }
-            }
-            BackendConfig::ContentSafety {
-                api_key: Some(key), ..
-            } => request.header("Ocp-Apim-Subscription-Key", key.expose_secret()),
-            BackendConfig::OpenAi { api_key: None, .. }
-            | BackendConfig::Azure { api_key: None, .. }
-            | BackendConfig::ContentSafety { api_key: None, .. } => request,
+        // The trace context goes on to the model API (W3C traceparent), when there is one.
+        telemetry::inject_headers(&mut headers);
+        for name in call_headers.keys() {
+            headers.remove(name);
         }
+        for (name, value) in call_headers {
+            headers.append(name, value.clone());
+        }
+        headers
     }
 
     /// An Entra ID token for this backend, if it takes one, within `deadline`.
@@ -206,6 +240,69 @@ impl Backend {
             }
         }
     }
+}
+
+/// Where `operation`'s URL sits in `parsed_urls`, for the operations whose URL never changes.
+fn fixed_endpoint(operation: Operation) -> Option<usize> {
+    match operation {
+        Operation::Chat => Some(0),
+        Operation::Embeddings => Some(1),
+        Operation::Moderations => Some(2),
+        Operation::TextAnalyze | Operation::ShieldPrompt | Operation::Responses => None,
+    }
+}
+
+fn path_of(url: &reqwest::Url) -> Option<PathAndQuery> {
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    PathAndQuery::try_from(path).ok()
+}
+
+/// The headers that carry `config`'s key, marked sensitive (kept out of debug output).
+fn key_headers(config: &BackendConfig) -> Result<HeaderMap, http::header::InvalidHeaderValue> {
+    let secret = |value: String| {
+        HeaderValue::try_from(value).map(|mut value| {
+            value.set_sensitive(true);
+            value
+        })
+    };
+    let mut headers = HeaderMap::new();
+    match config {
+        BackendConfig::OpenAi {
+            api_key: Some(key), ..
+        } => {
+            let value = secret(format!("Bearer {}", key.expose_secret()))?;
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        BackendConfig::Azure {
+            api_key: Some(key), ..
+        } => {
+            headers.insert("api-key", secret(key.expose_secret().to_owned())?);
+        }
+        BackendConfig::Anthropic {
+            api_key, version, ..
+        } => {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::try_from(version.as_str())?,
+            );
+            if let Some(key) = api_key {
+                headers.insert("x-api-key", secret(key.expose_secret().to_owned())?);
+            }
+        }
+        BackendConfig::ContentSafety {
+            api_key: Some(key), ..
+        } => {
+            let value = secret(key.expose_secret().to_owned())?;
+            headers.insert("Ocp-Apim-Subscription-Key", value);
+        }
+        BackendConfig::OpenAi { api_key: None, .. }
+        | BackendConfig::Azure { api_key: None, .. }
+        | BackendConfig::ContentSafety { api_key: None, .. } => {}
+    }
+    Ok(headers)
 }
 
 fn label_of(config: &BackendConfig) -> String {
@@ -264,7 +361,7 @@ trait Reading: Copy + Send + Sync {
 
     fn read(
         self,
-        response: reqwest::Response,
+        response: Answer,
         backend: &Backend,
         attempt_deadline: Instant,
     ) -> impl Future<Output = Result<Self::Output, Failure>> + Send;
@@ -279,7 +376,7 @@ impl Reading for Whole {
 
     async fn read(
         self,
-        response: reqwest::Response,
+        response: Answer,
         backend: &Backend,
         attempt_deadline: Instant,
     ) -> Result<Bytes, Failure> {
@@ -305,7 +402,7 @@ impl Reading for Streamed {
 
     async fn read(
         self,
-        response: reqwest::Response,
+        response: Answer,
         _backend: &Backend,
         _attempt_deadline: Instant,
     ) -> Result<ByteStream, Failure> {
@@ -411,15 +508,25 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| GatewayError::Startup(format!("cannot build HTTP client: {e}")))?;
+        let backends = backends
+            .into_iter()
+            .map(|config| Backend::new(config, breaker).map(Backend::with_direct_connections))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             http,
-            backends: backends
-                .into_iter()
-                .map(|config| Backend::new(config, breaker))
-                .collect(),
+            backends,
             retry,
             stats: None,
         })
+    }
+
+    /// Sends every request through reqwest's client, plain-HTTP ones too: what an HTTP proxy
+    /// in the environment needs, since only reqwest honours one.
+    pub fn without_direct_connections(mut self) -> Self {
+        for backend in &mut self.backends {
+            backend.direct = None;
+        }
+        self
     }
 
     /// [`ModelApi::whole`] with headers of the call's own (set after the backend's, so they
@@ -690,7 +797,7 @@ impl Upstream {
         backend: &Backend,
         call: &Call<'_>,
         deadline: Instant,
-    ) -> Result<reqwest::Response, Failure> {
+    ) -> Result<Answer, Failure> {
         let bearer = backend.bearer(deadline).await.map_err(Failure::Final)?;
         let response = self
             .send_once(backend, call, bearer.as_ref(), deadline)
@@ -713,41 +820,86 @@ impl Upstream {
         call: &Call<'_>,
         bearer: Option<&Bearer>,
         deadline: Instant,
-    ) -> Result<reqwest::Response, Failure> {
-        let request = backend
-            .authorize(backend.post(&self.http, call.operation, call.model), bearer)
-            .header(http::header::CONTENT_TYPE, "application/json");
-        // The trace context goes on to the model API (W3C traceparent), when there is one.
-        let mut trace_headers = HeaderMap::new();
-        telemetry::inject_headers(&mut trace_headers);
-        let request = request.headers(trace_headers);
-        let request = if call.headers.is_empty() {
-            request
-        } else {
-            request.headers(call.headers.clone())
-        }
-        .body(call.body.clone());
-        match tokio::time::timeout_at(deadline, request.send()).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => {
-                let kind = if error.is_connect() {
-                    "connect"
-                } else {
-                    "transport"
-                };
-                metrics::upstream_error(&backend.label, kind);
-                Err(Failure::retryable(format!(
-                    "{kind} error talking to {}",
-                    backend.label
-                )))
+    ) -> Result<Answer, Failure> {
+        let headers = backend.request_headers(bearer, call.headers);
+        let sent = match &backend.direct {
+            Some(pool) => {
+                let path = backend.path(call.operation, call.model)?;
+                let sending = pool.post(path, headers, call.body.clone());
+                tokio::time::timeout_at(deadline, sending)
+                    .await
+                    .map(|sent| sent.map(Answer::Direct))
             }
+            None => {
+                let url = backend.parsed_url(call.operation, call.model)?;
+                let sending = self
+                    .http
+                    .post(url)
+                    .headers(headers)
+                    .body(call.body.clone())
+                    .send();
+                tokio::time::timeout_at(deadline, sending)
+                    .await
+                    .map(|sent| {
+                        sent.map(Answer::Pooled)
+                            .map_err(|error| match error.is_connect() {
+                                true => direct::SendError::Connect,
+                                false => direct::SendError::Transport,
+                            })
+                    })
+            }
+        };
+        let (kind, summary) = match sent {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(direct::SendError::Connect)) => ("connect", "connect error talking to"),
+            Ok(Err(direct::SendError::Transport)) => ("transport", "transport error talking to"),
             Err(_) => {
                 metrics::upstream_error(&backend.label, "timeout");
-                Err(Failure::retryable(format!(
+                return Err(Failure::retryable(format!(
                     "{} did not answer in time",
                     backend.label
-                )))
+                )));
             }
+        };
+        metrics::upstream_error(&backend.label, kind);
+        Err(Failure::retryable(format!("{summary} {}", backend.label)))
+    }
+}
+
+/// A model API's answer, from reqwest's pooled client or from a plain-HTTP backend's own
+/// connections: its head, and its body read on demand.
+enum Answer {
+    Pooled(reqwest::Response),
+    Direct(direct::Response),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Pooled(response) => response.status(),
+            Self::Direct(response) => response.status,
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Self::Pooled(response) => response.headers(),
+            Self::Direct(response) => &response.headers,
+        }
+    }
+
+    async fn bytes(self) -> Result<Bytes, direct::BrokeOff> {
+        match self {
+            Self::Pooled(response) => response.bytes().await.map_err(|_| direct::BrokeOff),
+            Self::Direct(response) => response.bytes().await,
+        }
+    }
+
+    /// The body's next piece; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, direct::BrokeOff> {
+        match self {
+            Self::Pooled(response) => response.chunk().await.map_err(|_| direct::BrokeOff),
+            Self::Direct(response) => response.chunk().await,
         }
     }
 }
@@ -772,11 +924,7 @@ enum Tried<T> {
 }
 
 /// Why a backend's error answer failed the attempt, and whether to retry it.
-async fn refusal(
-    response: reqwest::Response,
-    backend: &Backend,
-    attempt_deadline: Instant,
-) -> Failure {
+async fn refusal(response: Answer, backend: &Backend, attempt_deadline: Instant) -> Failure {
     let status = response.status();
     metrics::upstream_error(&backend.label, status_label(status));
     let retry_after = retry_after(response.headers());
@@ -894,6 +1042,7 @@ fn summarize_error_body(body: &[u8], secret: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -948,7 +1097,8 @@ mod tests {
                 api_version: "2024-10-21".to_owned(),
             },
             BreakerConfig::default(),
-        );
+        )
+        .expect("a key-less backend");
         assert_eq!(
             backend.url(Operation::Chat, "gpt 4o"),
             "https://example.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
@@ -958,5 +1108,75 @@ mod tests {
             "https://example.openai.azure.com/openai/v1/responses"
         );
         assert_eq!(&*backend.label, "example.openai.azure.com");
+    }
+
+    fn anthropic(base_url: &str, key: &str) -> BackendConfig {
+        BackendConfig::Anthropic {
+            base_url: base_url.to_owned(),
+            api_key: Some(key.to_owned().into()),
+            version: "2023-06-01".to_owned(),
+        }
+    }
+
+    #[test]
+    fn keys_ride_in_sensitive_headers_and_the_calls_own_headers_win() {
+        let backend = Backend::new(
+            anthropic("http://127.0.0.1:9/", "sk-ant"),
+            Default::default(),
+        )
+        .expect("a valid key")
+        .with_direct_connections();
+        let mut own = HeaderMap::new();
+        own.insert("anthropic-version", HeaderValue::from_static("2024-01-01"));
+        let headers = backend.request_headers(None, &own);
+        assert_eq!(headers["x-api-key"], "sk-ant");
+        assert!(headers["x-api-key"].is_sensitive());
+        assert_eq!(headers["anthropic-version"], "2024-01-01");
+        assert_eq!(headers.get_all("anthropic-version").iter().count(), 1);
+        assert_eq!(headers[http::header::CONTENT_TYPE], "application/json");
+        let openai = BackendConfig::OpenAi {
+            base_url: "https://api.openai.com/v1".to_owned(),
+            api_key: Some("sk-x".to_owned().into()),
+        };
+        let headers = Backend::new(openai, Default::default())
+            .expect("a valid key")
+            .request_headers(None, &HeaderMap::new());
+        assert_eq!(headers[http::header::AUTHORIZATION], "Bearer sk-x");
+        assert!(headers[http::header::AUTHORIZATION].is_sensitive());
+    }
+
+    #[test]
+    fn plain_http_backends_get_their_own_connections_and_https_ones_reqwest() {
+        let plain = Backend::new(anthropic("http://127.0.0.1:9", "k"), Default::default())
+            .expect("a valid key")
+            .with_direct_connections();
+        assert!(plain.direct.is_some());
+        let path = plain.path(Operation::Chat, "m").ok().expect("a path");
+        assert_eq!(path.as_str(), "/v1/messages");
+        let tls = Backend::new(
+            anthropic("https://api.anthropic.com", "k"),
+            Default::default(),
+        )
+        .expect("a valid key")
+        .with_direct_connections();
+        assert!(tls.direct.is_none());
+        let upstream = Upstream::new(
+            vec![anthropic("http://127.0.0.1:9", "k")],
+            RetryConfig::default(),
+            BreakerConfig::default(),
+        )
+        .expect("an upstream");
+        assert!(upstream.backends[0].direct.is_some());
+        assert!(
+            upstream.without_direct_connections().backends[0]
+                .direct
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_key_no_header_can_carry_is_refused_at_start() {
+        let refused = Backend::new(anthropic("http://x", "sk\nInjected: 1"), Default::default());
+        assert!(matches!(refused, Err(GatewayError::Startup(message)) if !message.contains("sk")));
     }
 }

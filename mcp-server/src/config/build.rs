@@ -219,7 +219,20 @@ impl Settings {
             cache: self.cache_settings(),
             content_safety: self.content_safety_config(),
             entra: self.needs_entra().then(|| self.entra_config()),
+            direct_plain_http: !self.http_proxy_configured(),
         }
+    }
+
+    /// Whether the environment names an HTTP proxy for plain-HTTP requests.
+    pub fn http_proxy_configured(&self) -> bool {
+        [
+            &self.http_proxy,
+            &self.http_proxy_lowercase,
+            &self.all_proxy,
+            &self.all_proxy_lowercase,
+        ]
+        .into_iter()
+        .any(|proxy| proxy.as_deref().is_some_and(|url| !url.trim().is_empty()))
     }
 
     /// Whether an Azure service is configured without its key (or Redis signs in with Entra ID), so
