@@ -13,6 +13,7 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 DEV, TUNE, HELDOUT = "cache-dev-set.tsv", "cache-tune.tsv", "cache-heldout.tsv"
 HELDOUT_V2 = "cache-heldout-v2.tsv"
+HELDOUT_V3 = "cache-heldout-v3.tsv"
 
 PARAPHRASE = [
     "synonym", "phrasal-verb", "morphology", "spelling", "hyphen-spacing",
@@ -98,13 +99,15 @@ def main():
                 error(f"{where}: repeats a dev-set row")
 
     heldout_v2 = load(HELDOUT_V2, KINDS)
-    for _, cached, query, _, where in heldout_v2:
+    heldout_v3 = load(HELDOUT_V3, KINDS)
+    for _, cached, query, _, where in heldout_v2 + heldout_v3:
         if (cached, query) in dev_pairs:
             error(f"{where}: repeats a dev-set row")
 
     # A held-out file shares no cached prompt and no sentence with the files written before it.
     earlier = [(TUNE, tune)]
-    for held_name, held in ((HELDOUT, heldout), (HELDOUT_V2, heldout_v2)):
+    held_out_sets = ((HELDOUT, heldout), (HELDOUT_V2, heldout_v2), (HELDOUT_V3, heldout_v3))
+    for held_name, held in held_out_sets:
         for name, rows in earlier:
             cached_there = {r[1] for r in rows}
             texts_there = {t for r in rows for t in (r[1], r[2])}
@@ -116,7 +119,7 @@ def main():
                         error(f"{where}: text also appears in {name}: {text!r}")
         earlier.append((held_name, held))
 
-    all_sets = ((DEV, dev), (TUNE, tune), (HELDOUT, heldout), (HELDOUT_V2, heldout_v2))
+    all_sets = ((DEV, dev), (TUNE, tune)) + held_out_sets
     for name, rows in all_sets:
         report(name, rows)
     for name, rows in all_sets[1:]:

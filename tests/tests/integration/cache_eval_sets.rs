@@ -35,16 +35,19 @@ const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-tune.tsv", 0.75),
     ("cache-heldout.tsv", 0.63),
     ("cache-heldout-v2.tsv", 0.63),
+    ("cache-heldout-v3.tsv", 0.69),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
 /// either mode. None on the sets the verifier was designed with; the fresh held-out set (v2,
-/// never looked into) draws 2 of its 271 near-misses, as measured when it was written.
+/// never looked into) draws 2 of its 271 near-misses, as measured when it was written; v3 (written
+/// later by someone who had seen neither the cache nor v2, also never looked into) draws 1 of 155.
 const MAX_WRONG_HITS: &[(&str, usize)] = &[
     ("cache-dev-set.tsv", 0),
     ("cache-tune.tsv", 0),
     ("cache-heldout.tsv", 0),
     ("cache-heldout-v2.tsv", 2),
+    ("cache-heldout-v3.tsv", 1),
 ];
 
 /// The shared floor: every other set is optional.
