@@ -15,7 +15,7 @@ use std::{
     future::Future,
     pin::pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -33,6 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 256;
+/// Rounds of polling a connection and its caller's future with a no-op waker before the real
+/// one: enough for a request to be written and a buffered answer handed on (see `Link::drive`).
+const QUIET_ROUNDS: usize = 3;
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +81,25 @@ struct Link {
 impl Link {
     /// Runs `future` to its end while driving the connection it depends on. `None` when the
     /// connection ended first, leaving `future` with nothing that could complete it.
+    ///
+    /// Only the socket needs this task's waker: everything `future` waits for (the request's
+    /// slot, the answer, the body's pieces) is produced by polling the connection here, in the
+    /// same task. So both are first polled with a no-op waker, which keeps hyper's internal
+    /// channels from waking this very task; tokio treats such a wake as a yield and wakes
+    /// another worker for it (a futex call and a context switch per exchange). The last poll of
+    /// the connection registers the real waker wherever it waits.
     async fn drive<F: Future>(&mut self, future: F) -> Option<F::Output> {
         let mut future = pin!(future);
         std::future::poll_fn(|cx| {
+            let mut quiet = Context::from_waker(Waker::noop());
+            for _ in 0..QUIET_ROUNDS {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut quiet) {
+                    return Poll::Ready(Some(output));
+                }
+                self.poll_io(&mut quiet);
+            }
             self.poll_io(cx);
-            match future.as_mut().poll(cx) {
+            match future.as_mut().poll(&mut quiet) {
                 Poll::Ready(output) => Poll::Ready(Some(output)),
                 Poll::Pending if self.open => Poll::Pending,
                 Poll::Pending => Poll::Ready(None),
@@ -99,7 +116,7 @@ impl Link {
 
     /// Whether the upstream closed the connection while it sat idle (its FIN is read now).
     fn closed_while_idle(&mut self) -> bool {
-        self.poll_io(&mut Context::from_waker(futures::task::noop_waker_ref()));
+        self.poll_io(&mut Context::from_waker(Waker::noop()));
         !self.open
     }
 }
