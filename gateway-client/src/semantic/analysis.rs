@@ -516,8 +516,14 @@ fn join(
     phrase: &mut String,
 ) -> Option<(String, usize)> {
     let this = word.class();
-    let verb =
-        !word.cap && !this.function && this.referent.is_none() && !this.negation && !next.cap;
+    // numbers, referents and negations keep their class: "a one-off job" counts one
+    let verb = !word.cap
+        && !this.function
+        && this.referent.is_none()
+        && !this.negation
+        && this.number.is_none()
+        && this.ordinal.is_none()
+        && !next.cap;
     if !verb {
         return None;
     }

@@ -11,11 +11,11 @@
 //! - the words, aligned one to one: a pair of opposites (antonyms, a negating prefix), a
 //!   possessive on one side only, words on both sides that match nothing on the other, a
 //!   direction reversed, or a word on one side only that is possessive, modifies the next word,
-//!   or is not implied by the other side. Two words may match one ("house plants"/"houseplants"),
+//!   or is not implied by the other side. Two words may match one ("house plants"/"houseplants", "thank you"/"thank-you"),
 //!   and request verbs ("tell", "make") may go unmatched.
 //!
 //! Words match when they are the same word, lemma or spelling (0.95 when they share a lexicon
-//! concept), or when the model's vectors put them close. When unsure it refuses: a miss costs a
+//! concept), or when the model's vectors put them close; two units only as the same unit. When unsure it refuses: a miss costs a
 //! model call, a wrong hit costs trust.
 
 use super::{
@@ -268,10 +268,20 @@ fn frames_conversion(token: &Token) -> bool {
     word == "in"
         || match token.kind {
             Kind::Direction => true,
-            Kind::Content => CONVERSION_WORDS.contains(&word),
+            Kind::Content => CONVERSION_WORDS.contains(&word) || names_amount_asked(word),
             Kind::Question => matches!(word, "howmany" | "howmuch"),
             _ => false,
         }
+}
+
+/// A noun that asks what "how many" or "how much" asks ("the number of seconds in a day"), by
+/// [`QUESTION_NOUNS`].
+fn names_amount_asked(word: &str) -> bool {
+    let lemmas = lexicon::lemmas(word);
+    QUESTION_NOUNS
+        .iter()
+        .filter(|(question, _)| matches!(*question, "howmany" | "howmuch"))
+        .any(|(_, nouns)| nouns.iter().any(|noun| lemmas.contains(noun)))
 }
 
 /// Refuses unless both or neither ask a conversion, and the same one (same amount, units that
@@ -495,6 +505,8 @@ fn align<'t>(
     let mut in_compounds = Vec::new();
     match_compounds(a, &only_a, [&only_b, &words_b], &mut in_compounds, vectors);
     match_compounds(b, &only_b, [&only_a, &words_a], &mut in_compounds, vectors);
+    match_spacing(a, &only_a, &only_b, &mut in_compounds);
+    match_spacing(b, &only_b, &only_a, &mut in_compounds);
     let left = |side: Vec<&'t Token>| -> Vec<&'t Token> {
         side.into_iter()
             .filter(|t| !in_compounds.iter().any(|c| std::ptr::eq(*c, *t)))
@@ -629,6 +641,41 @@ fn match_compounds<'t>(
     }
 }
 
+/// Two adjacent words of `tokens` that, written solid, are an unmatched word of the other side,
+/// whatever their class ("thank you"/"thankyou", "log in"/"login", "make up"/"makeup"): one
+/// word spaced two ways. Words that pick out who, how many or whether ("every day"/"everyday",
+/// "no one", numbers) keep their class, and a content word of the pair must be unmatched
+/// itself (in `mine`). All three are marked as matched in `in_compounds`.
+fn match_spacing<'t>(
+    tokens: &[&'t Token],
+    mine: &[&'t Token],
+    theirs: &[&'t Token],
+    in_compounds: &mut Vec<&'t Token>,
+) {
+    let has = |list: &[&Token], token: &Token| list.iter().any(|t| std::ptr::eq(*t, token));
+    let spelt = |t: &Token| match t.kind {
+        Kind::Function | Kind::Direction => true,
+        Kind::Content | Kind::Request => !is_aligned(t) || has(mine, t),
+        _ => false,
+    };
+    for pair in tokens.windows(2) {
+        let (x, y) = (pair[0], pair[1]);
+        if !(spelt(x) && spelt(y)) || has(in_compounds, x) || has(in_compounds, y) {
+            continue;
+        }
+        let solid = |t: &&Token| {
+            t.kind == Kind::Content
+                && !has(in_compounds, t)
+                && t.word.len() == x.word.len() + y.word.len()
+                && t.word.starts_with(x.word.as_ref())
+                && t.word.ends_with(y.word.as_ref())
+        };
+        if let Some(partner) = theirs.iter().copied().find(solid) {
+            in_compounds.extend([partner, x, y]);
+        }
+    }
+}
+
 /// Ways two words make one: a two-word lemma the lexicon knows ("disk_space"), or written solid.
 fn compound_forms(x: &str, y: &str) -> Vec<String> {
     let mut forms = Vec::new();
@@ -683,6 +730,12 @@ fn word_match(
         || lemmas_b.opposed_by(lemmas_a)
     {
         return (0.0, true);
+    }
+    if lemmas_a.is_unit() && lemmas_b.is_unit() {
+        // a unit is an exact measure: alike vectors ("minute"/"second") or a shared sense that
+        // is no unit ("instant") do not make two units one
+        let same = lemmas_a.share_unit(lemmas_b);
+        return (if same { SHARED_CONCEPT } else { 0.0 }, false);
     }
     if lemmas_a.share_concept(lemmas_b) {
         return (SHARED_CONCEPT, false);
@@ -822,6 +875,76 @@ mod tests {
             "I can't log in to my account",
             "I cannot log in to my account",
         )]);
+    }
+
+    #[test]
+    fn one_word_spaced_two_ways() {
+        served(&[
+            (
+                "Write a short thank-you note to my neighbour.",
+                "Write a short thank you note to my neighbour.",
+            ),
+            (
+                "How do I log in to my account?",
+                "How do I login to my account?",
+            ),
+            ("How do I remove makeup?", "How do I remove make up?"),
+        ]);
+        // the pair matches the solid word, but a word is still left over
+        refused(
+            &[(
+                "How do I log in on my phone?",
+                "How do I login as admin on my phone?",
+            )],
+            Refusal::Extra,
+        );
+        // a referent keeps its class: "every day" is not "everyday"
+        refused(
+            &[(
+                "What should I wear every day?",
+                "What should I wear everyday?",
+            )],
+            Refusal::Referent,
+        );
+    }
+
+    #[test]
+    fn units_match_only_as_the_same_unit() {
+        // "minute" and "second" share a sense ("instant") that is no unit
+        refused(
+            &[
+                (
+                    "How many seconds are in a day?",
+                    "How many minutes are in a day?",
+                ),
+                ("Convert 5 minutes to hours", "Convert 5 seconds to hours"),
+            ],
+            Refusal::Conversion,
+        );
+        refused(
+            &[(
+                "How many seconds until midnight?",
+                "How many minutes until midnight?",
+            )],
+            Refusal::Swap,
+        );
+        served(&[
+            ("Convert 5 lb to kg", "Convert 5 pounds to kilograms"),
+            ("Convert 5 km to miles", "Convert 5 kilometres to miles"),
+        ]);
+    }
+
+    #[test]
+    fn a_noun_may_ask_what_a_conversion_asks() {
+        let seconds = "How many seconds are in a day?";
+        served(&[(seconds, "Number of seconds in a day?")]);
+        refused(
+            &[
+                (seconds, "Number of seconds in a week?"),
+                (seconds, "Number of minutes in a day?"),
+            ],
+            Refusal::Conversion,
+        );
     }
 
     #[test]
