@@ -305,6 +305,7 @@ const FUNCTION_WORDS: &[&str] = &[
     "like",
     "wondering",
     "wonder",
+    "curious",
     "whether",
     "quick",
     "question",
@@ -730,8 +731,18 @@ fn is_number(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
 }
 
-/// "What causes X" asks why X happens.
+/// "What causes X" asks why X happens; "What is X for?" asks X's purpose (a copula, and no
+/// verb in -ing: "what are you waiting for" asks what).
 fn why_forms(tokens: &mut Vec<Token>) {
+    let purpose = tokens.len() > 3
+        && tokens[0].word == "what"
+        && matches!(tokens[1].word.as_ref(), "is" | "are" | "was" | "were")
+        && tokens.last().is_some_and(|t| t.word == "for")
+        && !tokens.iter().any(|t| t.word.ends_with("ing"));
+    if purpose {
+        tokens.pop();
+        tokens[0] = Token::new(Cow::Borrowed("why"), Kind::Question);
+    }
     let mut at = 0;
     while at + 1 < tokens.len() {
         if tokens[at].word == "what"
@@ -1144,6 +1155,13 @@ mod tests {
             words_of("Why do containers have cold starts?", Kind::Question),
             ["why"]
         );
+        // "what is X for?" asks its purpose; "for" with a verb in -ing or no copula does not
+        assert_eq!(
+            words_of("What is a health probe for?", Kind::Question),
+            ["why"]
+        );
+        assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
+        assert!(words_of("What should I pay for?", Kind::Question).is_empty());
     }
 
     #[test]

@@ -92,7 +92,7 @@ const QUESTION_NOUNS: &[(&str, &[&str])] = &[
     ("howoften", &["frequency"]),
     ("howlong", &["time", "duration", "length"]),
     ("where", &["location", "place"]),
-    ("why", &["reason", "cause"]),
+    ("why", &["reason", "cause", "purpose"]),
     ("howold", &["age"]),
     ("howfar", &["distance"]),
     ("howmuch", &["amount", "cost", "price"]),
@@ -363,6 +363,14 @@ fn same_question<'t>(
             .filter(|noun| other.iter().any(|t| names(t, noun)))
             .collect();
         if found.is_empty() {
+            // "who was the first emperor" asks what "first emperor?" asks: whom a description fits
+            let asker = if asked_a.contains(question) { &a } else { &b };
+            if *question == "who"
+                && asks_identity(asker)
+                && words_of(other, Kind::Question).is_empty()
+            {
+                continue;
+            }
             return None;
         }
         rest.retain(|t| !found.iter().any(|noun| names(t, noun)));
@@ -374,6 +382,16 @@ fn same_question<'t>(
             .collect()
     };
     Some((unasked(rest_a), unasked(rest_b)))
+}
+
+/// "who" + a copula + "the": who fits a description ("who was the first emperor of Rome").
+fn asks_identity(tokens: &[&Token]) -> bool {
+    tokens.windows(3).any(|w| {
+        w[0].kind == Kind::Question
+            && w[0].word == "who"
+            && matches!(w[1].word.as_ref(), "is" | "are" | "was" | "were")
+            && w[2].word == "the"
+    })
 }
 
 /// Each number with the unit it counts, if one follows it (by first lemma), sorted.
@@ -944,6 +962,42 @@ mod tests {
                 (seconds, "Number of minutes in a day?"),
             ],
             Refusal::Conversion,
+        );
+    }
+
+    #[test]
+    fn purpose_and_identity_questions() {
+        served(&[
+            (
+                "What is the purpose of a health probe?",
+                "What is a health probe for?",
+            ),
+            (
+                "Who was the first emperor of Rome?",
+                "First emperor of Rome?",
+            ),
+            ("Can all birds fly?", "I'm curious, can all birds fly?"),
+        ]);
+        refused(
+            &[
+                (
+                    "What is a health probe for?",
+                    "Why does a health probe fail?",
+                ),
+                ("Why are cats curious?", "Why are cats lazy?"),
+            ],
+            Refusal::Extra,
+        );
+        // "who" asks whom a description fits only before "is the"; it is no "when"
+        refused(
+            &[
+                (
+                    "Who was the first emperor of Rome?",
+                    "When was the first emperor of Rome?",
+                ),
+                ("Who painted the Mona Lisa?", "Mona Lisa painting?"),
+            ],
+            Refusal::Question,
         );
     }
 
