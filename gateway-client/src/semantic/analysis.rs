@@ -427,6 +427,8 @@ struct Word<'t> {
     possessive: bool,
     /// The first word of a sentence.
     starts_sentence: bool,
+    /// The first word after a comma: "In men's tennis, who has won…".
+    after_comma: bool,
     /// The table's own copy of the word and what it says, for a closed-class word.
     closed: Option<(&'static str, &'static Closed)>,
 }
@@ -657,7 +659,10 @@ fn classify(
         Token::new(word.interned(), Kind::Degree)
     } else if let Some(referent) = class.referent {
         fixed(referent, Kind::Referent)
-    } else if let Some(question) = class.question.filter(|_| asks(&tokens[sentence_from..])) {
+    } else if let Some(question) = class
+        .question
+        .filter(|_| word.after_comma || asks(&tokens[sentence_from..]))
+    {
         fixed(question, Kind::Question)
     } else if class.question.is_some() {
         // a conjunction: "what do I do when it fails"
@@ -831,9 +836,10 @@ fn ends_word(b: u8) -> bool {
 fn split_words<'t>(original: &'t str, lower: &'t str) -> Vec<Word<'t>> {
     let bytes = original.as_bytes();
     let mut words = Vec::new();
-    let (mut at, mut sentence_start) = (0, true);
+    let (mut at, mut sentence_start, mut after_comma) = (0, true, false);
     while let Some(&b) = bytes.get(at) {
         if starts_word(b) {
+            let before = words.len();
             let mut run = at + 1;
             while bytes.get(run).is_some_and(|&b| inside_word(b)) {
                 run += 1;
@@ -847,16 +853,20 @@ fn split_words<'t>(original: &'t str, lower: &'t str) -> Vec<Word<'t>> {
                     .map_or(at + 1, |k| k + 1)
             };
             push_parts(original, lower, at, end, sentence_start, &mut words);
-            sentence_start = false;
+            if let Some(first) = words.get_mut(before) {
+                first.after_comma = after_comma;
+            }
+            (sentence_start, after_comma) = (false, false);
             at = end;
         } else if b == b'%' {
             push_parts(original, lower, at, at + 1, sentence_start, &mut words);
-            sentence_start = false;
+            (sentence_start, after_comma) = (false, false);
             at += 1;
         } else {
             if b".?!;:".contains(&b) {
                 sentence_start = true;
             }
+            after_comma |= b == b',';
             at += 1;
         }
     }
@@ -894,6 +904,7 @@ fn push_parts<'t>(
             text: part_lower,
             possessive: possessive && index == last,
             starts_sentence: first,
+            after_comma: false,
             closed,
         });
     }
@@ -1162,6 +1173,21 @@ mod tests {
         );
         assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
         assert!(words_of("What should I pay for?", Kind::Question).is_empty());
+        // after a fronted phrase and a comma, a question word asks
+        assert_eq!(
+            words_of(
+                "In men's tennis, who has won the most titles?",
+                Kind::Question
+            ),
+            ["who"]
+        );
+        assert!(
+            words_of(
+                "In men's tennis who has won the most titles?",
+                Kind::Question
+            )
+            .is_empty()
+        );
     }
 
     #[test]

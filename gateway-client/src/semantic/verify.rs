@@ -142,10 +142,12 @@ pub fn verify(
             return Err(refusal);
         }
     }
-    let (a, b) = same_question(a, b).ok_or(Refusal::Question)?;
+    let (mut a, mut b) = same_question(a, b).ok_or(Refusal::Question)?;
     if counted(&a) != counted(&b) {
         return Err(Refusal::NumberRole);
     }
+    set_aside_acronyms(&mut a, &mut b);
+    set_aside_acronyms(&mut b, &mut a);
     if unmatched_entity(&a, &b) || unmatched_entity(&b, &a) {
         return Err(Refusal::Entity);
     }
@@ -471,6 +473,38 @@ fn swapped_names(a: &[&Token], b: &[&Token]) -> bool {
         m != "and" && x.len() >= 2 && same_names && x != y
     });
     traded || reordered
+}
+
+/// The longest acronym spelt out ("BMI" / "body mass index").
+const MAX_ACRONYM: usize = 5;
+
+/// An acronym in `a` ("US", "BMI") that `b` spells out in as many adjacent words, by their
+/// initials ("United States", "body mass index"): one name written two ways, set aside on both
+/// sides.
+fn set_aside_acronyms(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
+    let mut at = 0;
+    while at < a.len() {
+        let acronym = a[at].word.as_ref();
+        let spelt_out = (a[at].kind == Kind::Entity
+            && (2..=MAX_ACRONYM).contains(&acronym.len())
+            && acronym.bytes().all(|c| c.is_ascii_lowercase())
+            && !b.iter().any(|t| t.word == acronym))
+        .then(|| {
+            b.windows(acronym.len()).position(|run| {
+                run.iter().zip(acronym.bytes()).all(|(t, initial)| {
+                    is_word(t) && !t.possessive && t.word.as_bytes().first() == Some(&initial)
+                })
+            })
+        })
+        .flatten();
+        match spelt_out {
+            Some(from) => {
+                b.drain(from..from + acronym.len());
+                a.remove(at);
+            }
+            None => at += 1,
+        }
+    }
 }
 
 /// A name in `a` that `b` has neither as a name nor as a word.
@@ -998,6 +1032,33 @@ mod tests {
                 ("Who painted the Mona Lisa?", "Mona Lisa painting?"),
             ],
             Refusal::Question,
+        );
+    }
+
+    #[test]
+    fn acronyms_spelt_out() {
+        served(&[
+            (
+                "How do I calculate my BMI?",
+                "How do I calculate my body mass index?",
+            ),
+            (
+                "Who was the 16th president of the United States?",
+                "16th US president?",
+            ),
+        ]);
+        refused(
+            &[
+                (
+                    "How do I calculate my BMI?",
+                    "How do I calculate my body fat index?",
+                ),
+                (
+                    "What is the AQI in Delhi?",
+                    "What is the air index in Delhi?",
+                ),
+            ],
+            Refusal::Entity,
         );
     }
 
