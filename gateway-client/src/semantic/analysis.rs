@@ -316,6 +316,7 @@ const FUNCTION_WORDS: &[&str] = &[
     "simply",
     "basically",
     "exactly",
+    "ever",
 ];
 
 /// Verbs (and nouns) of asking: they frame the request ("tell me", "any tips on"), not its
