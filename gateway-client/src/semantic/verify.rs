@@ -365,11 +365,12 @@ fn same_question<'t>(
             .filter(|noun| other.iter().any(|t| names(t, noun)))
             .collect();
         if found.is_empty() {
-            // "who was the first emperor" asks what "first emperor?" asks: whom a description fits
+            // "who was the first emperor" asks what "first emperor?" asks: whom a description
+            // fits; "who discovered X" what "the discoverer of X?" asks: the doer
             let asker = if asked_a.contains(question) { &a } else { &b };
             if *question == "who"
-                && asks_identity(asker)
                 && words_of(other, Kind::Question).is_empty()
+                && (asks_identity(asker) || names_the_doer(asker, other))
             {
                 continue;
             }
@@ -393,6 +394,28 @@ fn asks_identity(tokens: &[&Token]) -> bool {
             && w[0].word == "who"
             && matches!(w[1].word.as_ref(), "is" | "are" | "was" | "were")
             && w[2].word == "the"
+    })
+}
+
+/// Endings of agent nouns: "painter", "inventor", "novelist".
+const AGENT_ENDINGS: &[&str] = &["er", "or", "ist", "ers", "ors", "ists"];
+
+/// Whether `other` names the doer of the verb that "who" asks about in `asker`: an agent noun
+/// the lexicon relates to the verb ("who discovered" / "discoverer", "who wrote" / "author").
+fn names_the_doer(asker: &[&Token], other: &[&Token]) -> bool {
+    let verb = asker
+        .iter()
+        .skip_while(|t| !(t.kind == Kind::Question && t.word == "who"))
+        .skip(1)
+        .find(|t| t.kind != Kind::Function);
+    let Some(verb) = verb.filter(|t| t.kind == Kind::Content) else {
+        return false;
+    };
+    let action = lexicon::lemmas(&verb.word);
+    other.iter().any(|t| {
+        t.kind == Kind::Content
+            && AGENT_ENDINGS.iter().any(|ending| t.word.ends_with(ending))
+            && lexicon::lemmas(&t.word).share_concept(&action)
     })
 }
 
@@ -1033,7 +1056,7 @@ mod tests {
     }
 
     #[test]
-    fn purpose_and_identity_questions() {
+    fn purpose_identity_and_doer_questions() {
         served(&[
             (
                 "What is the purpose of a health probe?",
@@ -1063,9 +1086,18 @@ mod tests {
                     "When was the first emperor of Rome?",
                 ),
                 ("Who painted the Mona Lisa?", "Mona Lisa painting?"),
+                // the event, not its doer
+                ("Who discovered penicillin?", "Discovery of penicillin?"),
             ],
             Refusal::Question,
         );
+        served(&[
+            ("Who discovered penicillin?", "Discoverer of penicillin?"),
+            (
+                "Who wrote Pride and Prejudice?",
+                "Author of Pride and Prejudice?",
+            ),
+        ]);
     }
 
     #[test]
