@@ -692,7 +692,8 @@ fn classify(
             } else {
                 Kind::Content
             },
-            possessive: word.possessive,
+            // a measure's genitive names no possessor: "this year's winner", "a day's work"
+            possessive: word.possessive && !lexicon::lemmas(text).known_unit(),
         }
     };
     tokens.push(token);

@@ -1192,6 +1192,18 @@ mod tests {
 
     #[test]
     fn possessive() {
+        // a measure's genitive names no possessor
+        served(&[(
+            "Who won the Nobel Prize in Literature this year?",
+            "This year's Nobel Prize in Literature winner?",
+        )]);
+        refused(
+            &[(
+                "What was the company's revenue this year?",
+                "What was the company revenue this year?",
+            )],
+            Refusal::Possessive,
+        );
         refused(
             &[(
                 "How do I log in to my router's admin page?",
