@@ -515,7 +515,10 @@ fn set_aside_acronyms(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
         .then(|| {
             b.windows(acronym.len()).position(|run| {
                 run.iter().zip(acronym.bytes()).all(|(t, initial)| {
-                    is_word(t) && !t.possessive && t.word.as_bytes().first() == Some(&initial)
+                    is_word(t)
+                        && !t.possessive
+                        && t.word.as_bytes().first() == Some(&initial)
+                        && !a.iter().any(|mine| mine.word == t.word)
                 })
             })
         })
@@ -1121,6 +1124,11 @@ mod tests {
                 (
                     "What is the AQI in Delhi?",
                     "What is the air index in Delhi?",
+                ),
+                // a word the acronym's side has itself is no part of the spelling
+                (
+                    "Which US states have no income tax?",
+                    "Which unusual states have no income tax?",
                 ),
             ],
             Refusal::Entity,
