@@ -347,7 +347,7 @@ const REQUEST_VERBS: &[&str] = &[
 
 /// Support verbs: in "make a backup", "get rid of", "need an oil change" the noun carries the
 /// meaning; alone they ask nothing a matched content word does not.
-const SUPPORT_VERBS: &[&str] = &[
+pub(super) const SUPPORT_VERBS: &[&str] = &[
     "make", "makes", "made", "making", "get", "gets", "got", "getting", "need", "needs", "use",
     "using", "used", "take", "takes", "allowed", "allow", "go",
 ];

@@ -19,7 +19,7 @@
 //! model call, a wrong hit costs trust.
 
 use super::{
-    analysis::{DETERMINERS, Kind, Token, analyze},
+    analysis::{DETERMINERS, Kind, SUPPORT_VERBS, Token, analyze},
     lexicon::{self, Lemmas},
 };
 
@@ -593,7 +593,12 @@ fn align<'t>(
             .collect()
     };
     let (only_a, only_b) = (left(only_a), left(only_b));
-    let strict = |side: &[&Token]| side.iter().any(|t| t.kind != Kind::Request);
+    // request verbs may differ ("tell me"/"explain"); support verbs may not: "allow" a dog
+    // to sleep is not "make" it sleep
+    let strict = |side: &[&Token]| {
+        side.iter()
+            .any(|t| t.kind != Kind::Request || SUPPORT_VERBS.contains(&t.word.as_ref()))
+    };
     if strict(&only_a) && strict(&only_b) {
         return Err(Refusal::Swap);
     }
@@ -1160,6 +1165,25 @@ mod tests {
             "Who is the youngest person to climb Mount Everest?",
         );
         assert!(older.is_err());
+    }
+
+    #[test]
+    fn support_verbs_are_not_interchangeable() {
+        refused(
+            &[
+                (
+                    "Should I allow my dog to sleep in my bed?",
+                    "Should I make my dog sleep in my bed?",
+                ),
+                ("Do I need a visa for Japan?", "Can I get a visa for Japan?"),
+            ],
+            Refusal::Swap,
+        );
+        // verbs that only ask may differ
+        served(&[(
+            "Tell me the capital of France.",
+            "Give me the capital of France.",
+        )]);
     }
 
     #[test]
