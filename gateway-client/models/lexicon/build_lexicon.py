@@ -33,7 +33,8 @@ deterministic; after a rebuild, `sha256sum lexicon.tsv > MANIFEST.sha256`; a tes
 checks the committed files against it.
 
 Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags<TAB>unit concept ids`,
-ids and antonyms space-separated, flags `u` for a unit; the unit concept ids are those of the
+ids space-separated, antonyms comma-separated (an antonym may have two words: "log in" /
+"log out"), flags `u` for a unit; the unit concept ids are those of the
 word's concepts that are units (WordNet synsets under a unit root, and pint's units), so two
 units match only as the same unit ("minute" and "second" share the concept "instant"). Multi-word lemmas ("turn off", "disk space") are kept
 when they have two words, or three for verbs ("get rid of", "put up with"); the verifier joins
@@ -285,7 +286,7 @@ def main(dict_dir, vocab_path, pint_path):
         if not concept_ids and not antonyms and not unit:
             continue
         out.write(
-            f"{word}\t{' '.join(map(str, concept_ids))}\t{' '.join(antonyms)}\t{'u' if unit else ''}"
+            f"{word}\t{' '.join(map(str, concept_ids))}\t{','.join(antonyms)}\t{'u' if unit else ''}"
             f"\t{' '.join(map(str, unit_ids))}\n"
         )
 

@@ -206,6 +206,11 @@ const DIRECTIONS: &[(&str, &str)] = &[
     ("from", "from"),
     ("than", "than"),
     ("vs", "than"),
+    // comparison with an amount or a place: "under 500 dollars" is not "over 500 dollars"
+    ("over", "over"),
+    ("above", "over"),
+    ("under", "under"),
+    ("below", "under"),
     ("versus", "than"),
 ];
 
@@ -531,7 +536,10 @@ fn join(
     if !verb {
         return None;
     }
-    let (particle, open) = (next.class().particle, next.is_open());
+    // "in" is a particle only where no object follows it: "log in", "sign in to Netflix", but
+    // "sleep in the car", "work in Canada"
+    let particle = next.class().particle || (next.text == "in" && ends_phrase(then));
+    let open = next.is_open();
     let preposition = then.filter(|t| !t.cap && t.class().function);
     let lemmas = lexicon::lemmas(&word.text);
     let mut known = |words: &[&str]| {
@@ -586,19 +594,25 @@ fn join_split(words: &[Word<'_>], at: usize, phrase: &mut String) -> Option<(Str
         if !particle.class().particle || particle.starts_sentence {
             continue;
         }
-        let ends_here = words.get(particle_at + 1).is_none_or(|after| {
-            let class = after.class();
-            after.starts_sentence
-                || (class.function
-                    && class.referent.is_none()
-                    && !DETERMINERS.contains(&after.text.as_ref()))
-        });
+        let ends_here = ends_phrase(words.get(particle_at + 1));
         return ends_here
             .then(|| join(verb, particle, None, phrase))
             .flatten()
             .map(|(joined, _)| (joined, particle_at));
     }
     None
+}
+
+/// Whether a particle's phrase ends before `after`: at the end of the sentence or before a
+/// preposition, not before a determiner or an object ("turn the lights off in the kitchen").
+fn ends_phrase(after: Option<&Word<'_>>) -> bool {
+    after.is_none_or(|after| {
+        let class = after.class();
+        after.starts_sentence
+            || (class.function
+                && class.referent.is_none()
+                && !DETERMINERS.contains(&after.text.as_ref()))
+    })
 }
 
 /// Whether "a" before a unit says "per" rather than "one": at the end of a clause, after
@@ -1175,6 +1189,15 @@ mod tests {
         );
         assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
         assert!(words_of("What should I pay for?", Kind::Question).is_empty());
+        // "in" is a particle only where no object follows it
+        assert_eq!(
+            words_of("How do I sign in to Netflix?", Kind::Content),
+            ["sign_in"]
+        );
+        assert_eq!(
+            words_of("Can I sleep in the car?", Kind::Content),
+            ["sleep", "car"]
+        );
         // after a fronted phrase and a comma, a question word asks
         assert_eq!(
             words_of(

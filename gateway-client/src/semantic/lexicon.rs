@@ -138,7 +138,8 @@ pub fn warm() {
     LazyLock::force(&VOCABULARY_WORDS);
 }
 
-/// Parses `word<TAB>ids<TAB>antonyms<TAB>flags<TAB>unit ids` lines; lists share two arrays, so the whole
+/// Parses `word<TAB>ids<TAB>antonyms<TAB>flags<TAB>unit ids` lines (antonyms comma-separated,
+/// as one may have two words); lists share two arrays, so the whole
 /// lexicon takes three allocations' worth of growth rather than two per word.
 fn parse(text: &'static str) -> Lexicon {
     let mut lexicon = Lexicon {
@@ -160,7 +161,7 @@ fn parse(text: &'static str) -> Lexicon {
         );
         let antonyms_start = lexicon.antonym_words.len();
         if !antonyms.is_empty() {
-            lexicon.antonym_words.extend(antonyms.split(' '));
+            lexicon.antonym_words.extend(antonyms.split(','));
         }
         let units_start = lexicon.concept_ids.len();
         lexicon.concept_ids.extend(
@@ -297,9 +298,10 @@ impl<'a> Lemmas<'a> {
     /// A lemma of `other` is an antonym of one of these.
     pub fn opposed_by(&self, other: &Lemmas<'_>) -> bool {
         self.antonyms
-            && self
-                .entries()
-                .any(|entry| other.as_slice().iter().any(|w| entry.antonyms.contains(w)))
+            && self.entries().any(|entry| {
+                let antonym_of = |w: &&str| entry.antonyms.iter().any(|x| same_phrase(x, w));
+                other.as_slice().iter().any(antonym_of)
+            })
     }
 
     /// Some lemma is a unit of measurement or money.
@@ -385,6 +387,16 @@ pub fn lemmas(word: &str) -> Lemmas<'_> {
         known.push(word, entry_of_joined(word));
     }
     known
+}
+
+/// The same word or phrase, a joined phrase's `_` standing for the lexicon's space ("log_out"
+/// is the antonym "log out").
+fn same_phrase(lexicon_form: &str, word: &str) -> bool {
+    lexicon_form.len() == word.len()
+        && lexicon_form
+            .bytes()
+            .zip(word.bytes())
+            .all(|(x, y)| x == y || (x == b' ' && y == b'_'))
 }
 
 /// Whether two sorted id lists share an id, by merging them.
@@ -644,6 +656,8 @@ mod tests {
         assert!(lemmas("enabled").opposed_by(&lemmas("disable")));
         assert!(!lemmas("enable").opposed_by(&lemmas("obtain")));
         assert!(antonyms("first").contains(&"last"));
+        // an antonym of two words, reached from a joined phrasal verb
+        assert!(lemmas("log_in").opposed_by(&lemmas("log_out")));
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub fn verify(
             return Err(refusal);
         }
     }
+    if opposite_tenses(&a, &b) {
+        return Err(Refusal::Referent);
+    }
     let (mut a, mut b) = same_question(a, b).ok_or(Refusal::Question)?;
     if counted(&a) != counted(&b) {
         return Err(Refusal::NumberRole);
@@ -173,6 +176,28 @@ pub fn verify_text(
     vectors: Option<&dyn WordVectors>,
 ) -> Result<(), Refusal> {
     verify(&analyze(query), &analyze(cached), vectors)
+}
+
+/// Auxiliaries and copulas in the present and in the past.
+const PRESENT: &[&str] = &["is", "are", "am", "do", "does", "has", "have"];
+const PAST: &[&str] = &["was", "were", "did", "had"];
+
+/// Whether one prompt asks only in the present and the other only in the past, by their
+/// auxiliaries: tense picks out a time as "now" and "then" do ("who is the CEO" / "who was
+/// the CEO"). A prompt with no auxiliary ("who won") has no tense to differ.
+fn opposite_tenses(a: &[&Token], b: &[&Token]) -> bool {
+    let tense = |tokens: &[&Token]| {
+        let has = |list: &[&str]| {
+            tokens
+                .iter()
+                .any(|t| t.kind == Kind::Function && list.contains(&t.word.as_ref()))
+        };
+        (has(PRESENT), has(PAST))
+    };
+    matches!(
+        (tense(a), tense(b)),
+        ((true, false), (false, true)) | ((false, true), (true, false))
+    )
 }
 
 /// The sorted words of one kind.
@@ -856,8 +881,25 @@ fn word_match(
     if lemmas_a.share_concept(lemmas_b) {
         return (SHARED_CONCEPT, false);
     }
+    if vector_shares_a_piece(a, b) {
+        return (0.0, false);
+    }
     let similarity = vectors.and_then(|v| v.similarity(a, b)).unwrap_or(0.0);
     (similarity, false)
+}
+
+/// Whether the two words' vectors are built from a common piece, so that their likeness says
+/// nothing of their meanings: phrases with a word in common ("sign_in"/"sign_up"), or a word
+/// the model does not know whole that begins with the other ("login" is "log" + "in").
+fn vector_shares_a_piece(a: &str, b: &str) -> bool {
+    let joined = |w: &str| w.contains('_');
+    if joined(a) || joined(b) {
+        return a
+            .split('_')
+            .any(|part| b.split('_').any(|other| other == part));
+    }
+    let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    long.starts_with(short) && !lexicon::in_vocabulary(long)
 }
 
 /// (direction, object) for each direction word whose object follows within three words,
@@ -1183,6 +1225,52 @@ mod tests {
         served(&[(
             "Tell me the capital of France.",
             "Give me the capital of France.",
+        )]);
+    }
+
+    #[test]
+    fn comparisons_with_an_amount() {
+        let under = "What is the best laptop under 500 dollars?";
+        refused(
+            &[(under, "What is the best laptop over 500 dollars?")],
+            Refusal::Direction,
+        );
+        served(&[(under, "What's the best laptop below 500 dollars?")]);
+    }
+
+    #[test]
+    fn phrasal_verbs_with_in() {
+        refused(
+            &[("How do I log in to Gmail?", "How do I log out of Gmail?")],
+            Refusal::Polarity,
+        );
+        served(&[("How do I log in to Gmail?", "How do I log in to Gmail?")]);
+    }
+
+    #[test]
+    fn vectors_of_a_shared_piece_are_no_evidence() {
+        assert!(vector_shares_a_piece("sign_in", "sign_up"));
+        assert!(
+            vector_shares_a_piece("log", "login"),
+            "'login' is 'log' + 'in'"
+        );
+        assert!(
+            !vector_shares_a_piece("photo", "photograph"),
+            "a word of its own"
+        );
+        assert!(!vector_shares_a_piece("delete", "remove"));
+        assert!(!vector_shares_a_piece("turn_off", "disable"));
+    }
+
+    #[test]
+    fn tense() {
+        refused(
+            &[("Who is the CEO of Apple?", "Who was the CEO of Apple?")],
+            Refusal::Referent,
+        );
+        served(&[(
+            "Who won the most Grand Slam titles?",
+            "Who has won the most Grand Slam titles?",
         )]);
     }
 
@@ -1538,12 +1626,16 @@ mod tests {
                     "How do I turn on the heating?",
                     "How do I turn the heating off?",
                 ),
-                (
-                    "How do I switch on the heating?",
-                    "How do I switch off the heating?",
-                ),
             ],
             Refusal::Swap,
+        );
+        // WordNet's antonym of two words
+        refused(
+            &[(
+                "How do I switch on the heating?",
+                "How do I switch off the heating?",
+            )],
+            Refusal::Polarity,
         );
     }
 
