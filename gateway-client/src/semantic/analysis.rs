@@ -693,6 +693,10 @@ fn classify(
     } else if text == "in" && expressed_in(next, then) {
         // "in Python", "in pounds": what it is expressed in
         fixed("to", Kind::Direction)
+    } else if (class.particle || text == "in") && after_content && ends_phrase(next) {
+        // the particle of a phrasal verb the lexicon does not know: "sign out of Zoom" is not
+        // "sign in to Zoom"
+        Token::new(word.interned(), Kind::Content)
     } else if class.function && !word.acronym {
         Token::new(word.interned(), Kind::Function)
     } else if class.request || class.support {
@@ -1197,6 +1201,11 @@ mod tests {
         assert_eq!(
             words_of("Can I sleep in the car?", Kind::Content),
             ["sleep", "car"]
+        );
+        // a particle with no phrase in the lexicon stays a word of the question
+        assert_eq!(
+            words_of("How do I sign out of Zoom?", Kind::Content),
+            ["sign", "out"]
         );
         // after a fronted phrase and a comma, a question word asks
         assert_eq!(

@@ -1244,7 +1244,9 @@ mod tests {
             &[("How do I log in to Gmail?", "How do I log out of Gmail?")],
             Refusal::Polarity,
         );
-        served(&[("How do I log in to Gmail?", "How do I log in to Gmail?")]);
+        // a particle the lexicon knows no phrase for still counts
+        assert!(check("How do I sign out of Zoom?", "How do I sign in to Zoom?").is_err());
+        served(&[("How do I sign out of Zoom?", "How can I sign out of Zoom?")]);
     }
 
     #[test]
