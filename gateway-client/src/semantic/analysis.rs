@@ -759,14 +759,17 @@ fn is_number(text: &str) -> bool {
 /// "What causes X" asks why X happens; "What is X for?" asks X's purpose (a copula, and no
 /// verb in -ing: "what are you waiting for" asks what).
 fn why_forms(tokens: &mut Vec<Token>) {
-    let purpose = tokens.len() > 3
-        && tokens[0].word == "what"
-        && matches!(tokens[1].word.as_ref(), "is" | "are" | "was" | "were")
-        && tokens.last().is_some_and(|t| t.word == "for")
-        && !tokens.iter().any(|t| t.word.ends_with("ing"));
-    if purpose {
+    let copula = |t: &Token| matches!(t.word.as_ref(), "is" | "are" | "was" | "were");
+    let what = tokens.iter().position(|t| t.word == "what");
+    let purpose = what.filter(|&at| {
+        tokens[at + 1..].iter().any(copula)
+            && tokens.last().is_some_and(|t| t.word == "for")
+            && tokens.len() > at + 3
+            && !tokens.iter().any(|t| t.word.ends_with("ing"))
+    });
+    if let Some(at) = purpose {
         tokens.pop();
-        tokens[0] = Token::new(Cow::Borrowed("why"), Kind::Question);
+        tokens[at] = Token::new(Cow::Borrowed("why"), Kind::Question);
     }
     let mut at = 0;
     while at + 1 < tokens.len() {
@@ -1193,6 +1196,10 @@ mod tests {
         );
         assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
         assert!(words_of("What should I pay for?", Kind::Question).is_empty());
+        assert_eq!(
+            words_of("Tell me what an MCP server is used for.", Kind::Question),
+            ["why"]
+        );
         // "in" is a particle only where no object follows it
         assert_eq!(
             words_of("How do I sign in to Netflix?", Kind::Content),
