@@ -205,13 +205,11 @@ const DIRECTIONS: &[(&str, &str)] = &[
     ("towards", "to"),
     ("from", "from"),
     ("than", "than"),
-    ("vs", "than"),
     // comparison with an amount or a place: "under 500 dollars" is not "over 500 dollars"
     ("over", "over"),
     ("above", "over"),
     ("under", "under"),
     ("below", "under"),
-    ("versus", "than"),
 ];
 
 /// Articles, auxiliaries, pronouns of the asker and the assistant, prepositions, conjunctions,
@@ -322,6 +320,9 @@ const FUNCTION_WORDS: &[&str] = &[
     "basically",
     "exactly",
     "ever",
+    // "A versus B" compares both ways, as "A and B" joins them
+    "versus",
+    "vs",
 ];
 
 /// Verbs (and nouns) of asking: they frame the request ("tell me", "any tips on"), not its
@@ -667,8 +668,8 @@ fn classify(
     } else if matches!(text, "that" | "which") && after_content {
         // a relative pronoun, not a demonstrative
         Token::new(word.interned(), Kind::Function)
-    } else if text == "any" && next_class.is_some_and(|c| c.request) {
-        // "any tips": asking, not quantifying
+    } else if matches!(text, "any" | "some") && next_class.is_some_and(|c| c.request) {
+        // "any tips", "some advice": asking, not quantifying
         Token::new(word.interned(), Kind::Function)
     } else if matches!(text, "most" | "least") && next_class.is_some_and(|c| !c.function) {
         Token::new(word.interned(), Kind::Degree)
@@ -1196,6 +1197,9 @@ mod tests {
         );
         assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
         assert!(words_of("What should I pay for?", Kind::Question).is_empty());
+        // "some" or "any" before a word of asking asks; before anything else it quantifies
+        assert!(words_of("What are some tips for sleeping?", Kind::Referent).is_empty());
+        assert_eq!(words_of("Give me some apples", Kind::Referent), ["some"]);
         assert_eq!(
             words_of("Tell me what an MCP server is used for.", Kind::Question),
             ["why"]

@@ -562,9 +562,18 @@ fn set_aside_acronyms(a: &mut Vec<&Token>, b: &mut Vec<&Token>) {
 fn unmatched_entity(a: &[&Token], b: &[&Token]) -> bool {
     a.iter().filter(|t| t.kind == Kind::Entity).any(|name| {
         !b.iter().any(|t| {
-            matches!(t.kind, Kind::Content | Kind::Request | Kind::Entity) && t.word == name.word
+            matches!(t.kind, Kind::Content | Kind::Request | Kind::Entity)
+                && same_name(&t.word, &name.word)
         })
     })
+}
+
+/// The same name, written with or without hyphens ("F-150"/"F150", "COVID-19"/"COVID19").
+fn same_name(a: &str, b: &str) -> bool {
+    a == b
+        || a.bytes()
+            .filter(|&c| c != b'-')
+            .eq(b.bytes().filter(|&c| c != b'-'))
 }
 
 /// Words of `tokens` to align, but those the other side has as a name.
@@ -1274,6 +1283,25 @@ mod tests {
             "Who won the most Grand Slam titles?",
             "Who has won the most Grand Slam titles?",
         )]);
+    }
+
+    #[test]
+    fn versus_compares_both_ways() {
+        let affect = "When should I use affect versus effect?";
+        served(&[(affect, "When should I use effect versus affect?")]);
+        // both words still count
+        assert!(check("When should I use effect versus effort?", affect).is_err());
+        assert!(check("When should I use affect?", affect).is_err());
+    }
+
+    #[test]
+    fn names_with_or_without_hyphens() {
+        let f150 = "What is the towing capacity of a 2020 Ford F-150?";
+        served(&[(f150, "What is the towing capacity of a 2020 Ford F150?")]);
+        refused(
+            &[(f150, "What is the towing capacity of a 2020 Ford F-250?")],
+            Refusal::Entity,
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tests::{
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.80),
     ("cache-tune.tsv", 0.76),
-    ("cache-heldout.tsv", 0.67),
+    ("cache-heldout.tsv", 0.68),
     ("cache-heldout-v2.tsv", 0.63),
 ];
 
