@@ -4,19 +4,24 @@
 //! project". Both prompts are analysed (see `analysis`) and compared part by part; a candidate
 //! is refused on any difference that can change the answer:
 //! - a conversion ("5 kilograms to pounds", however phrased) with another amount or units;
-//! - numbers, negation, referents (who or what: his/all/this/today…) or degree (most/least);
+//! - numbers, negation, referents (who or what: his/all/this/today…), degree (most/least) or
+//!   tense (only present against only past: "who is"/"who was");
 //! - the question asked (when/where/how many…), unless the other side names what it asks for
-//!   ("how many" / "the number of");
-//! - the unit a number counts, names and identifiers;
+//!   ("how many" / "the number of", "who discovered" / "the discoverer of");
+//! - the unit a number counts, names and identifiers (an acronym may be spelt out: "US" /
+//!   "United States"; hyphens aside: "F-150" / "F150");
 //! - the words, aligned one to one: a pair of opposites (antonyms, a negating prefix), a
-//!   possessive on one side only, words on both sides that match nothing on the other, a
-//!   direction reversed, or a word on one side only that is possessive, modifies the next word,
-//!   or is not implied by the other side. Two words may match one ("house plants"/"houseplants", "thank you"/"thank-you"),
-//!   and request verbs ("tell", "make") may go unmatched.
+//!   possessive on one side only, words on both sides that match nothing on the other (support
+//!   verbs included: "allow" is not "make"), a direction reversed, or a word on one side only
+//!   that is possessive, modifies the next word, or is not implied by the other side. Two words
+//!   may match one ("house plants"/"houseplants", "thank you"/"thank-you"), a modifier the
+//!   lexicon finds in its head adds nothing ("chemical element"), and request verbs ("tell",
+//!   "explain") may go unmatched.
 //!
 //! Words match when they are the same word, lemma or spelling (0.95 when they share a lexicon
-//! concept), or when the model's vectors put them close; two units only as the same unit. When unsure it refuses: a miss costs a
-//! model call, a wrong hit costs trust.
+//! concept), or when the model's vectors put them close (not when the vectors are built from a
+//! shared piece: "sign_in"/"sign_up"); two units only as the same unit. When unsure it refuses:
+//! a miss costs a model call, a wrong hit costs trust.
 
 use super::{
     analysis::{DETERMINERS, Kind, SUPPORT_VERBS, Token, analyze},
