@@ -32,8 +32,11 @@ words the model knows, plus words WordNet's sense-tagged corpus saw. The output 
 deterministic; after a rebuild, `sha256sum lexicon.tsv > MANIFEST.sha256`; a test
 checks the committed files against it.
 
-Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags`, ids and antonyms
-space-separated, flags `u` for a unit. Multi-word lemmas ("turn off", "disk space") are kept
+Output, one line per word: `word<TAB>concept ids<TAB>antonyms<TAB>flags<TAB>unit concept ids`,
+ids space-separated, antonyms comma-separated (an antonym may have two words: "log in" /
+"log out"), flags `u` for a unit; the unit concept ids are those of the
+word's concepts that are units (WordNet synsets under a unit root, and pint's units), so two
+units match only as the same unit ("minute" and "second" share the concept "instant"). Multi-word lemmas ("turn off", "disk space") are kept
 when they have two words, or three for verbs ("get rid of", "put up with"); the verifier joins
 a phrase into one word only when the lexicon knows it.
 
@@ -85,6 +88,18 @@ def normalize(lemma):
                 joined.append(piece)
         words.extend(joined)
     return " ".join(words)
+
+
+def spellings(lemma, other_words):
+    """The keys a lemma is looked up by: its normalized form, and for a hyphenated lemma also
+    the form written solid ("co-worker" -> "coworker"), as users often write one word, unless that
+    spells a word WordNet knows otherwise ("re-sign" is not "resign", "co-op" not "coop")."""
+    key = normalize(lemma)
+    yield key
+    if "-" in lemma and "_" not in lemma:
+        solid = normalize(lemma.replace("-", ""))
+        if solid != key and solid not in other_words:
+            yield solid
 
 
 def load(dict_dir):
@@ -176,7 +191,14 @@ def pint_units(path):
 
 
 def is_unit(lemma, index, pointers, roots):
-    stack = [s for s in index.get(lemma, []) if s[0] == "n"]
+    return any(is_unit_synset(s, pointers, roots) for s in index.get(lemma, []))
+
+
+def is_unit_synset(synset, pointers, roots):
+    """Whether a noun synset is, through its hypernyms, a unit of measurement or money."""
+    if synset[0] != "n":
+        return False
+    stack = [synset]
     seen = set()
     while stack:
         synset = stack.pop()
@@ -203,6 +225,7 @@ def main(dict_dir, vocab_path, pint_path):
         known = lemma in tagged or all(w in vocab for w in words)
         return known or is_unit(lemma, index, pointers, roots)
 
+    other_words = {normalize(k) for k in index if isinstance(k, str)}
     entries = {}
     for lemma in sorted(k for k in index if isinstance(k, str) and wanted(k)):
         concepts = set()
@@ -220,15 +243,15 @@ def main(dict_dir, vocab_path, pint_path):
             for target, word in lexical_targets(synset, lemma, synset_words, pointers, {"!"}):
                 for antonym in [synset_words[target][word - 1]] if word else synset_words[target]:
                     antonyms.add(normalize(antonym))
-        key = normalize(lemma)
-        entry = entries.setdefault(key, [set(), set(), False])
-        entry[0] |= concepts
-        entry[1] |= antonyms
-        entry[2] = entry[2] or is_unit(lemma, index, pointers, roots)
+        unit = is_unit(lemma, index, pointers, roots)
+        for key in spellings(lemma, other_words):
+            entry = entries.setdefault(key, [set(), set(), False])
+            entry[0] |= concepts
+            entry[1] |= antonyms
+            entry[2] = entry[2] or unit
 
     # A short symbol or alias that spells a word WordNet knows otherwise ("us" for microseconds,
     # "pm" for picometres) stays that word: it is far more often the word. Names stay units.
-    other_words = {normalize(k) for k in index if isinstance(k, str)}
     for unit in pint_units(pint_path):
         concept = "pint:" + unit[0]
         name = normalize(unit[0])
@@ -253,11 +276,18 @@ def main(dict_dir, vocab_path, pint_path):
     for word in sorted(entries):
         concepts, antonyms, unit = entries[word]
         concept_ids = sorted(ids[c] for c in concepts if c in ids)
+        # The concepts that are units: "minute" and "second" share "instant", not a unit.
+        unit_ids = sorted(
+            ids[c]
+            for c in concepts
+            if c in ids and (isinstance(c, str) or is_unit_synset(c, pointers, roots))
+        )
         antonyms = sorted(a for a in antonyms if a != word)
         if not concept_ids and not antonyms and not unit:
             continue
         out.write(
-            f"{word}\t{' '.join(map(str, concept_ids))}\t{' '.join(antonyms)}\t{'u' if unit else ''}\n"
+            f"{word}\t{' '.join(map(str, concept_ids))}\t{','.join(antonyms)}\t{'u' if unit else ''}"
+            f"\t{' '.join(map(str, unit_ids))}\n"
         )
 
 

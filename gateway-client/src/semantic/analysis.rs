@@ -205,8 +205,11 @@ const DIRECTIONS: &[(&str, &str)] = &[
     ("towards", "to"),
     ("from", "from"),
     ("than", "than"),
-    ("vs", "than"),
-    ("versus", "than"),
+    // comparison with an amount or a place: "under 500 dollars" is not "over 500 dollars"
+    ("over", "over"),
+    ("above", "over"),
+    ("under", "under"),
+    ("below", "under"),
 ];
 
 /// Articles, auxiliaries, pronouns of the asker and the assistant, prepositions, conjunctions,
@@ -305,6 +308,7 @@ const FUNCTION_WORDS: &[&str] = &[
     "like",
     "wondering",
     "wonder",
+    "curious",
     "whether",
     "quick",
     "question",
@@ -315,6 +319,10 @@ const FUNCTION_WORDS: &[&str] = &[
     "simply",
     "basically",
     "exactly",
+    "ever",
+    // "A versus B" compares both ways, as "A and B" joins them
+    "versus",
+    "vs",
 ];
 
 /// Verbs (and nouns) of asking: they frame the request ("tell me", "any tips on"), not its
@@ -345,7 +353,7 @@ const REQUEST_VERBS: &[&str] = &[
 
 /// Support verbs: in "make a backup", "get rid of", "need an oil change" the noun carries the
 /// meaning; alone they ask nothing a matched content word does not.
-const SUPPORT_VERBS: &[&str] = &[
+pub(super) const SUPPORT_VERBS: &[&str] = &[
     "make", "makes", "made", "making", "get", "gets", "got", "getting", "need", "needs", "use",
     "using", "used", "take", "takes", "allowed", "allow", "go",
 ];
@@ -426,6 +434,8 @@ struct Word<'t> {
     possessive: bool,
     /// The first word of a sentence.
     starts_sentence: bool,
+    /// The first word after a comma: "In men's tennis, who has won…".
+    after_comma: bool,
     /// The table's own copy of the word and what it says, for a closed-class word.
     closed: Option<(&'static str, &'static Closed)>,
 }
@@ -516,12 +526,21 @@ fn join(
     phrase: &mut String,
 ) -> Option<(String, usize)> {
     let this = word.class();
-    let verb =
-        !word.cap && !this.function && this.referent.is_none() && !this.negation && !next.cap;
+    // numbers, referents and negations keep their class: "a one-off job" counts one
+    let verb = !word.cap
+        && !this.function
+        && this.referent.is_none()
+        && !this.negation
+        && this.number.is_none()
+        && this.ordinal.is_none()
+        && !next.cap;
     if !verb {
         return None;
     }
-    let (particle, open) = (next.class().particle, next.is_open());
+    // "in" is a particle only where no object follows it: "log in", "sign in to Netflix", but
+    // "sleep in the car", "work in Canada"
+    let particle = next.class().particle || (next.text == "in" && ends_phrase(then));
+    let open = next.is_open();
     let preposition = then.filter(|t| !t.cap && t.class().function);
     let lemmas = lexicon::lemmas(&word.text);
     let mut known = |words: &[&str]| {
@@ -576,19 +595,25 @@ fn join_split(words: &[Word<'_>], at: usize, phrase: &mut String) -> Option<(Str
         if !particle.class().particle || particle.starts_sentence {
             continue;
         }
-        let ends_here = words.get(particle_at + 1).is_none_or(|after| {
-            let class = after.class();
-            after.starts_sentence
-                || (class.function
-                    && class.referent.is_none()
-                    && !DETERMINERS.contains(&after.text.as_ref()))
-        });
+        let ends_here = ends_phrase(words.get(particle_at + 1));
         return ends_here
             .then(|| join(verb, particle, None, phrase))
             .flatten()
             .map(|(joined, _)| (joined, particle_at));
     }
     None
+}
+
+/// Whether a particle's phrase ends before `after`: at the end of the sentence or before a
+/// preposition, not before a determiner or an object ("turn the lights off in the kitchen").
+fn ends_phrase(after: Option<&Word<'_>>) -> bool {
+    after.is_none_or(|after| {
+        let class = after.class();
+        after.starts_sentence
+            || (class.function
+                && class.referent.is_none()
+                && !DETERMINERS.contains(&after.text.as_ref()))
+    })
 }
 
 /// Whether "a" before a unit says "per" rather than "one": at the end of a clause, after
@@ -643,14 +668,17 @@ fn classify(
     } else if matches!(text, "that" | "which") && after_content {
         // a relative pronoun, not a demonstrative
         Token::new(word.interned(), Kind::Function)
-    } else if text == "any" && next_class.is_some_and(|c| c.request) {
-        // "any tips": asking, not quantifying
+    } else if matches!(text, "any" | "some") && next_class.is_some_and(|c| c.request) {
+        // "any tips", "some advice": asking, not quantifying
         Token::new(word.interned(), Kind::Function)
     } else if matches!(text, "most" | "least") && next_class.is_some_and(|c| !c.function) {
         Token::new(word.interned(), Kind::Degree)
     } else if let Some(referent) = class.referent {
         fixed(referent, Kind::Referent)
-    } else if let Some(question) = class.question.filter(|_| asks(&tokens[sentence_from..])) {
+    } else if let Some(question) = class
+        .question
+        .filter(|_| word.after_comma || asks(&tokens[sentence_from..]))
+    {
         fixed(question, Kind::Question)
     } else if class.question.is_some() {
         // a conjunction: "what do I do when it fails"
@@ -666,6 +694,10 @@ fn classify(
     } else if text == "in" && expressed_in(next, then) {
         // "in Python", "in pounds": what it is expressed in
         fixed("to", Kind::Direction)
+    } else if (class.particle || text == "in") && after_content && ends_phrase(next) {
+        // the particle of a phrasal verb the lexicon does not know: "sign out of Zoom" is not
+        // "sign in to Zoom"
+        Token::new(word.interned(), Kind::Content)
     } else if class.function && !word.acronym {
         Token::new(word.interned(), Kind::Function)
     } else if class.request || class.support {
@@ -679,7 +711,8 @@ fn classify(
             } else {
                 Kind::Content
             },
-            possessive: word.possessive,
+            // a measure's genitive names no possessor: "this year's winner", "a day's work"
+            possessive: word.possessive && !lexicon::lemmas(text).known_unit(),
         }
     };
     tokens.push(token);
@@ -724,8 +757,21 @@ fn is_number(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
 }
 
-/// "What causes X" asks why X happens.
+/// "What causes X" asks why X happens; "What is X for?" asks X's purpose (a copula, and no
+/// verb in -ing: "what are you waiting for" asks what).
 fn why_forms(tokens: &mut Vec<Token>) {
+    let copula = |t: &Token| matches!(t.word.as_ref(), "is" | "are" | "was" | "were");
+    let what = tokens.iter().position(|t| t.word == "what");
+    let purpose = what.filter(|&at| {
+        tokens[at + 1..].iter().any(copula)
+            && tokens.last().is_some_and(|t| t.word == "for")
+            && tokens.len() > at + 3
+            && !tokens.iter().any(|t| t.word.ends_with("ing"))
+    });
+    if let Some(at) = purpose {
+        tokens.pop();
+        tokens[at] = Token::new(Cow::Borrowed("why"), Kind::Question);
+    }
     let mut at = 0;
     while at + 1 < tokens.len() {
         if tokens[at].word == "what"
@@ -814,9 +860,10 @@ fn ends_word(b: u8) -> bool {
 fn split_words<'t>(original: &'t str, lower: &'t str) -> Vec<Word<'t>> {
     let bytes = original.as_bytes();
     let mut words = Vec::new();
-    let (mut at, mut sentence_start) = (0, true);
+    let (mut at, mut sentence_start, mut after_comma) = (0, true, false);
     while let Some(&b) = bytes.get(at) {
         if starts_word(b) {
+            let before = words.len();
             let mut run = at + 1;
             while bytes.get(run).is_some_and(|&b| inside_word(b)) {
                 run += 1;
@@ -830,16 +877,20 @@ fn split_words<'t>(original: &'t str, lower: &'t str) -> Vec<Word<'t>> {
                     .map_or(at + 1, |k| k + 1)
             };
             push_parts(original, lower, at, end, sentence_start, &mut words);
-            sentence_start = false;
+            if let Some(first) = words.get_mut(before) {
+                first.after_comma = after_comma;
+            }
+            (sentence_start, after_comma) = (false, false);
             at = end;
         } else if b == b'%' {
             push_parts(original, lower, at, at + 1, sentence_start, &mut words);
-            sentence_start = false;
+            (sentence_start, after_comma) = (false, false);
             at += 1;
         } else {
             if b".?!;:".contains(&b) {
                 sentence_start = true;
             }
+            after_comma |= b == b',';
             at += 1;
         }
     }
@@ -877,6 +928,7 @@ fn push_parts<'t>(
             text: part_lower,
             possessive: possessive && index == last,
             starts_sentence: first,
+            after_comma: false,
             closed,
         });
     }
@@ -1137,6 +1189,49 @@ mod tests {
         assert_eq!(
             words_of("Why do containers have cold starts?", Kind::Question),
             ["why"]
+        );
+        // "what is X for?" asks its purpose; "for" with a verb in -ing or no copula does not
+        assert_eq!(
+            words_of("What is a health probe for?", Kind::Question),
+            ["why"]
+        );
+        assert!(words_of("What are you waiting for?", Kind::Question).is_empty());
+        assert!(words_of("What should I pay for?", Kind::Question).is_empty());
+        // "some" or "any" before a word of asking asks; before anything else it quantifies
+        assert!(words_of("What are some tips for sleeping?", Kind::Referent).is_empty());
+        assert_eq!(words_of("Give me some apples", Kind::Referent), ["some"]);
+        assert_eq!(
+            words_of("Tell me what an MCP server is used for.", Kind::Question),
+            ["why"]
+        );
+        // "in" is a particle only where no object follows it
+        assert_eq!(
+            words_of("How do I sign in to Netflix?", Kind::Content),
+            ["sign_in"]
+        );
+        assert_eq!(
+            words_of("Can I sleep in the car?", Kind::Content),
+            ["sleep", "car"]
+        );
+        // a particle with no phrase in the lexicon stays a word of the question
+        assert_eq!(
+            words_of("How do I sign out of Zoom?", Kind::Content),
+            ["sign", "out"]
+        );
+        // after a fronted phrase and a comma, a question word asks
+        assert_eq!(
+            words_of(
+                "In men's tennis, who has won the most titles?",
+                Kind::Question
+            ),
+            ["who"]
+        );
+        assert!(
+            words_of(
+                "In men's tennis who has won the most titles?",
+                Kind::Question
+            )
+            .is_empty()
         );
     }
 

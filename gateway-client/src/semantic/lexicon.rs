@@ -98,6 +98,9 @@ pub struct Entry {
     pub antonyms: &'static [&'static str],
     /// A unit of measurement or money.
     pub unit: bool,
+    /// The concepts that are units (sorted): two units are the same unit only through one of
+    /// these ("minute" and "second" share the concept "instant", not a unit).
+    pub unit_concepts: &'static [u32],
 }
 
 /// Where an entry's lists sit in the lexicon's shared arrays.
@@ -106,6 +109,7 @@ struct Stored {
     concepts: (u32, u32),
     antonyms: (u32, u32),
     unit: bool,
+    unit_concepts: (u32, u32),
 }
 
 struct Lexicon {
@@ -134,7 +138,8 @@ pub fn warm() {
     LazyLock::force(&VOCABULARY_WORDS);
 }
 
-/// Parses `word<TAB>ids<TAB>antonyms<TAB>flags` lines; lists share two arrays, so the whole
+/// Parses `word<TAB>ids<TAB>antonyms<TAB>flags<TAB>unit ids` lines (antonyms comma-separated,
+/// as one may have two words); lists share two arrays, so the whole
 /// lexicon takes three allocations' worth of growth rather than two per word.
 fn parse(text: &'static str) -> Lexicon {
     let mut lexicon = Lexicon {
@@ -156,8 +161,16 @@ fn parse(text: &'static str) -> Lexicon {
         );
         let antonyms_start = lexicon.antonym_words.len();
         if !antonyms.is_empty() {
-            lexicon.antonym_words.extend(antonyms.split(' '));
+            lexicon.antonym_words.extend(antonyms.split(','));
         }
+        let units_start = lexicon.concept_ids.len();
+        lexicon.concept_ids.extend(
+            fields
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|id| id.parse::<u32>().ok()),
+        );
         let span = |start: usize, end: usize| {
             (
                 u32::try_from(start).unwrap_or(u32::MAX),
@@ -165,9 +178,10 @@ fn parse(text: &'static str) -> Lexicon {
             )
         };
         let stored = Stored {
-            concepts: span(concepts_start, lexicon.concept_ids.len()),
+            concepts: span(concepts_start, units_start),
             antonyms: span(antonyms_start, lexicon.antonym_words.len()),
             unit: flags == "u",
+            unit_concepts: span(units_start, lexicon.concept_ids.len()),
         };
         lexicon.words.insert(word, stored);
     }
@@ -190,6 +204,10 @@ impl Lexicon {
                     .get(slice(stored.antonyms))
                     .unwrap_or_default(),
                 unit: stored.unit,
+                unit_concepts: self
+                    .concept_ids
+                    .get(slice(stored.unit_concepts))
+                    .unwrap_or_default(),
             },
         ))
     }
@@ -268,12 +286,22 @@ impl<'a> Lemmas<'a> {
         })
     }
 
+    /// One lemma and one of `other`'s are the same unit of measurement or money.
+    pub fn share_unit(&self, other: &Lemmas<'_>) -> bool {
+        self.entries().any(|mine| {
+            other
+                .entries()
+                .any(|theirs| sorted_intersect(mine.unit_concepts, theirs.unit_concepts))
+        })
+    }
+
     /// A lemma of `other` is an antonym of one of these.
     pub fn opposed_by(&self, other: &Lemmas<'_>) -> bool {
         self.antonyms
-            && self
-                .entries()
-                .any(|entry| other.as_slice().iter().any(|w| entry.antonyms.contains(w)))
+            && self.entries().any(|entry| {
+                let antonym_of = |w: &&str| entry.antonyms.iter().any(|x| same_phrase(x, w));
+                other.as_slice().iter().any(antonym_of)
+            })
     }
 
     /// Some lemma is a unit of measurement or money.
@@ -359,6 +387,16 @@ pub fn lemmas(word: &str) -> Lemmas<'_> {
         known.push(word, entry_of_joined(word));
     }
     known
+}
+
+/// The same word or phrase, a joined phrase's `_` standing for the lexicon's space ("log_out"
+/// is the antonym "log out").
+fn same_phrase(lexicon_form: &str, word: &str) -> bool {
+    lexicon_form.len() == word.len()
+        && lexicon_form
+            .bytes()
+            .zip(word.bytes())
+            .all(|(x, y)| x == y || (x == b' ' && y == b'_'))
 }
 
 /// Whether two sorted id lists share an id, by merging them.
@@ -618,6 +656,29 @@ mod tests {
         assert!(lemmas("enabled").opposed_by(&lemmas("disable")));
         assert!(!lemmas("enable").opposed_by(&lemmas("obtain")));
         assert!(antonyms("first").contains(&"last"));
+        // an antonym of two words, reached from a joined phrasal verb
+        assert!(lemmas("log_in").opposed_by(&lemmas("log_out")));
+    }
+
+    #[test]
+    fn units_are_the_same_unit_only_through_a_unit_concept() {
+        assert!(lemmas("lb").share_unit(&lemmas("pounds")));
+        assert!(lemmas("minutes").share_concept(&lemmas("second")));
+        assert!(!lemmas("minutes").share_unit(&lemmas("second")));
+        assert!(
+            !lemmas("server").share_unit(&lemmas("server")),
+            "not a unit"
+        );
+    }
+
+    #[test]
+    fn hyphenated_lemmas_are_known_written_solid() {
+        assert!(lemmas("coworker").share_concept(&lemmas("colleague")));
+        assert!(lemmas("co worker").share_concept(&lemmas("colleague")));
+        // unless the solid form is a word of its own: "co-op" is not a chicken coop
+        assert!(lemmas("co op").share_concept(&lemmas("cooperative")));
+        assert!(!lemmas("coop").share_concept(&lemmas("cooperative")));
+        assert!(!lemmas("recreate").share_concept(&lemmas("re create")));
     }
 
     #[test]

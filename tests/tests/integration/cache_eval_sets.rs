@@ -31,9 +31,9 @@ use tests::{
 /// made "silver"/"gold" alike as well as "key"/"main"; precision first.) The held-out file is
 /// measured, never tuned on.
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
-    ("cache-dev-set.tsv", 0.78),
-    ("cache-tune.tsv", 0.75),
-    ("cache-heldout.tsv", 0.63),
+    ("cache-dev-set.tsv", 0.80),
+    ("cache-tune.tsv", 0.76),
+    ("cache-heldout.tsv", 0.68),
     ("cache-heldout-v2.tsv", 0.63),
     ("cache-heldout-v3.tsv", 0.69),
 ];
