@@ -33,20 +33,20 @@ use tests::{
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.80),
     ("cache-tune.tsv", 0.76),
-    ("cache-heldout.tsv", 0.68),
+    ("cache-heldout.tsv", 0.67),
     ("cache-heldout-v2.tsv", 0.63),
     ("cache-heldout-v3.tsv", 0.69),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
 /// either mode. None on the sets the verifier was designed with; the fresh held-out set (v2,
-/// never looked into) draws 2 of its 271 near-misses, as measured when it was written; v3 (written
+/// never looked into) drew 2 of its 271 near-misses when it was written, 1 since; v3 (written
 /// later by someone who had seen neither the cache nor v2, also never looked into) draws 1 of 155.
 const MAX_WRONG_HITS: &[(&str, usize)] = &[
     ("cache-dev-set.tsv", 0),
     ("cache-tune.tsv", 0),
     ("cache-heldout.tsv", 0),
-    ("cache-heldout-v2.tsv", 2),
+    ("cache-heldout-v2.tsv", 1),
     ("cache-heldout-v3.tsv", 1),
 ];
 
