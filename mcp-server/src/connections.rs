@@ -34,7 +34,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::{Duration, SystemTime},
 };
 
@@ -106,6 +106,7 @@ pub async fn serve_connections<A>(
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 let connection = serve_one(stream, remote, app.clone(), &http, limits, &stop);
+                let connection = quiet_first(connection);
                 tokio::spawn(ConnectionWatch::scope(limits, permit, connection));
             }
             Err(_) => refuse(stream, &refusals, limits),
@@ -115,6 +116,26 @@ pub async fn serve_connections<A>(
     // Each connection holds a permit until it closes: all of them back means all are done.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _drained = permits.acquire_many(all).await;
+}
+
+/// Polls `connection` first with a no-op waker, then with its task's own.
+///
+/// Inside one connection's task, hyper hands the request body to the handler (and the handler's
+/// demand back to hyper) through channels that wake that very task; tokio takes a task that
+/// wakes itself for a yield and wakes another worker to share it: a futex call, an IPI and two
+/// context switches per request, for nothing. The first poll does the work those channels
+/// signal within itself, and their wakes go nowhere; the second registers the real waker
+/// wherever the connection then waits (a future wakes the waker of its latest poll).
+async fn quiet_first<F: Future>(connection: F) -> F::Output {
+    let mut connection = std::pin::pin!(connection);
+    std::future::poll_fn(|cx| {
+        let mut quiet = Context::from_waker(Waker::noop());
+        if let Poll::Ready(output) = connection.as_mut().poll(&mut quiet) {
+            return Poll::Ready(output);
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// One connection, until it closes or, after `stop`, until its response in flight is sent.
