@@ -9,6 +9,7 @@
 # the table gives medians and the ratio B/A (req/s) or B-A (overhead).
 #
 #   TOLLGATE_A=/path/to/old/tollgate TOLLGATE_B=target/release/tollgate bash benchmarks/run-ab.sh
+#   (TOLLGATE_A_ENV / TOLLGATE_B_ENV: settings for one side only, e.g. "WORKER_THREADS=1")
 #
 # Build the "before" binary from a worktree of the older commit:
 #   git worktree add --detach /tmp/tollgate-before <commit>
@@ -76,10 +77,13 @@ PROXY_PID="$(pgrep -P "$START_PID" | head -n 1)"
 
 declare -A PORT=([A]="$((BASE_PORT + 1))" [B]="$((BASE_PORT + 2))")
 declare -A BIN=([A]="$TOLLGATE_A" [B]="$TOLLGATE_B")
+# Settings for one side only, e.g. TOLLGATE_B_ENV="WORKER_THREADS=1" to compare a configuration.
+declare -A SIDE_ENV=([A]="${TOLLGATE_A_ENV:-}" [B]="${TOLLGATE_B_ENV:-}")
 declare -A SERVER_PID=()
 for side in A B; do
+    # shellcheck disable=SC2086 # the side's settings split into words on purpose
     start "tollgate-$side" "http://127.0.0.1:${PORT[$side]}/health" -- \
-        env RUST_LOG=warn PORT="${PORT[$side]}" SUBSCRIPTION_KEYS="bench=$KEY" \
+        env ${SIDE_ENV[$side]} RUST_LOG=warn PORT="${PORT[$side]}" SUBSCRIPTION_KEYS="bench=$KEY" \
         MCP_RATE_LIMIT=1000000/1 OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" \
         TOKENS_PER_MINUTE=1000000000000 SEMANTIC_CACHE=off "${BIN[$side]}"
     SERVER_PID[$side]="$START_PID"

@@ -30,6 +30,16 @@ pub struct Settings {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
+    /// Threads that serve requests (default: one per CPU core). One costs less CPU per request
+    /// where tollgate shares a small host with what it calls (a sidecar next to a local model
+    /// server): no work is handed between threads (see benchmarks/README.md).
+    #[arg(
+        long,
+        env = "WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from)
+    )]
+    pub worker_threads: Option<usize>,
+
     /// Identity reported by whoami, /health, / and /agent/chat.
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
@@ -1109,6 +1119,8 @@ mod tests {
                 "STREAM_SEND_TIMEOUT_SECONDS",
             ),
             ("--cache-max-mb", "0", "CACHE_MAX_MB"),
+            ("--worker-threads", "0", "WORKER_THREADS"),
+            ("--worker-threads", "2000", "WORKER_THREADS"),
             ("--cache-max-prompt-bytes", "10", "CACHE_MAX_PROMPT_BYTES"),
             ("--tokens-per-minute", "0", "TOKENS_PER_MINUTE"),
             ("--budget-reservation", "loose", "BUDGET_RESERVATION"),
@@ -1201,6 +1213,13 @@ mod tests {
             &azure.backend_configs()[..],
             [BackendConfig::Azure { .. }]
         ));
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_runtimes_choice() {
+        assert_eq!(Settings::from_map(&[]).unwrap().worker_threads, None);
+        let one = Settings::from_map(&[("WORKER_THREADS", "1")]).unwrap();
+        assert_eq!(one.worker_threads, Some(1));
     }
 
     #[test]

@@ -13,11 +13,25 @@ use mcp_server::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let settings = Settings::from_env();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = settings.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(settings)),
+        Err(error) => {
+            eprintln!("tollgate: cannot start the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut settings: Settings) -> std::process::ExitCode {
     // Before anything can build an HTTP client (reqwest is built without a default provider).
     gateway_client::tls::install_crypto_provider();
-    let mut settings = Settings::from_env();
     match &settings.command {
         Some(Command::CacheEval(args)) => return cache_eval::run(&settings, args).await,
         Some(Command::Healthcheck) => return healthcheck::run(&settings).await,
