@@ -359,7 +359,7 @@ pub(super) const SUPPORT_VERBS: &[&str] = &[
 ];
 
 /// Adverb particles of phrasal verbs: "turn" + "off" may be one lemma, though "off" is grammar.
-const PARTICLES: &[&str] = &["up", "off", "on", "out", "down", "over", "away", "back"];
+pub(super) const PARTICLES: &[&str] = &["up", "off", "on", "out", "down", "over", "away", "back"];
 
 /// What the closed-class lists say about one word.
 #[derive(Debug, Default, Clone, Copy)]
@@ -512,6 +512,7 @@ pub fn analyze(text: &str) -> Vec<Token> {
         at += classify(word, next, words.get(at + 2), &mut tokens, sentence_from);
     }
     why_forms(&mut tokens);
+    translation_frame(&mut tokens);
     tokens
 }
 
@@ -781,6 +782,32 @@ fn why_forms(tokens: &mut Vec<Token>) {
             tokens.remove(at + 1);
         }
         at += 1;
+    }
+}
+
+/// "How do you say X in Spanish?" asks what "Translate X into Spanish." asks: a verb of saying
+/// or translating, before a prompt that ends in "in"/"into" and a name (the language), frames
+/// the request, so either verb, or neither ("X in Spanish?"), asks the same. The language and
+/// X still have to match.
+fn translation_frame(tokens: &mut [Token]) {
+    let ends_in_a_language = match tokens {
+        [.., into, language] => {
+            into.kind == Kind::Direction && into.word == "to" && language.kind == Kind::Entity
+        }
+        _ => false,
+    };
+    if !ends_in_a_language {
+        return;
+    }
+    let saying = |t: &Token| {
+        t.kind == Kind::Content
+            && matches!(
+                t.word.as_ref(),
+                "say" | "says" | "said" | "saying" | "translate" | "translated" | "translating"
+            )
+    };
+    if let Some(verb) = tokens.iter_mut().find(|t| saying(t)) {
+        *verb = Token::new(Cow::Borrowed("translate"), Kind::Request);
     }
 }
 

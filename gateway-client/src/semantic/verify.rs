@@ -24,7 +24,7 @@
 //! a miss costs a model call, a wrong hit costs trust.
 
 use super::{
-    analysis::{DETERMINERS, Kind, SUPPORT_VERBS, Token, analyze},
+    analysis::{DETERMINERS, Kind, PARTICLES, SUPPORT_VERBS, Token, analyze},
     lexicon::{self, Lemmas},
 };
 
@@ -158,6 +158,9 @@ pub fn verify(
     set_aside_acronyms(&mut b, &mut a);
     if unmatched_entity(&a, &b) || unmatched_entity(&b, &a) {
         return Err(Refusal::Entity);
+    }
+    if particle_turned(&a, &b) || particle_turned(&b, &a) {
+        return Err(Refusal::Direction);
     }
     let unaligned = align(&a, &b, vectors)?;
     if reversed_direction(&a, &b) || reversed_direction(&b, &a) || swapped_names(&a, &b) {
@@ -881,6 +884,37 @@ fn vector_shares_a_piece(a: &str, b: &str) -> bool {
     }
     let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
     long.starts_with(short) && !lexicon::in_vocabulary(long)
+}
+
+/// Prepositions that tie a verb to its object: the verb's particle cannot be traded for one.
+const PREPOSITIONS: &[&str] = &[
+    "for", "by", "with", "on", "in", "to", "from", "at", "of", "into", "about", "through",
+];
+
+/// Whether a phrasal verb of `a` ("filter out") is its bare verb in `b` tied to its object by
+/// another word ("filter for"): the particle turns what is done to the object, so the two ask
+/// opposite things even where the lexicon files the verb and the phrase under one concept.
+fn particle_turned(a: &[&Token], b: &[&Token]) -> bool {
+    let phrasal = a.iter().filter_map(|t| match t.word.split_once('_') {
+        Some((verb, particle)) if t.kind == Kind::Content && PARTICLES.contains(&particle) => {
+            Some((verb, particle))
+        }
+        _ => None,
+    });
+    phrasal.into_iter().any(|(verb, particle)| {
+        let verb = lexicon::lemmas(verb);
+        b.windows(2).any(|pair| {
+            let (bare, tie) = (pair[0], pair[1]);
+            bare.kind == Kind::Content
+                && lexicon::lemmas(&bare.word)
+                    .as_slice()
+                    .iter()
+                    .any(|lemma| verb.contains(lemma))
+                && matches!(tie.kind, Kind::Function | Kind::Direction)
+                && tie.word != particle
+                && PREPOSITIONS.contains(&tie.word.as_ref())
+        })
+    })
 }
 
 /// (direction, object) for each direction word whose object follows within three words,
@@ -1699,6 +1733,61 @@ mod tests {
                 "How many euros is 100 Canadian dollars?",
             )],
             Refusal::Entity,
+        );
+    }
+
+    #[test]
+    fn a_particle_traded_for_a_preposition() {
+        refused(
+            &[
+                (
+                    "How do I tail a log file and filter out errors?",
+                    "How do I tail a log file and filter for errors?",
+                ),
+                ("How do I log out of Gmail?", "How do I log into Gmail?"),
+            ],
+            Refusal::Direction,
+        );
+        served(&[
+            ("How do I filter out errors?", "How do I filter errors out?"),
+            (
+                "How do I turn off the alarm?",
+                "How do I turn the alarm off?",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn translations_pass_however_asked() {
+        let asked = "Translate good morning into Spanish.";
+        served(&[
+            (asked, "How do you say good morning in Spanish?"),
+            (asked, "What is good morning in Spanish?"),
+            (asked, "Good morning in Spanish?"),
+            (
+                "Translate I love you into Italian.",
+                "How do I say I love you in Italian?",
+            ),
+        ]);
+        refused(
+            &[(asked, "How do you say good morning in French?")],
+            Refusal::Entity,
+        );
+        refused(
+            &[
+                (asked, "How do you say good night in Spanish?"),
+                // without a language at the end, "say" is what is asked about
+                (
+                    "How do I say goodbye politely?",
+                    "How do I write goodbye politely?",
+                ),
+            ],
+            Refusal::Swap,
+        );
+        // writing is not saying: no frame takes "write" in
+        refused(
+            &[(asked, "How do you write good morning in Spanish?")],
+            Refusal::Extra,
         );
     }
 
