@@ -895,13 +895,13 @@ const PREPOSITIONS: &[&str] = &[
 /// another word ("filter for"): the particle turns what is done to the object, so the two ask
 /// opposite things even where the lexicon files the verb and the phrase under one concept.
 fn particle_turned(a: &[&Token], b: &[&Token]) -> bool {
-    let phrasal = a.iter().filter_map(|t| match t.word.split_once('_') {
+    let mut phrasal = a.iter().filter_map(|t| match t.word.split_once('_') {
         Some((verb, particle)) if t.kind == Kind::Content && PARTICLES.contains(&particle) => {
             Some((verb, particle))
         }
         _ => None,
     });
-    phrasal.into_iter().any(|(verb, particle)| {
+    phrasal.any(|(verb, particle)| {
         let verb = lexicon::lemmas(verb);
         b.windows(2).any(|pair| {
             let (bare, tie) = (pair[0], pair[1]);
