@@ -8,18 +8,24 @@
 //! limited and charged exactly as key callers are. With neither keys nor issuers configured the
 //! server is open and callers are told apart by IP.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    net::IpAddr,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, Request, State},
+    extract::{ConnectInfo, FromRequestParts, Request},
     http::request::Parts,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+use futures::future::{BoxFuture, Either};
 use gateway_client::telemetry::CallRecord;
 use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 use gateway_client::{Stats, stats::Refusal};
 
@@ -155,42 +161,45 @@ impl Authenticator {
         headers: &HeaderMap,
         client_ip: Option<IpAddr>,
     ) -> Result<Caller, ApiError> {
+        match self.identify(headers, client_ip) {
+            Identity::Known(known) => known,
+            Identity::Token { oauth, key } => validate_token(oauth, key, client_ip).await,
+        }
+    }
+
+    /// What the headers alone tell: an open server's caller, a key's subscription, or a refusal;
+    /// or an access token still to be validated (which may have to fetch the issuer's keys).
+    fn identify(&self, headers: &HeaderMap, client_ip: Option<IpAddr>) -> Identity {
         let presented = presented_key(headers);
         if self.is_open() {
-            return Ok(Caller {
+            return Identity::Known(Ok(Caller {
                 subscription: None,
                 key: presented.map(|k| SecretString::from(k.to_owned())),
                 client_ip,
                 scopes: None,
-            });
+            }));
         }
-        let presented = presented.ok_or(ApiError::MissingKey)?;
-        let key = Some(SecretString::from(presented.to_owned()));
+        let Some(presented) = presented else {
+            return Identity::Known(Err(ApiError::MissingKey));
+        };
         if let Some(subscription) = self.subscription_for(presented) {
-            return Ok(Caller {
+            return Identity::Known(Ok(Caller {
                 subscription: Some(subscription),
-                key,
+                key: Some(SecretString::from(presented.to_owned())),
                 client_ip,
                 scopes: None,
-            });
+            }));
         }
-        let Some(oauth) = self.oauth.as_ref().filter(|_| looks_like_jwt(presented)) else {
-            tracing::info!(client_ip = ?client_ip, "refused an unknown subscription key");
-            return Err(ApiError::InvalidKey);
-        };
-        let identity = oauth.validate(presented).await.map_err(|error| {
-            tracing::info!(client_ip = ?client_ip, reason = %error, "refused an access token");
-            match error {
-                TokenError::KeysUnavailable(_) => ApiError::TokenKeysUnavailable,
-                refused => ApiError::InvalidToken(refused.to_string()),
+        match self.oauth.as_ref().filter(|_| looks_like_jwt(presented)) {
+            Some(oauth) => Identity::Token {
+                oauth: oauth.clone(),
+                key: SecretString::from(presented.to_owned()),
+            },
+            None => {
+                tracing::info!(client_ip = ?client_ip, "refused an unknown subscription key");
+                Identity::Known(Err(ApiError::InvalidKey))
             }
-        })?;
-        Ok(Caller {
-            subscription: Some(identity.subscription),
-            key,
-            client_ip,
-            scopes: Some(identity.scopes),
-        })
+        }
     }
 
     /// The `WWW-Authenticate` challenge for a refused request, when tokens are accepted.
@@ -226,42 +235,128 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|key| !key.is_empty())
 }
 
-/// Middleware: authenticates the request and stores its [`Caller`] in the extensions.
-pub async fn require_caller(
-    State(authenticator): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let client_ip = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let caller = match authenticator
-        .authenticate(request.headers(), client_ip)
-        .await
-    {
-        Ok(caller) => caller,
-        Err(refusal) => {
-            if let Some(stats) = &authenticator.stats {
-                stats.refused(Refusal::Auth);
-            }
-            let challenge = authenticator.challenge_for(&refusal);
-            let mut response = refusal.into_response();
-            if let Some(challenge) = challenge {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, challenge);
-            }
-            return Ok(response);
+/// The layer that authenticates every request and stores its [`Caller`] in the extensions,
+/// or answers the refusal (with OAuth's challenge when tokens are accepted).
+#[derive(Clone)]
+pub struct RequireCallerLayer(pub Arc<Authenticator>);
+
+impl<S> Layer<S> for RequireCallerLayer {
+    type Service = RequireCaller<S>;
+
+    fn layer(&self, inner: S) -> RequireCaller<S> {
+        RequireCaller {
+            authenticator: self.0.clone(),
+            inner,
         }
-    };
+    }
+}
+
+/// See [`RequireCallerLayer`]. A key's request goes on to the route with nothing boxed or
+/// cloned; only an access token's takes an async detour.
+#[derive(Clone)]
+pub struct RequireCaller<S> {
+    authenticator: Arc<Authenticator>,
+    inner: S,
+}
+
+impl<S> Service<Request> for RequireCaller<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let client_ip = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        match self.authenticator.identify(request.headers(), client_ip) {
+            Identity::Known(Ok(caller)) => {
+                admit(&mut request, caller);
+                Either::Left(self.inner.call(request))
+            }
+            Identity::Known(Err(refusal)) => {
+                let response = refuse(&self.authenticator, refusal);
+                Either::Right(Box::pin(std::future::ready(Ok(response))))
+            }
+            Identity::Token { oauth, key } => {
+                // The ready service goes with the request; a clone stays for the next one.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let authenticator = self.authenticator.clone();
+                Either::Right(Box::pin(async move {
+                    match validate_token(oauth, key, client_ip).await {
+                        Ok(caller) => {
+                            admit(&mut request, caller);
+                            inner.call(request).await
+                        }
+                        Err(refusal) => Ok(refuse(&authenticator, refusal)),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// The headers' verdict on a caller (see [`Authenticator::identify`]).
+enum Identity {
+    Known(Result<Caller, ApiError>),
+    Token {
+        oauth: Arc<OAuth>,
+        key: SecretString,
+    },
+}
+
+async fn validate_token(
+    oauth: Arc<OAuth>,
+    key: SecretString,
+    client_ip: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    let identity = oauth.validate(key.expose_secret()).await.map_err(|error| {
+        tracing::info!(client_ip = ?client_ip, reason = %error, "refused an access token");
+        match error {
+            TokenError::KeysUnavailable(_) => ApiError::TokenKeysUnavailable,
+            refused => ApiError::InvalidToken(refused.to_string()),
+        }
+    })?;
+    Ok(Caller {
+        subscription: Some(identity.subscription),
+        key: Some(key),
+        client_ip,
+        scopes: Some(identity.scopes),
+    })
+}
+
+/// Hands the caller to the route: the request's extensions, its span, its access-log record.
+fn admit(request: &mut Request, caller: Caller) {
     tracing::Span::current().record("subscription", caller.label());
     if let Some(record) = request.extensions().get::<Arc<CallRecord>>() {
         let name = caller.subscription.clone();
         record.set_subscription(name.unwrap_or_else(|| Arc::from(caller.label())));
     }
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+}
+
+/// The refusal's answer, with the OAuth challenge when tokens are accepted; counted.
+fn refuse(authenticator: &Authenticator, refusal: ApiError) -> Response {
+    if let Some(stats) = &authenticator.stats {
+        stats.refused(Refusal::Auth);
+    }
+    let challenge = authenticator.challenge_for(&refusal);
+    let mut response = refusal.into_response();
+    if let Some(challenge) = challenge {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 /// The admin key, presented: `/admin/stats`, the dashboard's data. Without `ADMIN_KEY` set

@@ -293,7 +293,7 @@ pub fn envelope_json(code: &str, message: &str) -> String {
 }
 
 /// Builds the envelope answer for any status; also used to rewrite bare error answers from
-/// layers we don't own (see [`crate::http::envelope_bare_errors`]).
+/// layers we don't own (see `http::EnvelopeLayer`).
 pub fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
     let body = ErrorBody {
         error: ErrorDetail { code, message },

@@ -1,18 +1,28 @@
 //! The router: every route, every layer, in one place, in the order they run.
 //!
 //! Public routes (`/`, `/health`, `/metrics`, `/dashboard` and its assets) need no key; everything else passes
-//! [`auth::require_caller`] first. Handlers stay thin: they read state and call into a crate.
+//! [`auth::RequireCallerLayer`] first. Handlers stay thin: they read state and call into a crate.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
-    Json, Router,
-    body::to_bytes,
+    BoxError, Json, Router,
+    body::{Body, to_bytes},
     extract::DefaultBodyLimit,
     extract::{Request, State},
-    middleware::{self, Next},
+    middleware,
     response::{Html, IntoResponse, Response},
     routing::{get, post},
+};
+use bytes::Bytes;
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Either, Then},
 };
 use http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
@@ -89,10 +99,9 @@ pub fn app(
             "/openai/deployments/{deployment}/embeddings",
             post(gateway_routes::embeddings),
         );
-    let protected = mcp.merge(gateway).layer(middleware::from_fn_with_state(
-        state.authenticator.clone(),
-        auth::require_caller,
-    ));
+    let protected = mcp
+        .merge(gateway)
+        .layer(auth::RequireCallerLayer(state.authenticator.clone()));
     // The Anthropic routes answer every refusal in Anthropic's error shape, the key check's
     // included, so that layer sits outside theirs.
     let messages = Router::new()
@@ -101,10 +110,7 @@ pub fn app(
             "/v1/messages/count_tokens",
             post(messages_routes::count_tokens),
         )
-        .layer(middleware::from_fn_with_state(
-            state.authenticator.clone(),
-            auth::require_caller,
-        ))
+        .layer(auth::RequireCallerLayer(state.authenticator.clone()))
         .layer(middleware::from_fn(messages_routes::anthropic_errors));
 
     // Public, or checking keys themselves (admin).
@@ -131,10 +137,7 @@ pub fn app(
         .fallback(not_found)
         .with_state(state.clone())
         // Inside the router, so spans and access-log lines can name the matched route.
-        .layer(middleware::from_fn_with_state(
-            state.observer.clone(),
-            telemetry::request::observe,
-        ));
+        .layer(telemetry::request::ObserveLayer(state.observer.clone()));
     // Layers every request meets, stacked once around the whole router instead of once per
     // route: a per-route layer costs a boxed clone of the route on every request. Top to bottom
     // is the order a request meets them: request id, render Retry-After for every refusal that
@@ -147,20 +150,67 @@ pub fn app(
         .layer(MapResponseLayer::new(error::render_retry_after(
             settings.retry_after_format,
         )))
-        .layer(middleware::from_fn(envelope_bare_errors))
+        .layer(EnvelopeLayer)
         .layer(RequestBodyLimitLayer::new(settings.max_request_body_bytes))
         .layer(DefaultBodyLimit::max(settings.max_request_body_bytes))
         .service(routes)
 }
 
 /// Rewrites error answers that carry no JSON (from rmcp, axum or tower-http layers) into the
-/// JSON envelope, so every error a client sees has the same shape.
-async fn envelope_bare_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// JSON envelope, so every error a client sees has the same shape. Any other answer passes
+/// with nothing boxed.
+#[derive(Clone, Copy)]
+struct EnvelopeLayer;
+
+impl<S> tower::Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+
+    fn layer(&self, inner: S) -> Envelope<S> {
+        Envelope(inner)
+    }
+}
+
+#[derive(Clone)]
+struct Envelope<S>(S);
+
+type Enveloped =
+    Either<Ready<Result<Response, Infallible>>, BoxFuture<'static, Result<Response, Infallible>>>;
+
+impl<S, B> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Then<S::Future, Enveloped, fn(Result<Response<B>, Infallible>) -> Enveloped>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.0.call(request).then(envelope_if_bare::<B>)
+    }
+}
+
+fn envelope_if_bare<B>(answer: Result<Response<B>, Infallible>) -> Enveloped
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Ok(response) = answer;
+    let response = response.map(Body::new);
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
-        return response;
+        return Either::Left(ready(Ok(response)));
     }
+    Either::Right(Box::pin(async move { Ok(enveloped(response).await) }))
+}
+
+async fn enveloped(response: Response) -> Response {
+    let status = response.status();
     let (parts, body) = response.into_parts();
     // These bodies are short reason texts; anything long is not worth echoing.
     let text = to_bytes(body, 1024)

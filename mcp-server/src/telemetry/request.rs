@@ -10,6 +10,8 @@
 //! attempts); nothing secret and no prompt text is in it.
 
 use std::{
+    convert::Infallible,
+    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -18,16 +20,20 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{MatchedPath, Request, State},
-    middleware::Next,
+    extract::{MatchedPath, Request},
     response::Response,
 };
 use bytes::Bytes;
+use futures::future::{BoxFuture, Either};
 use gateway_client::telemetry::{CallRecord, TRACEPARENT, context_from_headers};
 use http::{HeaderMap, Method};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::trace::TraceContextExt;
-use tracing::{Dispatch, Instrument, Span, instrument::WithSubscriber};
+use tower::{Layer, Service};
+use tracing::{
+    Dispatch, Instrument, Span,
+    instrument::{Instrumented, WithSubscriber},
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The request span's target: the OpenTelemetry layer takes it besides `otel`.
@@ -47,38 +53,92 @@ pub struct RequestObserver {
     pub scoped: Option<Dispatch>,
 }
 
-/// The layer (`axum::middleware::from_fn_with_state`): span, record, access log.
-pub async fn observe(
-    State(observer): State<RequestObserver>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match observer.scoped.clone() {
-        Some(dispatch) => {
-            let response = observed(observer, request, next)
-                .with_subscriber(dispatch.clone())
-                .await;
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Body::new(InDispatch { body, dispatch }))
+/// The layer: span, record, access log. Router-level (`Router::layer`), so the matched route
+/// is known.
+#[derive(Clone, Default)]
+pub struct ObserveLayer(pub RequestObserver);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            observer: self.0.clone(),
+            inner,
         }
-        None => observed(observer, request, next).await,
     }
 }
 
-async fn observed(observer: RequestObserver, mut request: Request, next: Next) -> Response {
-    let logged = observer.access_log;
-    if !observer.tracing && !logged {
-        // The plain path, as before telemetry: the logs' request span, nothing allocated.
-        let span = tracing::info_span!(
-            target: REQUEST_TARGET,
-            "request",
-            method = %request.method(),
-            route = route_of(&request),
-            subscription = tracing::field::Empty,
-            session.id = tracing::field::Empty,
-        );
-        return next.run(request).instrument(span).await;
+/// See [`ObserveLayer`]. On the plain path (no export, no access log, the process's own
+/// subscriber) the route's future is only instrumented: nothing boxed or allocated.
+#[derive(Clone)]
+pub struct Observe<S> {
+    observer: RequestObserver,
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Instrumented<S::Future>, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let observer = &self.observer;
+        match observer.scoped.clone() {
+            None if !observer.tracing && !observer.access_log => {
+                // The plain path, as before telemetry: the logs' request span.
+                let span = tracing::info_span!(
+                    target: REQUEST_TARGET,
+                    "request",
+                    method = %request.method(),
+                    route = route_of(&request),
+                    subscription = tracing::field::Empty,
+                    session.id = tracing::field::Empty,
+                );
+                let answer = span.in_scope(|| self.inner.call(request));
+                Either::Left(answer.instrument(span))
+            }
+            None => Either::Right(Box::pin(observed(
+                observer.clone(),
+                request,
+                &mut self.inner,
+            ))),
+            Some(dispatch) => {
+                let observed = tracing::dispatcher::with_default(&dispatch, || {
+                    observed(observer.clone(), request, &mut self.inner)
+                });
+                Either::Right(Box::pin(async move {
+                    let Ok(response) = observed.with_subscriber(dispatch.clone()).await;
+                    let (parts, body) = response.into_parts();
+                    Ok(Response::from_parts(
+                        parts,
+                        Body::new(InDispatch { body, dispatch }),
+                    ))
+                }))
+            }
+        }
+    }
+}
+
+/// Starts the route under the request's span and returns what follows it: the span's status,
+/// the access-log line with the answer's body.
+fn observed<S>(
+    observer: RequestObserver,
+    mut request: Request,
+    inner: &mut S,
+) -> impl Future<Output = Result<Response, Infallible>> + Send + 'static
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
     let started = Instant::now();
     let method = request.method().clone();
     let route = route_of(&request).to_owned();
@@ -94,50 +154,53 @@ async fn observed(observer: RequestObserver, mut request: Request, next: Next) -
             session.id = tracing::field::Empty,
         )
     };
-    let record = logged.then(|| {
+    let record = observer.access_log.then(|| {
         let record = Arc::new(CallRecord::default());
         request.extensions_mut().insert(record.clone());
         record
     });
     let request_id = header_text(request.headers(), "x-request-id");
     let caller_trace = header_text(request.headers(), TRACEPARENT);
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    if observer.tracing {
-        span.record("http.response.status_code", status.as_u16());
-        if status.is_server_error() {
-            span.record("otel.status_code", "error");
+    let answer = span.in_scope(|| inner.call(request));
+    async move {
+        let Ok(response) = answer.instrument(span.clone()).await;
+        let status = response.status();
+        if observer.tracing {
+            span.record("http.response.status_code", status.as_u16());
+            if status.is_server_error() {
+                span.record("otel.status_code", "error");
+            }
         }
+        let Some(record) = record else {
+            return Ok(response);
+        };
+        let trace_id = if observer.tracing {
+            let context = span.context();
+            let span_context = context.span().span_context().clone();
+            span_context
+                .is_valid()
+                .then(|| span_context.trace_id().to_string())
+        } else {
+            caller_trace.as_deref().and_then(trace_id_of)
+        };
+        let line = AccessLine {
+            started,
+            method,
+            route,
+            status: status.as_u16(),
+            request_id,
+            trace_id,
+            record,
+        };
+        let (parts, body) = response.into_parts();
+        Ok(Response::from_parts(
+            parts,
+            Body::new(Logged {
+                body,
+                line: Some(line),
+            }),
+        ))
     }
-    let Some(record) = record else {
-        return response;
-    };
-    let trace_id = if observer.tracing {
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        span_context
-            .is_valid()
-            .then(|| span_context.trace_id().to_string())
-    } else {
-        caller_trace.as_deref().and_then(trace_id_of)
-    };
-    let line = AccessLine {
-        started,
-        method,
-        route,
-        status: status.as_u16(),
-        request_id,
-        trace_id,
-        record,
-    };
-    let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(Logged {
-            body,
-            line: Some(line),
-        }),
-    )
 }
 
 /// The matched route's template, never the raw path.
