@@ -1632,6 +1632,14 @@ mod tests {
                 "What are the advantages of a heat pump?",
                 "What are the benefits of heat pumps?",
             ),
+            (
+                "How do I register for a library card?",
+                "How do I sign up for a library card?",
+            ),
+            (
+                "What are the early symptoms of diabetes?",
+                "What are the early signs of diabetes?",
+            ),
         ]);
         refused(
             &[
@@ -1903,13 +1911,13 @@ mod tests {
     #[test]
     fn vectors_align_what_the_lexicon_does_not() {
         let (cached, query) = (
-            "What are the symptoms of iron deficiency?",
-            "What are the signs of iron deficiency?",
+            "How do I read the chargeback report?",
+            "How do I interpret the chargeback report?",
         );
         assert_eq!(check(query, cached), Err(Refusal::Swap));
-        let close = Related(&[("signs", "symptoms", 0.9)]);
+        let close = Related(&[("interpret", "read", 0.9)]);
         assert_eq!(verify_text(query, cached, Some(&close)), Ok(()));
-        let related = Related(&[("signs", "symptoms", 0.8)]);
+        let related = Related(&[("interpret", "read", 0.8)]);
         assert_eq!(
             verify_text(query, cached, Some(&related)),
             Err(Refusal::Swap),

@@ -32,10 +32,10 @@ use tests::{
 /// measured, never tuned on.
 const MIN_PARAPHRASE_RECALL: &[(&str, f64)] = &[
     ("cache-dev-set.tsv", 0.88),
-    ("cache-tune.tsv", 0.78),
+    ("cache-tune.tsv", 0.79),
     ("cache-heldout.tsv", 0.69),
     ("cache-heldout-v2.tsv", 0.64),
-    ("cache-heldout-v3.tsv", 0.70),
+    ("cache-heldout-v3.tsv", 0.71),
 ];
 
 /// The most wrong hits (answers served to a question they do not answer) per data file, in
