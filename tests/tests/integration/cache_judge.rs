@@ -9,9 +9,9 @@ use tests::{
     start_with_mock,
 };
 
-const CACHED: &str = "How do I remove a stale branch in git?";
-/// Verification cannot match "delete" to "remove" alone: it needs the judge.
-const REWORDED: &str = "How do I delete a stale branch in git?";
+const CACHED: &str = "How do I read a flame graph?";
+/// Verification cannot match "interpret" to "read" alone: it needs the judge.
+const REWORDED: &str = "How do I interpret a flame graph?";
 
 /// The server's flags: `judge` sets `--cache-judge`, `None` leaves the default.
 fn flags(judge: Option<&str>) -> Vec<&str> {
