@@ -268,7 +268,14 @@ pub struct Lemmas<'a> {
     /// A bit per concept id (modulo 1024): two words whose signatures don't meet share no
     /// concept, which settles most pairs without merging their lists.
     signature: [u64; SIGNATURE_WORDS],
+    /// Bit `i`: a lemma is the first word of `USAGE_SENSES[i]`; bit `USAGE_SIDE + i`: the
+    /// second.
+    usage: u64,
 }
+
+/// Where the second words' bits start in [`Lemmas::usage`].
+const USAGE_SIDE: usize = 32;
+const _: () = assert!(USAGE_SENSES.len() <= USAGE_SIDE);
 
 impl<'a> Lemmas<'a> {
     pub fn as_slice(&self) -> &[&'a str] {
@@ -309,9 +316,7 @@ impl<'a> Lemmas<'a> {
 
     /// One lemma and one of `other`'s are a pair of [`USAGE_SENSES`].
     fn share_usage_sense(&self, other: &Lemmas<'_>) -> bool {
-        USAGE_SENSES.iter().any(|&(a, b)| {
-            (self.contains(a) && other.contains(b)) || (self.contains(b) && other.contains(a))
-        })
+        (self.usage & (other.usage >> USAGE_SIDE)) | ((self.usage >> USAGE_SIDE) & other.usage) != 0
     }
 
     /// One lemma and one of `other`'s are the same unit of measurement or money.
@@ -349,11 +354,22 @@ impl<'a> Lemmas<'a> {
             self.entries[self.len] = entry;
             self.len += 1;
             self.antonyms |= entry.is_some_and(|e| !e.antonyms.is_empty());
+            self.usage |= usage_bits(word);
             for id in entry.iter().flat_map(|e| e.concepts) {
                 self.signature[(id / 64) as usize % SIGNATURE_WORDS] |= 1 << (id % 64);
             }
         }
     }
+}
+
+/// `word`'s bits in [`Lemmas::usage`].
+fn usage_bits(word: &str) -> u64 {
+    USAGE_SENSES
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, &(first, second))| {
+            bits | (u64::from(first == word) << i) | (u64::from(second == word) << (USAGE_SIDE + i))
+        })
 }
 
 /// `word`'s lemmas (see [`Lemmas`]). "obtained" → "obtain", "stopped" → "stop", "boxes" → "box",
@@ -368,6 +384,7 @@ pub fn lemmas(word: &str) -> Lemmas<'_> {
         unknown: false,
         antonyms: false,
         signature: [0; SIGNATURE_WORDS],
+        usage: 0,
     };
     let mut candidate = String::new();
     let mut consider = |stem: &str, ending: &str, known: &mut Lemmas<'_>| {
