@@ -266,12 +266,13 @@ impl Agent {
             let outcome = self.gateway.chat(context, request).await?;
             // The upstream's own model name is the more precise one (a dated version).
             let model = outcome
-                .body
+                .answer
+                .tree()
                 .get("model")
                 .and_then(Value::as_str)
                 .unwrap_or(&outcome.model);
             trace.record_call(model, outcome.usage, outcome.cache);
-            return Ok(AssistantTurn::from_completion(&outcome.body));
+            return Ok(AssistantTurn::from_completion(outcome.answer.tree()));
         };
 
         let mut stream = self.gateway.chat_stream(context, request).await?;

@@ -241,11 +241,13 @@ pub(crate) fn record_request(request: &Map<String, Value>) {
 }
 
 /// The answer's model, id and finish reasons on the current model-call span.
-pub(crate) fn record_answer(body: &Value) {
+pub(crate) fn record_answer<'a>(body: impl FnOnce() -> &'a Value) {
     let span = Span::current();
     if span.is_disabled() {
         return;
     }
+    // Read only now: an answer's tree may be built on first use.
+    let body = body();
     if let Some(model) = body.get("model").and_then(Value::as_str) {
         span.record("gen_ai.response.model", model);
     }

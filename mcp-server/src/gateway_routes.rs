@@ -120,9 +120,9 @@ async fn chat(
         .await
         .map_err(ApiError::from)?;
     // Chat completions answers are the upstream's unchanged: send its bytes as they came.
-    let mut response = match outcome.upstream_bytes {
+    let mut response = match outcome.answer.upstream_bytes().cloned() {
         Some(bytes) => json_bytes_response(bytes),
-        None => Json(protocol.write_answer(outcome.body)).into_response(),
+        None => Json(protocol.write_answer(outcome.answer.into_tree())).into_response(),
     };
     insert_gateway_headers(
         response.headers_mut(),

@@ -53,7 +53,7 @@ pub async fn messages(
         return Ok(sse_response(stream, &context, protocol));
     }
     let outcome = state.gateway.chat(&context, call.request).await?;
-    let mut response = Json(protocol.write_answer(&outcome.body)).into_response();
+    let mut response = Json(protocol.write_answer(outcome.answer.tree())).into_response();
     insert_gateway_headers(
         response.headers_mut(),
         outcome.cache,

@@ -77,9 +77,9 @@ async fn respond(
     };
     // A native answer is the upstream's own; a translated or cached one is a chat completion.
     let body = if native.is_some() && outcome.cache != CacheStatus::Hit {
-        outcome.body
+        outcome.answer.into_tree()
     } else {
-        echo.write_answer(&outcome.body)
+        echo.write_answer(outcome.answer.tree())
     };
     let mut response = Json(body).into_response();
     insert_gateway_headers(

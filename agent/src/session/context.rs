@@ -246,7 +246,7 @@ impl Agent {
         context.cache = CacheDirective::NoStore;
         let outcome = self.gateway.chat(&context, request).await?;
         trace.record_call(&outcome.model, outcome.usage, outcome.cache);
-        Ok(AssistantTurn::from_completion(&outcome.body).content)
+        Ok(AssistantTurn::from_completion(outcome.answer.tree()).content)
     }
 }
 

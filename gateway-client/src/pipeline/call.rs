@@ -8,6 +8,7 @@ use tracing::Instrument;
 use super::{
     ChatOutcome, ChatStream, EmbeddingsOutcome, Gateway, StreamEvent,
     admission::ChatAdmission,
+    answer::{Answer, parse_answer},
     native::NativeCall,
     relay::{StreamStart, completion_as_chunks},
 };
@@ -80,8 +81,7 @@ impl Gateway {
                 let remaining = admission.held.release().await;
                 cached_answer(context, &admission.model, &body, remaining);
                 return Ok(ChatOutcome {
-                    body,
-                    upstream_bytes: None,
+                    answer: Answer::from_tree(body),
                     model: admission.model,
                     usage: Usage::default(),
                     cache: CacheStatus::Hit,
@@ -92,25 +92,24 @@ impl Gateway {
             Lookup::Bypass => CacheStatus::Bypass,
         };
         let answer = self.ask_whole(context, &mut admission, native).await;
-        let (body, native_body, upstream_bytes) = admission.held.release_on_error(answer).await?;
+        let (answer, native_body) = admission.held.release_on_error(answer).await?;
         let mut outcome = self
-            .settle_whole(context, admission, body, cache_status)
+            .settle_whole(context, admission, answer, cache_status)
             .await?;
         if let Some(native_body) = native_body {
-            outcome.body = native_body;
+            outcome.answer = Answer::from_tree(native_body);
         }
-        outcome.upstream_bytes = upstream_bytes;
         Ok(outcome)
     }
 
-    /// The model API's whole answer, as JSON in the neutral chat form, and as the upstream
-    /// wrote it: parsed when it was a native call, else the bytes themselves.
+    /// The model API's whole answer in the neutral chat form and, for a native call, the
+    /// upstream's own answer parsed.
     async fn ask_whole(
         &self,
         context: &CallContext,
         admission: &mut ChatAdmission,
         native: Option<&NativeCall>,
-    ) -> Result<(Value, Option<Value>, Option<Bytes>), GatewayError> {
+    ) -> Result<(Answer, Option<Value>), GatewayError> {
         let (operation, body) = match native {
             Some(native) => (native.operation, native.body_for(admission, false)?),
             None => (Operation::Chat, serialize(&admission.request)?),
@@ -123,10 +122,13 @@ impl Gateway {
         );
         let call = telemetry::recording_attempts(context.record.as_ref(), call);
         let bytes = admission.held.sending(call).await?;
-        let answer = parse_answer(&bytes)?;
         Ok(match native {
-            Some(native) => ((native.answer_as_chat)(&answer), Some(answer), None),
-            None => (answer, None, Some(bytes)),
+            Some(native) => {
+                let answer = parse_answer(&bytes)?;
+                let chat = Answer::from_tree((native.answer_as_chat)(&answer));
+                (chat, Some(answer))
+            }
+            None => (Answer::from_upstream(bytes)?, None),
         })
     }
 
@@ -343,7 +345,7 @@ impl Gateway {
 
 /// A cached answer's facts, for the span and the access log (it cost no tokens).
 fn cached_answer(context: &CallContext, model: &str, body: &Value, remaining: u64) {
-    telemetry::record_answer(body);
+    telemetry::record_answer(|| body);
     tracing::Span::current().record("tollgate.budget.remaining_tokens", remaining);
     if let Some(record) = &context.record {
         record.usage(model, 0, 0);
@@ -371,12 +373,6 @@ fn replay(model: String, body: &Value, include_usage: bool, remaining: u64) -> C
         remaining_tokens: remaining,
         events,
     }
-}
-
-pub(super) fn parse_answer(answer: &Bytes) -> Result<Value, GatewayError> {
-    serde_json::from_slice(answer).map_err(|_| GatewayError::UpstreamFailed {
-        summary: "the upstream's answer was not JSON".to_owned(),
-    })
 }
 
 pub(super) fn serialize(request: &Map<String, Value>) -> Result<Bytes, GatewayError> {

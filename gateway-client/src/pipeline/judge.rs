@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::{Gateway, admission::Admitted, call};
+use super::{Gateway, admission::Admitted, answer::parse_answer, call};
 use crate::{
     cache::{JUDGE_MAX_TOKENS, Unconfirmed},
     context::{CallContext, Operation},
@@ -38,7 +38,7 @@ impl Gateway {
             }
             Err(error) => Err(error),
         };
-        let Ok(body) = answer.and_then(|answer| call::parse_answer(&answer)) else {
+        let Ok(body) = answer.and_then(|answer| parse_answer(&answer)) else {
             held.release().await;
             metrics::cache_judgement("error", 0);
             return false;

@@ -29,6 +29,7 @@
 //! and the upstream connection is closed.
 
 mod admission;
+mod answer;
 mod build;
 mod call;
 mod judge;
@@ -45,11 +46,11 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use futures::Stream;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+pub use answer::Answer;
 pub use build::{GatewayParts, build_embedder, credential, parts, semantic_cache, shared_parts};
 pub use native::NativeCall;
 pub use relay::completion_as_chunks;
@@ -73,12 +74,9 @@ use crate::{
 /// The answer to a non-streamed chat call.
 #[derive(Debug, Clone)]
 pub struct ChatOutcome {
-    /// The upstream's (or the cache's) answer, unchanged.
-    pub body: Value,
-    /// The upstream's answer as it sent it, when `body` is exactly that parsed (a chat
-    /// completions call that went upstream): a route that writes `body` unchanged can send these
-    /// bytes instead of serialising it again.
-    pub upstream_bytes: Option<Bytes>,
+    /// The upstream's (or the cache's) answer, unchanged. A chat completions answer that went
+    /// upstream keeps the bytes it came as: a route that passes it on unchanged sends those.
+    pub answer: Answer,
     pub model: String,
     /// Tokens this call consumed (zero for a cache hit).
     pub usage: Usage,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{
-    ChatOutcome, EmbeddingsOutcome, Gateway,
+    Answer, ChatOutcome, EmbeddingsOutcome, Gateway,
     admission::{ChatAdmission, EmbeddingsAdmission},
 };
 use crate::{
@@ -30,20 +30,20 @@ impl Gateway {
         &self,
         context: &CallContext,
         mut admission: ChatAdmission,
-        body: Value,
+        answer: Answer,
         cache_status: CacheStatus,
     ) -> Result<ChatOutcome, GatewayError> {
-        let usage = Usage::from_body(&body).unwrap_or_else(|| {
-            let completion = tokens::count(&admission.model, &answer_text(&body));
+        let usage = answer.usage().unwrap_or_else(|| {
+            let completion = tokens::count(&admission.model, &answer_text(answer.tree()));
             Usage::new(admission.prompt_estimate, completion)
         });
         let remaining = admission.held.settle_usage(usage).await;
-        telemetry::record_answer(&body);
+        telemetry::record_answer(|| answer.tree());
         tracing::Span::current().record("tollgate.budget.remaining_tokens", remaining);
         self.account(context, Operation::Chat, &admission.model, usage)
             .await;
         if let Some(safety) = &self.content_safety {
-            let text = content_safety::answer_text(&body);
+            let text = content_safety::answer_text(answer.tree());
             safety
                 .check(context, Direction::Response, &text)
                 .await
@@ -54,12 +54,11 @@ impl Gateway {
         {
             let (model, request) = (&admission.model, &admission.request);
             cache
-                .store(context, Operation::Chat, model, request, &body)
+                .store(context, Operation::Chat, model, request, answer.tree())
                 .await;
         }
         Ok(ChatOutcome {
-            body,
-            upstream_bytes: None,
+            answer,
             model: admission.model,
             usage,
             cache: cache_status,

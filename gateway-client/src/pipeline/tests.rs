@@ -233,8 +233,8 @@ async fn a_whole_answer_keeps_the_upstream_bytes_it_was_parsed_from() {
     let api = Arc::new(FakeApi::answering([Ok(vec![sent.clone()])]));
     let gateway = gateway(api, None);
     let outcome = gateway.chat(&context(), request(100)).await.unwrap();
-    assert_eq!(outcome.upstream_bytes, Some(sent));
-    assert_eq!(outcome.body["z"], 1);
+    assert_eq!(outcome.answer.upstream_bytes(), Some(&sent));
+    assert_eq!(outcome.answer.tree()["z"], 1);
     assert_eq!(outcome.usage.total_tokens, 15);
 }
 
@@ -246,7 +246,8 @@ async fn a_cache_hit_releases_the_reservation() {
     assert_eq!(outcome.cache, CacheStatus::Hit);
     assert_eq!(outcome.remaining_tokens, BUDGET);
     assert_eq!(
-        outcome.upstream_bytes, None,
+        outcome.answer.upstream_bytes(),
+        None,
         "a cached answer has no upstream bytes"
     );
     assert_eq!(api.calls.load(Ordering::SeqCst), 0);
@@ -421,7 +422,7 @@ async fn a_judged_yes_serves_the_cached_answer_and_charges_the_judgement() {
     let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
     let outcome = gateway.chat(&context(), request(100)).await.unwrap();
     assert_eq!(outcome.cache, CacheStatus::Hit);
-    assert_eq!(outcome.body["id"], "chatcmpl-cached");
+    assert_eq!(outcome.answer.tree()["id"], "chatcmpl-cached");
     assert_eq!(api.calls.load(Ordering::SeqCst), 1, "only the judgement");
     assert_eq!(spent(&gateway).await, 61);
 }
@@ -432,7 +433,7 @@ async fn a_judged_no_asks_the_model_and_charges_both_calls() {
     let gateway = gateway(api.clone(), Some(Arc::new(Unconfirmed(cached_answer()))));
     let outcome = gateway.chat(&context(), request(100)).await.unwrap();
     assert_eq!(outcome.cache, CacheStatus::Miss);
-    assert_eq!(outcome.body["id"], "chatcmpl-1");
+    assert_eq!(outcome.answer.tree()["id"], "chatcmpl-1");
     assert_eq!(api.calls.load(Ordering::SeqCst), 2);
     assert_eq!(spent(&gateway).await, 61 + 15);
 }
