@@ -5,7 +5,7 @@ use std::{fmt, marker::PhantomData, sync::OnceLock};
 use bytes::Bytes;
 use serde::{
     Deserialize, Deserializer,
-    de::{IgnoredAny, MapAccess, Visitor},
+    de::{MapAccess, SeqAccess, Visitor},
 };
 use serde_json::Value;
 
@@ -22,8 +22,9 @@ pub struct Answer {
     usage: Option<Usage>,
 }
 
-/// The one field every call reads. Everything else is skipped, though still checked to be JSON.
-/// Both are read as JSON objects only (a derived struct would also take an array).
+/// The one field every call reads. Everything else is skipped, though still read by the rules a
+/// tree is read by ([`Skip`]). Both are read as JSON objects only (a derived struct would also
+/// take an array).
 #[derive(Default)]
 struct UsageOnly {
     usage: Option<UsageFields>,
@@ -70,7 +71,7 @@ impl FromFields for UsageOnly {
         match field {
             Field::Usage => self.usage = map.next_value()?,
             Field::PromptTokens | Field::CompletionTokens | Field::Other => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
             }
         }
         Ok(())
@@ -83,10 +84,65 @@ impl FromFields for UsageFields {
             Field::PromptTokens => self.prompt_tokens = map.next_value()?,
             Field::CompletionTokens => self.completion_tokens = map.next_value()?,
             Field::Usage | Field::Other => {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
             }
         }
         Ok(())
+    }
+}
+
+/// A value skipped by the rules a tree is read by (`deserialize_any`: the same nesting limit, the
+/// same number checks), without building it, so a tree built later from the same bytes cannot
+/// fail. (`IgnoredAny` skips more leniently: it takes nesting a tree refuses.)
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
     }
 }
 
@@ -221,12 +277,23 @@ mod tests {
 
     #[test]
     fn what_is_not_json_is_an_upstream_failure() {
-        for body in [
+        let nested = |depth| {
+            let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+            format!(r#"{{"x": {open}1{close}, "usage": {{"prompt_tokens": 1}}}}"#)
+        };
+        assert!(upstream(&nested(100)).is_ok());
+        // Refused as a tree would refuse it, so that a tree built later cannot fail.
+        let too_deep = nested(200);
+        assert!(serde_json::from_str::<Value>(&too_deep).is_err());
+        let out_of_range = r#"{"x": 1e400, "usage": {"prompt_tokens": 1}}"#;
+        assert!(serde_json::from_str::<Value>(out_of_range).is_err());
+        let bodies = [
             "",
             "{",
             r#"{"usage": {"prompt_tokens": 3}} trailing"#,
             "<html>",
-        ] {
+        ];
+        for body in bodies.into_iter().chain([too_deep.as_str(), out_of_range]) {
             assert!(
                 matches!(upstream(body), Err(GatewayError::UpstreamFailed { .. })),
                 "{body}"
