@@ -176,8 +176,8 @@ impl Answer {
     /// The upstream's answer, checked to be JSON and its usage read without building the tree.
     pub(super) fn from_upstream(bytes: Bytes) -> Result<Self, GatewayError> {
         let Ok(head) = serde_json::from_slice::<UsageOnly>(&bytes) else {
-            // Not JSON, or JSON the typed read refuses (not an object, a key twice, a usage
-            // field of another type): the tree decides, as it always did.
+            // Not JSON, or JSON the typed read refuses (not an object, a usage field of
+            // another type): the tree decides, as it always did.
             let tree = parse_answer(&bytes)?;
             return Ok(Self {
                 bytes: Some(bytes),
