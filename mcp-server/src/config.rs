@@ -30,9 +30,8 @@ pub struct Settings {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// Threads that serve requests (default: one per CPU core). One costs less CPU per request
-    /// where tollgate shares a small host with what it calls (a sidecar next to a local model
-    /// server): no work is handed between threads (see benchmarks/README.md).
+    /// Threads that serve connections (default: one per CPU core). Each runs a runtime of its
+    /// own, and a connection stays on one for its whole life (`ConnectionThreads`).
     #[arg(
         long,
         env = "WORKER_THREADS",

@@ -57,17 +57,19 @@ pub use telemetry::Telemetry;
 
 /// Serves the app on `listener` until `shutdown` completes, then drains in-flight requests for
 /// at most the configured grace period. Its telemetry is its own ([`Telemetry::scoped`], no
-/// logs): several servers can run in one process, as tests run them.
+/// logs): several servers can run in one process, as tests run them. Connections are served on
+/// `threads`, or, without them, on the runtime this runs on.
 pub async fn serve(
     listener: TcpListener,
     mut settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    threads: Option<connections::ConnectionThreads>,
 ) -> std::io::Result<()> {
     settings.settle_instance_id();
     let instance_id = settings.instance_id.clone().unwrap_or_default();
     let telemetry = Telemetry::scoped(&settings.telemetry_settings(), &instance_id, None)
         .map_err(std::io::Error::other)?;
-    serve_with(listener, settings, telemetry, shutdown).await
+    serve_with(listener, settings, telemetry, shutdown, threads).await
 }
 
 /// [`serve`] with the telemetry given: the binary's process-wide one, or a test's that logs
@@ -78,6 +80,7 @@ pub async fn serve_with(
     settings: Settings,
     telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    threads: Option<connections::ConnectionThreads>,
 ) -> std::io::Result<()> {
     let prometheus = telemetry::prometheus();
     let upkeep = tokio::spawn(telemetry::run_metrics_upkeep(prometheus.clone()));
@@ -121,7 +124,8 @@ pub async fn serve_with(
         tracing::info!("shutting down: draining in-flight requests");
         draining.cancel();
     });
-    let server = connections::serve_connections(listener, app, limits, cancel.clone());
+    let server =
+        connections::serve_connections(listener, app, limits, cancel.clone(), threads.as_ref());
 
     tokio::select! {
         () = server => {},

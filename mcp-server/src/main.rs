@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use mcp_server::{
-    Settings, Telemetry, cache_eval, config::Command, healthcheck, serve_with, shutdown_signal,
+    Settings, Telemetry, cache_eval, config::Command, connections::ConnectionThreads, healthcheck,
+    serve_with, shutdown_signal,
 };
 
 /// Request handling allocates many small, short-lived buffers across threads; mimalloc's
@@ -15,12 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let settings = Settings::from_env();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = settings.worker_threads {
-        runtime.worker_threads(threads);
-    }
-    match runtime.build() {
+    // Connections are served on threads of their own (`ConnectionThreads`); this runtime
+    // accepts them and runs what serves the whole process.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(run(settings)),
         Err(error) => {
             eprintln!("tollgate: cannot start the async runtime: {error}");
@@ -55,7 +56,25 @@ async fn run(mut settings: Settings) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match serve_with(listener, settings, telemetry, shutdown_signal()).await {
+    let count = settings.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let threads = match ConnectionThreads::start(count) {
+        Ok(threads) => threads,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the connection threads");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match serve_with(
+        listener,
+        settings,
+        telemetry,
+        shutdown_signal(),
+        Some(threads),
+    )
+    .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

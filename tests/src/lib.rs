@@ -20,7 +20,7 @@ pub mod redis;
 use std::{future::Future, net::SocketAddr};
 
 pub use gateway_client::tls::install_crypto_provider;
-use mcp_server::Settings;
+use mcp_server::{Settings, connections::ConnectionThreads};
 use mock_upstream::{MockOptions, MockUpstream, Reply};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -124,6 +124,19 @@ impl TestServer {
     /// # Panics
     /// When the flags don't parse or no loopback port can be bound: a broken test setup.
     pub async fn start(flags: &[&str]) -> Self {
+        Self::serve(flags, None).await
+    }
+
+    /// [`TestServer::start`] with connections served on `count` threads of their own, as the
+    /// binary serves them.
+    pub async fn start_on_threads(flags: &[&str], count: usize) -> Self {
+        match ConnectionThreads::start(count) {
+            Ok(threads) => Self::serve(flags, Some(threads)).await,
+            Err(error) => panic!("the connection threads do not start: {error}"),
+        }
+    }
+
+    async fn serve(flags: &[&str], threads: Option<ConnectionThreads>) -> Self {
         // Tests then build rmcp and OpenAI clients against the server: they need the provider.
         install_crypto_provider();
         let settings = match Settings::from_args(flags.iter().copied()) {
@@ -132,7 +145,7 @@ impl TestServer {
         };
         let (listener, addr) = bind_loopback().await;
         Self::spawn(addr, move |stop| {
-            mcp_server::serve(listener, settings, stop)
+            mcp_server::serve(listener, settings, stop, threads)
         })
     }
 

@@ -109,7 +109,7 @@ pub async fn start_observed(vars: &[(&str, &str)]) -> Observed {
     let (listener, addr) = bind_loopback().await;
     let serving = telemetry.clone();
     let server = TestServer::spawn(addr, move |stop| {
-        mcp_server::serve_with(listener, settings, serving, stop)
+        mcp_server::serve_with(listener, settings, serving, stop, None)
     });
     Observed {
         server,

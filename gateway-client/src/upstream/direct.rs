@@ -14,7 +14,10 @@
 use std::{
     future::Future,
     pin::pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -31,8 +34,21 @@ use tokio::{net::TcpStream, time::Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle connection older than this is closed rather than reused (reqwest's pool's figure).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle connections kept per upstream; more are closed when they come back.
+/// Idle connections kept per upstream and idle list; more are closed when they come back.
 const MAX_IDLE: usize = 256;
+/// Idle lists per upstream. A connection goes back to the list of the thread that used it,
+/// and a thread takes from its own list first: where each thread runs a runtime of its own,
+/// a connection then stays with the runtime its socket is registered with, and an exchange
+/// wakes no other thread. Threads beyond this many share lists.
+const IDLE_LISTS: usize = 16;
+
+thread_local! {
+    /// This thread's idle list, given out in turn as threads first use a pool.
+    static IDLE_LIST: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % IDLE_LISTS
+    };
+}
 /// Rounds of polling a connection and its caller's future with a no-op waker before the real
 /// one: enough for a request to be written and a buffered answer handed on (see `Link::drive`).
 const QUIET_ROUNDS: usize = 3;
@@ -61,7 +77,7 @@ pub(super) struct Pool {
         clippy::vec_box,
         reason = "connections move in and out; a box moves cheaply"
     )]
-    idle: Mutex<Vec<Box<Connection>>>,
+    idle: [Mutex<Vec<Box<Connection>>>; IDLE_LISTS],
 }
 
 /// The handle requests go through, and the connection that does their I/O.
@@ -137,7 +153,7 @@ impl Pool {
             host: host.to_owned(),
             port: authority.port_u16().unwrap_or(80),
             authority: HeaderValue::from_str(authority.as_str()).ok()?,
-            idle: Mutex::new(Vec::new()),
+            idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
         }))
     }
 
@@ -199,10 +215,16 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is still open and young enough.
+    /// The most recently used idle connection that is still open and young enough: from this
+    /// thread's list, or else from another's (one connection more is dearer than a wake).
     fn take_idle(&self) -> Option<Box<Connection>> {
+        let own = IDLE_LIST.with(|list| *list);
+        (0..IDLE_LISTS).find_map(|offset| self.take_idle_from((own + offset) % IDLE_LISTS))
+    }
+
+    fn take_idle_from(&self, list: usize) -> Option<Box<Connection>> {
         loop {
-            let mut connection = self.idle.lock().pop()?;
+            let mut connection = self.idle[list].lock().pop()?;
             if connection.idle_since.elapsed() < IDLE_TIMEOUT
                 && !connection.link.closed_while_idle()
             {
@@ -236,7 +258,7 @@ impl Pool {
             return;
         }
         connection.idle_since = Instant::now();
-        let mut idle = self.idle.lock();
+        let mut idle = self.idle[IDLE_LIST.with(|list| *list)].lock();
         if idle.len() < MAX_IDLE {
             idle.push(connection);
         }
@@ -244,7 +266,7 @@ impl Pool {
 
     #[cfg(test)]
     pub(super) fn idle_connections(&self) -> usize {
-        self.idle.lock().len()
+        self.idle.iter().map(|list| list.lock().len()).sum()
     }
 }
 

@@ -241,3 +241,53 @@ fn only_plain_http_urls_get_a_pool() {
     assert!(Pool::for_url("https://api.openai.com/v1").is_none());
     assert!(Pool::for_url("not a url").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_goes_back_to_the_thread_that_used_it_and_is_shared_when_another_has_none() {
+    let server = server(OK, After::KeepAlive).await;
+    let pool = Pool::for_url(&server.url).unwrap();
+    // Two threads, each running a runtime of its own for the whole test, as connection
+    // threads do: the first calls, then the second, then the first again.
+    let (first_turn, first_waits) = mpsc::unbounded_channel();
+    let (second_turn, second_waits) = mpsc::unbounded_channel();
+    let (done, finished) = std::sync::mpsc::channel::<(&str, usize)>();
+    let first = thread_calling(pool.clone(), "first", first_waits, done.clone());
+    let second = thread_calling(pool.clone(), "second", second_waits, done);
+    let mut turns = Vec::new();
+    for turn in [&first_turn, &second_turn, &first_turn] {
+        turn.send(()).unwrap();
+        turns.push(tokio::task::block_in_place(|| finished.recv()).unwrap());
+    }
+    drop((first_turn, second_turn));
+    first.join().unwrap();
+    second.join().unwrap();
+    // Each thread found the one connection in its own list after its call: the second took
+    // it from the first's (it had none), and the first from the second's in turn.
+    assert_eq!(turns, [("first", 1), ("second", 1), ("first", 1)]);
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+}
+
+/// A thread with a runtime of its own that makes one call through `pool` each time it is given
+/// a turn, and reports how many connections then idle in its own list. The runtime runs
+/// between turns too, as a connection thread's does: its sockets are read by no other.
+fn thread_calling(
+    pool: Arc<Pool>,
+    name: &'static str,
+    mut turns: mpsc::UnboundedReceiver<()>,
+    done: std::sync::mpsc::Sender<(&'static str, usize)>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            while turns.recv().await.is_some() {
+                let body = post(&pool).await.unwrap().bytes().await.unwrap();
+                assert_eq!(body, "{\"ok\":true}");
+                let own = IDLE_LIST.with(|list| *list);
+                done.send((name, pool.idle[own].lock().len())).unwrap();
+            }
+        });
+    })
+}

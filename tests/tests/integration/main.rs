@@ -26,6 +26,7 @@ mod azure_entra;
 mod cache_eval_sets;
 mod cache_judge;
 mod cache_semantic;
+mod connection_threads;
 mod container_image;
 mod dashboard_browser;
 mod dns_rebinding;

@@ -102,7 +102,7 @@ async fn an_azure_gateway_refuses_to_start_with_a_dot_deployment() {
     ])
     .unwrap();
     let (listener, _) = tests::bind_loopback().await;
-    let serving = mcp_server::serve(listener, settings, std::future::pending());
+    let serving = mcp_server::serve(listener, settings, std::future::pending(), None);
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), serving).await;
     let Ok(Err(error)) = outcome else {
         panic!("the server started with CHAT_MODEL=..: {outcome:?}");
