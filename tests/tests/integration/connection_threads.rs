@@ -1,13 +1,12 @@
 //! Served as the binary serves them, on connection threads of their own
-//! (`ConnectionThreads`): requests on many connections at once are answered, the connection
-//! timeouts hold there, and shutdown drains a request in flight.
+//! (`ConnectionThreads`): requests on many connections at once are answered and billed, and the
+//! connection timeouts hold there (`security_connections` drains a request in flight on them).
 //!
 //! Real sockets and real timeouts of a second or two, as in `security_connections`.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use mock_upstream::Reply;
 use tests::{TestServer, gateway::chat_body, raw, start_mock};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -147,28 +146,4 @@ async fn idle_and_header_timeouts_hold_on_the_connection_threads() {
         closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(4),
         "idle connections closed after {closed_after:?}"
     );
-}
-
-#[tokio::test]
-async fn shutdown_drains_a_request_in_flight_on_a_connection_thread() {
-    let mock = start_mock().await;
-    let server = start_on_threads(&mock.base_url(), &[]).await;
-    mock.push(Reply::text("late but whole").delayed(Duration::from_millis(500)));
-    let body = chat_body("hi").to_string();
-    let request = raw::request("POST", "/v1/chat/completions", &[], &body);
-    let addr = server.addr;
-    let in_flight = tokio::spawn(async move { raw::exchange(addr, &request).await });
-    let deadline = Instant::now() + GIVE_UP;
-    while mock.chat_requests().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the request never reached the model"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::timeout(GIVE_UP, server.stop()).await.unwrap();
-    let answer = in_flight.await.unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    assert!(answer.body.contains("late but whole"));
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }

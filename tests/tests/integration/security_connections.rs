@@ -254,6 +254,23 @@ async fn a_client_that_stops_reading_is_let_go_at_the_idle_timeout() {
 #[tokio::test]
 async fn shutdown_drains_a_request_in_flight() {
     let (mock, server) = start_with_mock(&["--semantic-cache", "off"]).await;
+    drains_a_request_in_flight(mock, server).await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_request_in_flight_on_connection_threads() {
+    let mock = tests::start_mock().await;
+    let flags = [
+        "--openai-base-url",
+        &mock.base_url(),
+        "--semantic-cache",
+        "off",
+    ];
+    let server = TestServer::start_on_threads(&flags, 2).await;
+    drains_a_request_in_flight(mock, server).await;
+}
+
+async fn drains_a_request_in_flight(mock: mock_upstream::MockUpstream, server: TestServer) {
     mock.push(Reply::text("late but whole").delayed(Duration::from_millis(500)));
     let body = chat_body("hi").to_string();
     let request = raw::request("POST", "/v1/chat/completions", &[], &body);
