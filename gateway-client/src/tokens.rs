@@ -2,7 +2,8 @@
 //!
 //! Used before a call to size its reservation, and after a stream that reported no usage.
 
-use parking_lot::Mutex;
+use std::cell::RefCell;
+
 use serde_json::{Map, Value};
 use text_analysis::{FnvHashMap, fnv1a_parts};
 use tiktoken_rs::CoreBPE;
@@ -78,11 +79,11 @@ pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
         for message in messages {
             text.clear();
             collect_message_text(message, &mut text);
-            total += TOKENS_PER_MESSAGE + COUNTS.count(bpe, &text);
+            total += TOKENS_PER_MESSAGE + remembered_count(bpe, &text);
         }
     }
     if let Some(tools) = request.get("tools").filter(|t| !t.is_null()) {
-        total += COUNTS.count(bpe, &tools.to_string());
+        total += remembered_count(bpe, &tools.to_string());
     }
     total
 }
@@ -90,42 +91,43 @@ pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
 /// Token counts of texts counted recently. A chat or an agent sends its system prompt, tools and
 /// history again on every call: each is tokenized once rather than once per turn, which makes a
 /// conversation's counting cost linear in its length instead of quadratic.
-static COUNTS: CountMemo = CountMemo::new();
+///
+/// One memo per thread: a connection lives on one thread, so its conversation finds its counts
+/// there, and no lock's cache line moves between cores on every call. A text sent over
+/// connections on several threads is counted at most once on each.
+fn remembered_count(bpe: &'static CoreBPE, text: &str) -> u64 {
+    thread_local! {
+        static COUNTS: RefCell<CountMemo> = RefCell::new(CountMemo::default());
+    }
+    COUNTS.with_borrow_mut(|memo| memo.count(bpe, text))
+}
 
-/// Texts kept per shard before it starts afresh (about 16 bytes each).
-const MEMO_SHARD_ENTRIES: usize = 4096;
-const MEMO_SHARDS: usize = 8;
+/// Texts kept per thread before the memo starts afresh (about 16 bytes each).
+const MEMO_ENTRIES: usize = 16_384;
 
-/// Counts by a 64-bit hash of the tokenizer and the text, in shards so concurrent calls seldom
-/// wait on one lock. A collision would only misestimate a reservation, which settlement corrects.
+/// Counts by a 64-bit hash of the tokenizer and the text. A collision would only misestimate a
+/// reservation, which settlement corrects.
+#[derive(Default)]
 struct CountMemo {
-    shards: [Mutex<Option<FnvHashMap<u64, u32>>>; MEMO_SHARDS],
+    counts: FnvHashMap<u64, u32>,
 }
 
 impl CountMemo {
-    const fn new() -> Self {
-        Self {
-            shards: [const { Mutex::new(None) }; MEMO_SHARDS],
-        }
-    }
-
-    fn count(&self, bpe: &'static CoreBPE, text: &str) -> u64 {
+    fn count(&mut self, bpe: &'static CoreBPE, text: &str) -> u64 {
         if text.is_empty() {
             return 0;
         }
         let tokenizer = (bpe as *const CoreBPE as usize).to_le_bytes();
         let key = fnv1a_parts(&[&tokenizer, text.as_bytes()]);
-        let shard = &self.shards[(key % MEMO_SHARDS as u64) as usize];
-        if let Some(&count) = shard.lock().as_ref().and_then(|counts| counts.get(&key)) {
+        if let Some(&count) = self.counts.get(&key) {
             return u64::from(count);
         }
         let count = bpe.encode_ordinary(text).len();
-        let mut counts = shard.lock();
-        let counts = counts.get_or_insert_with(FnvHashMap::default);
-        if counts.len() >= MEMO_SHARD_ENTRIES {
-            counts.clear();
+        if self.counts.len() >= MEMO_ENTRIES {
+            self.counts.clear();
         }
-        counts.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+        self.counts
+            .insert(key, u32::try_from(count).unwrap_or(u32::MAX));
         count as u64
     }
 }
@@ -234,7 +236,7 @@ mod tests {
 
     #[test]
     fn remembered_counts_are_the_tokenizers_counts() {
-        let memo = CountMemo::new();
+        let mut memo = CountMemo::default();
         let bpe = tokenizer_for("gpt-4o-mini");
         let text = "You are a helpful assistant who answers in one short sentence.";
         let exact = bpe.encode_ordinary(text).len() as u64;
@@ -251,14 +253,11 @@ mod tests {
 
     #[test]
     fn the_memo_stays_bounded() {
-        let memo = CountMemo::new();
+        let mut memo = CountMemo::default();
         let bpe = tokenizer_for("gpt-4o-mini");
-        for n in 0..(MEMO_SHARD_ENTRIES * MEMO_SHARDS * 2) {
+        for n in 0..(MEMO_ENTRIES * 2 + 1) {
             memo.count(bpe, &format!("message number {n}"));
-        }
-        for shard in &memo.shards {
-            let entries = shard.lock().as_ref().map_or(0, |counts| counts.len());
-            assert!(entries <= MEMO_SHARD_ENTRIES, "{entries}");
+            assert!(memo.counts.len() <= MEMO_ENTRIES, "{}", memo.counts.len());
         }
         let seven = "message number 7";
         assert_eq!(

@@ -34,7 +34,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll, Waker},
+    task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
@@ -91,6 +91,11 @@ pub async fn serve_connections<A>(
     // The timeout's value only switches hyper's timer on; `HeadTimer` keeps the deadlines.
     http.timer(HeadTimer)
         .header_read_timeout(limits.header_read_timeout);
+    // Each connection checks its stop signal whenever it is polled, and checking a token locks
+    // it: one child token per thread keeps that lock on the thread's own core.
+    let stops: Vec<CancellationToken> = (0..threads.map_or(1, ConnectionThreads::count))
+        .map(|_| stop.child_token())
+        .collect();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -106,11 +111,12 @@ pub async fn serve_connections<A>(
         };
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let connection = serve_one(stream, remote, app.clone(), &http, limits, &stop);
-                let connection = quiet_first(connection);
+                let turn = threads.map_or(0, ConnectionThreads::next_turn);
+                let connection =
+                    serve_one(stream, remote, app.clone(), &http, limits, &stops[turn]);
                 let connection = ConnectionWatch::scope(limits, permit, connection);
                 match threads {
-                    Some(threads) => threads.spawn(connection),
+                    Some(threads) => threads.spawn_on(turn, connection),
                     None => drop(tokio::spawn(connection)),
                 }
             }
@@ -170,8 +176,12 @@ impl ConnectionThreads {
         self.runtimes.len()
     }
 
-    fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.runtimes.len();
+    /// The thread whose turn it is to take a connection: an index below [`Self::count`].
+    fn next_turn(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.runtimes.len()
+    }
+
+    fn spawn_on(&self, turn: usize, connection: impl Future<Output = ()> + Send + 'static) {
         drop(self.runtimes[turn].spawn(connection));
     }
 }
@@ -180,26 +190,6 @@ impl Drop for ConnectionThreads {
     fn drop(&mut self) {
         self.end.cancel();
     }
-}
-
-/// Polls `connection` first with a no-op waker, then with its task's own.
-///
-/// Inside one connection's task, hyper hands the request body to the handler (and the handler's
-/// demand back to hyper) through channels that wake that very task; tokio takes a task that
-/// wakes itself for a yield and wakes another worker to share it: a futex call, an IPI and two
-/// context switches per request, for nothing. The first poll does the work those channels
-/// signal within itself, and their wakes go nowhere; the second registers the real waker
-/// wherever the connection then waits (a future wakes the waker of its latest poll).
-async fn quiet_first<F: Future>(connection: F) -> F::Output {
-    let mut connection = std::pin::pin!(connection);
-    std::future::poll_fn(|cx| {
-        let mut quiet = Context::from_waker(Waker::noop());
-        if let Poll::Ready(output) = connection.as_mut().poll(&mut quiet) {
-            return Poll::Ready(output);
-        }
-        connection.as_mut().poll(cx)
-    })
-    .await
 }
 
 /// One connection, until it closes or, after `stop`, until its response in flight is sent.
@@ -690,7 +680,7 @@ mod tests {
         let mut names = Vec::new();
         for _ in 0..4 {
             let (sender, receiver) = tokio::sync::oneshot::channel();
-            threads.spawn(async move {
+            threads.spawn_on(threads.next_turn(), async move {
                 // A timer of the thread's own runtime, and the thread that served the connection.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 let name = std::thread::current().name().map(str::to_owned);
@@ -713,7 +703,7 @@ mod tests {
     async fn dropped_threads_end_what_runs_on_them() {
         let threads = ConnectionThreads::start(1).unwrap();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
-        threads.spawn(async move {
+        threads.spawn_on(threads.next_turn(), async move {
             let _sender = sender;
             std::future::pending::<()>().await;
         });

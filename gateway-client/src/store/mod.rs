@@ -5,9 +5,10 @@
 
 pub mod bucket;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::RandomState};
 
 use async_trait::async_trait;
+use hashbrown::Equivalent;
 use parking_lot::Mutex;
 
 use bucket::{Ask, Bucket, Decision};
@@ -128,11 +129,22 @@ struct Counters {
 /// (period start, subscription, model).
 type LedgerKey = (u64, String, String);
 
+/// A [`LedgerKey`] by borrowed names, to find an entry without copying them. Hashes as the key
+/// it names: a tuple hashes its fields in order, and a `String` hashes as its `str`.
+#[derive(Hash)]
+struct LedgerEntry<'a>(u64, &'a str, &'a str);
+
+impl Equivalent<LedgerKey> for LedgerEntry<'_> {
+    fn equivalent(&self, (period, subscription, model): &LedgerKey) -> bool {
+        self.0 == *period && self.1 == subscription && self.2 == model
+    }
+}
+
 /// Budgets and usage in this process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     budgets: Mutex<HashMap<String, Counters>>,
-    ledger: Mutex<HashMap<LedgerKey, (u64, u64)>>,
+    ledger: Mutex<hashbrown::HashMap<LedgerKey, (u64, u64), RandomState>>,
 }
 
 impl MemoryStore {
@@ -197,8 +209,13 @@ impl StateStore for MemoryStore {
 
     async fn reconcile(&self, ticket: &Ticket, actual: u64, now_ms: u64) -> Result<(), StoreError> {
         let mut budgets = self.budgets.lock();
-        // A bucket pruned while the call ran (it had drained) is charged afresh.
-        let counters = budgets.entry(ticket.key.clone()).or_default();
+        if !budgets.contains_key(&ticket.key) {
+            // A bucket pruned while the call ran (it had drained) is charged afresh.
+            budgets.insert(ticket.key.clone(), Counters::default());
+        }
+        let Some(counters) = budgets.get_mut(&ticket.key) else {
+            return Err(StoreError::Unavailable("budget entry vanished".to_owned()));
+        };
         counters.bucket.settle(
             ticket.reserved,
             ticket.exposure,
@@ -218,13 +235,17 @@ impl StateStore for MemoryStore {
         record: &UsageRecord,
     ) -> Result<(), StoreError> {
         let mut ledger = self.ledger.lock();
-        let entry = ledger
-            .entry((
-                period_start_ms,
-                record.subscription.clone(),
-                record.model.clone(),
-            ))
-            .or_default();
+        let names = LedgerEntry(period_start_ms, &record.subscription, &record.model);
+        let entry = match ledger.get_mut(&names) {
+            Some(entry) => entry,
+            None => ledger
+                .entry((
+                    period_start_ms,
+                    record.subscription.clone(),
+                    record.model.clone(),
+                ))
+                .or_default(),
+        };
         entry.0 += record.prompt_tokens;
         entry.1 += record.completion_tokens;
         Ok(())
@@ -440,5 +461,14 @@ mod tests {
     #[tokio::test]
     async fn memory_store_conforms() {
         conformance::run_all(&MemoryStore::new(), "").await;
+    }
+
+    #[test]
+    fn a_ledger_entry_is_found_by_its_borrowed_names() {
+        let mut ledger = hashbrown::HashMap::with_hasher(RandomState::new());
+        ledger.insert((7, "team".to_owned(), "m".to_owned()), (1, 2));
+        assert_eq!(ledger.get(&LedgerEntry(7, "team", "m")), Some(&(1, 2)));
+        assert_eq!(ledger.get(&LedgerEntry(7, "team", "n")), None);
+        assert_eq!(ledger.get(&LedgerEntry(8, "team", "m")), None);
     }
 }

@@ -276,6 +276,7 @@ struct SeriesKey {
     subscription: Arc<str>,
 }
 
+#[derive(Clone)]
 struct Series {
     requests: Counter,
     duration: Histogram,
@@ -290,11 +291,14 @@ impl Recorders {
             subscription,
         };
         let elapsed = started.elapsed().as_secs_f64();
-        let register = |key: &SeriesKey| Series {
-            requests: metrics::counter!("mcp_requests_total", "method" => key.method, "tool" => key.tool, "status" => status_label(key.status), "subscription" => key.subscription.to_string()),
-            duration: metrics::histogram!("mcp_request_duration_seconds", "method" => key.method, "tool" => key.tool),
+        let register = |key: &SeriesKey| {
+            let series = Series {
+                requests: metrics::counter!("mcp_requests_total", "method" => key.method, "tool" => key.tool, "status" => status_label(key.status), "subscription" => key.subscription.to_string()),
+                duration: metrics::histogram!("mcp_request_duration_seconds", "method" => key.method, "tool" => key.tool),
+            };
+            (key.clone(), series)
         };
-        self.handles.with(key, register, |series| {
+        self.handles.with(&key, register, |series| {
             series.requests.increment(1);
             series.duration.record(elapsed);
         });
