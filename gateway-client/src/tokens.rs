@@ -2,11 +2,11 @@
 //!
 //! Used before a call to size its reservation, and after a stream that reported no usage.
 
-use std::cell::RefCell;
+use std::{cell::RefCell, sync::Arc};
 
 use serde_json::{Map, Value};
 use text_analysis::{FnvHashMap, fnv1a_parts};
-use tiktoken_rs::CoreBPE;
+use tiktoken_rs::{CoreBPE, Rank};
 
 /// OpenAI's chat format adds a few tokens per message and per reply (role markers, separators).
 const TOKENS_PER_MESSAGE: u64 = 3;
@@ -16,12 +16,88 @@ const TOKENS_PER_REPLY: u64 = 3;
 ///
 /// Each vocabulary is built on first use (o200k takes ~46 MB, cl100k ~25 MB), so an instance
 /// that makes no model calls, an MCP-only one, never carries them.
-pub fn tokenizer_for(model: &str) -> &'static CoreBPE {
-    if is_o200k(model) {
+pub fn tokenizer_for(model: &str) -> Tokenizer {
+    let bpe = if is_o200k(model) {
         tiktoken_rs::o200k_base_singleton()
     } else {
         tiktoken_rs::cl100k_base_singleton()
+    };
+    Tokenizer { bpe }
+}
+
+/// A model's tokenizer, safe on any text a client can send.
+///
+/// tiktoken-rs unwraps its regex engine's errors, and fancy-regex fails (`StackOverflow`) on a
+/// run of about a million whitespace characters, which a 4 MiB request body can hold: the panic
+/// would cut the client's connection without an answer. The text is therefore tokenized in
+/// pieces whose whitespace runs are at most [`MAX_WHITESPACE_RUN`] characters long. A long run
+/// cut in two may count a token more than whole; nothing else changes.
+#[derive(Clone, Copy)]
+pub struct Tokenizer {
+    bpe: &'static CoreBPE,
+}
+
+/// The longest whitespace run handed to the tokenizer at once; fancy-regex fails near a million.
+const MAX_WHITESPACE_RUN: usize = 16 * 1024;
+
+impl Tokenizer {
+    /// The tokens of `text`.
+    pub fn count(self, text: &str) -> u64 {
+        pieces(text)
+            .map(|piece| self.bpe.encode_ordinary(piece).len() as u64)
+            .sum()
     }
+
+    /// The token ids of `text`.
+    pub fn encode(self, text: &str) -> Vec<Rank> {
+        let mut ids = Vec::new();
+        for piece in pieces(text) {
+            ids.extend(self.bpe.encode_ordinary(piece));
+        }
+        ids
+    }
+
+    /// The text of `ids`; `None` when they end inside a character.
+    pub fn decode(self, ids: &[Rank]) -> Option<String> {
+        self.bpe.decode(ids).ok()
+    }
+
+    /// Identifies the vocabulary, for memo keys.
+    fn id(self) -> usize {
+        self.bpe as *const CoreBPE as usize
+    }
+}
+
+/// `text` in consecutive pieces with no whitespace run longer than [`MAX_WHITESPACE_RUN`].
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (piece, tail) = rest.split_at(long_run_cut(rest));
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// Where a whitespace run of `text` first grows past [`MAX_WHITESPACE_RUN`], else its end.
+/// Never 0, so [`pieces`] always moves on.
+fn long_run_cut(text: &str) -> usize {
+    if text.len() <= MAX_WHITESPACE_RUN {
+        return text.len();
+    }
+    let mut run = 0;
+    for (at, c) in text.char_indices() {
+        if !c.is_whitespace() {
+            run = 0;
+        } else if run == MAX_WHITESPACE_RUN {
+            return at;
+        } else {
+            run += 1;
+        }
+    }
+    text.len()
 }
 
 /// Whether `model` uses o200k; case-insensitive, without allocating (this runs on every call).
@@ -55,7 +131,7 @@ pub fn warm(models: &[&str]) -> Vec<&'static str> {
         };
         if !names.contains(&name) {
             // Encoding once also compiles what the tokenizer builds lazily on first use.
-            let _ = tokenizer_for(model).encode_ordinary("warm up");
+            let _ = tokenizer_for(model).count("warm up");
             names.push(name);
         }
     }
@@ -66,24 +142,64 @@ pub fn count(model: &str, text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    tokenizer_for(model).encode_ordinary(text).len() as u64
+    tokenizer_for(model).count(text)
+}
+
+/// Requests with more text than this are counted on the blocking pool. Counting runs upwards
+/// of 15 MB/s on ordinary text and at 2.5 MB/s on the slowest (one word of megabytes), and a
+/// connection thread counting a large prompt would hold up its other connections meanwhile.
+pub const COUNT_INLINE_MAX_BYTES: usize = 64 * 1024;
+
+/// `count(model, request)`, run on the blocking pool when the request holds more than
+/// [`COUNT_INLINE_MAX_BYTES`] of text. The request is handed back whole either way; should the
+/// pool refuse the work (the runtime is shutting down), the count is the text's byte length,
+/// which no tokenizer exceeds.
+pub async fn count_off_thread(
+    request: &mut Map<String, Value>,
+    model: &str,
+    count: fn(&str, &Map<String, Value>) -> u64,
+) -> u64 {
+    let bytes = text_bytes(request);
+    if bytes <= COUNT_INLINE_MAX_BYTES {
+        return count(model, request);
+    }
+    let model = model.to_owned();
+    let shared = Arc::new(std::mem::take(request));
+    let for_pool = Arc::clone(&shared);
+    let counted = tokio::task::spawn_blocking(move || count(&model, &for_pool)).await;
+    // The pool's closure, and its reference, are gone once the task is joined.
+    *request = Arc::try_unwrap(shared).unwrap_or_else(|shared| Map::clone(&shared));
+    counted.unwrap_or(bytes as u64)
+}
+
+/// Bytes of every string in `request`, keys included.
+fn text_bytes(request: &Map<String, Value>) -> usize {
+    fn of(value: &Value) -> usize {
+        match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(of).sum(),
+            Value::Object(fields) => fields.iter().map(|(key, v)| key.len() + of(v)).sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+    }
+    request.iter().map(|(key, v)| key.len() + of(v)).sum()
 }
 
 /// Estimated prompt tokens of a chat request: message text, tool-call arguments, names, and the
 /// tool definitions offered. Each message is counted on its own, through [`COUNTS`].
 pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
-    let bpe = tokenizer_for(model);
+    let tokenizer = tokenizer_for(model);
     let mut total = TOKENS_PER_REPLY;
     let mut text = String::new();
     if let Some(messages) = request.get("messages").and_then(Value::as_array) {
         for message in messages {
             text.clear();
             collect_message_text(message, &mut text);
-            total += TOKENS_PER_MESSAGE + remembered_count(bpe, &text);
+            total += TOKENS_PER_MESSAGE + remembered_count(tokenizer, &text);
         }
     }
     if let Some(tools) = request.get("tools").filter(|t| !t.is_null()) {
-        total += remembered_count(bpe, &tools.to_string());
+        total += remembered_count(tokenizer, &tools.to_string());
     }
     total
 }
@@ -95,11 +211,11 @@ pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
 /// One memo per thread: a connection lives on one thread, so its conversation finds its counts
 /// there, and no lock's cache line moves between cores on every call. A text sent over
 /// connections on several threads is counted at most once on each.
-fn remembered_count(bpe: &'static CoreBPE, text: &str) -> u64 {
+fn remembered_count(tokenizer: Tokenizer, text: &str) -> u64 {
     thread_local! {
         static COUNTS: RefCell<CountMemo> = RefCell::new(CountMemo::default());
     }
-    COUNTS.with_borrow_mut(|memo| memo.count(bpe, text))
+    COUNTS.with_borrow_mut(|memo| memo.count(tokenizer, text))
 }
 
 /// Texts kept per thread before the memo starts afresh (about 16 bytes each).
@@ -113,22 +229,21 @@ struct CountMemo {
 }
 
 impl CountMemo {
-    fn count(&mut self, bpe: &'static CoreBPE, text: &str) -> u64 {
+    fn count(&mut self, tokenizer: Tokenizer, text: &str) -> u64 {
         if text.is_empty() {
             return 0;
         }
-        let tokenizer = (bpe as *const CoreBPE as usize).to_le_bytes();
-        let key = fnv1a_parts(&[&tokenizer, text.as_bytes()]);
+        let key = fnv1a_parts(&[&tokenizer.id().to_le_bytes(), text.as_bytes()]);
         if let Some(&count) = self.counts.get(&key) {
             return u64::from(count);
         }
-        let count = bpe.encode_ordinary(text).len();
+        let count = tokenizer.count(text);
         if self.counts.len() >= MEMO_ENTRIES {
             self.counts.clear();
         }
         self.counts
             .insert(key, u32::try_from(count).unwrap_or(u32::MAX));
-        count as u64
+        count
     }
 }
 
@@ -209,19 +324,11 @@ mod tests {
             count("gpt-4o-mini", "Hello, world!"),
             count("gpt-4o", "Hello, world!")
         );
-        assert!(std::ptr::eq(
-            tokenizer_for("gpt-4o-mini"),
-            tokenizer_for("o3-mini")
-        ));
-        assert!(!std::ptr::eq(
-            tokenizer_for("gpt-4o-mini"),
-            tokenizer_for("gpt-3.5-turbo")
-        ));
+        let id = |model| tokenizer_for(model).id();
+        assert_eq!(id("gpt-4o-mini"), id("o3-mini"));
+        assert_ne!(id("gpt-4o-mini"), id("gpt-3.5-turbo"));
         // Model names are matched case-insensitively.
-        assert!(std::ptr::eq(
-            tokenizer_for("GPT-4o-Mini"),
-            tokenizer_for("gpt-4o-mini")
-        ));
+        assert_eq!(id("GPT-4o-Mini"), id("gpt-4o-mini"));
         assert!(!is_o200k("gpt-4"));
     }
 
@@ -237,33 +344,121 @@ mod tests {
     #[test]
     fn remembered_counts_are_the_tokenizers_counts() {
         let mut memo = CountMemo::default();
-        let bpe = tokenizer_for("gpt-4o-mini");
+        let o200k = tokenizer_for("gpt-4o-mini");
         let text = "You are a helpful assistant who answers in one short sentence.";
-        let exact = bpe.encode_ordinary(text).len() as u64;
-        assert_eq!(memo.count(bpe, text), exact);
-        assert_eq!(memo.count(bpe, text), exact, "the remembered count");
+        let exact = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(text)
+            .len() as u64;
+        assert_eq!(memo.count(o200k, text), exact);
+        assert_eq!(memo.count(o200k, text), exact, "the remembered count");
         // The same text under the other vocabulary is another entry.
         let cl100k = tokenizer_for("gpt-3.5-turbo");
         assert_eq!(
             memo.count(cl100k, text),
-            cl100k.encode_ordinary(text).len() as u64
+            tiktoken_rs::cl100k_base_singleton()
+                .encode_ordinary(text)
+                .len() as u64
         );
-        assert_eq!(memo.count(bpe, ""), 0);
+        assert_eq!(memo.count(o200k, ""), 0);
     }
 
     #[test]
     fn the_memo_stays_bounded() {
         let mut memo = CountMemo::default();
-        let bpe = tokenizer_for("gpt-4o-mini");
+        let tokenizer = tokenizer_for("gpt-4o-mini");
         for n in 0..(MEMO_ENTRIES * 2 + 1) {
-            memo.count(bpe, &format!("message number {n}"));
+            memo.count(tokenizer, &format!("message number {n}"));
             assert!(memo.counts.len() <= MEMO_ENTRIES, "{}", memo.counts.len());
         }
         let seven = "message number 7";
-        assert_eq!(
-            memo.count(bpe, seven),
-            bpe.encode_ordinary(seven).len() as u64
+        assert_eq!(memo.count(tokenizer, seven), tokenizer.count(seven));
+    }
+
+    #[test]
+    fn pieces_bound_whitespace_runs_and_lose_nothing() {
+        let long = format!(
+            "a{}b\n{}c",
+            " ".repeat(MAX_WHITESPACE_RUN * 2 + 5),
+            "\t\u{3000}".repeat(MAX_WHITESPACE_RUN)
         );
+        let cut: Vec<&str> = pieces(&long).collect();
+        assert_eq!(cut.concat(), long);
+        assert!(cut.len() >= 4, "{}", cut.len());
+        for piece in &cut {
+            let mut run = 0;
+            for c in piece.chars() {
+                run = if c.is_whitespace() { run + 1 } else { 0 };
+                assert!(run <= MAX_WHITESPACE_RUN, "{run}");
+            }
+        }
+        // Short texts, and long ones without long runs, go whole.
+        assert_eq!(pieces("a b").collect::<Vec<_>>(), ["a b"]);
+        let words = "word ".repeat(MAX_WHITESPACE_RUN);
+        assert_eq!(pieces(&words).count(), 1);
+        assert_eq!(pieces("").count(), 0);
+    }
+
+    #[test]
+    fn any_text_is_counted_without_a_panic() {
+        // tiktoken-rs alone panics on a million spaces (fancy-regex's `StackOverflow`).
+        for unit in [" ", "\t", "\u{3000}", " \n"] {
+            let text = unit.repeat(1_000_000);
+            assert!(tokenizer_for("gpt-4o-mini").count(&text) > 0, "{unit:?}");
+        }
+        let spaces = " ".repeat(1_000_000);
+        assert!(tokenizer_for("gpt-3.5-turbo").count(&spaces) > 0);
+        let tokenizer = tokenizer_for("gpt-4o-mini");
+        assert_eq!(
+            tokenizer.encode(&spaces).len() as u64,
+            tokenizer.count(&spaces)
+        );
+        // Where the whole text is tokenizable, cutting a long run costs a token or two at most.
+        let text = format!("Hello{}world", " ".repeat(MAX_WHITESPACE_RUN * 3));
+        let whole = tiktoken_rs::o200k_base_singleton()
+            .encode_ordinary(&text)
+            .len() as u64;
+        let counted = tokenizer_for("gpt-4o").count(&text);
+        assert!(counted.abs_diff(whole) <= 3, "{counted} vs {whole}");
+    }
+
+    #[test]
+    fn decoding_gives_the_text_back_or_nothing_mid_character() {
+        let tokenizer = tokenizer_for("gpt-4o-mini");
+        let text = "Ünïcödé text, with words.";
+        let ids = tokenizer.encode(text);
+        assert_eq!(tokenizer.decode(&ids).as_deref(), Some(text));
+        assert_eq!(tokenizer.decode(&[]).as_deref(), Some(""));
+    }
+
+    /// Counts as [`estimate_chat_prompt`] does, noting the thread it ran on.
+    fn counted_where(model: &str, request: &Map<String, Value>) -> u64 {
+        *LAST_COUNTED_ON.lock() = Some(std::thread::current().id());
+        estimate_chat_prompt(model, request)
+    }
+    static LAST_COUNTED_ON: parking_lot::Mutex<Option<std::thread::ThreadId>> =
+        parking_lot::Mutex::new(None);
+
+    #[tokio::test]
+    async fn large_requests_are_counted_on_the_blocking_pool_and_handed_back() {
+        let here = std::thread::current().id();
+        let text = "word ".repeat(COUNT_INLINE_MAX_BYTES / 4);
+        let mut request = json!({"messages": [{"role": "user", "content": text}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let inline = estimate_chat_prompt("gpt-4o-mini", &request);
+        let counted = count_off_thread(&mut request, "gpt-4o-mini", counted_where).await;
+        assert_eq!(counted, inline);
+        assert_ne!(*LAST_COUNTED_ON.lock(), Some(here));
+        assert_eq!(request["messages"][0]["content"], text.as_str());
+
+        // A small one is counted where it is.
+        let mut small = json!({"messages": [{"role": "user", "content": "a few words"}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        count_off_thread(&mut small, "gpt-4o-mini", counted_where).await;
+        assert_eq!(*LAST_COUNTED_ON.lock(), Some(here));
     }
 
     #[test]

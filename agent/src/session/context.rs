@@ -288,18 +288,18 @@ fn transcript(turns: &[SessionTurn]) -> String {
 
 /// The longest prefix of `text` (on a token boundary) of at most `max_tokens` tokens.
 fn fit(model: &str, text: &str, max_tokens: u64) -> String {
-    let bpe = tokens::tokenizer_for(model);
-    let ids = bpe.encode_ordinary(text);
+    let tokenizer = tokens::tokenizer_for(model);
+    let ids = tokenizer.encode(text);
     if ids.len() as u64 <= max_tokens {
         return text.to_owned();
     }
     let keep = usize::try_from(max_tokens).unwrap_or(usize::MAX);
-    let mut cut = bpe.decode(&ids[..keep]).unwrap_or_default();
+    let mut cut = tokenizer.decode(&ids[..keep]).unwrap_or_default();
     // A cut through a multi-byte character decodes to nothing; drop tokens until it reads.
     let mut keep = keep;
     while cut.is_empty() && keep > 0 {
         keep -= 1;
-        cut = bpe.decode(&ids[..keep]).unwrap_or_default();
+        cut = tokenizer.decode(&ids[..keep]).unwrap_or_default();
     }
     cut
 }

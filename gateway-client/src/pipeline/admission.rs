@@ -154,7 +154,8 @@ impl Gateway {
         )
         .await
         .inspect_err(|error| self.stats.refused_by(error))?;
-        let prompt_estimate = tokens::estimate_chat_prompt(&model, &request);
+        let prompt_estimate =
+            tokens::count_off_thread(&mut request, &model, tokens::estimate_chat_prompt).await;
         let reservation = self
             .budget
             .reserve_chat(context, &model, prompt_estimate, limit)
@@ -196,7 +197,8 @@ impl Gateway {
         )
         .await
         .inspect_err(|error| self.stats.refused_by(error))?;
-        let estimate = tokens::estimate_embedding_input(&model, &request);
+        let estimate =
+            tokens::count_off_thread(&mut request, &model, tokens::estimate_embedding_input).await;
         let reservation = self
             .budget
             .reserve(context, estimate)

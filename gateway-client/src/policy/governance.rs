@@ -13,7 +13,6 @@
 //! so an upstream that ignores the limit it was sent is cut off near it.
 
 use serde_json::{Map, Value};
-use tiktoken_rs::CoreBPE;
 
 use crate::{error::GatewayError, tokens};
 
@@ -149,7 +148,7 @@ fn whole_number(request: &Map<String, Value>, field: &str) -> Result<Option<u64>
 /// well-behaved upstream that stops at its `max_tokens` is given a small margin before the
 /// meter calls the stream over its limit.
 pub struct StreamMeter {
-    tokenizer: &'static CoreBPE,
+    tokenizer: tokens::Tokenizer,
     counted: u64,
     ceiling: u64,
 }
@@ -187,9 +186,7 @@ impl StreamMeter {
     /// Tokens of every string in a delta but its role, ids and types.
     fn count_strings(&self, value: &Value, depth: usize) -> u64 {
         match value {
-            Value::String(text) if !text.is_empty() => {
-                self.tokenizer.encode_ordinary(text).len() as u64
-            }
+            Value::String(text) if !text.is_empty() => self.tokenizer.count(text),
             Value::Object(fields) if depth < 4 => fields
                 .iter()
                 .filter(|(key, _)| !matches!(key.as_str(), "role" | "id" | "type"))

@@ -68,5 +68,6 @@ mod security_connections;
 mod security_mcp_credentials;
 mod security_names;
 mod security_stream_send_timeout;
+mod security_tokenizer;
 mod status_routes;
 mod telemetry_otlp;
