@@ -186,7 +186,8 @@ fn text_bytes(request: &Map<String, Value>) -> usize {
 }
 
 /// Estimated prompt tokens of a chat request: message text, tool-call arguments, names, and the
-/// tool definitions offered. Each message is counted on its own, through [`COUNTS`].
+/// tool definitions offered. Each message is counted on its own, through the memo of
+/// [`remembered_count`].
 pub fn estimate_chat_prompt(model: &str, request: &Map<String, Value>) -> u64 {
     let tokenizer = tokenizer_for(model);
     let mut total = TOKENS_PER_REPLY;
