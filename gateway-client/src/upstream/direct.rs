@@ -37,18 +37,29 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per upstream and idle list; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 /// Idle lists per upstream. A connection goes back to the list of the thread that used it,
-/// and a thread takes from its own list first: where each thread runs a runtime of its own,
-/// a connection then stays with the runtime its socket is registered with, and an exchange
-/// wakes no other thread. Threads beyond this many share lists.
+/// and a thread takes from its own list first. Where each thread runs a runtime of its own, a
+/// connection must be read by the runtime its socket is registered with, or every exchange on
+/// it wakes that other thread to hand on the socket's readiness: one taken from another
+/// thread's list is registered again with this thread's (`Connection::moved_here`). Threads
+/// beyond this many share lists.
 const IDLE_LISTS: usize = 16;
 
 thread_local! {
-    /// This thread's idle list, given out in turn as threads first use a pool.
-    static IDLE_LIST: usize = {
+    /// This thread's number, given out in turn as threads first use a pool.
+    static THREAD: usize = {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) % IDLE_LISTS
+        NEXT.fetch_add(1, Ordering::Relaxed)
     };
 }
+
+fn this_thread() -> usize {
+    THREAD.with(|thread| *thread)
+}
+
+fn own_idle_list() -> usize {
+    this_thread() % IDLE_LISTS
+}
+
 /// Rounds of polling a connection and its caller's future with a no-op waker before the real
 /// one: enough for a request to be written and a buffered answer handed on (see `Link::drive`).
 const QUIET_ROUNDS: usize = 3;
@@ -85,6 +96,37 @@ struct Connection {
     sender: http1::SendRequest<Full<Bytes>>,
     link: Link,
     idle_since: Instant,
+    /// The thread whose runtime the socket is registered with (`this_thread`).
+    home: usize,
+}
+
+impl Connection {
+    /// Starts HTTP/1.1 on `stream`, registered with this thread's runtime.
+    async fn start(stream: TcpStream) -> Result<Box<Self>, hyper::Error> {
+        let (sender, io) = http1::handshake(TokioIo::new(stream)).await?;
+        Ok(Box::new(Self {
+            sender,
+            link: Link { io, open: true },
+            idle_since: Instant::now(),
+            home: this_thread(),
+        }))
+    }
+
+    /// This idle connection, its socket registered with this thread's runtime: as it is if it
+    /// already was, else taken out of the other runtime and started again here (no bytes go
+    /// over the wire). `None`, the connection closed, if that fails.
+    async fn moved_here(self: Box<Self>) -> Option<Box<Self>> {
+        if self.home == this_thread() {
+            return Some(self);
+        }
+        let parts = self.link.io.into_parts();
+        // An idle connection has nothing unread; bytes here were never asked for.
+        if !parts.read_buf.is_empty() {
+            return None;
+        }
+        let socket = parts.io.into_inner().into_std().ok()?;
+        Self::start(TcpStream::from_std(socket).ok()?).await.ok()
+    }
 }
 
 /// hyper's connection future, polled by whichever task is using the connection.
@@ -172,7 +214,7 @@ impl Pool {
             *request.headers_mut() = headers;
             request
         };
-        while let Some(connection) = self.take_idle() {
+        while let Some(connection) = self.take_idle().await {
             // A connection the upstream closed just now fails before the request leaves it;
             // that one request is sent again on another connection (nothing reached the upstream).
             match self.send(connection, request(headers.clone())).await {
@@ -215,10 +257,20 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is still open and young enough: from this
-    /// thread's list, or else from another's (one connection more is dearer than a wake).
-    fn take_idle(&self) -> Option<Box<Connection>> {
-        let own = IDLE_LIST.with(|list| *list);
+    /// The most recently used idle connection that is still open and young enough, registered
+    /// with this thread's runtime: from this thread's list, or else moved here from another's
+    /// (a connection moved costs two `epoll_ctl` calls once, a new one a handshake with the
+    /// upstream and a socket more there).
+    async fn take_idle(&self) -> Option<Box<Connection>> {
+        loop {
+            if let Some(connection) = self.pop_idle()?.moved_here().await {
+                return Some(connection);
+            }
+        }
+    }
+
+    fn pop_idle(&self) -> Option<Box<Connection>> {
+        let own = own_idle_list();
         (0..IDLE_LISTS).find_map(|offset| self.take_idle_from((own + offset) % IDLE_LISTS))
     }
 
@@ -242,14 +294,9 @@ impl Pool {
         };
         // Requests are written whole; Nagle would hold the last segment back for an ACK.
         stream.set_nodelay(true).map_err(|_| SendError::Connect)?;
-        let (sender, io) = http1::handshake(TokioIo::new(stream))
+        Connection::start(stream)
             .await
-            .map_err(|_| SendError::Connect)?;
-        Ok(Box::new(Connection {
-            sender,
-            link: Link { io, open: true },
-            idle_since: Instant::now(),
-        }))
+            .map_err(|_| SendError::Connect)
     }
 
     /// Keeps `connection` for the next request, if it can carry one.
@@ -258,7 +305,7 @@ impl Pool {
             return;
         }
         connection.idle_since = Instant::now();
-        let mut idle = self.idle[IDLE_LIST.with(|list| *list)].lock();
+        let mut idle = self.idle[own_idle_list()].lock();
         if idle.len() < MAX_IDLE {
             idle.push(connection);
         }

@@ -262,7 +262,8 @@ async fn a_connection_goes_back_to_the_thread_that_used_it_and_is_shared_when_an
     first.join().unwrap();
     second.join().unwrap();
     // Each thread found the one connection in its own list after its call: the second took
-    // it from the first's (it had none), and the first from the second's in turn.
+    // it from the first's (it had none), and the first from the second's in turn, each moving
+    // it to its own runtime.
     assert_eq!(turns, [("first", 1), ("second", 1), ("first", 1)]);
     assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
 }
@@ -277,17 +278,57 @@ fn thread_calling(
     done: std::sync::mpsc::Sender<(&'static str, usize)>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        current_thread_runtime().block_on(async {
             while turns.recv().await.is_some() {
                 let body = post(&pool).await.unwrap().bytes().await.unwrap();
                 assert_eq!(body, "{\"ok\":true}");
-                let own = IDLE_LIST.with(|list| *list);
+                let own = own_idle_list();
                 done.send((name, pool.idle[own].lock().len())).unwrap();
             }
         });
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_taken_from_another_thread_no_longer_needs_that_threads_runtime() {
+    let server = server(OK, After::KeepAlive).await;
+    let pool = Pool::for_url(&server.url).unwrap();
+    // The first thread makes a call on a runtime of its own, then stops running it: nothing
+    // reads the sockets registered there any more.
+    let (called, first_called) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let first = std::thread::spawn({
+        let pool = pool.clone();
+        move || {
+            let runtime = current_thread_runtime();
+            runtime.block_on(async { post(&pool).await.unwrap().bytes().await.unwrap() });
+            called.send(()).unwrap();
+            finished.recv().unwrap_or(());
+        }
+    });
+    tokio::task::block_in_place(|| first_called.recv()).unwrap();
+    // The second takes the first's idle connection: an exchange on it must not wait for the
+    // first's runtime to report the socket readable. The deadline only bounds a failure.
+    let second = std::thread::spawn(move || {
+        current_thread_runtime().block_on(async {
+            let call = async { post(&pool).await.unwrap().bytes().await.unwrap() };
+            tokio::time::timeout(Duration::from_secs(10), call).await
+        })
+    });
+    let answered = tokio::task::block_in_place(|| second.join()).unwrap();
+    finish.send(()).unwrap();
+    first.join().unwrap();
+    assert_eq!(answered.unwrap(), "{\"ok\":true}");
+    assert_eq!(
+        server.accepted.load(Ordering::SeqCst),
+        1,
+        "the connection was reused"
+    );
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
