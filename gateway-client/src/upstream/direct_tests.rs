@@ -332,3 +332,23 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_left_by_a_runtime_that_has_ended_is_replaced() {
+    let server = server(OK, After::KeepAlive).await;
+    let pool = Pool::for_url(&server.url).unwrap();
+    std::thread::spawn({
+        let pool = pool.clone();
+        move || {
+            current_thread_runtime()
+                .block_on(async { post(&pool).await.unwrap().bytes().await.unwrap() })
+        }
+    })
+    .join()
+    .unwrap();
+    // That thread and its runtime are gone; its connection idles in its list.
+    let body = post(&pool).await.unwrap().bytes().await.unwrap();
+    assert_eq!(body, "{\"ok\":true}");
+    // An ended runtime reports its sockets gone: the connection is closed, not moved.
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
