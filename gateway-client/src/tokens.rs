@@ -6,7 +6,9 @@ use std::{cell::RefCell, sync::Arc};
 
 use serde_json::{Map, Value};
 use text_analysis::{FnvHashMap, fnv1a_parts};
-use tiktoken_rs::{CoreBPE, Rank};
+mod bpe;
+
+pub use bpe::Rank;
 
 /// OpenAI's chat format adds a few tokens per message and per reply (role markers, separators).
 const TOKENS_PER_MESSAGE: u64 = 3;
@@ -14,27 +16,31 @@ const TOKENS_PER_REPLY: u64 = 3;
 
 /// The tokenizer for `model`: o200k for the GPT-4o/4.1/5 and o-series families, else cl100k.
 ///
-/// Each vocabulary is built on first use (o200k takes ~46 MB, cl100k ~25 MB), so an instance
-/// that makes no model calls, an MCP-only one, never carries them.
+/// Each vocabulary's tokens are compiled in (see [`bpe`]); its table of ranks, about 1.3 MB
+/// for o200k, is built on first use, so an instance that makes no model calls, an MCP-only
+/// one, never carries it.
 pub fn tokenizer_for(model: &str) -> Tokenizer {
-    let bpe = if is_o200k(model) {
-        tiktoken_rs::o200k_base_singleton()
+    let kind = if is_o200k(model) {
+        bpe::Kind::O200k
     } else {
-        tiktoken_rs::cl100k_base_singleton()
+        bpe::Kind::Cl100k
     };
-    Tokenizer { bpe }
+    Tokenizer {
+        vocabulary: bpe::vocabulary(kind),
+    }
 }
 
 /// A model's tokenizer, safe on any text a client can send.
 ///
-/// tiktoken-rs unwraps its regex engine's errors, and fancy-regex fails (`StackOverflow`) on a
-/// run of about a million whitespace characters, which a 4 MiB request body can hold: the panic
-/// would cut the client's connection without an answer. The text is therefore tokenized in
+/// Its ids are tiktoken's (`encode_ordinary`), from the compact encoder of [`bpe`]. The split
+/// regex (fancy-regex, tiktoken's) fails (`StackOverflow`) on a run of about a million
+/// whitespace characters, which a 4 MiB request body can hold; tiktoken-rs would panic, and
+/// cut the client's connection without an answer. The text is therefore tokenized in
 /// pieces whose whitespace runs are at most [`MAX_WHITESPACE_RUN`] characters long. A long run
 /// cut in two may count a token more than whole; nothing else changes.
 #[derive(Clone, Copy)]
 pub struct Tokenizer {
-    bpe: &'static CoreBPE,
+    vocabulary: &'static bpe::Vocabulary,
 }
 
 /// The longest whitespace run handed to the tokenizer at once; fancy-regex fails near a million.
@@ -44,7 +50,7 @@ impl Tokenizer {
     /// The tokens of `text`.
     pub fn count(self, text: &str) -> u64 {
         pieces(text)
-            .map(|piece| self.bpe.encode_ordinary(piece).len() as u64)
+            .map(|piece| self.vocabulary.count(piece) as u64)
             .sum()
     }
 
@@ -52,19 +58,19 @@ impl Tokenizer {
     pub fn encode(self, text: &str) -> Vec<Rank> {
         let mut ids = Vec::new();
         for piece in pieces(text) {
-            ids.extend(self.bpe.encode_ordinary(piece));
+            self.vocabulary.encode_into(piece, &mut ids);
         }
         ids
     }
 
     /// The text of `ids`; `None` when they end inside a character.
     pub fn decode(self, ids: &[Rank]) -> Option<String> {
-        self.bpe.decode(ids).ok()
+        self.vocabulary.decode(ids)
     }
 
     /// Identifies the vocabulary, for memo keys.
     fn id(self) -> usize {
-        self.bpe as *const CoreBPE as usize
+        std::ptr::from_ref(self.vocabulary) as usize
     }
 }
 
@@ -119,8 +125,8 @@ fn is_o200k(model: &str) -> bool {
     })
 }
 
-/// Builds the tokenizers `models` use now, rather than on their first call (each takes tens of
-/// milliseconds to build); returns their names.
+/// Builds the tokenizers `models` use now, rather than on their first call (a few milliseconds
+/// each); returns their names.
 pub fn warm(models: &[&str]) -> Vec<&'static str> {
     let mut names = Vec::new();
     for model in models {
